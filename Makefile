@@ -1,0 +1,49 @@
+# The game backend's two commands, and the steps behind them.
+#
+#   make up      install what is missing, build, start the dev stack
+#   make test    build, run every test on a throwaway stack, tear it down
+#   make bench   measure our endpoints against nginx's `return 200`
+#   make down    stop the dev stack
+
+SHELL := /bin/bash
+ROOT  := $(CURDIR)
+
+.PHONY: all deps build modules gameserver up down status test unit \
+        integration bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+build: deps modules gameserver
+
+modules:
+	@auto/build
+
+gameserver:
+	@if [ -f gameserver/Makefile ]; then $(MAKE) -s -C gameserver all; fi
+
+up: build
+	@scripts/stack up
+
+down:
+	@scripts/stack down
+
+status:
+	@scripts/stack status
+
+test: build
+	@scripts/run-tests
+
+unit: deps
+	@$(MAKE) -s -C tests/unit run
+	@if [ -f gameserver/Makefile ]; then $(MAKE) -s -C gameserver unit; fi
+
+bench: build
+	@scripts/bench
+
+clean:
+	rm -rf build
+	@$(MAKE) -s -C tests/unit clean
+	@if [ -f gameserver/Makefile ]; then $(MAKE) -s -C gameserver clean; fi

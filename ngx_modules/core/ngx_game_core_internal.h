@@ -1,0 +1,51 @@
+
+/*
+ * What the core's own files share with one another, and nobody else.
+ */
+
+#ifndef _NGX_GAME_CORE_INTERNAL_H_INCLUDED_
+#define _NGX_GAME_CORE_INTERNAL_H_INCLUDED_
+
+
+#include "ngx_game_core.h"
+
+
+typedef struct {
+    ngx_array_t                 pg_pools;       /* ngx_game_pg_pool_t * */
+    ngx_array_t                 redis_pools;    /* ngx_game_redis_pool_t * */
+} ngx_game_core_main_conf_t;
+
+
+typedef struct {
+    size_t                      body_limit;
+    time_t                      retry_after;
+} ngx_game_core_loc_conf_t;
+
+
+/* reconnect delays: the first retry is quick, later ones back off to 1 s so
+ * that a returning dependency is picked up within about two seconds */
+#define NGX_GAME_BACKOFF_MIN    100
+#define NGX_GAME_BACKOFF_MAX    1000
+
+
+char *ngx_game_pg_pool_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_game_pg_pools_check(ngx_conf_t *cf, ngx_array_t *pools);
+ngx_int_t ngx_game_pg_pools_start(ngx_cycle_t *cycle, ngx_array_t *pools);
+void ngx_game_pg_pools_stop(ngx_array_t *pools);
+
+char *ngx_game_redis_pool_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_game_redis_pools_check(ngx_conf_t *cf, ngx_array_t *pools);
+ngx_int_t ngx_game_redis_pools_start(ngx_cycle_t *cycle, ngx_array_t *pools);
+void ngx_game_redis_pools_stop(ngx_array_t *pools);
+
+char *ngx_game_health_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_game_ready_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_game_json_echo_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+
+#endif /* _NGX_GAME_CORE_INTERNAL_H_INCLUDED_ */

@@ -1,0 +1,345 @@
+
+/*
+ * Health endpoints for load balancers and orchestrators.
+ *
+ *   game_health;  liveness: the worker runs and answers, nothing else.
+ *   game_ready;   readiness: one round trip to every PostgreSQL and Redis
+ *                 pool this nginx declares, all within their timeouts.
+ *                 503 names each dependency that failed.
+ *
+ * Also game_json_echo, a diagnostics endpoint that parses a JSON body the
+ * way every service endpoint does and sends it back; the tests use it to
+ * check body limits, media types and JSON errors in one place.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_game_core_internal.h"
+
+
+typedef struct {
+    ngx_http_request_t         *request;
+    json_t                     *checks;
+    ngx_uint_t                  pending;
+    ngx_str_t                   failed;     /* the first failure, named */
+} ngx_game_ready_ctx_t;
+
+
+static ngx_int_t ngx_game_health_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_game_ready_handler(ngx_http_request_t *r);
+static void ngx_game_ready_pg_done(ngx_game_pg_query_t *q, ngx_int_t rc,
+    PGresult *res);
+static void ngx_game_ready_redis_done(ngx_game_redis_cmd_t *cmd,
+    ngx_int_t rc, redisReply *reply);
+static void ngx_game_ready_record(ngx_game_ready_ctx_t *ctx,
+    const char *kind, ngx_str_t *name, ngx_int_t rc);
+static ngx_int_t ngx_game_ready_respond(ngx_game_ready_ctx_t *ctx);
+static void ngx_game_ready_cleanup(void *data);
+static ngx_int_t ngx_game_json_echo_handler(ngx_http_request_t *r);
+static void ngx_game_json_echo_body(ngx_http_request_t *r, json_t *body);
+
+
+static ngx_game_pg_stmt_t  ngx_game_ready_stmt = {
+    "game_core_ready", "SELECT 1", 0
+};
+
+
+static ngx_int_t
+ngx_game_method_get(ngx_http_request_t *r)
+{
+    if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+        return NGX_OK;
+    }
+
+    return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                    "method_not_allowed",
+                                    "only GET and HEAD are allowed here");
+}
+
+
+char *
+ngx_game_health_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_game_health_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_game_ready_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_game_ready_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_game_json_echo_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_game_json_echo_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_game_health_handler(ngx_http_request_t *r)
+{
+    json_t     *body;
+    ngx_int_t   rc;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return ngx_game_method_get(r);
+    }
+
+    body = json_pack("{s:s}", "status", "ok");
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_game_http_send_json(r, NGX_HTTP_OK, body);
+    json_decref(body);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_game_ready_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                   rc;
+    ngx_uint_t                  i;
+    ngx_pool_cleanup_t         *cln;
+    ngx_game_pg_pool_t        **pg;
+    ngx_game_pg_query_t        *q;
+    ngx_game_redis_cmd_t       *cmd;
+    ngx_game_ready_ctx_t       *ctx;
+    ngx_game_redis_pool_t     **rp;
+    ngx_game_core_main_conf_t  *cmcf;
+
+    static const char          *ping[] = { "PING" };
+    static const size_t         ping_len[] = { 4 };
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return ngx_game_method_get(r);
+    }
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_game_core_module);
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_game_ready_ctx_t));
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (ctx == NULL || cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->request = r;
+    ctx->checks = json_object();
+    if (ctx->checks == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_game_ready_cleanup;
+    cln->data = ctx;
+
+    /* the handler's own reference: no completion finalizes the request
+     * while checks are still being started */
+    ctx->pending = 1;
+
+    pg = cmcf->pg_pools.elts;
+    for (i = 0; i < cmcf->pg_pools.nelts; i++) {
+        q = ngx_game_pg_query_create(r->pool, r->connection->log,
+                                     &ngx_game_ready_stmt);
+        if (q == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        q->handler = ngx_game_ready_pg_done;
+        q->data = ctx;
+        ctx->pending++;
+
+        rc = ngx_game_pg_query_run(pg[i], q);
+        if (rc != NGX_AGAIN) {
+            ngx_game_ready_pg_done(q, rc, NULL);
+        }
+    }
+
+    rp = cmcf->redis_pools.elts;
+    for (i = 0; i < cmcf->redis_pools.nelts; i++) {
+        cmd = ngx_game_redis_cmd_create(r->pool, r->connection->log);
+        if (cmd == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        cmd->handler = ngx_game_ready_redis_done;
+        cmd->data = ctx;
+        ctx->pending++;
+
+        rc = ngx_game_redis_cmd_run(rp[i], cmd, 1, ping, ping_len);
+        if (rc != NGX_AGAIN) {
+            ngx_game_ready_redis_done(cmd, rc, NULL);
+        }
+    }
+
+    if (--ctx->pending == 0) {
+        /* everything answered at once: nothing is up, or nothing declared */
+        return ngx_game_ready_respond(ctx);
+    }
+
+    /* the last completion finalizes */
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_game_ready_pg_done(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
+{
+    ngx_game_ready_ctx_t  *ctx = q->data;
+
+    ngx_game_ready_record(ctx, "postgres", ngx_game_pg_pool_name(q->pool),
+                          rc);
+}
+
+
+static void
+ngx_game_ready_redis_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply)
+{
+    ngx_game_ready_ctx_t  *ctx = cmd->data;
+
+    ngx_game_ready_record(ctx, "redis", ngx_game_redis_pool_name(cmd->pool),
+                          rc);
+}
+
+
+static void
+ngx_game_ready_record(ngx_game_ready_ctx_t *ctx, const char *kind,
+    ngx_str_t *name, ngx_int_t rc)
+{
+    u_char              key[64], *last;
+    const char         *state;
+    ngx_http_request_t *r = ctx->request;
+
+    last = ngx_snprintf(key, sizeof(key) - 1, "%s:%V", kind, name);
+    *last = '\0';
+
+    switch (rc) {
+    case NGX_OK:
+        state = "ok";
+        break;
+    case NGX_GAME_TIMEOUT:
+        state = "timeout";
+        break;
+    case NGX_GAME_UNAVAILABLE:
+        state = "unavailable";
+        break;
+    default:
+        state = "error";
+    }
+
+    (void) json_object_set_new(ctx->checks, (char *) key, json_string(state));
+
+    if (rc != NGX_OK && ctx->failed.len == 0) {
+        ctx->failed.data = ngx_pnalloc(r->pool, last - key);
+        if (ctx->failed.data) {
+            ctx->failed.len = last - key;
+            ngx_memcpy(ctx->failed.data, key, ctx->failed.len);
+        }
+    }
+
+    if (--ctx->pending == 0) {
+        ngx_http_finalize_request(r, ngx_game_ready_respond(ctx));
+    }
+}
+
+
+static ngx_int_t
+ngx_game_ready_respond(ngx_game_ready_ctx_t *ctx)
+{
+    u_char               msg[128];
+    json_t              *body;
+    ngx_int_t            rc;
+    ngx_http_request_t  *r = ctx->request;
+
+    if (ctx->failed.len == 0) {
+        body = json_pack("{s:s,s:O}", "status", "ready",
+                         "checks", ctx->checks);
+        if (body == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rc = ngx_game_http_send_json(r, NGX_HTTP_OK, body);
+        json_decref(body);
+        return rc;
+    }
+
+    *ngx_snprintf(msg, sizeof(msg) - 1, "dependency %V is not ready",
+                  &ctx->failed) = '\0';
+
+    body = json_pack("{s:{s:s,s:s},s:O}",
+                     "error", "code", "not_ready", "message", (char *) msg,
+                     "checks", ctx->checks);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_game_http_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE, body);
+    json_decref(body);
+
+    return rc;
+}
+
+
+static void
+ngx_game_ready_cleanup(void *data)
+{
+    ngx_game_ready_ctx_t  *ctx = data;
+
+    json_decref(ctx->checks);
+}
+
+
+static ngx_int_t
+ngx_game_json_echo_handler(ngx_http_request_t *r)
+{
+    if (!(r->method & (NGX_HTTP_POST|NGX_HTTP_PUT|NGX_HTTP_PATCH))) {
+        return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                        "method_not_allowed",
+                                        "send the JSON with POST");
+    }
+
+    return ngx_game_http_read_json(r, ngx_game_json_echo_body);
+}
+
+
+static void
+ngx_game_json_echo_body(ngx_http_request_t *r, json_t *body)
+{
+    json_t     *out;
+    ngx_int_t   rc;
+
+    out = json_pack("{s:O}", "received", body);
+    if (out == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    rc = ngx_game_http_send_json(r, NGX_HTTP_OK, out);
+    json_decref(out);
+
+    ngx_http_finalize_request(r, rc);
+}

@@ -1,0 +1,372 @@
+
+/*
+ * JSON in and out, and the one error shape every endpoint answers with:
+ *
+ *     {"error":{"code":"invalid_json","message":"..."}}
+ *
+ * "code" is stable and meant for programs; "message" is for people.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_game_core_internal.h"
+#include "game_util.h"
+
+
+typedef struct {
+    ngx_game_http_json_handler_pt   handler;
+} ngx_game_http_ctx_t;
+
+
+static void ngx_game_http_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_game_http_body_copy(ngx_http_request_t *r,
+    ngx_str_t *body);
+static void ngx_game_http_json_cleanup(void *data);
+
+
+ngx_uint_t
+ngx_game_http_status(ngx_int_t rc)
+{
+    switch (rc) {
+
+    case NGX_GAME_UNAVAILABLE:
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+
+    case NGX_GAME_TIMEOUT:
+        return NGX_HTTP_GATEWAY_TIME_OUT;
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+
+ngx_int_t
+ngx_game_http_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    json_t *body)
+{
+    size_t                     len;
+    ngx_int_t                  rc;
+    ngx_buf_t                 *b;
+    ngx_chain_t                out;
+    ngx_table_elt_t           *h;
+    ngx_game_core_loc_conf_t  *clcf;
+
+    len = json_dumpb(body, NULL, 0, JSON_COMPACT);
+
+    b = ngx_create_temp_buf(r->pool, len + 1);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last += json_dumpb(body, (char *) b->pos, len, JSON_COMPACT);
+    *b->last++ = '\n';
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    if (status == NGX_HTTP_SERVICE_UNAVAILABLE
+        || status == NGX_HTTP_TOO_MANY_REQUESTS)
+    {
+        clcf = ngx_http_get_module_loc_conf(r, ngx_game_core_module);
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+        h->value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+        if (h->value.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        h->value.len = ngx_sprintf(h->value.data, "%T", clcf->retry_after)
+                       - h->value.data;
+    }
+
+    /* a body read for nothing would otherwise be left in the socket */
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_game_http_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    json_t     *body;
+    ngx_int_t   rc;
+
+    body = json_pack("{s:{s:s,s:s}}", "error", "code", code,
+                     "message", message);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_game_http_send_json(r, status, body);
+    json_decref(body);
+
+    return rc;
+}
+
+
+/*
+ * The answer for a query or command that did not succeed.  "what" names
+ * the dependency for the message ("the database", "the matchmaker").
+ */
+
+ngx_int_t
+ngx_game_http_send_outcome(ngx_http_request_t *r, ngx_int_t rc,
+    const char *what)
+{
+    u_char  msg[128];
+
+    switch (rc) {
+
+    case NGX_GAME_UNAVAILABLE:
+        *ngx_snprintf(msg, sizeof(msg) - 1, "%s is unavailable, retry later",
+                      what) = '\0';
+        return ngx_game_http_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "unavailable", (char *) msg);
+
+    case NGX_GAME_TIMEOUT:
+        *ngx_snprintf(msg, sizeof(msg) - 1, "%s did not answer in time",
+                      what) = '\0';
+        return ngx_game_http_send_error(r, NGX_HTTP_GATEWAY_TIME_OUT,
+                                        "timeout", (char *) msg);
+
+    default:
+        return ngx_game_http_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                        "internal",
+                                        "internal error, see the server log");
+    }
+}
+
+
+/*
+ * Read a JSON object body and call "handler" with it; the handler owns the
+ * request from then on and finalizes it.  Returns what a content handler
+ * returns: NGX_DONE while the body is read, or the status of an error
+ * response already sent.
+ */
+
+ngx_int_t
+ngx_game_http_read_json(ngx_http_request_t *r,
+    ngx_game_http_json_handler_pt handler)
+{
+    ngx_int_t                  rc;
+    ngx_str_t                 *type;
+    ngx_game_http_ctx_t       *ctx;
+    ngx_game_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_game_core_module);
+
+    if (r->headers_in.content_type == NULL) {
+        return ngx_game_http_send_error(r,
+                                        NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                        "unsupported_media_type",
+                                        "Content-Type must be "
+                                        "application/json");
+    }
+
+    type = &r->headers_in.content_type->value;
+
+    if (!game_media_type_is_json(type->data, type->len)) {
+        return ngx_game_http_send_error(r,
+                                        NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                        "unsupported_media_type",
+                                        "Content-Type must be "
+                                        "application/json");
+    }
+
+    if (r->headers_in.content_length_n > (off_t) clcf->body_limit) {
+        return ngx_game_http_send_error(r,
+                                        NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                        "payload_too_large",
+                                        "the request body is too large");
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_game_http_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->handler = handler;
+    ngx_http_set_ctx(r, ctx, ngx_game_core_module);
+
+    rc = ngx_http_read_client_request_body(r, ngx_game_http_body_handler);
+
+    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        return ngx_game_http_send_error(r, rc, "payload_too_large",
+                                        "the request body is too large");
+    }
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_game_http_body_handler(ngx_http_request_t *r)
+{
+    char                  msg[256];
+    json_t               *json;
+    ngx_str_t             body;
+    json_error_t          err;
+    ngx_pool_cleanup_t   *cln;
+    ngx_game_http_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_game_core_module);
+
+    switch (ngx_game_http_body_copy(r, &body)) {
+
+    case NGX_OK:
+        break;
+
+    case NGX_DECLINED:
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                     "payload_too_large",
+                                     "the request body is too large"));
+        return;
+
+    default:
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (body.len == 0) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid_json",
+                                     "a JSON object body is required"));
+        return;
+    }
+
+    json = json_loadb((char *) body.data, body.len, JSON_REJECT_DUPLICATES,
+                      &err);
+    if (json == NULL) {
+        (void) game_json_error_describe(&err, msg, sizeof(msg));
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid_json",
+                                     msg));
+        return;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        json_decref(json);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    cln->handler = ngx_game_http_json_cleanup;
+    cln->data = json;
+
+    if (!json_is_object(json)) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid_json",
+                                     "the body must be a JSON object"));
+        return;
+    }
+
+    ctx->handler(r, json);
+}
+
+
+/*
+ * The body in one piece.  nginx keeps it in memory buffers, or in a
+ * temporary file when it outgrew client_body_buffer_size.  NGX_DECLINED
+ * when it is over the limit (a chunked body has no length up front).
+ */
+
+static ngx_int_t
+ngx_game_http_body_copy(ngx_http_request_t *r, ngx_str_t *body)
+{
+    off_t                      len;
+    u_char                    *p;
+    ssize_t                    n;
+    ngx_buf_t                 *b;
+    ngx_chain_t               *cl;
+    ngx_game_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_game_core_module);
+
+    body->len = 0;
+    body->data = NULL;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    len = 0;
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len > (off_t) clcf->body_limit) {
+        return NGX_DECLINED;
+    }
+
+    cl = r->request_body->bufs;
+    if (cl->next == NULL && !cl->buf->in_file) {
+        body->data = cl->buf->pos;
+        body->len = len;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+    body->len = len;
+
+    for ( /* void */ ; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                return NGX_ERROR;
+            }
+            p += n;
+            continue;
+        }
+
+        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_game_http_json_cleanup(void *data)
+{
+    json_decref(data);
+}

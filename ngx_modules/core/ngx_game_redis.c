@@ -1,0 +1,820 @@
+
+/*
+ * Redis connection pools, one set of connections per worker.
+ *
+ * Each connection is a hiredis async context bound to the worker's event
+ * loop through the small adapter below.  Commands are pipelined: a
+ * connection carries up to max_pending commands in flight, and commands go
+ * to the connections in turn.
+ *
+ * hiredis calls a command's callback exactly once, even after the request
+ * that sent it is gone, so its private data cannot live in the request's
+ * memory.  It is a "slot" owned by the pool and recycled; a request that
+ * goes away merely unhooks itself from its slot.
+ *
+ * A connection counts as up only once it has answered a PING: a stopped
+ * (SIGSTOP) server still accepts TCP connections.  A command that times out
+ * closes its connection, since every command behind it would wait as well;
+ * the connection reconnects with a backoff of 100 ms doubling to 1 s.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <hiredis/async.h>
+
+#include "ngx_game_core_internal.h"
+#include "ngx_game_conn.h"
+#include "ngx_game_conf.h"
+#include "game_util.h"
+
+
+typedef enum {
+    NGX_GAME_REDIS_CLOSED = 0,
+    NGX_GAME_REDIS_CONNECTING,
+    NGX_GAME_REDIS_READY
+} ngx_game_redis_state_e;
+
+
+typedef struct ngx_game_redis_slot_s  ngx_game_redis_slot_t;
+typedef struct ngx_game_redis_conn_s  ngx_game_redis_conn_t;
+
+
+struct ngx_game_redis_slot_s {
+    ngx_game_redis_cmd_t       *cmd;        /* NULL once its caller left */
+    ngx_game_redis_conn_t      *conn;
+    ngx_game_redis_slot_t      *next;       /* in the pool's free list */
+};
+
+
+struct ngx_game_redis_conn_s {
+    ngx_game_redis_pool_t      *pool;
+    redisAsyncContext          *ac;
+    ngx_connection_t           *c;
+    ngx_game_redis_state_e      state;
+    ngx_uint_t                  pending;
+
+    /* connect timeout while connecting, reconnect delay while closed */
+    ngx_event_t                 timer;
+    ngx_msec_t                  backoff;
+};
+
+
+struct ngx_game_redis_pool_s {
+    ngx_str_t                   name;
+    ngx_str_t                   address;
+    u_char                     *host;       /* or a unix socket path */
+    int                         port;       /* 0 for a unix socket */
+    ngx_uint_t                  connections;
+    ngx_uint_t                  max_pending;
+    ngx_msec_t                  connect_timeout;
+    ngx_msec_t                  command_timeout;
+    time_t                      keepalive;
+
+    u_char                     *file;
+    ngx_uint_t                  line;
+    unsigned                    defined:1;
+
+    /* per worker, from ngx_game_redis_pools_start() on */
+    ngx_log_t                  *log;
+    ngx_game_redis_conn_t      *conns;
+    ngx_uint_t                  next;
+    ngx_uint_t                  nready;
+    ngx_game_redis_slot_t      *free;
+    unsigned                    down:1;
+};
+
+
+static void ngx_game_redis_connect(ngx_game_redis_conn_t *rc);
+static void ngx_game_redis_on_connect(const redisAsyncContext *ac,
+    int status);
+static void ngx_game_redis_on_ping(redisAsyncContext *ac, void *r,
+    void *data);
+static void ngx_game_redis_retry_later(ngx_game_redis_conn_t *rc,
+    ngx_uint_t failed);
+static void ngx_game_redis_timer_handler(ngx_event_t *ev);
+static void ngx_game_redis_on_reply(redisAsyncContext *ac, void *r,
+    void *data);
+static void ngx_game_redis_cmd_timeout(ngx_event_t *ev);
+static void ngx_game_redis_cmd_cleanup(void *data);
+static ngx_game_redis_conn_t *ngx_game_redis_pick(ngx_game_redis_pool_t *rp);
+
+static void ngx_game_redis_ev_add_read(void *data);
+static void ngx_game_redis_ev_del_read(void *data);
+static void ngx_game_redis_ev_add_write(void *data);
+static void ngx_game_redis_ev_del_write(void *data);
+static void ngx_game_redis_ev_cleanup(void *data);
+static void ngx_game_redis_read_handler(ngx_event_t *ev);
+static void ngx_game_redis_write_handler(ngx_event_t *ev);
+
+
+/* configuration */
+
+static ngx_game_param_t  ngx_game_redis_params[] = {
+
+    { ngx_string("connections="), NGX_GAME_PARAM_NUMBER,
+      offsetof(ngx_game_redis_pool_t, connections), 1, 64 },
+
+    { ngx_string("max_pending="), NGX_GAME_PARAM_NUMBER,
+      offsetof(ngx_game_redis_pool_t, max_pending), 1, 1000000 },
+
+    { ngx_string("connect_timeout="), NGX_GAME_PARAM_MSEC,
+      offsetof(ngx_game_redis_pool_t, connect_timeout), 0, 0 },
+
+    { ngx_string("command_timeout="), NGX_GAME_PARAM_MSEC,
+      offsetof(ngx_game_redis_pool_t, command_timeout), 0, 0 },
+
+    /* TCP keepalive probes: 0 turns them off, any other time turns on
+     * hiredis's own fixed interval */
+    { ngx_string("keepalive="), NGX_GAME_PARAM_SEC,
+      offsetof(ngx_game_redis_pool_t, keepalive), 0, 0 },
+
+    { ngx_null_string, 0, 0, 0, 0 }
+};
+
+
+static ngx_game_redis_pool_t *
+ngx_game_redis_pool_add(ngx_conf_t *cf, ngx_str_t *name)
+{
+    ngx_uint_t                  i;
+    ngx_game_redis_pool_t     **pools, *rp, **slot;
+    ngx_game_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_game_core_module);
+
+    pools = cmcf->redis_pools.elts;
+    for (i = 0; i < cmcf->redis_pools.nelts; i++) {
+        if (pools[i]->name.len == name->len
+            && ngx_strncmp(pools[i]->name.data, name->data, name->len) == 0)
+        {
+            return pools[i];
+        }
+    }
+
+    rp = ngx_pcalloc(cf->pool, sizeof(ngx_game_redis_pool_t));
+    if (rp == NULL) {
+        return NULL;
+    }
+
+    slot = ngx_array_push(&cmcf->redis_pools);
+    if (slot == NULL) {
+        return NULL;
+    }
+
+    *slot = rp;
+    rp->name = *name;
+    rp->file = cf->conf_file->file.name.data;
+    rp->line = cf->conf_file->line;
+
+    return rp;
+}
+
+
+ngx_game_redis_pool_t *
+ngx_game_redis_pool_lookup(ngx_conf_t *cf, ngx_str_t *name)
+{
+    return ngx_game_redis_pool_add(cf, name);
+}
+
+
+ngx_str_t *
+ngx_game_redis_pool_name(ngx_game_redis_pool_t *rp)
+{
+    return &rp->name;
+}
+
+
+/*
+ * game_redis_pool name host:port|unix:/path [connections=N]
+ *                 [max_pending=N] [connect_timeout=time]
+ *                 [command_timeout=time] [keepalive=time];
+ */
+
+char *
+ngx_game_redis_pool_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    u_char                 *colon;
+    ngx_int_t               port;
+    ngx_str_t              *value, host;
+    ngx_game_redis_pool_t  *rp;
+
+    value = cf->args->elts;
+
+    rp = ngx_game_redis_pool_add(cf, &value[1]);
+    if (rp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (rp->defined) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate \"%V\" pool \"%V\"",
+                           &cmd->name, &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    rp->defined = 1;
+    rp->file = cf->conf_file->file.name.data;
+    rp->line = cf->conf_file->line;
+    rp->address = value[2];
+
+    if (value[2].len > 5 && ngx_strncmp(value[2].data, "unix:", 5) == 0) {
+        host.data = value[2].data + 5;
+        host.len = value[2].len - 5;
+        rp->port = 0;
+
+    } else {
+        /* hiredis resolves names with a blocking getaddrinfo(): take
+         * addresses only, so that connecting never stalls a worker */
+        colon = ngx_strlchr(value[2].data, value[2].data + value[2].len, ':');
+        if (colon == NULL) {
+            goto invalid;
+        }
+
+        host.data = value[2].data;
+        host.len = colon - value[2].data;
+        port = ngx_atoi(colon + 1, value[2].data + value[2].len - colon - 1);
+
+        if (port < 1 || port > 65535
+            || (ngx_inet_addr(host.data, host.len) == INADDR_NONE
+                && !(host.len > 2 && host.data[0] == '['))) /* IPv6 */
+        {
+            goto invalid;
+        }
+
+        if (host.data[0] == '[') {
+            host.data++;
+            host.len -= 2;
+        }
+
+        rp->port = port;
+    }
+
+    rp->host = ngx_pnalloc(cf->pool, host.len + 1);
+    if (rp->host == NULL) {
+        return NGX_CONF_ERROR;
+    }
+    *ngx_cpymem(rp->host, host.data, host.len) = '\0';
+
+    rp->connections = 1;
+    rp->max_pending = 4096;
+    rp->connect_timeout = 1000;
+    rp->command_timeout = 1000;
+    rp->keepalive = 30;
+
+    return ngx_game_conf_params(cf, cmd, 3, ngx_game_redis_params, rp);
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid address \"%V\" in \"%V\" directive, "
+                       "expected IP:port or unix:/path",
+                       &value[2], &cmd->name);
+    return NGX_CONF_ERROR;
+}
+
+
+char *
+ngx_game_redis_pools_check(ngx_conf_t *cf, ngx_array_t *pools)
+{
+    ngx_uint_t               i;
+    ngx_game_redis_pool_t  **rp;
+
+    rp = pools->elts;
+    for (i = 0; i < pools->nelts; i++) {
+        if (!rp[i]->defined) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "Redis pool \"%V\" is used in %s:%ui but "
+                          "not declared with \"game_redis_pool\"",
+                          &rp[i]->name, rp[i]->file, rp[i]->line);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* worker start and stop */
+
+ngx_int_t
+ngx_game_redis_pools_start(ngx_cycle_t *cycle, ngx_array_t *pools)
+{
+    ngx_uint_t               i, k;
+    ngx_game_redis_conn_t   *rc;
+    ngx_game_redis_pool_t  **rps, *rp;
+
+    rps = pools->elts;
+    for (i = 0; i < pools->nelts; i++) {
+        rp = rps[i];
+        rp->log = cycle->log;
+
+        rp->conns = ngx_pcalloc(cycle->pool,
+                            rp->connections * sizeof(ngx_game_redis_conn_t));
+        if (rp->conns == NULL) {
+            return NGX_ERROR;
+        }
+
+        for (k = 0; k < rp->connections; k++) {
+            rc = &rp->conns[k];
+            rc->pool = rp;
+            rc->timer.handler = ngx_game_redis_timer_handler;
+            rc->timer.data = rc;
+            rc->timer.log = cycle->log;
+            rc->timer.cancelable = 1;
+
+            ngx_game_redis_connect(rc);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_game_redis_pools_stop(ngx_array_t *pools)
+{
+    ngx_uint_t               i, k;
+    ngx_game_redis_conn_t   *conns, *rc;
+    ngx_game_redis_pool_t  **rps, *rp;
+
+    rps = pools->elts;
+    for (i = 0; i < pools->nelts; i++) {
+        rp = rps[i];
+        conns = rp->conns;
+
+        /* a pool without connections never reconnects: the worker ends */
+        rp->conns = NULL;
+
+        for (k = 0; conns && k < rp->connections; k++) {
+            rc = &conns[k];
+
+            if (rc->timer.timer_set) {
+                ngx_del_timer(&rc->timer);
+            }
+
+            if (rc->ac) {
+                redisAsyncFree(rc->ac);
+            }
+        }
+    }
+}
+
+
+/* connecting */
+
+static void
+ngx_game_redis_connect(ngx_game_redis_conn_t *rc)
+{
+    redisAsyncContext      *ac;
+    ngx_game_redis_pool_t  *rp = rc->pool;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit || rp->conns == NULL) {
+        return;
+    }
+
+    if (rp->port) {
+        ac = redisAsyncConnect((char *) rp->host, rp->port);
+    } else {
+        ac = redisAsyncConnectUnix((char *) rp->host);
+    }
+
+    if (ac == NULL || ac->err) {
+        ngx_log_error(NGX_LOG_ERR, rp->log, 0,
+                      "game: Redis pool \"%V\": connect to %V failed: %s",
+                      &rp->name, &rp->address,
+                      ac ? ac->errstr : "out of memory");
+        if (ac) {
+            redisAsyncFree(ac);
+        }
+        ngx_game_redis_retry_later(rc, 1);
+        return;
+    }
+
+    rc->c = ngx_game_conn_bind(ac->c.fd, rp->log,
+                               ngx_game_redis_read_handler,
+                               ngx_game_redis_write_handler, rc);
+    if (rc->c == NULL) {
+        redisAsyncFree(ac);
+        ngx_game_redis_retry_later(rc, 1);
+        return;
+    }
+
+    rc->ac = ac;
+    rc->state = NGX_GAME_REDIS_CONNECTING;
+    ac->data = rc;
+
+    if (rp->port && rp->keepalive) {
+        /* hiredis 0.14 exposes only its own probe interval (15 s) */
+        (void) redisEnableKeepAlive(&ac->c);
+    }
+
+    ac->ev.data = rc;
+    ac->ev.addRead = ngx_game_redis_ev_add_read;
+    ac->ev.delRead = ngx_game_redis_ev_del_read;
+    ac->ev.addWrite = ngx_game_redis_ev_add_write;
+    ac->ev.delWrite = ngx_game_redis_ev_del_write;
+    ac->ev.cleanup = ngx_game_redis_ev_cleanup;
+
+    ngx_add_timer(&rc->timer, rp->connect_timeout);
+
+    /* hiredis learns that the connect finished from the first write
+     * event, which setting this callback asks for */
+    (void) redisAsyncSetConnectCallback(ac, ngx_game_redis_on_connect);
+}
+
+
+static void
+ngx_game_redis_on_connect(const redisAsyncContext *ac, int status)
+{
+    ngx_game_redis_conn_t  *rc = ac->data;
+
+    if (status != REDIS_OK) {
+        ngx_log_error(NGX_LOG_ERR, rc->pool->log, 0,
+                      "game: Redis pool \"%V\": connect to %V failed: %s",
+                      &rc->pool->name, &rc->pool->address, ac->errstr);
+        /* hiredis frees the context next, and the cleanup hook retries */
+        return;
+    }
+
+    (void) redisAsyncCommand((redisAsyncContext *) ac,
+                             ngx_game_redis_on_ping, rc, "PING");
+}
+
+
+static void
+ngx_game_redis_on_ping(redisAsyncContext *ac, void *r, void *data)
+{
+    redisReply             *reply = r;
+    ngx_game_redis_conn_t  *rc = data;
+    ngx_game_redis_pool_t  *rp = rc->pool;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_STATUS
+        || rc->state != NGX_GAME_REDIS_CONNECTING)
+    {
+        /* the context is going away or the server said no (LOADING,
+         * a password wanted): the connect timer will retry */
+        if (reply && reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, rp->log, 0,
+                          "game: Redis pool \"%V\": PING answered \"%*s\"",
+                          &rp->name, (size_t) reply->len, reply->str);
+        }
+        return;
+    }
+
+    if (rc->timer.timer_set) {
+        ngx_del_timer(&rc->timer);
+    }
+
+    if (rp->down) {
+        ngx_log_error(NGX_LOG_NOTICE, rp->log, 0,
+                      "game: Redis pool \"%V\" is up again", &rp->name);
+    }
+
+    rc->state = NGX_GAME_REDIS_READY;
+    rc->backoff = 0;
+    rp->nready++;
+    rp->down = 0;
+}
+
+
+/*
+ * Called from the cleanup hook, once hiredis has failed every command of
+ * the context: reopen at once after a connection that worked, after a
+ * growing delay when connecting "failed".
+ */
+
+static void
+ngx_game_redis_retry_later(ngx_game_redis_conn_t *rc, ngx_uint_t failed)
+{
+    ngx_msec_t              delay;
+    ngx_game_redis_pool_t  *rp = rc->pool;
+
+    rc->state = NGX_GAME_REDIS_CLOSED;
+
+    if (rc->timer.timer_set) {
+        ngx_del_timer(&rc->timer);
+    }
+
+    if (!failed) {
+        rc->backoff = 0;
+        delay = 1;
+
+    } else {
+        rc->backoff = game_backoff_next(rc->backoff, NGX_GAME_BACKOFF_MIN,
+                                        NGX_GAME_BACKOFF_MAX);
+        delay = rc->backoff;
+
+        if (rp->nready == 0 && !rp->down) {
+            ngx_log_error(NGX_LOG_ERR, rp->log, 0,
+                          "game: Redis pool \"%V\" is down", &rp->name);
+            rp->down = 1;
+        }
+    }
+
+    if (!ngx_exiting && !ngx_terminate && !ngx_quit && rp->conns) {
+        ngx_add_timer(&rc->timer, delay);
+    }
+}
+
+
+static void
+ngx_game_redis_timer_handler(ngx_event_t *ev)
+{
+    ngx_game_redis_conn_t  *rc = ev->data;
+
+    if (rc->state == NGX_GAME_REDIS_CONNECTING) {
+        ngx_log_error(NGX_LOG_ERR, rc->pool->log, 0,
+                      "game: Redis pool \"%V\": no answer from %V in time",
+                      &rc->pool->name, &rc->pool->address);
+        redisAsyncFree(rc->ac);
+        return;
+    }
+
+    if (rc->state == NGX_GAME_REDIS_CLOSED) {
+        ngx_game_redis_connect(rc);
+    }
+}
+
+
+/* commands */
+
+ngx_game_redis_cmd_t *
+ngx_game_redis_cmd_create(ngx_pool_t *pool, ngx_log_t *log)
+{
+    ngx_pool_cleanup_t    *cln;
+    ngx_game_redis_cmd_t  *cmd;
+
+    cmd = ngx_pcalloc(pool, sizeof(ngx_game_redis_cmd_t));
+    if (cmd == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_game_redis_cmd_cleanup;
+    cln->data = cmd;
+
+    cmd->log = log;
+    cmd->timer.handler = ngx_game_redis_cmd_timeout;
+    cmd->timer.data = cmd;
+    cmd->timer.log = log;
+
+    return cmd;
+}
+
+
+ngx_int_t
+ngx_game_redis_cmd_run(ngx_game_redis_pool_t *rp, ngx_game_redis_cmd_t *cmd,
+    int argc, const char **argv, const size_t *argvlen)
+{
+    ngx_game_redis_conn_t  *rc;
+    ngx_game_redis_slot_t  *slot;
+
+    cmd->pool = rp;
+
+    if (rp->conns == NULL) {
+        return NGX_GAME_UNAVAILABLE;
+    }
+
+    rc = ngx_game_redis_pick(rp);
+    if (rc == NULL) {
+        return NGX_GAME_UNAVAILABLE;
+    }
+
+    slot = rp->free;
+    if (slot) {
+        rp->free = slot->next;
+
+    } else {
+        slot = ngx_alloc(sizeof(ngx_game_redis_slot_t), rp->log);
+        if (slot == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    slot->cmd = cmd;
+    slot->conn = rc;
+
+    if (redisAsyncCommandArgv(rc->ac, ngx_game_redis_on_reply, slot, argc,
+                              argv, argvlen)
+        != REDIS_OK)
+    {
+        slot->next = rp->free;
+        rp->free = slot;
+        return NGX_GAME_UNAVAILABLE;
+    }
+
+    rc->pending++;
+    cmd->slot = slot;
+    ngx_add_timer(&cmd->timer, rp->command_timeout);
+
+    return NGX_AGAIN;
+}
+
+
+/*
+ * The next ready connection in turn with room in its pipeline.  While a
+ * pool has never been up (a worker just started), commands may also queue
+ * on a connection still connecting: hiredis sends them once it is up.
+ */
+
+static ngx_game_redis_conn_t *
+ngx_game_redis_pick(ngx_game_redis_pool_t *rp)
+{
+    ngx_uint_t              i, k;
+    ngx_game_redis_conn_t  *rc;
+
+    for (i = 0; i < rp->connections; i++) {
+        k = (rp->next + i) % rp->connections;
+        rc = &rp->conns[k];
+
+        if (rc->pending >= rp->max_pending) {
+            continue;
+        }
+
+        if (rc->state == NGX_GAME_REDIS_READY
+            || (rc->state == NGX_GAME_REDIS_CONNECTING && rp->nready == 0
+                && !rp->down))
+        {
+            rp->next = k + 1;
+            return rc;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_game_redis_on_reply(redisAsyncContext *ac, void *r, void *data)
+{
+    ngx_int_t               rc;
+    redisReply             *reply = r;
+    ngx_game_redis_cmd_t   *cmd;
+    ngx_game_redis_slot_t  *slot = data;
+    ngx_game_redis_pool_t  *rp;
+
+    slot->conn->pending--;
+    rp = slot->conn->pool;
+    cmd = slot->cmd;
+
+    slot->next = rp->free;
+    rp->free = slot;
+
+    if (cmd == NULL) {
+        return;
+    }
+
+    cmd->slot = NULL;
+
+    if (cmd->timer.timer_set) {
+        ngx_del_timer(&cmd->timer);
+    }
+
+    if (reply == NULL) {
+        rc = NGX_GAME_UNAVAILABLE;
+
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        rc = NGX_GAME_QUERY_ERROR;
+        ngx_log_error(NGX_LOG_ERR, cmd->log, 0,
+                      "game: Redis pool \"%V\": command failed: %*s",
+                      &rp->name, (size_t) reply->len, reply->str);
+
+    } else {
+        rc = NGX_OK;
+    }
+
+    cmd->handler(cmd, rc, reply);
+}
+
+
+static void
+ngx_game_redis_cmd_timeout(ngx_event_t *ev)
+{
+    ngx_game_redis_cmd_t   *cmd = ev->data;
+    ngx_game_redis_slot_t  *slot = cmd->slot;
+
+    ngx_log_error(NGX_LOG_WARN, cmd->log, 0,
+                  "game: Redis pool \"%V\": command timed out",
+                  &cmd->pool->name);
+
+    cmd->slot = NULL;
+
+    if (slot) {
+        slot->cmd = NULL;
+
+        /* whatever is queued behind this command waits as long */
+        if (slot->conn->ac) {
+            redisAsyncFree(slot->conn->ac);
+        }
+    }
+
+    cmd->handler(cmd, NGX_GAME_TIMEOUT, NULL);
+}
+
+
+static void
+ngx_game_redis_cmd_cleanup(void *data)
+{
+    ngx_game_redis_cmd_t  *cmd = data;
+
+    if (cmd->slot) {
+        ((ngx_game_redis_slot_t *) cmd->slot)->cmd = NULL;
+        cmd->slot = NULL;
+    }
+
+    if (cmd->timer.timer_set) {
+        ngx_del_timer(&cmd->timer);
+    }
+}
+
+
+/* the hiredis event adapter */
+
+static void
+ngx_game_redis_ev_add_read(void *data)
+{
+    ngx_game_redis_conn_t  *rc = data;
+
+    (void) ngx_game_conn_watch(rc->c, 1, rc->c->write->active);
+}
+
+
+static void
+ngx_game_redis_ev_del_read(void *data)
+{
+    ngx_game_redis_conn_t  *rc = data;
+
+    (void) ngx_game_conn_watch(rc->c, 0, rc->c->write->active);
+}
+
+
+static void
+ngx_game_redis_ev_add_write(void *data)
+{
+    ngx_game_redis_conn_t  *rc = data;
+
+    (void) ngx_game_conn_watch(rc->c, rc->c->read->active, 1);
+}
+
+
+static void
+ngx_game_redis_ev_del_write(void *data)
+{
+    ngx_game_redis_conn_t  *rc = data;
+
+    (void) ngx_game_conn_watch(rc->c, rc->c->read->active, 0);
+}
+
+
+/*
+ * hiredis is freeing the context (a broken connection, a failed connect,
+ * or redisAsyncFree()): the descriptor closes right after this returns.
+ */
+
+static void
+ngx_game_redis_ev_cleanup(void *data)
+{
+    ngx_game_redis_conn_t  *rc = data;
+    ngx_uint_t              was_ready;
+
+    if (rc->c) {
+        ngx_game_conn_unbind(rc->c);
+        rc->c = NULL;
+    }
+
+    rc->ac = NULL;
+    was_ready = (rc->state == NGX_GAME_REDIS_READY);
+
+    if (was_ready) {
+        rc->pool->nready--;
+        ngx_log_error(NGX_LOG_WARN, rc->pool->log, 0,
+                      "game: Redis pool \"%V\": connection to %V lost",
+                      &rc->pool->name, &rc->pool->address);
+    }
+
+    ngx_game_redis_retry_later(rc, !was_ready);
+}
+
+
+static void
+ngx_game_redis_read_handler(ngx_event_t *ev)
+{
+    ngx_connection_t       *c = ev->data;
+    ngx_game_redis_conn_t  *rc = c->data;
+
+    redisAsyncHandleRead(rc->ac);
+}
+
+
+static void
+ngx_game_redis_write_handler(ngx_event_t *ev)
+{
+    ngx_connection_t       *c = ev->data;
+    ngx_game_redis_conn_t  *rc = c->data;
+
+    redisAsyncHandleWrite(rc->ac);
+}

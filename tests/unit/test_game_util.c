@@ -1,0 +1,109 @@
+/*
+ * Unit tests for the core's pure helpers (ngx_modules/core/game_util.c).
+ */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "game_util.h"
+
+
+static int
+is_json(const char *s)
+{
+    return game_media_type_is_json((const unsigned char *) s, strlen(s));
+}
+
+
+static void
+test_media_type_accepts_json(void **state)
+{
+    assert_true(is_json("application/json"));
+    assert_true(is_json("Application/JSON"));
+    assert_true(is_json("application/json; charset=utf-8"));
+    assert_true(is_json("application/json;charset=UTF-8"));
+    assert_true(is_json("  application/json  "));
+}
+
+
+static void
+test_media_type_refuses_others(void **state)
+{
+    assert_false(is_json(""));
+    assert_false(is_json("text/plain"));
+    assert_false(is_json("application/jsonp"));
+    assert_false(is_json("application/json-patch+json"));
+    assert_false(is_json("application/js"));
+    assert_false(is_json("multipart/form-data; boundary=x"));
+}
+
+
+static void
+test_backoff_doubles_and_caps(void **state)
+{
+    unsigned long  d = 0;
+
+    d = game_backoff_next(d, 100, 1000);
+    assert_int_equal(d, 100);
+    d = game_backoff_next(d, 100, 1000);
+    assert_int_equal(d, 200);
+    d = game_backoff_next(d, 100, 1000);
+    assert_int_equal(d, 400);
+    d = game_backoff_next(d, 100, 1000);
+    assert_int_equal(d, 800);
+    d = game_backoff_next(d, 100, 1000);
+    assert_int_equal(d, 1000);
+    d = game_backoff_next(d, 100, 1000);
+    assert_int_equal(d, 1000);
+}
+
+
+static void
+test_json_error_names_position(void **state)
+{
+    char          buf[256];
+    json_error_t  err;
+    json_t       *j;
+
+    j = json_loads("{\n  \"a\": 1,\n  \"b\" 2\n}", 0, &err);
+    assert_null(j);
+
+    game_json_error_describe(&err, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "line 3"));
+    assert_non_null(strstr(buf, "column"));
+}
+
+
+static void
+test_json_error_truncates_safely(void **state)
+{
+    char          buf[12];
+    size_t        n;
+    json_error_t  err;
+
+    assert_null(json_loads("{", 0, &err));
+
+    n = game_json_error_describe(&err, buf, sizeof(buf));
+    assert_int_equal(n, sizeof(buf) - 1);
+    assert_int_equal(strlen(buf), sizeof(buf) - 1);
+    assert_int_equal(game_json_error_describe(&err, buf, 0), 0);
+}
+
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_media_type_accepts_json),
+        cmocka_unit_test(test_media_type_refuses_others),
+        cmocka_unit_test(test_backoff_doubles_and_caps),
+        cmocka_unit_test(test_json_error_names_position),
+        cmocka_unit_test(test_json_error_truncates_safely),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
