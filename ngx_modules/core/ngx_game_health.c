@@ -36,6 +36,7 @@ static void ngx_game_ready_redis_done(ngx_game_redis_cmd_t *cmd,
 static void ngx_game_ready_record(ngx_game_ready_ctx_t *ctx,
     const char *kind, ngx_str_t *name, ngx_int_t rc);
 static ngx_int_t ngx_game_ready_respond(ngx_game_ready_ctx_t *ctx);
+static ngx_int_t ngx_game_ready_send_ok(ngx_game_ready_ctx_t *ctx);
 static void ngx_game_ready_cleanup(void *data);
 static ngx_int_t ngx_game_json_echo_handler(ngx_http_request_t *r);
 static void ngx_game_json_echo_body(ngx_http_request_t *r, json_t *body);
@@ -98,22 +99,13 @@ ngx_game_json_echo_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_game_health_handler(ngx_http_request_t *r)
 {
-    json_t     *body;
-    ngx_int_t   rc;
+    static ngx_str_t  ok = ngx_string("{\"status\":\"ok\"}\n");
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return ngx_game_method_get(r);
     }
 
-    body = json_pack("{s:s}", "status", "ok");
-    if (body == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_game_http_send_json(r, NGX_HTTP_OK, body);
-    json_decref(body);
-
-    return rc;
+    return ngx_game_http_send_text(r, NGX_HTTP_OK, &ok);
 }
 
 
@@ -276,15 +268,7 @@ ngx_game_ready_respond(ngx_game_ready_ctx_t *ctx)
     ngx_http_request_t  *r = ctx->request;
 
     if (ctx->failed.len == 0) {
-        body = json_pack("{s:s,s:O}", "status", "ready",
-                         "checks", ctx->checks);
-        if (body == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        rc = ngx_game_http_send_json(r, NGX_HTTP_OK, body);
-        json_decref(body);
-        return rc;
+        return ngx_game_ready_send_ok(ctx);
     }
 
     *ngx_snprintf(msg, sizeof(msg) - 1, "dependency %V is not ready",
@@ -301,6 +285,49 @@ ngx_game_ready_respond(ngx_game_ready_ctx_t *ctx)
     json_decref(body);
 
     return rc;
+}
+
+
+/*
+ * The answer when every check passed depends only on the configuration,
+ * so each worker serializes it once: /readyz is polled often.
+ */
+
+static ngx_int_t
+ngx_game_ready_send_ok(ngx_game_ready_ctx_t *ctx)
+{
+    char       *text;
+    json_t     *body;
+
+    static ngx_str_t  cached;
+
+    if (cached.data == NULL) {
+        body = json_pack("{s:s,s:O}", "status", "ready",
+                         "checks", ctx->checks);
+        if (body == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+
+        if (text == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        cached.len = ngx_strlen(text) + 1;
+        cached.data = ngx_alloc(cached.len, ngx_cycle->log);
+        if (cached.data == NULL) {
+            free(text);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(cached.data, text, cached.len - 1);
+        cached.data[cached.len - 1] = '\n';
+        free(text);
+    }
+
+    return ngx_game_http_send_text(ctx->request, NGX_HTTP_OK, &cached);
 }
 
 

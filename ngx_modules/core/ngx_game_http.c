@@ -20,6 +20,8 @@ typedef struct {
 } ngx_game_http_ctx_t;
 
 
+static ngx_int_t ngx_game_http_send_buf(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_buf_t *b);
 static void ngx_game_http_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_game_http_body_copy(ngx_http_request_t *r,
     ngx_str_t *body);
@@ -47,12 +49,8 @@ ngx_int_t
 ngx_game_http_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *body)
 {
-    size_t                     len;
-    ngx_int_t                  rc;
-    ngx_buf_t                 *b;
-    ngx_chain_t                out;
-    ngx_table_elt_t           *h;
-    ngx_game_core_loc_conf_t  *clcf;
+    size_t      len;
+    ngx_buf_t  *b;
 
     len = json_dumpb(body, NULL, 0, JSON_COMPACT);
 
@@ -63,6 +61,44 @@ ngx_game_http_send_json(ngx_http_request_t *r, ngx_uint_t status,
 
     b->last += json_dumpb(body, (char *) b->pos, len, JSON_COMPACT);
     *b->last++ = '\n';
+
+    return ngx_game_http_send_buf(r, status, b);
+}
+
+
+/*
+ * Send a JSON text that is already serialized, such as a constant answer
+ * on a hot path; "json" must outlive the request.
+ */
+
+ngx_int_t
+ngx_game_http_send_text(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *json)
+{
+    ngx_buf_t  *b;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = json->data;
+    b->last = json->data + json->len;
+    b->memory = 1;
+
+    return ngx_game_http_send_buf(r, status, b);
+}
+
+
+static ngx_int_t
+ngx_game_http_send_buf(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_buf_t *b)
+{
+    ngx_int_t                  rc;
+    ngx_chain_t                out;
+    ngx_table_elt_t           *h;
+    ngx_game_core_loc_conf_t  *clcf;
+
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
