@@ -1,0 +1,133 @@
+-- common.lua: prelude that the build puts in front of every allocator
+-- script (see gen_scripts.sh).
+--
+-- A script run by EVAL/EVALSHA cannot call another one, so helpers cannot
+-- be shared at run time; pasting this file in front of each script at
+-- build time keeps one spelling of every key and one copy of every rule.
+--
+-- ARGV[1] is always the key prefix ("game:" by default).  Scripts meet
+-- server ids in indexes that the caller could not know in advance, so
+-- they must be able to spell those servers' keys themselves.
+
+local P = ARGV[1]
+
+local function server_key(id) return P .. 'server:' .. id end
+local function hb_key(id) return P .. 'hb:' .. id end
+local function match_key(m) return P .. 'match:' .. m end
+local function host_key(h) return P .. 'host:' .. h end
+local function load_key(h) return P .. 'hostload:' .. h end
+
+-- How long a match record outlives its match: a retried allocate for a
+-- match that is over must get MATCH_GONE, not a second server.
+local MATCH_TOMBSTONE_MS = 3600000
+
+-- States in which a server holds a match and so counts towards the load
+-- of its host.
+local BUSY = { Allocated = true, Playing = true, Finished = true }
+
+local FIELDS = { 'state', 'token', 'addr', 'port', 'region', 'mode',
+                 'build', 'host', 'capacity', 'match', 'players', 'ttl' }
+
+-- The server record as a table, or nil.  Missing fields read as '' so
+-- that callers can concatenate them without nil checks.
+local function load_server(id)
+    local v = redis.call('HMGET', server_key(id), unpack(FIELDS))
+    if not v[1] then
+        return nil
+    end
+    local s = { id = id }
+    for i, f in ipairs(FIELDS) do
+        s[f] = v[i] or ''
+    end
+    return s
+end
+
+local function now_ms()
+    local t = redis.call('TIME')
+    return tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+end
+
+-- A Ready server sits in the index of its region+mode, which serves
+-- requests that take any build, and, when it has a build label, in the
+-- index of its region+mode+build, which serves requests that pin one.
+local function index_keys(region, mode, build)
+    local any = P .. 'ready:' .. region .. ':' .. mode
+    if build == '' then
+        return any, nil
+    end
+    return any, any .. ':' .. build
+end
+
+local function index_remove(s)
+    local any, pinned = index_keys(s.region, s.mode, s.build)
+    redis.call('ZREM', any, s.id)
+    if pinned then
+        redis.call('ZREM', pinned, s.id)
+    end
+end
+
+-- "Packed": the score of a Ready server is the number of busy servers on
+-- its host, and allocation takes the highest score first.  Matches so
+-- fill hosts that already run matches, and idle hosts stay idle for the
+-- fleet manager to drain.
+local function index_add(s)
+    local any, pinned = index_keys(s.region, s.mode, s.build)
+    local score = tonumber(redis.call('GET', load_key(s.host)) or 0)
+    redis.call('ZADD', any, score, s.id)
+    if pinned then
+        redis.call('ZADD', pinned, score, s.id)
+    end
+end
+
+-- Changes the load of a host and rescores its Ready servers.  This walks
+-- the servers of one host (a handful), never the fleet.
+local function host_load_add(host, delta)
+    local load = redis.call('INCRBY', load_key(host), delta)
+    if load <= 0 then
+        redis.call('DEL', load_key(host))
+        load = 0
+    end
+    for _, id in ipairs(redis.call('SMEMBERS', host_key(host))) do
+        local v = redis.call('HMGET', server_key(id), 'state', 'region',
+                             'mode', 'build')
+        if v[1] == 'Ready' then
+            local any, pinned = index_keys(v[2], v[3], v[4] or '')
+            -- XX: only servers that are really in the index; a Ready
+            -- server found dead was dropped and must stay out
+            redis.call('ZADD', any, 'XX', load, id)
+            if pinned then
+                redis.call('ZADD', pinned, 'XX', load, id)
+            end
+        end
+    end
+end
+
+-- Ends the hold of a busy server on its match.  The match record stays
+-- a while as a tombstone, so that a late retry cannot get a new server.
+local function release(s)
+    if s.match ~= '' then
+        local mk = match_key(s.match)
+        if redis.call('HGET', mk, 'server') == s.id then
+            redis.call('PEXPIRE', mk, MATCH_TOMBSTONE_MS)
+        end
+    end
+    redis.call('HSET', server_key(s.id), 'match', '', 'players', '0')
+    s.match, s.players = '', '0'
+    host_load_add(s.host, -1)
+end
+
+-- Takes a server out of every structure but its own hash and heartbeat.
+local function forget(s)
+    index_remove(s)
+    if BUSY[s.state] then
+        release(s)
+    end
+    redis.call('SREM', host_key(s.host), s.id)
+end
+
+-- The reply shared by allocate and heartbeat: what a server is doing.
+local function assignment(s, existing)
+    return { 'OK', s.id, s.addr, s.port, s.match, s.players, s.mode,
+             s.state, existing }
+end
+
