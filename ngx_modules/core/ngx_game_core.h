@@ -75,6 +75,7 @@ struct ngx_game_pg_query_s {
     /* private to the pool */
     ngx_game_pg_pool_t         *pool;
     void                       *conn;
+    void                       *entry;
     ngx_event_t                 timer;
     ngx_queue_t                 queue;
     ngx_log_t                  *log;

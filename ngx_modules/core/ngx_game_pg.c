@@ -2,18 +2,23 @@
 /*
  * PostgreSQL connection pools, one set of connections per worker.
  *
- * Every connection is a libpq PGconn in non-blocking mode whose socket is
- * watched by the worker's event loop; nothing here ever waits.  A query
- * takes an idle connection or waits in the pool's queue (bounded by
- * max_queue and by the query timeout).  Statements are prepared the first
- * time a connection runs them and stay prepared for its lifetime.
+ * Every connection is a libpq PGconn in non-blocking pipeline mode whose
+ * socket is watched by the worker's event loop; nothing here ever waits.
+ * A query goes to the connection with the fewest queries in flight; each
+ * connection carries up to "pipeline" queries at once, so that under load
+ * one wakeup of a backend serves several requests.  Each query is its own
+ * sync group (Prepare if needed, Execute, Sync): an error aborts that query
+ * only, never its neighbours.  Statements are prepared the first time a
+ * connection runs them and stay prepared for its lifetime.  When every
+ * connection is full, queries wait in the pool's queue (max_queue).
  *
  * Failure rules, chosen so that a request never hangs on a dead database:
  *   - a query that times out takes its connection down with it: the
  *     connection is mid-result and cannot be reused, so it is closed and
- *     reopened;
- *   - a connection that breaks fails its query with NGX_GAME_UNAVAILABLE
- *     and reconnects with a backoff of 100 ms doubling to 1 s;
+ *     reopened, and the other queries on it fail as unavailable;
+ *   - a connection that breaks fails its queries with NGX_GAME_UNAVAILABLE
+ *     and reconnects, after a backoff of 100 ms doubling to 1 s when the
+ *     attempts fail;
  *   - while no connection of a pool is up and the last attempt failed, the
  *     pool is "down": queries fail at once instead of queueing.
  */
@@ -28,16 +33,25 @@
 #include "game_util.h"
 
 
+/* every statement of every module fits, with room to spare */
 #define NGX_GAME_PG_MAX_STMTS   256
 
 
 typedef enum {
     NGX_GAME_PG_CLOSED = 0,
     NGX_GAME_PG_CONNECTING,
-    NGX_GAME_PG_IDLE,
-    NGX_GAME_PG_PREPARING,
-    NGX_GAME_PG_EXECUTING
+    NGX_GAME_PG_READY
 } ngx_game_pg_state_e;
+
+
+/* a query in flight: outlives its request, whose results must be read */
+typedef struct {
+    ngx_game_pg_query_t        *query;      /* NULL once cancelled */
+    ngx_game_pg_stmt_t         *stmt;
+    PGresult                   *res;        /* what the handler will get */
+    ngx_uint_t                  results;    /* results seen so far */
+    unsigned                    prepare:1;  /* a Prepare went first */
+} ngx_game_pg_entry_t;
 
 
 typedef struct {
@@ -45,15 +59,15 @@ typedef struct {
     PGconn                     *pg;
     ngx_connection_t           *c;
     ngx_game_pg_state_e         state;
-    ngx_game_pg_query_t        *query;
-    ngx_game_pg_stmt_t         *stmt;       /* in flight, even if cancelled */
-    PGresult                   *res;
+
+    /* ring of queries in flight, oldest at "head" */
+    ngx_game_pg_entry_t        *inflight;
+    ngx_uint_t                  head;
+    ngx_uint_t                  count;
 
     /* connect timeout while connecting, reconnect delay while closed */
     ngx_event_t                 timer;
     ngx_msec_t                  backoff;
-
-    ngx_queue_t                 idle;
 
     ngx_uint_t                  nprepared;
     ngx_game_pg_stmt_t         *prepared[NGX_GAME_PG_MAX_STMTS];
@@ -64,6 +78,7 @@ struct ngx_game_pg_pool_s {
     ngx_str_t                   name;
     ngx_str_t                   conninfo;
     ngx_uint_t                  connections;
+    ngx_uint_t                  pipeline;
     ngx_uint_t                  max_queue;
     ngx_msec_t                  connect_timeout;
     ngx_msec_t                  query_timeout;
@@ -76,7 +91,6 @@ struct ngx_game_pg_pool_s {
     /* per worker, from ngx_game_pg_pools_start() on */
     ngx_log_t                  *log;
     ngx_game_pg_conn_t         *conns;
-    ngx_queue_t                 idle;
     ngx_queue_t                 waiting;
     ngx_uint_t                  nwaiting;
     ngx_uint_t                  nconnected;
@@ -96,13 +110,17 @@ static ngx_int_t ngx_game_pg_send(ngx_game_pg_conn_t *pc,
     ngx_game_pg_query_t *q);
 static ngx_int_t ngx_game_pg_flush(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_collect(ngx_game_pg_conn_t *pc);
-static void ngx_game_pg_step_done(ngx_game_pg_conn_t *pc);
-static void ngx_game_pg_release(ngx_game_pg_conn_t *pc);
+static void ngx_game_pg_result(ngx_game_pg_conn_t *pc, PGresult *res);
+static void ngx_game_pg_complete(ngx_game_pg_conn_t *pc);
+static void ngx_game_pg_fill(ngx_game_pg_conn_t *pc);
+static ngx_game_pg_conn_t *ngx_game_pg_pick(ngx_game_pg_pool_t *pg);
 static void ngx_game_pg_fail_waiting(ngx_game_pg_pool_t *pg);
 static void ngx_game_pg_deliver(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *res);
 static void ngx_game_pg_query_timeout(ngx_event_t *ev);
 static void ngx_game_pg_query_cleanup(void *data);
+static void ngx_game_pg_forget(ngx_game_pg_conn_t *pc,
+    ngx_game_pg_stmt_t *stmt);
 static ngx_uint_t ngx_game_pg_is_prepared(ngx_game_pg_conn_t *pc,
     ngx_game_pg_stmt_t *stmt);
 static void ngx_game_pg_log_error(ngx_game_pg_conn_t *pc, ngx_uint_t level,
@@ -115,6 +133,10 @@ static ngx_game_param_t  ngx_game_pg_params[] = {
 
     { ngx_string("connections="), NGX_GAME_PARAM_NUMBER,
       offsetof(ngx_game_pg_pool_t, connections), 1, 512 },
+
+    /* queries in flight on one connection at once */
+    { ngx_string("pipeline="), NGX_GAME_PARAM_NUMBER,
+      offsetof(ngx_game_pg_pool_t, pipeline), 1, 256 },
 
     { ngx_string("max_queue="), NGX_GAME_PARAM_NUMBER,
       offsetof(ngx_game_pg_pool_t, max_queue), 0, 1000000 },
@@ -223,6 +245,7 @@ ngx_game_pg_pool_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     pg->conninfo.data[value[2].len] = '\0';
 
     pg->connections = 4;
+    pg->pipeline = 8;
     pg->max_queue = 1024;
     pg->connect_timeout = 2000;
     pg->query_timeout = 5000;
@@ -292,7 +315,6 @@ ngx_game_pg_pools_start(ngx_cycle_t *cycle, ngx_array_t *pools)
     for (i = 0; i < pools->nelts; i++) {
         pg = pgs[i];
         pg->log = cycle->log;
-        ngx_queue_init(&pg->idle);
         ngx_queue_init(&pg->waiting);
 
         pg->conns = ngx_pcalloc(cycle->pool,
@@ -304,6 +326,13 @@ ngx_game_pg_pools_start(ngx_cycle_t *cycle, ngx_array_t *pools)
         for (k = 0; k < pg->connections; k++) {
             pc = &pg->conns[k];
             pc->pool = pg;
+
+            pc->inflight = ngx_pcalloc(cycle->pool,
+                                  pg->pipeline * sizeof(ngx_game_pg_entry_t));
+            if (pc->inflight == NULL) {
+                return NGX_ERROR;
+            }
+
             pc->timer.handler = ngx_game_pg_timer_handler;
             pc->timer.data = pc;
             pc->timer.log = cycle->log;
@@ -457,9 +486,10 @@ ngx_game_pg_connected(ngx_game_pg_conn_t *pc)
     }
 
     if (PQsetnonblocking(pc->pg, 1) != 0
+        || PQenterPipelineMode(pc->pg) != 1
         || ngx_game_conn_watch(pc->c, 1, 0) != NGX_OK)
     {
-        ngx_game_pg_log_error(pc, NGX_LOG_ERR, "PQsetnonblocking()");
+        ngx_game_pg_log_error(pc, NGX_LOG_ERR, "entering pipeline mode");
         ngx_game_pg_close(pc, 1);
         return;
     }
@@ -472,44 +502,41 @@ ngx_game_pg_connected(ngx_game_pg_conn_t *pc)
     ngx_log_debug1(NGX_LOG_DEBUG_EVENT, pg->log, 0,
                    "game pg \"%V\": connected", &pg->name);
 
+    pc->state = NGX_GAME_PG_READY;
     pc->backoff = 0;
     pc->nprepared = 0;
     pg->down = 0;
     pg->nconnected++;
 
-    ngx_game_pg_release(pc);
+    ngx_game_pg_fill(pc);
 }
 
 
 /*
  * Close a connection and open it again: at once after a connection that
- * worked broke, after a growing delay when connecting "failed".  Any query
- * still on it fails as unavailable; when no connection of the pool is up
+ * worked broke, after a growing delay when connecting "failed".  The
+ * queries on it fail as unavailable; when no connection of the pool is up
  * after a failed attempt, the pool is down and its waiting queries fail.
  */
 
 static void
 ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t failed)
 {
+    ngx_uint_t            i, n;
     ngx_msec_t            delay;
-    ngx_game_pg_query_t  *q;
     ngx_game_pg_pool_t   *pg = pc->pool;
+    ngx_game_pg_query_t  *q;
+    ngx_game_pg_entry_t  *e;
 
-    if (pc->state >= NGX_GAME_PG_IDLE) {
+    if (pc->state == NGX_GAME_PG_READY) {
         pg->nconnected--;
     }
 
-    if (pc->state == NGX_GAME_PG_IDLE) {
-        ngx_queue_remove(&pc->idle);
-    }
+    /* closed first, so that handlers called below cannot pick it */
+    pc->state = NGX_GAME_PG_CLOSED;
 
     if (pc->timer.timer_set) {
         ngx_del_timer(&pc->timer);
-    }
-
-    if (pc->res) {
-        PQclear(pc->res);
-        pc->res = NULL;
     }
 
     if (pc->c) {
@@ -521,12 +548,6 @@ ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t failed)
         PQfinish(pc->pg);
         pc->pg = NULL;
     }
-
-    pc->state = NGX_GAME_PG_CLOSED;
-
-    q = pc->query;
-    pc->query = NULL;
-    pc->stmt = NULL;
 
     if (!failed) {
         pc->backoff = 0;
@@ -550,9 +571,25 @@ ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t failed)
         ngx_add_timer(&pc->timer, delay);
     }
 
-    if (q) {
-        ngx_game_pg_deliver(q, NGX_GAME_UNAVAILABLE, NULL);
+    n = pc->count;
+    pc->count = 0;
+
+    for (i = 0; i < n; i++) {
+        e = &pc->inflight[(pc->head + i) % pg->pipeline];
+        q = e->query;
+        e->query = NULL;
+
+        if (e->res) {
+            PQclear(e->res);
+            e->res = NULL;
+        }
+
+        if (q) {
+            ngx_game_pg_deliver(q, NGX_GAME_UNAVAILABLE, NULL);
+        }
     }
+
+    pc->head = 0;
 
     if (pg->down) {
         ngx_game_pg_fail_waiting(pg);
@@ -607,11 +644,7 @@ ngx_game_pg_read_handler(ngx_event_t *ev)
         return;
     }
 
-    if (pc->state == NGX_GAME_PG_IDLE) {
-        /* a notice or parameter status between queries: nothing to do */
-        return;
-    }
-
+    /* with nothing in flight, input is a notice or a parameter status */
     ngx_game_pg_collect(pc);
 }
 
@@ -650,28 +683,50 @@ ngx_game_pg_flush(ngx_game_pg_conn_t *pc)
 }
 
 
+/*
+ * Queue one query on the connection: Prepare (first use on this
+ * connection), Execute, Sync.  The statement counts as prepared from now
+ * on, so that a query right behind it in the pipeline does not prepare it
+ * again; if the Prepare fails, ngx_game_pg_result() forgets it.
+ */
+
 static ngx_int_t
 ngx_game_pg_send(ngx_game_pg_conn_t *pc, ngx_game_pg_query_t *q)
 {
-    int                  ok;
-    ngx_game_pg_stmt_t  *stmt = q->stmt;
+    ngx_game_pg_stmt_t   *stmt = q->stmt;
+    ngx_game_pg_entry_t  *e;
 
-    pc->stmt = stmt;
+    e = &pc->inflight[(pc->head + pc->count) % pc->pool->pipeline];
+    e->query = q;
+    e->stmt = stmt;
+    e->res = NULL;
+    e->results = 0;
+    e->prepare = 0;
 
-    if (ngx_game_pg_is_prepared(pc, stmt)) {
-        pc->state = NGX_GAME_PG_EXECUTING;
-        ok = PQsendQueryPrepared(pc->pg, stmt->name, stmt->nparams,
-                                 q->values, NULL, NULL, 0);
+    if (!ngx_game_pg_is_prepared(pc, stmt)) {
+        if (!PQsendPrepare(pc->pg, stmt->name, stmt->sql, stmt->nparams,
+                           NULL))
+        {
+            return NGX_ERROR;
+        }
 
-    } else {
-        pc->state = NGX_GAME_PG_PREPARING;
-        ok = PQsendPrepare(pc->pg, stmt->name, stmt->sql, stmt->nparams,
-                           NULL);
+        e->prepare = 1;
+
+        if (pc->nprepared < NGX_GAME_PG_MAX_STMTS) {
+            pc->prepared[pc->nprepared++] = stmt;
+        }
     }
 
-    if (!ok) {
+    if (!PQsendQueryPrepared(pc->pg, stmt->name, stmt->nparams, q->values,
+                             NULL, NULL, 0)
+        || !PQpipelineSync(pc->pg))
+    {
         return NGX_ERROR;
     }
+
+    pc->count++;
+    q->conn = pc;
+    q->entry = e;
 
     return ngx_game_pg_flush(pc);
 }
@@ -682,74 +737,97 @@ ngx_game_pg_collect(ngx_game_pg_conn_t *pc)
 {
     PGresult  *res;
 
-    while (!PQisBusy(pc->pg)) {
+    while (pc->count && pc->state == NGX_GAME_PG_READY
+           && !PQisBusy(pc->pg))
+    {
         res = PQgetResult(pc->pg);
 
-        if (res == NULL) {
-            ngx_game_pg_step_done(pc);
-            return;
+        /* NULL ends one statement's results within the sync group */
+        if (res != NULL) {
+            ngx_game_pg_result(pc, res);
         }
-
-        /* one statement gives one result; keep the last to be safe */
-        if (pc->res) {
-            PQclear(pc->res);
-        }
-        pc->res = res;
     }
 }
 
 
+/*
+ * One result of the oldest query in flight.  Its sync group yields, in
+ * order: the Prepare's result (if any), the Execute's result, a
+ * PIPELINE_SYNC marker.  After an error, the rest of the group comes back
+ * as PIPELINE_ABORTED.  The handler gets the Execute's result, or the
+ * first error.
+ */
+
 static void
-ngx_game_pg_step_done(ngx_game_pg_conn_t *pc)
+ngx_game_pg_result(ngx_game_pg_conn_t *pc, PGresult *res)
+{
+    ExecStatusType        status;
+    ngx_game_pg_entry_t  *e;
+
+    e = &pc->inflight[pc->head];
+    status = PQresultStatus(res);
+
+    if (status == PGRES_PIPELINE_SYNC) {
+        PQclear(res);
+        ngx_game_pg_complete(pc);
+        return;
+    }
+
+    if (status == PGRES_PIPELINE_ABORTED) {
+        PQclear(res);
+        return;
+    }
+
+    if (e->prepare && e->results++ == 0) {
+        if (status == PGRES_COMMAND_OK) {
+            PQclear(res);
+            return;
+        }
+
+        ngx_game_pg_forget(pc, e->stmt);
+    }
+
+    if (e->res == NULL) {
+        e->res = res;
+        return;
+    }
+
+    /* a statement yields one result; anything more is not ours to keep */
+    PQclear(res);
+}
+
+
+static void
+ngx_game_pg_complete(ngx_game_pg_conn_t *pc)
 {
     ngx_int_t             rc;
     PGresult             *res;
     ExecStatusType        status;
+    ngx_game_pg_pool_t   *pg = pc->pool;
     ngx_game_pg_query_t  *q;
+    ngx_game_pg_entry_t  *e;
 
-    res = pc->res;
-    pc->res = NULL;
+    e = &pc->inflight[pc->head];
+    q = e->query;
+    res = e->res;
+
+    e->query = NULL;
+    e->res = NULL;
+    pc->head = (pc->head + 1) % pg->pipeline;
+    pc->count--;
+
     status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    q = pc->query;
-
-    if (pc->state == NGX_GAME_PG_PREPARING && status == PGRES_COMMAND_OK) {
-        PQclear(res);
-
-        /* the table holds every statement the modules declare, with
-         * room to spare; were it ever full, the next PREPARE of a name the
-         * server knows fails loudly with "already exists" */
-        if (pc->nprepared < NGX_GAME_PG_MAX_STMTS) {
-            pc->prepared[pc->nprepared++] = pc->stmt;
-        }
-
-        if (q == NULL) {
-            /* the request went away; the statement stays prepared */
-            ngx_game_pg_release(pc);
-            return;
-        }
-
-        if (ngx_game_pg_send(pc, q) != NGX_OK) {
-            ngx_game_pg_broken(pc, "send");
-        }
-        return;
-    }
 
     if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
         rc = NGX_OK;
 
     } else {
         rc = NGX_GAME_QUERY_ERROR;
-        ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
+        ngx_log_error(NGX_LOG_ERR, pg->log, 0,
                       "game: PostgreSQL pool \"%V\": statement \"%s\" "
-                      "failed: %s", &pc->pool->name,
-                      q ? q->stmt->name : "(cancelled)",
-                      res ? PQresultErrorMessage(res) : "no result");
+                      "failed: %s", &pg->name, e->stmt->name,
+                      res ? PQresultErrorMessage(res) : "no result\n");
     }
-
-    pc->query = NULL;
-    pc->stmt = NULL;
-    pc->state = NGX_GAME_PG_IDLE;
-    ngx_queue_insert_head(&pc->pool->idle, &pc->idle);
 
     if (q) {
         ngx_game_pg_deliver(q, rc, res);
@@ -759,11 +837,65 @@ ngx_game_pg_step_done(ngx_game_pg_conn_t *pc)
         PQclear(res);
     }
 
-    /* the handler may have run a new query on this very connection */
-    if (pc->state == NGX_GAME_PG_IDLE) {
-        ngx_queue_remove(&pc->idle);
-        ngx_game_pg_release(pc);
+    /* the handler may have closed this connection by sending on it */
+    if (pc->state == NGX_GAME_PG_READY) {
+        ngx_game_pg_fill(pc);
     }
+}
+
+
+/* hand the oldest waiting queries to a connection with room */
+
+static void
+ngx_game_pg_fill(ngx_game_pg_conn_t *pc)
+{
+    ngx_queue_t          *head;
+    ngx_game_pg_pool_t   *pg = pc->pool;
+    ngx_game_pg_query_t  *q;
+
+    while (pc->count < pg->pipeline && !ngx_queue_empty(&pg->waiting)) {
+        head = ngx_queue_head(&pg->waiting);
+        q = ngx_queue_data(head, ngx_game_pg_query_t, queue);
+        ngx_queue_remove(head);
+        pg->nwaiting--;
+        q->queued = 0;
+
+        if (ngx_game_pg_send(pc, q) != NGX_OK) {
+            ngx_game_pg_deliver(q, NGX_GAME_UNAVAILABLE, NULL);
+            ngx_game_pg_broken(pc, "send");
+            return;
+        }
+    }
+}
+
+
+/* the ready connection with the fewest queries in flight and room left */
+
+static ngx_game_pg_conn_t *
+ngx_game_pg_pick(ngx_game_pg_pool_t *pg)
+{
+    ngx_uint_t           i;
+    ngx_game_pg_conn_t  *pc, *best;
+
+    best = NULL;
+
+    for (i = 0; i < pg->connections; i++) {
+        pc = &pg->conns[i];
+
+        if (pc->state != NGX_GAME_PG_READY || pc->count >= pg->pipeline) {
+            continue;
+        }
+
+        if (pc->count == 0) {
+            return pc;
+        }
+
+        if (best == NULL || pc->count < best->count) {
+            best = pc;
+        }
+    }
+
+    return best;
 }
 
 
@@ -782,39 +914,17 @@ ngx_game_pg_is_prepared(ngx_game_pg_conn_t *pc, ngx_game_pg_stmt_t *stmt)
 }
 
 
-/*
- * A connection is free: hand it the oldest waiting query, or park it.
- */
-
 static void
-ngx_game_pg_release(ngx_game_pg_conn_t *pc)
+ngx_game_pg_forget(ngx_game_pg_conn_t *pc, ngx_game_pg_stmt_t *stmt)
 {
-    ngx_queue_t          *head;
-    ngx_game_pg_pool_t   *pg = pc->pool;
-    ngx_game_pg_query_t  *q;
+    ngx_uint_t  i;
 
-    pc->state = NGX_GAME_PG_IDLE;
-
-    while (!ngx_queue_empty(&pg->waiting)) {
-        head = ngx_queue_head(&pg->waiting);
-        q = ngx_queue_data(head, ngx_game_pg_query_t, queue);
-        ngx_queue_remove(head);
-        pg->nwaiting--;
-        q->queued = 0;
-
-        if (ngx_game_pg_send(pc, q) != NGX_OK) {
-            pc->query = q;
-            q->conn = pc;
-            ngx_game_pg_broken(pc, "send");
+    for (i = 0; i < pc->nprepared; i++) {
+        if (pc->prepared[i] == stmt) {
+            pc->prepared[i] = pc->prepared[--pc->nprepared];
             return;
         }
-
-        pc->query = q;
-        q->conn = pc;
-        return;
     }
-
-    ngx_queue_insert_head(&pg->idle, &pc->idle);
 }
 
 
@@ -868,7 +978,6 @@ ngx_game_pg_query_create(ngx_pool_t *pool, ngx_log_t *log,
 ngx_int_t
 ngx_game_pg_query_run(ngx_game_pg_pool_t *pg, ngx_game_pg_query_t *q)
 {
-    ngx_queue_t         *head;
     ngx_game_pg_conn_t  *pc;
 
     q->pool = pg;
@@ -880,20 +989,18 @@ ngx_game_pg_query_run(ngx_game_pg_pool_t *pg, ngx_game_pg_query_t *q)
 
     q->done = 0;
     q->conn = NULL;
+    q->entry = NULL;
 
-    if (!ngx_queue_empty(&pg->idle)) {
-        head = ngx_queue_head(&pg->idle);
-        pc = ngx_queue_data(head, ngx_game_pg_conn_t, idle);
-        ngx_queue_remove(head);
+    pc = ngx_game_pg_pick(pg);
 
+    if (pc) {
         if (ngx_game_pg_send(pc, q) != NGX_OK) {
             q->done = 1;
+            q->conn = NULL;
             ngx_game_pg_broken(pc, "send");
             return NGX_GAME_UNAVAILABLE;
         }
 
-        pc->query = q;
-        q->conn = pc;
         ngx_add_timer(&q->timer, pg->query_timeout);
         return NGX_AGAIN;
     }
@@ -934,6 +1041,7 @@ ngx_game_pg_deliver(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
     }
 
     q->conn = NULL;
+    q->entry = NULL;
     q->done = 1;
     q->handler(q, rc, res);
 }
@@ -951,7 +1059,7 @@ ngx_game_pg_query_timeout(ngx_event_t *ev)
 
     if (pc) {
         /* mid-result: the connection cannot be reused */
-        pc->query = NULL;
+        ((ngx_game_pg_entry_t *) q->entry)->query = NULL;
         ngx_game_pg_close(pc, 0);
     }
 
@@ -963,7 +1071,6 @@ static void
 ngx_game_pg_query_cleanup(void *data)
 {
     ngx_game_pg_query_t  *q = data;
-    ngx_game_pg_conn_t   *pc = q->conn;
 
     if (q->done) {
         return;
@@ -979,13 +1086,14 @@ ngx_game_pg_query_cleanup(void *data)
         ngx_del_timer(&q->timer);
     }
 
-    q->done = 1;
-
-    if (pc) {
-        /* let the statement finish; its result is dropped */
-        pc->query = NULL;
-        q->conn = NULL;
+    if (q->entry) {
+        /* the statement runs to its end; its result is dropped */
+        ((ngx_game_pg_entry_t *) q->entry)->query = NULL;
     }
+
+    q->conn = NULL;
+    q->entry = NULL;
+    q->done = 1;
 }
 
 

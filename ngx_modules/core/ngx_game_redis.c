@@ -53,6 +53,7 @@ struct ngx_game_redis_conn_s {
     ngx_connection_t           *c;
     ngx_game_redis_state_e      state;
     ngx_uint_t                  pending;
+    unsigned                    writing:1;  /* inside hiredis's write */
 
     /* connect timeout while connecting, reconnect delay while closed */
     ngx_event_t                 timer;
@@ -752,12 +753,28 @@ ngx_game_redis_ev_del_read(void *data)
 }
 
 
+/*
+ * hiredis asks to write after every command.  Rather than asking the
+ * kernel to watch the socket (two epoll_ctl calls per command), the write
+ * is posted to run once at the end of this event loop iteration, when it
+ * sends every command the iteration produced in one write().  Only when
+ * the socket is full does the kernel watch it.
+ */
+
 static void
 ngx_game_redis_ev_add_write(void *data)
 {
     ngx_game_redis_conn_t  *rc = data;
 
-    (void) ngx_game_conn_watch(rc->c, rc->c->read->active, 1);
+    if (rc->writing || rc->state == NGX_GAME_REDIS_CONNECTING) {
+        /* the socket is full, or the connect is not done: wait for it */
+        (void) ngx_game_conn_watch(rc->c, rc->c->read->active, 1);
+        return;
+    }
+
+    if (!rc->c->write->posted && !rc->c->write->active) {
+        ngx_post_event(rc->c->write, &ngx_posted_events);
+    }
 }
 
 
@@ -765,6 +782,10 @@ static void
 ngx_game_redis_ev_del_write(void *data)
 {
     ngx_game_redis_conn_t  *rc = data;
+
+    if (rc->c->write->posted) {
+        ngx_delete_posted_event(rc->c->write);
+    }
 
     (void) ngx_game_conn_watch(rc->c, rc->c->read->active, 0);
 }
@@ -787,6 +808,7 @@ ngx_game_redis_ev_cleanup(void *data)
     }
 
     rc->ac = NULL;
+    rc->writing = 0;
     was_ready = (rc->state == NGX_GAME_REDIS_READY);
 
     if (was_ready) {
@@ -816,5 +838,11 @@ ngx_game_redis_write_handler(ngx_event_t *ev)
     ngx_connection_t       *c = ev->data;
     ngx_game_redis_conn_t  *rc = c->data;
 
+    rc->writing = 1;
     redisAsyncHandleWrite(rc->ac);
+
+    /* the context may be gone: a failed write frees it */
+    if (rc->ac) {
+        rc->writing = 0;
+    }
 }

@@ -47,3 +47,27 @@ def test_many_readyz_in_flight_all_answer(stack):
     with ThreadPoolExecutor(max_workers=32) as ex:
         codes = list(ex.map(get, range(400)))
     assert codes.count(200) == 400
+
+
+def test_clients_leaving_mid_request_do_not_disturb_the_pools(stack):
+    """Requests abandoned while their query is in flight: the results still
+    arrive on the pipelined connections and must be dropped, not handed to
+    the next request."""
+    import socket
+
+    for _ in range(200):
+        s = socket.create_connection(("127.0.0.1", stack.http_port))
+        s.sendall(b"GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n")
+        s.close()
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    def get(_):
+        r = requests.get(stack.url("/readyz"), timeout=10)
+        return r.status_code, r.json()
+
+    with ThreadPoolExecutor(max_workers=16) as ex:
+        results = list(ex.map(get, range(200)))
+    assert all(code == 200 for code, _ in results)
+    assert all(body["checks"] == {"postgres:main": "ok", "redis:main": "ok"}
+               for _, body in results)
