@@ -73,15 +73,23 @@ ngx_game_conn_watch(ngx_connection_t *c, ngx_uint_t read, ngx_uint_t write)
 
 
 /*
- * Forget the socket before the library closes it.  The events are removed
- * with a real syscall (not NGX_CLOSE_EVENT): a library may close and
- * reopen a descriptor under the same number while connecting.
+ * Forget the socket.  Normally the library has not closed it yet, and the
+ * events are removed with a real syscall (not NGX_CLOSE_EVENT): a library
+ * may close and reopen a descriptor under the same number while
+ * connecting.  When the library already closed it ("closed"), the kernel
+ * dropped it from epoll by itself and only our bookkeeping is left.
  */
 
 void
-ngx_game_conn_unbind(ngx_connection_t *c)
+ngx_game_conn_unbind(ngx_connection_t *c, ngx_uint_t closed)
 {
-    (void) ngx_game_conn_watch(c, 0, 0);
+    if (closed) {
+        c->read->active = 0;
+        c->write->active = 0;
+
+    } else {
+        (void) ngx_game_conn_watch(c, 0, 0);
+    }
 
     if (c->read->timer_set) {
         ngx_del_timer(c->read);

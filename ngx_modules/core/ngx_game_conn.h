@@ -20,7 +20,7 @@
 
 ngx_connection_t *ngx_game_conn_bind(ngx_socket_t fd, ngx_log_t *log,
     ngx_event_handler_pt read, ngx_event_handler_pt write, void *data);
-void ngx_game_conn_unbind(ngx_connection_t *c);
+void ngx_game_conn_unbind(ngx_connection_t *c, ngx_uint_t closed);
 ngx_int_t ngx_game_conn_watch(ngx_connection_t *c, ngx_uint_t read,
     ngx_uint_t write);
 

@@ -370,7 +370,7 @@ ngx_game_pg_pools_stop(ngx_array_t *pools)
 
             if (pc->pg) {
                 if (pc->c) {
-                    ngx_game_conn_unbind(pc->c);
+                    ngx_game_conn_unbind(pc->c, PQsocket(pc->pg) == -1);
                     pc->c = NULL;
                 }
                 PQfinish(pc->pg);
@@ -540,7 +540,8 @@ ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t failed)
     }
 
     if (pc->c) {
-        ngx_game_conn_unbind(pc->c);
+        /* libpq closes the socket itself when it sees the server go */
+        ngx_game_conn_unbind(pc->c, pc->pg == NULL || PQsocket(pc->pg) == -1);
         pc->c = NULL;
     }
 

@@ -803,7 +803,7 @@ ngx_game_redis_ev_cleanup(void *data)
     ngx_uint_t              was_ready;
 
     if (rc->c) {
-        ngx_game_conn_unbind(rc->c);
+        ngx_game_conn_unbind(rc->c, 0);
         rc->c = NULL;
     }
 

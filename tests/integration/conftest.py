@@ -68,6 +68,18 @@ class Stack:
         with open(os.path.join(self.var, path)) as f:
             return int(f.readline())
 
+    def assert_clean_error_log(self):
+        """nginx logged nothing an operator would have to act on: no
+        alert, crit or emerg line, no worker that died on a signal."""
+        path = os.path.join(self.var, "log", "nginx-error.log")
+        bad = []
+        with open(path, errors="replace") as f:
+            for line in f:
+                if ("[alert]" in line or "[crit]" in line or "[emerg]" in line
+                        or "exited on signal" in line):
+                    bad.append(line.rstrip())
+        assert not bad, "nginx error log:\n" + "\n".join(bad[:20])
+
     def wait_ready(self, timeout=10.0):
         """Poll /readyz until 200; return the seconds it took."""
         start = time.monotonic()
@@ -93,6 +105,7 @@ def stack():
             raise RuntimeError("stack up failed:\n%s\n%s" % (r.stdout, r.stderr))
         s.wait_ready()
         yield s
+        s.assert_clean_error_log()
     finally:
         if os.environ.get("GAME_TEST_KEEP") != "1":
             s.run("down", check=False)
