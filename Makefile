@@ -8,7 +8,7 @@
 SHELL := /bin/bash
 ROOT  := $(CURDIR)
 
-.PHONY: all deps build modules gameserver up down status test unit \
+.PHONY: all deps build modules gameserver tools up down status test unit \
         integration bench clean
 
 all: build
@@ -16,7 +16,17 @@ all: build
 deps:
 	@scripts/install-deps
 
-build: deps modules gameserver
+build: deps modules gameserver tools
+
+# the matchmaking simulator and engine benchmark (pure C, no nginx)
+MM_SIM_SRC := ngx_modules/matchmaking/sim/game_mm_sim.c \
+              ngx_modules/matchmaking/game_mm_engine.c
+build/game-mm-sim: $(MM_SIM_SRC) ngx_modules/matchmaking/game_mm_engine.h
+	@mkdir -p build
+	$(CC) -std=c11 -O2 -g -W -Wall -Wpointer-arith -Wno-unused-parameter \
+	    -Werror -o $@ $(MM_SIM_SRC) -lm
+
+tools: build/game-mm-sim
 
 modules:
 	@auto/build
