@@ -1,0 +1,32 @@
+-- common.lua: prelude put in front of every matchmaking script at build
+-- time, so that every script spells the keys the same way.
+--
+-- ARGV[1] is always the key prefix ("mm:" by default).  Keys are built
+-- inside the scripts because a script meets ticket and player ids in the
+-- queue that its caller could not list in advance (single-instance Redis,
+-- or one hash slot: a prefix like "{mm}:" keeps every key in one slot).
+
+local P = ARGV[1]
+
+local function ticket_key(id) return P .. 'ticket:' .. id end
+local function player_key(id) return P .. 'player:' .. id end
+local function queue_key(q) return P .. 'queue:' .. q end
+local function lease_key(q) return P .. 'lease:' .. q end
+local function fence_key(q) return P .. 'fence:' .. q end
+
+-- a ticket's status, or nil when it is gone (expired from Redis)
+local function status_of(id)
+    return redis.call('HGET', ticket_key(id), 'status')
+end
+
+local function now_ms()
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The lease of queue q is held by "holder" with fencing token "fence":
+-- a matcher whose lease lapsed and that another took over must not write
+-- anything, however late its writes arrive.
+local function lease_ok(q, fence)
+    return redis.call('HGET', lease_key(q), 'fence') == fence
+end

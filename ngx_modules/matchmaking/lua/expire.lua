@@ -1,0 +1,33 @@
+-- expire.lua: end tickets that waited too long, and forget old entries.
+--
+-- ARGV  prefix, queue, fence, oldest stream id to keep, ticket id, ...
+-- Reply {'OK', expired count} | {'FENCED'}
+--
+-- The queue's stream holds entries of tickets already matched, cancelled
+-- or expired; trimming by id (time) keeps it as long as the maximum wait,
+-- so that a matcher taking over reads a bounded queue.
+
+local q, fence, minid = ARGV[2], ARGV[3], ARGV[4]
+
+if not lease_ok(q, fence) then
+    return { 'FENCED' }
+end
+
+local n, now = 0, tostring(now_ms())
+for i = 5, #ARGV do
+    local id = ARGV[i]
+    if status_of(id) == 'queued' then
+        redis.call('HSET', ticket_key(id), 'status', 'expired', 'ended', now)
+        local players = redis.call('HGET', ticket_key(id), 'players') or ''
+        for p in string.gmatch(players, '[^,]+') do
+            if redis.call('GET', player_key(p)) == id then
+                redis.call('DEL', player_key(p))
+            end
+        end
+        n = n + 1
+    end
+end
+
+redis.call('XTRIM', queue_key(q), 'MINID', minid)
+
+return { 'OK', tostring(n) }
