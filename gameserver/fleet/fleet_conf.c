@@ -1,0 +1,199 @@
+/*
+ * fleet_conf.c: the fleet's configuration file.
+ *
+ * One directive per line, words separated by blanks, '#' starts a comment:
+ *
+ *   redis       HOST:PORT                 (127.0.0.1:6379)
+ *   prefix      P                         (game:)
+ *   server      PATH                      game-server; relative paths are
+ *                                         relative to this file
+ *   status      PATH                      status file (/tmp/game-fleet.status)
+ *   reap        SECONDS                   between allocator reaps (10)
+ *   drain       SECONDS                   wait for servers on SIGTERM (40)
+ *   server-arg  WORD                      passed to every server, repeatable
+ *   region NAME min N max N buffer N ports LO-HI [mode M] [addr A]
+ *
+ * Errors name the file, the line and the bad value.
+ */
+
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fleet.h"
+
+
+static int
+fleet_conf_num(const char *v, int lo, int hi, int *out)
+{
+    char  *end;
+    long   n = strtol(v, &end, 10);
+
+    if (*v == '\0' || *end != '\0' || n < lo || n > hi) {
+        return -1;
+    }
+    *out = (int) n;
+    return 0;
+}
+
+
+static int
+fleet_conf_region(fleet_conf_t *c, char **w, int n, char *err, size_t len)
+{
+    fleet_region_t  *r;
+    int              i;
+    char            *dash;
+
+    if (c->nregions == FLEET_REGIONS_MAX || n < 2 || n % 2 != 0) {
+        snprintf(err, len, "region NAME min N max N buffer N ports LO-HI");
+        return -1;
+    }
+    r = &c->regions[c->nregions];
+    memset(r, 0, sizeof(*r));
+    snprintf(r->name, sizeof(r->name), "%s", w[1]);
+    strcpy(r->mode, "dm");
+    strcpy(r->addr, "127.0.0.1");
+    r->max = -1;
+
+    for (i = 2; i < n; i += 2) {
+        if (strcmp(w[i], "min") == 0) {
+            if (fleet_conf_num(w[i + 1], 0, FLEET_SERVERS_MAX, &r->min)) break;
+        } else if (strcmp(w[i], "max") == 0) {
+            if (fleet_conf_num(w[i + 1], 0, FLEET_SERVERS_MAX, &r->max)) break;
+        } else if (strcmp(w[i], "buffer") == 0) {
+            if (fleet_conf_num(w[i + 1], 0, FLEET_SERVERS_MAX, &r->buffer))
+                break;
+        } else if (strcmp(w[i], "ports") == 0) {
+            dash = strchr(w[i + 1], '-');
+            if (dash == NULL) break;
+            *dash = '\0';
+            if (fleet_conf_num(w[i + 1], 1, 65535, &r->port_lo)
+                || fleet_conf_num(dash + 1, r->port_lo, 65535, &r->port_hi))
+                break;
+        } else if (strcmp(w[i], "mode") == 0) {
+            snprintf(r->mode, sizeof(r->mode), "%s", w[i + 1]);
+        } else if (strcmp(w[i], "addr") == 0) {
+            snprintf(r->addr, sizeof(r->addr), "%s", w[i + 1]);
+        } else {
+            break;
+        }
+    }
+    if (i < n) {
+        snprintf(err, len, "invalid \"%s %s\" in region %s", w[i],
+                 w[i + 1], r->name);
+        return -1;
+    }
+    if (r->port_lo == 0 || r->max < r->min
+        || r->max > r->port_hi - r->port_lo + 1)
+    {
+        snprintf(err, len, "region %s: needs ports, and min <= max <= "
+                 "number of ports", r->name);
+        return -1;
+    }
+    c->nregions++;
+    return 0;
+}
+
+
+int
+fleet_conf_load(fleet_conf_t *c, const char *path, char *err, size_t errlen)
+{
+    FILE   *f;
+    char    line[1024], *w[32], *p, *colon, dir[1024], msg[256];
+    int     n, lineno = 0, rc = 0;
+
+    memset(c, 0, sizeof(*c));
+    strcpy(c->redis_host, "127.0.0.1");
+    c->redis_port = 6379;
+    strcpy(c->prefix, "game:");
+    strcpy(c->status, "/tmp/game-fleet.status");
+    c->reap_s = 10;
+    c->drain_s = 40;
+
+    snprintf(dir, sizeof(dir), "%s", path);
+    p = strrchr(dir, '/');
+    if (p != NULL) {
+        *p = '\0';
+    } else {
+        strcpy(dir, ".");
+    }
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: cannot open", path);
+        return -1;
+    }
+
+    while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
+        lineno++;
+        if ((p = strchr(line, '#')) != NULL) {
+            *p = '\0';
+        }
+        n = 0;
+        for (p = strtok(line, " \t\r\n"); p && n < 32;
+             p = strtok(NULL, " \t\r\n"))
+        {
+            w[n++] = p;
+        }
+        if (n == 0) {
+            continue;
+        }
+        msg[0] = '\0';
+
+        if (strcmp(w[0], "region") == 0) {
+            if (fleet_conf_region(c, w, n, msg, sizeof(msg)) != 0) rc = -1;
+        } else if (n != 2) {
+            snprintf(msg, sizeof(msg), "\"%s\" takes one value", w[0]);
+            rc = -1;
+        } else if (strcmp(w[0], "redis") == 0) {
+            colon = strrchr(w[1], ':');
+            if (colon == NULL
+                || fleet_conf_num(colon + 1, 1, 65535, &c->redis_port))
+            {
+                snprintf(msg, sizeof(msg), "invalid redis \"%s\"", w[1]);
+                rc = -1;
+            } else {
+                *colon = '\0';
+                snprintf(c->redis_host, sizeof(c->redis_host), "%s", w[1]);
+            }
+        } else if (strcmp(w[0], "prefix") == 0) {
+            snprintf(c->prefix, sizeof(c->prefix), "%s", w[1]);
+        } else if (strcmp(w[0], "server") == 0) {
+            if (w[1][0] == '/') {
+                snprintf(c->server, sizeof(c->server), "%s", w[1]);
+            } else {
+                snprintf(c->server, sizeof(c->server), "%.500s/%.500s", dir,
+                         w[1]);
+            }
+        } else if (strcmp(w[0], "status") == 0) {
+            snprintf(c->status, sizeof(c->status), "%s", w[1]);
+        } else if (strcmp(w[0], "reap") == 0) {
+            if (fleet_conf_num(w[1], 1, 3600, &c->reap_s)) rc = -1;
+        } else if (strcmp(w[0], "drain") == 0) {
+            if (fleet_conf_num(w[1], 0, 3600, &c->drain_s)) rc = -1;
+        } else if (strcmp(w[0], "server-arg") == 0) {
+            if (c->nargs == FLEET_ARGS_MAX) {
+                snprintf(msg, sizeof(msg), "too many server-arg");
+                rc = -1;
+            } else {
+                c->args[c->nargs++] = strdup(w[1]);
+            }
+        } else {
+            snprintf(msg, sizeof(msg), "unknown directive \"%s\"", w[0]);
+            rc = -1;
+        }
+        if (rc != 0) {
+            snprintf(err, errlen, "%s:%d: %s", path, lineno,
+                     msg[0] ? msg : "invalid value");
+        }
+    }
+    fclose(f);
+
+    if (rc == 0 && (c->nregions == 0 || c->server[0] == '\0')) {
+        snprintf(err, errlen, "%s: needs \"server\" and a region", path);
+        rc = -1;
+    }
+    return rc;
+}

@@ -1,0 +1,480 @@
+/*
+ * gs_agent.c: the allocator thread of a game server.
+ *
+ * Everything here may block on Redis (hiredis' sync API, with a 1 s
+ * timeout); none of it runs on the tick loop.  The loop talks to the agent
+ * through a mutex-guarded queue and a view of the last heartbeat, both
+ * touched for microseconds at a time.
+ *
+ * Operations are retried, in order, until Redis answers: a Redis restart
+ * then delays a state change but never reorders or loses it.  Retrying is
+ * safe because every operation is idempotent: asking for the state a
+ * server is in is OK, and a result is guarded by SET NX on its match id.
+ *
+ * If the heartbeat key lapsed (EXPIRED: Redis was unreachable for longer
+ * than the ttl), the allocator already treats the server as dead.  It is
+ * registered again only once the loop asks for Ready: registering in the
+ * middle of a match would offer a busy server for allocation.
+ */
+
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "gs_agent.h"
+#include "gs_log.h"
+
+
+#define GS_AGENT_QUEUE      32
+#define GS_AGENT_BEAT_MS    1000
+#define GS_AGENT_RETRY_MS   250
+#define GS_AGENT_TIMEOUT_MS 1000
+#define GS_AGENT_RESULT_TTL "604800"    /* the per-match guard: a week */
+
+typedef enum { GS_AGENT_SET_STATE, GS_AGENT_PUBLISH } gs_agent_op_e;
+
+typedef struct {
+    gs_agent_op_e        kind;
+    game_alloc_state_t   state;
+    char                 match_id[GAME_ALLOC_NAME_MAX + 1];
+    char                *json;
+} gs_agent_op_t;
+
+struct gs_agent_s {
+    pthread_t            thread;
+    pthread_mutex_t      lock;
+    pthread_cond_t       cond;
+
+    gs_agent_conf_t      conf;
+    char                 token[33];
+
+    gs_agent_op_t        ops[GS_AGENT_QUEUE];
+    int                  head, n, poke, stop;
+    int64_t              stop_deadline;
+    game_alloc_state_t   wanted;        /* the last state the loop asked */
+
+    gs_agent_view_t      view;
+
+    game_alloc_conn_t   *conn;
+    redisContext        *raw;           /* for the results stream */
+};
+
+
+/*
+ * SET NX on the match's guard key and XADD in one script: a retry after a
+ * lost reply finds the guard and adds nothing, so the stream holds one
+ * entry per match id whatever happens between us and Redis.
+ */
+static const char gs_agent_publish_lua[] =
+    "if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[4]) then\n"
+    "  return redis.call('XADD', KEYS[2], 'MAXLEN', '~', '100000', '*',\n"
+    "                    'match_id', ARGV[1], 'server_id', ARGV[2],\n"
+    "                    'result', ARGV[3])\n"
+    "end\n"
+    "return false\n";
+
+
+static int64_t
+gs_agent_now_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+static void
+gs_agent_sleep_ms(int ms)
+{
+    struct timespec  ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) { /* again */ }
+}
+
+
+static void
+gs_agent_disconnect(gs_agent_t *a)
+{
+    game_alloc_close(a->conn);
+    a->conn = NULL;
+    if (a->raw != NULL) {
+        redisFree(a->raw);
+        a->raw = NULL;
+    }
+}
+
+
+static int
+gs_agent_connect(gs_agent_t *a)
+{
+    struct timeval  tv = { GS_AGENT_TIMEOUT_MS / 1000,
+                           (GS_AGENT_TIMEOUT_MS % 1000) * 1000 };
+
+    a->conn = game_alloc_connect(a->conf.redis_host, a->conf.redis_port,
+                                 a->conf.prefix, GS_AGENT_TIMEOUT_MS);
+    if (a->conn == NULL || game_alloc_errstr(a->conn) != NULL) {
+        goto failed;
+    }
+
+    a->raw = redisConnectWithTimeout(a->conf.redis_host, a->conf.redis_port,
+                                     tv);
+    if (a->raw == NULL || a->raw->err || redisSetTimeout(a->raw, tv)) {
+        goto failed;
+    }
+    return 0;
+
+failed:
+    gs_log("warn", "redis %s:%d unreachable: %s", a->conf.redis_host,
+           a->conf.redis_port,
+           a->conn && game_alloc_errstr(a->conn) ? game_alloc_errstr(a->conn)
+           : a->raw ? a->raw->errstr : "out of memory");
+    gs_agent_disconnect(a);
+    return -1;
+}
+
+
+static void
+gs_agent_update_view(gs_agent_t *a, const game_alloc_result_t *res)
+{
+    pthread_mutex_lock(&a->lock);
+    a->view.beats++;
+    a->view.state = res->state;
+    strcpy(a->view.match_id, res->match_id);
+    strcpy(a->view.mode, res->mode);
+    a->view.players = res->players;
+    pthread_mutex_unlock(&a->lock);
+}
+
+
+/* 0 done (whatever Redis said), -1 transport failure: retry */
+static int
+gs_agent_run_op(gs_agent_t *a, gs_agent_op_t *op)
+{
+    game_alloc_result_t   res;
+    game_alloc_status_t   st;
+    redisReply           *r;
+    char                  guard[256], stream[128];
+    const char           *id = a->conf.server.id;
+
+    if (op->kind == GS_AGENT_SET_STATE) {
+        st = game_alloc_set_state(a->conn, id, a->token, op->state, &res);
+        if (st == GAME_ALLOC_ERROR) {
+            return -1;
+        }
+        if (st == GAME_ALLOC_EXPIRED) {
+            pthread_mutex_lock(&a->lock);
+            a->view.registered = 0;
+            pthread_mutex_unlock(&a->lock);
+        }
+        gs_log(st == GAME_ALLOC_OK ? "info" : "warn", "state %s: %s",
+               game_alloc_state_name(op->state), game_alloc_status_name(st));
+        return 0;
+    }
+
+    snprintf(guard, sizeof(guard), "%sresult:%s", a->conf.prefix,
+             op->match_id);
+    snprintf(stream, sizeof(stream), "%sresults", a->conf.prefix);
+    r = redisCommand(a->raw, "EVAL %s 2 %s %s %s %s %s %s",
+                     gs_agent_publish_lua, guard, stream, op->match_id, id,
+                     op->json, GS_AGENT_RESULT_TTL);
+    if (r == NULL) {
+        return -1;
+    }
+
+    pthread_mutex_lock(&a->lock);
+    if (r->type == REDIS_REPLY_STRING) {
+        a->view.published++;
+        gs_log("info", "result of match %s published as %s", op->match_id,
+               r->str);
+    } else if (r->type == REDIS_REPLY_NIL) {
+        a->view.duplicates++;
+        gs_log("warn", "result of match %s was already published",
+               op->match_id);
+    } else {
+        gs_log("error", "publishing the result of match %s: %s",
+               op->match_id, r->type == REDIS_REPLY_ERROR ? r->str : "?");
+    }
+    pthread_mutex_unlock(&a->lock);
+    freeReplyObject(r);
+    return 0;
+}
+
+
+static int
+gs_agent_register(gs_agent_t *a)
+{
+    game_alloc_server_t  s = a->conf.server;
+    game_alloc_status_t  st;
+
+    s.token = a->token;
+    s.state = GAME_ALLOC_READY;
+    st = game_alloc_register(a->conn, &s);
+    if (st == GAME_ALLOC_ERROR) {
+        return -1;
+    }
+    if (st != GAME_ALLOC_OK) {
+        gs_log("error", "register %s: %s", s.id, game_alloc_status_name(st));
+        return 1;
+    }
+    gs_log("info", "registered %s at %s:%d region %s mode %s: Ready", s.id,
+           s.addr, s.port, s.region, s.mode);
+    pthread_mutex_lock(&a->lock);
+    a->view.registered = 1;
+    a->view.state = GAME_ALLOC_READY;
+    a->view.match_id[0] = '\0';
+    pthread_mutex_unlock(&a->lock);
+    return 0;
+}
+
+
+static void *
+gs_agent_main(void *arg)
+{
+    gs_agent_t           *a = arg;
+    gs_agent_op_t         op;
+    game_alloc_result_t   res;
+    game_alloc_status_t   st;
+    int64_t               next_beat = 0, now;
+    int                   have_op, stopping, poke, registered, rc;
+    game_alloc_state_t    wanted;
+    struct timespec       until;
+
+    for ( ;; ) {
+        pthread_mutex_lock(&a->lock);
+        for ( ;; ) {
+            now = gs_agent_now_ms();
+            if (a->stop || a->n > 0 || a->poke || now >= next_beat) {
+                break;
+            }
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += (long) (next_beat - now) * 1000000L;
+            until.tv_sec += until.tv_nsec / 1000000000L;
+            until.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&a->cond, &a->lock, &until);
+        }
+        stopping = a->stop;
+        have_op = a->n > 0;
+        if (have_op) {
+            op = a->ops[a->head];
+        }
+        poke = a->poke;
+        a->poke = 0;
+        registered = a->view.registered;
+        wanted = a->wanted;
+        pthread_mutex_unlock(&a->lock);
+
+        if (stopping && now > a->stop_deadline) {
+            gs_log("warn", "allocator work left undone at exit");
+            break;
+        }
+
+        if (a->conn == NULL && gs_agent_connect(a) != 0) {
+            gs_agent_sleep_ms(GS_AGENT_RETRY_MS);
+            continue;
+        }
+
+        if (!registered && !stopping && (wanted == GAME_ALLOC_READY)) {
+            rc = gs_agent_register(a);
+            if (rc != 0) {
+                if (rc < 0) {
+                    gs_agent_disconnect(a);
+                }
+                gs_agent_sleep_ms(GS_AGENT_RETRY_MS);
+                continue;
+            }
+            registered = 1;
+            next_beat = 0;
+        }
+
+        if (have_op) {
+            if (gs_agent_run_op(a, &op) != 0) {
+                gs_log("warn", "redis: %s; retrying",
+                       a->raw && a->raw->err ? a->raw->errstr
+                       : game_alloc_errstr(a->conn) ? game_alloc_errstr(a->conn)
+                       : "error");
+                gs_agent_disconnect(a);
+                gs_agent_sleep_ms(GS_AGENT_RETRY_MS);
+                continue;
+            }
+            free(op.json);
+            pthread_mutex_lock(&a->lock);
+            a->head = (a->head + 1) % GS_AGENT_QUEUE;
+            a->n--;
+            a->view.pending = a->n;
+            pthread_mutex_unlock(&a->lock);
+        }
+
+        now = gs_agent_now_ms();
+        if (registered && (poke || now >= next_beat)) {
+            next_beat = now + GS_AGENT_BEAT_MS;
+            st = game_alloc_heartbeat(a->conn, a->conf.server.id, a->token,
+                                      &res);
+            if (st == GAME_ALLOC_OK) {
+                gs_agent_update_view(a, &res);
+            } else if (st == GAME_ALLOC_ERROR) {
+                gs_log("warn", "heartbeat: %s",
+                       game_alloc_errstr(a->conn) ? game_alloc_errstr(a->conn)
+                                                  : "error");
+                gs_agent_disconnect(a);
+                continue;
+            } else {
+                gs_log("error", "heartbeat: %s", game_alloc_status_name(st));
+                pthread_mutex_lock(&a->lock);
+                a->view.registered = 0;
+                pthread_mutex_unlock(&a->lock);
+            }
+        }
+
+        if (stopping && !have_op) {
+            pthread_mutex_lock(&a->lock);
+            have_op = a->n > 0;
+            pthread_mutex_unlock(&a->lock);
+            if (!have_op) {
+                st = game_alloc_deregister(a->conn, a->conf.server.id,
+                                           a->token);
+                if (st == GAME_ALLOC_ERROR) {
+                    gs_agent_disconnect(a);
+                    continue;
+                }
+                gs_log("info", "deregistered: %s",
+                       game_alloc_status_name(st));
+                break;
+            }
+        }
+    }
+
+    gs_agent_disconnect(a);
+    return NULL;
+}
+
+
+gs_agent_t *
+gs_agent_start(const gs_agent_conf_t *conf)
+{
+    gs_agent_t     *a;
+    unsigned char   rnd[16];
+    FILE           *f;
+    int             i;
+
+    a = calloc(1, sizeof(gs_agent_t));
+    if (a == NULL) {
+        return NULL;
+    }
+    a->conf = *conf;
+    a->wanted = GAME_ALLOC_READY;
+    a->view.state = GAME_ALLOC_STARTING;
+
+    /* the token proves ownership of the record: make it unguessable */
+    f = fopen("/dev/urandom", "r");
+    if (f == NULL || fread(rnd, 1, sizeof(rnd), f) != sizeof(rnd)) {
+        if (f) fclose(f);
+        free(a);
+        return NULL;
+    }
+    fclose(f);
+    for (i = 0; i < 16; i++) {
+        snprintf(a->token + 2 * i, 3, "%02x", rnd[i]);
+    }
+
+    pthread_mutex_init(&a->lock, NULL);
+    pthread_cond_init(&a->cond, NULL);
+    if (pthread_create(&a->thread, NULL, gs_agent_main, a) != 0) {
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+
+void
+gs_agent_view(gs_agent_t *a, gs_agent_view_t *v)
+{
+    pthread_mutex_lock(&a->lock);
+    *v = a->view;
+    pthread_mutex_unlock(&a->lock);
+}
+
+
+void
+gs_agent_poke(gs_agent_t *a)
+{
+    pthread_mutex_lock(&a->lock);
+    a->poke = 1;
+    pthread_cond_signal(&a->cond);
+    pthread_mutex_unlock(&a->lock);
+}
+
+
+static void
+gs_agent_push(gs_agent_t *a, const gs_agent_op_t *op)
+{
+    pthread_mutex_lock(&a->lock);
+    if (a->n == GS_AGENT_QUEUE) {
+        /* cannot happen at a few operations per match; never block */
+        gs_log("error", "allocator queue full, operation dropped");
+        free(op->json);
+    } else {
+        a->ops[(a->head + a->n) % GS_AGENT_QUEUE] = *op;
+        a->n++;
+        a->view.pending = a->n;
+        if (op->kind == GS_AGENT_SET_STATE) {
+            a->wanted = op->state;
+        }
+        pthread_cond_signal(&a->cond);
+    }
+    pthread_mutex_unlock(&a->lock);
+}
+
+
+void
+gs_agent_set_state(gs_agent_t *a, game_alloc_state_t to)
+{
+    gs_agent_op_t  op;
+
+    memset(&op, 0, sizeof(op));
+    op.kind = GS_AGENT_SET_STATE;
+    op.state = to;
+    gs_agent_push(a, &op);
+}
+
+
+void
+gs_agent_publish(gs_agent_t *a, const char *match_id, char *json)
+{
+    gs_agent_op_t  op;
+
+    memset(&op, 0, sizeof(op));
+    op.kind = GS_AGENT_PUBLISH;
+    snprintf(op.match_id, sizeof(op.match_id), "%s", match_id);
+    op.json = json;
+    gs_agent_push(a, &op);
+}
+
+
+void
+gs_agent_stop(gs_agent_t *a, int timeout_ms)
+{
+    pthread_mutex_lock(&a->lock);
+    a->stop = 1;
+    a->stop_deadline = gs_agent_now_ms() + timeout_ms;
+    pthread_cond_signal(&a->cond);
+    pthread_mutex_unlock(&a->lock);
+
+    pthread_join(a->thread, NULL);
+    while (a->n > 0) {
+        free(a->ops[a->head].json);
+        a->head = (a->head + 1) % GS_AGENT_QUEUE;
+        a->n--;
+    }
+    gs_agent_disconnect(a);
+    pthread_mutex_destroy(&a->lock);
+    pthread_cond_destroy(&a->cond);
+    free(a);
+}

@@ -1,0 +1,928 @@
+/*
+ * gs_server.c: the tick loop, the clients, the match lifecycle.
+ *
+ * One thread runs ENet and the simulation at a fixed tick; the allocator
+ * lives on the agent's thread (gs_agent.c), so a slow Redis never delays a
+ * tick.  Lifecycle, as the allocator sees it:
+ *
+ *   Ready     (IDLE)     registered; learns an allocation from a heartbeat
+ *   Allocated (WAITING)  players join with tickets until all expected came
+ *                        or the join timeout: start with those present, or
+ *                        abort (per mode)
+ *   Playing   (PLAYING)  ticks until time, score limit, empty, or drain
+ *   Finished  (ENDING)   result published once, players let go; then Ready
+ *                        again, or Shutdown when draining / --max-matches
+ *
+ * A client must send a hello with its ticket first; until the ticket holds
+ * it gets nothing, and a refusal is an ENet disconnect whose data is the
+ * reason (gs_refuse_e), reset a second later if the client does not ack.
+ */
+
+#define _POSIX_C_SOURCE 200809L
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <enet/enet.h>
+
+#include "gs_log.h"
+#include "gs_result.h"
+#include "gs_server.h"
+
+
+#define GS_HELLO_TIMEOUT_MS    1000     /* connect without hello: refused */
+#define GS_PENDING_MS          900      /* ticket ahead of our heartbeat */
+#define GS_REFUSED_RESET_MS    1000
+#define GS_EMPTY_END_MS        3000     /* everyone left: end the match */
+#define GS_ENDING_LINGER_MS    300      /* let MATCH_END reach clients */
+#define GS_ENDING_MAX_MS       2000
+#define GS_SPARE_PEERS         32       /* room for refusals when full */
+#define GS_USED_MAX            1024     /* tickets remembered per match */
+#define GS_TICK_SAMPLES        (1 << 18)
+
+typedef enum {
+    GS_PHASE_IDLE, GS_PHASE_WAITING, GS_PHASE_PLAYING, GS_PHASE_ENDING
+} gs_phase_e;
+
+typedef enum {
+    GS_CLIENT_FREE, GS_CLIENT_HELLO, GS_CLIENT_PENDING, GS_CLIENT_IN,
+    GS_CLIENT_REFUSED
+} gs_client_state_e;
+
+typedef struct {
+    gs_client_state_e   state;
+    ENetPeer           *peer;
+    int                 slot;
+    int64_t             since_ms;
+    uint64_t            malformed;
+    gs_ticket_t         ticket;
+} gs_client_t;
+
+typedef struct {
+    const gs_server_conf_t  *conf;
+    ENetHost                *host;
+    gs_agent_t              *agent;
+    gs_rules_t               rules;
+    gs_world_t               world;
+    gs_client_t             *clients;
+
+    gs_phase_e               phase;
+    int64_t                  phase_ms, start_ms, start_wall_ms, empty_since;
+    char                     match_id[GAME_ALLOC_NAME_MAX + 1];
+    char                     last_match[GAME_ALLOC_NAME_MAX + 1];
+    char                     mode[GAME_ALLOC_NAME_MAX + 1];
+    int                      expected, abort_if_short, matches, let_go;
+    uint32_t                 ticks_left;
+    int                      draining, exit_now;
+    int64_t                  drain_deadline;
+
+    uint64_t                 malformed, refused[16];
+    char                     used[GS_USED_MAX][96];
+    int                      nused;
+
+    uint32_t                *tick_us;
+    size_t                   ntick;
+    int64_t                  busy_us;       /* packet work since last tick */
+    uint32_t                 sent0, recv0;
+    int                      snap_every;
+} gs_server_t;
+
+
+static volatile sig_atomic_t  gs_server_signalled;
+
+
+static void
+gs_server_on_signal(int signo)
+{
+    gs_server_signalled = signo;
+}
+
+
+static int64_t
+gs_now_us(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+
+static int64_t
+gs_wall_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+/* machine-readable lifecycle lines on stdout, for tests and operators */
+static void
+gs_server_emit(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static void
+gs_server_emit(const char *fmt, ...)
+{
+    va_list  ap;
+
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    fflush(stdout);
+}
+
+
+static void
+gs_server_send(ENetPeer *peer, int chan, const uint8_t *data, size_t len,
+    int reliable)
+{
+    ENetPacket  *pkt;
+
+    pkt = enet_packet_create(data, len,
+                             reliable ? ENET_PACKET_FLAG_RELIABLE : 0);
+    if (pkt != NULL && enet_peer_send(peer, (enet_uint8) chan, pkt) != 0) {
+        enet_packet_destroy(pkt);
+    }
+}
+
+
+static void
+gs_server_broadcast_event(gs_server_t *s, const gs_event_t *e)
+{
+    uint8_t  buf[GS_EVENT_SIZE];
+    size_t   i, n;
+
+    n = gs_proto_event_encode(buf, sizeof(buf), e);
+    for (i = 0; i < s->host->peerCount; i++) {
+        if (s->clients[i].state == GS_CLIENT_IN) {
+            gs_server_send(s->clients[i].peer, GS_CHAN_RELIABLE, buf, n, 1);
+        }
+    }
+}
+
+
+static void
+gs_server_on_sim_event(void *data, const gs_event_t *e)
+{
+    gs_server_broadcast_event(data, e);
+}
+
+
+static void
+gs_server_refuse(gs_server_t *s, gs_client_t *c, gs_refuse_e why,
+    const char *detail)
+{
+    char  ip[64];
+
+    enet_address_get_host_ip(&c->peer->address, ip, sizeof(ip));
+    gs_log("info", "refused %s:%u: %s%s%s", ip, c->peer->address.port,
+           gs_proto_refuse_name(why), detail ? ": " : "", detail ? detail : "");
+    gs_server_emit("{\"event\":\"refused\",\"reason\":\"%s\"}",
+                   gs_proto_refuse_name(why));
+
+    s->refused[why]++;
+    if (c->state == GS_CLIENT_IN) {
+        gs_sim_leave(&s->world, c->slot);
+    }
+    c->state = GS_CLIENT_REFUSED;
+    c->since_ms = gs_now_us() / 1000;
+    enet_peer_disconnect(c->peer, why);
+}
+
+
+static int
+gs_server_used(gs_server_t *s, const char *key)
+{
+    int  i;
+
+    for (i = 0; i < s->nused; i++) {
+        if (strcmp(s->used[i], key) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
+static void
+gs_server_use(gs_server_t *s, const char *key)
+{
+    /* past the bound the oldest entries go; a ticket's short exp has
+     * long since run out by the time 1024 more were used */
+    if (s->nused == GS_USED_MAX) {
+        memmove(s->used[0], s->used[1], sizeof(s->used[0]) * (GS_USED_MAX - 1));
+        s->nused--;
+    }
+    snprintf(s->used[s->nused++], sizeof(s->used[0]), "%s", key);
+}
+
+
+static void
+gs_server_welcome(gs_server_t *s, gs_client_t *c)
+{
+    gs_welcome_t  w;
+    uint8_t       buf[GS_WELCOME_SIZE];
+
+    w.version = GS_PROTO_VERSION;
+    w.slot = (uint8_t) c->slot;
+    w.max_players = (uint8_t) s->rules.max_players;
+    w.tick_hz = (uint16_t) s->rules.tick_hz;
+    w.snapshot_hz = (uint16_t) (s->rules.tick_hz / s->snap_every);
+    w.fire_interval_ms = (uint16_t) s->rules.fire_interval_ms;
+    w.arena_w = (uint16_t) s->rules.arena_w;
+    w.arena_h = (uint16_t) s->rules.arena_h;
+    w.match_seconds = (uint16_t) s->rules.match_seconds;
+    w.score_limit = (uint16_t) s->rules.score_limit;
+    w.speed = (uint16_t) s->rules.speed;
+
+    gs_server_send(c->peer, GS_CHAN_RELIABLE, buf,
+                   gs_proto_welcome_encode(buf, sizeof(buf), &w), 1);
+}
+
+
+/* A verified ticket: seat its player if it is for the match we host. */
+static void
+gs_server_enter(gs_server_t *s, gs_client_t *c)
+{
+    gs_ticket_t  *t = &c->ticket;
+    size_t        i;
+    int           slot;
+
+    if ((s->phase == GS_PHASE_WAITING || s->phase == GS_PHASE_PLAYING)
+        && strcmp(t->match_id, s->match_id) == 0)
+    {
+        /* one seat per player: a second connection is a replay */
+        for (i = 0; i < s->host->peerCount; i++) {
+            if (s->clients[i].state == GS_CLIENT_IN
+                && strcmp(s->clients[i].ticket.sub, t->sub) == 0)
+            {
+                gs_server_refuse(s, c, GS_REFUSE_REPLAYED, "player present");
+                return;
+            }
+        }
+
+        /* enter the world first: the JOIN event it broadcasts then goes
+         * to the others, and the newcomer learns everyone from snapshots */
+        slot = gs_sim_join(&s->world, t->sub);
+        if (slot < 0) {
+            gs_server_refuse(s, c, GS_REFUSE_FULL, NULL);
+            return;
+        }
+        c->state = GS_CLIENT_IN;
+        c->slot = slot;
+        gs_server_welcome(s, c);
+        gs_log("info", "player %s joined match %s in slot %d", t->sub,
+               t->match_id, slot);
+        gs_server_emit("{\"event\":\"join\",\"player\":\"%s\",\"slot\":%d}",
+                       t->sub, slot);
+        return;
+    }
+
+    if (strcmp(t->match_id, s->last_match) == 0
+        || (s->phase == GS_PHASE_ENDING
+            && strcmp(t->match_id, s->match_id) == 0))
+    {
+        gs_server_refuse(s, c, GS_REFUSE_MATCH_OVER, NULL);
+        return;
+    }
+
+    if (s->phase == GS_PHASE_IDLE && !s->draining) {
+        /* the matchmaker may hand out tickets before our next heartbeat
+         * tells us we were allocated: wait a little, and ask now */
+        if (c->state != GS_CLIENT_PENDING) {
+            c->state = GS_CLIENT_PENDING;
+            c->since_ms = gs_now_us() / 1000;
+            gs_agent_poke(s->agent);
+        }
+        return;
+    }
+
+    gs_server_refuse(s, c, s->draining ? GS_REFUSE_SHUTDOWN
+                                       : GS_REFUSE_WRONG_MATCH, t->match_id);
+}
+
+
+static void
+gs_server_hello(gs_server_t *s, gs_client_t *c, const gs_hello_t *h)
+{
+    gs_ticket_status_e  st;
+    gs_ticket_t        *t = &c->ticket;
+
+    if (h->version != GS_PROTO_VERSION) {
+        gs_server_refuse(s, c, GS_REFUSE_VERSION, NULL);
+        return;
+    }
+
+    st = gs_ticket_verify(s->conf->keys, h->ticket, h->ticket_len,
+                          gs_wall_ms() / 1000, s->conf->ticket_leeway_s, t);
+    if (st != GS_TICKET_OK) {
+        gs_server_refuse(s, c, st == GS_TICKET_EXPIRED ? GS_REFUSE_EXPIRED
+                               : GS_REFUSE_BAD_TICKET,
+                         gs_ticket_status_name(st));
+        return;
+    }
+
+    if (strcmp(t->server_id, s->conf->id) != 0) {
+        gs_server_refuse(s, c, GS_REFUSE_WRONG_SERVER, t->server_id);
+        return;
+    }
+
+    if (gs_server_used(s, t->sig) || (t->jti[0] && gs_server_used(s, t->jti)))
+    {
+        gs_server_refuse(s, c, GS_REFUSE_REPLAYED, t->sub);
+        return;
+    }
+    gs_server_use(s, t->sig);
+    if (t->jti[0]) {
+        gs_server_use(s, t->jti);
+    }
+
+    gs_server_enter(s, c);
+}
+
+
+static void
+gs_server_malformed(gs_server_t *s, gs_client_t *c, const char *what)
+{
+    s->malformed++;
+    c->malformed++;
+    /* one line per client is enough to see it; the counters keep the rest */
+    if (c->malformed == 1) {
+        gs_log("info", "malformed packet (%s) from a client; dropped", what);
+    }
+}
+
+
+static void
+gs_server_packet(gs_server_t *s, gs_client_t *c, int chan,
+    const uint8_t *data, size_t len)
+{
+    gs_hello_t  h;
+    gs_input_t  in;
+
+    switch (c->state) {
+
+    case GS_CLIENT_HELLO:
+        if (chan != GS_CHAN_RELIABLE || len == 0 || data[0] != GS_MSG_HELLO) {
+            gs_server_malformed(s, c, "no hello first");
+            gs_server_refuse(s, c, GS_REFUSE_NO_TICKET, NULL);
+            return;
+        }
+        if (gs_proto_hello_decode(data, len, &h) != 0) {
+            gs_server_malformed(s, c, "hello");
+            gs_server_refuse(s, c, GS_REFUSE_BAD_TICKET, "malformed hello");
+            return;
+        }
+        gs_server_hello(s, c, &h);
+        return;
+
+    case GS_CLIENT_IN:
+        if (len == 0 || data[0] != GS_MSG_INPUT || chan != GS_CHAN_STATE) {
+            gs_server_malformed(s, c, "unexpected message");
+            return;
+        }
+        if (gs_proto_input_decode(data, len, &in) != 0) {
+            gs_server_malformed(s, c, "input");
+            return;
+        }
+        if (s->phase == GS_PHASE_WAITING || s->phase == GS_PHASE_PLAYING) {
+            gs_validate_input(&s->world, c->slot, &in, gs_now_us() / 1000);
+        }
+        return;
+
+    default:
+        /* pending or refused: nothing from it is read */
+        return;
+    }
+}
+
+
+static void
+gs_server_event(gs_server_t *s, ENetEvent *ev)
+{
+    gs_client_t  *c;
+
+    c = &s->clients[ev->peer - s->host->peers];
+
+    switch (ev->type) {
+
+    case ENET_EVENT_TYPE_CONNECT:
+        memset(c, 0, sizeof(*c));
+        c->peer = ev->peer;
+        c->state = GS_CLIENT_HELLO;
+        c->since_ms = gs_now_us() / 1000;
+        /* a game client that misses ~3 s of acks is gone */
+        enet_peer_timeout(ev->peer, 32, 3000, 6000);
+        break;
+
+    case ENET_EVENT_TYPE_RECEIVE:
+        gs_server_packet(s, c, ev->channelID, ev->packet->data,
+                         ev->packet->dataLength);
+        enet_packet_destroy(ev->packet);
+        break;
+
+    case ENET_EVENT_TYPE_DISCONNECT:
+        if (c->state == GS_CLIENT_IN) {
+            gs_log("info", "player %s left", c->ticket.sub);
+            gs_sim_leave(&s->world, c->slot);
+        }
+        c->state = GS_CLIENT_FREE;
+        break;
+
+    default:
+        break;
+    }
+}
+
+
+static void
+gs_server_reset_world(gs_server_t *s)
+{
+    gs_sim_init(&s->world, &s->rules,
+                s->conf->seed ? s->conf->seed : (uint32_t) gs_now_us(),
+                gs_server_on_sim_event, s);
+}
+
+
+static void
+gs_server_allocated(gs_server_t *s, const gs_agent_view_t *v)
+{
+    snprintf(s->match_id, sizeof(s->match_id), "%s", v->match_id);
+    snprintf(s->mode, sizeof(s->mode), "%s", v->mode);
+    s->expected = v->players > 0 && v->players <= s->rules.max_players
+                  ? v->players : s->rules.max_players;
+    s->abort_if_short = s->conf->abort_if_short >= 0
+                        ? s->conf->abort_if_short
+                        : strcmp(s->mode, "duel") == 0;
+    s->nused = 0;
+    gs_server_reset_world(s);
+    s->phase = GS_PHASE_WAITING;
+    s->phase_ms = gs_now_us() / 1000;
+    s->ticks_left = (uint32_t) (s->rules.match_seconds * s->rules.tick_hz);
+    s->malformed = 0;
+    memset(s->refused, 0, sizeof(s->refused));
+
+    gs_log("info", "allocated: match %s, %d players, mode %s", s->match_id,
+           s->expected, s->mode);
+    gs_server_emit("{\"event\":\"allocated\",\"match_id\":\"%s\","
+                   "\"players\":%d}", s->match_id, s->expected);
+}
+
+
+static void
+gs_server_start_match(gs_server_t *s)
+{
+    gs_event_t  e = { GS_EV_MATCH_START, s->world.tick, 0, 0 };
+
+    s->phase = GS_PHASE_PLAYING;
+    s->phase_ms = s->start_ms = gs_now_us() / 1000;
+    s->start_wall_ms = gs_wall_ms();
+    s->empty_since = 0;
+    s->ntick = 0;
+    s->sent0 = s->host->totalSentData;
+    s->recv0 = s->host->totalReceivedData;
+    gs_agent_set_state(s->agent, GAME_ALLOC_PLAYING);
+    gs_server_broadcast_event(s, &e);
+
+    gs_log("info", "match %s started with %d of %d players", s->match_id,
+           gs_sim_connected(&s->world), s->expected);
+    gs_server_emit("{\"event\":\"match_start\",\"match_id\":\"%s\","
+                   "\"players\":%d}", s->match_id,
+                   gs_sim_connected(&s->world));
+}
+
+
+static int
+gs_server_cmp_u32(const void *a, const void *b)
+{
+    uint32_t  x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+
+    return x < y ? -1 : x > y;
+}
+
+
+static void
+gs_server_end_match(gs_server_t *s, gs_end_reason_e reason)
+{
+    gs_result_meta_t  m;
+    gs_event_t        e;
+    int               winner, i, joined = 0;
+    int64_t           now = gs_now_us() / 1000;
+    double            secs;
+    char             *json;
+
+    winner = gs_sim_leader(&s->world);
+    e.kind = GS_EV_MATCH_END;
+    e.tick = s->world.tick;
+    e.a = (uint8_t) (winner >= 0 ? winner : 255);
+    e.b = (uint8_t) reason;
+    gs_server_broadcast_event(s, &e);
+
+    for (i = 0; i < s->rules.max_players; i++) {
+        joined += s->world.players[i].used;
+    }
+
+    memset(&m, 0, sizeof(m));
+    m.match_id = s->match_id;
+    m.server_id = s->conf->id;
+    m.mode = s->mode;
+    m.reason = reason;
+    m.expected_players = s->expected;
+    m.malformed = s->malformed;
+    memcpy(m.refused, s->refused, sizeof(m.refused));
+    m.tick_hz = s->rules.tick_hz;
+
+    if (s->phase == GS_PHASE_PLAYING) {
+        m.started_at_ms = s->start_wall_ms;
+        m.duration_ms = now - s->start_ms;
+        secs = m.duration_ms > 0 ? m.duration_ms / 1000.0 : 1;
+        if (joined > 0) {
+            m.bytes_out_per_player_s = (uint32_t) (s->host->totalSentData
+                                       - s->sent0) / secs / joined;
+            m.bytes_in_per_player_s = (uint32_t) (s->host->totalReceivedData
+                                      - s->recv0) / secs / joined;
+        }
+        if (s->ntick > 0) {
+            qsort(s->tick_us, s->ntick, sizeof(uint32_t), gs_server_cmp_u32);
+            m.tick_p50_us = s->tick_us[s->ntick / 2];
+            m.tick_p99_us = s->tick_us[s->ntick * 99 / 100];
+            m.tick_max_us = s->tick_us[s->ntick - 1];
+        }
+    } else {
+        m.started_at_ms = gs_wall_ms();
+    }
+
+    json = gs_result_json(&s->world, &m);
+    gs_log("info", "match %s over: %s, winner %s, %d joined", s->match_id,
+           gs_proto_end_name(reason),
+           winner >= 0 ? s->world.players[winner].id : "none", joined);
+    gs_server_emit("{\"event\":\"match_end\",\"result\":%s}",
+                   json ? json : "null");
+    if (json != NULL) {
+        gs_agent_publish(s->agent, s->match_id, json);
+    }
+    gs_agent_set_state(s->agent, GAME_ALLOC_FINISHED);
+
+    snprintf(s->last_match, sizeof(s->last_match), "%s", s->match_id);
+    s->matches++;
+    s->phase = GS_PHASE_ENDING;
+    s->phase_ms = now;
+    s->let_go = 0;
+}
+
+
+static void
+gs_server_next_cycle(gs_server_t *s)
+{
+    size_t  i;
+
+    for (i = 0; i < s->host->peerCount; i++) {
+        if (s->clients[i].state != GS_CLIENT_FREE) {
+            enet_peer_reset(s->clients[i].peer);
+            s->clients[i].state = GS_CLIENT_FREE;
+        }
+    }
+    gs_server_reset_world(s);
+    s->match_id[0] = '\0';
+    s->phase = GS_PHASE_IDLE;
+    s->phase_ms = gs_now_us() / 1000;
+
+    if (s->draining
+        || (s->conf->max_matches > 0 && s->matches >= s->conf->max_matches))
+    {
+        gs_agent_set_state(s->agent, GAME_ALLOC_SHUTDOWN);
+        s->exit_now = 1;
+        return;
+    }
+    gs_agent_set_state(s->agent, GAME_ALLOC_READY);
+    gs_server_emit("{\"event\":\"ready\"}");
+}
+
+
+static void
+gs_server_lifecycle(gs_server_t *s, int64_t now)
+{
+    gs_agent_view_t  v;
+    int              n;
+    size_t           i, live;
+
+    switch (s->phase) {
+
+    case GS_PHASE_IDLE:
+        gs_agent_view(s->agent, &v);
+        if (v.state == GAME_ALLOC_ALLOCATED && v.match_id[0]
+            && strcmp(v.match_id, s->last_match) != 0)
+        {
+            gs_server_allocated(s, &v);
+        } else if (s->draining) {
+            gs_agent_set_state(s->agent, GAME_ALLOC_SHUTDOWN);
+            s->exit_now = 1;
+        }
+        break;
+
+    case GS_PHASE_WAITING:
+        n = gs_sim_connected(&s->world);
+        if (n >= s->expected) {
+            gs_server_start_match(s);
+        } else if (now >= s->phase_ms + s->conf->join_timeout_s * 1000
+                   || (s->draining && now >= s->drain_deadline))
+        {
+            if (n == 0 || (s->abort_if_short && n < s->expected)) {
+                gs_server_end_match(s, GS_END_ABORT);
+            } else {
+                gs_server_start_match(s);
+            }
+        }
+        break;
+
+    case GS_PHASE_PLAYING:
+        if (gs_sim_step(&s->world)) {
+            gs_server_end_match(s, GS_END_SCORE);
+            break;
+        }
+        if (--s->ticks_left == 0) {
+            gs_server_end_match(s, GS_END_TIME);
+            break;
+        }
+        if (gs_sim_connected(&s->world) == 0) {
+            if (s->empty_since == 0) {
+                s->empty_since = now;
+            } else if (now - s->empty_since >= GS_EMPTY_END_MS) {
+                gs_server_end_match(s, GS_END_EMPTY);
+                break;
+            }
+        } else {
+            s->empty_since = 0;
+        }
+        if (s->draining && now >= s->drain_deadline) {
+            gs_server_end_match(s, GS_END_DRAIN);
+        }
+        break;
+
+    case GS_PHASE_ENDING:
+        if (!s->let_go && now - s->phase_ms >= GS_ENDING_LINGER_MS) {
+            for (i = 0; i < s->host->peerCount; i++) {
+                if (s->clients[i].state != GS_CLIENT_FREE) {
+                    enet_peer_disconnect_later(s->clients[i].peer,
+                                               GS_REFUSE_MATCH_OVER);
+                }
+            }
+            s->let_go = 1;
+        }
+        for (i = 0, live = 0; i < s->host->peerCount; i++) {
+            live += s->clients[i].state != GS_CLIENT_FREE;
+        }
+        if ((s->let_go && live == 0) || now - s->phase_ms >= GS_ENDING_MAX_MS)
+        {
+            gs_server_next_cycle(s);
+        }
+        break;
+    }
+}
+
+
+static void
+gs_server_timeouts(gs_server_t *s, int64_t now)
+{
+    gs_client_t  *c;
+    size_t        i;
+
+    for (i = 0; i < s->host->peerCount; i++) {
+        c = &s->clients[i];
+        switch (c->state) {
+        case GS_CLIENT_HELLO:
+            if (now - c->since_ms >= GS_HELLO_TIMEOUT_MS) {
+                gs_server_refuse(s, c, GS_REFUSE_NO_TICKET, "no hello");
+            }
+            break;
+        case GS_CLIENT_PENDING:
+            if (s->phase != GS_PHASE_IDLE) {
+                gs_server_enter(s, c);
+            } else if (now - c->since_ms >= GS_PENDING_MS) {
+                gs_server_refuse(s, c, GS_REFUSE_WRONG_MATCH,
+                                 c->ticket.match_id);
+            }
+            break;
+        case GS_CLIENT_REFUSED:
+            if (now - c->since_ms >= GS_REFUSED_RESET_MS) {
+                enet_peer_reset(c->peer);
+                c->state = GS_CLIENT_FREE;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+
+static void
+gs_server_snapshots(gs_server_t *s)
+{
+    static gs_snapshot_t  snap;
+    uint8_t               buf[GS_SNAP_MAX];
+    size_t                len, i;
+    gs_client_t          *c;
+
+    if (s->world.tick % (uint32_t) s->snap_every != 0
+        && s->phase == GS_PHASE_PLAYING)
+    {
+        return;
+    }
+
+    gs_sim_snapshot(&s->world, -1, s->ticks_left, &snap);
+    len = gs_proto_snapshot_encode(buf, sizeof(buf), &snap);
+
+    for (i = 0; i < s->host->peerCount; i++) {
+        c = &s->clients[i];
+        if (c->state == GS_CLIENT_IN) {
+            gs_proto_snapshot_set_ack(buf, s->world.players[c->slot].last_seq);
+            gs_server_send(c->peer, GS_CHAN_STATE, buf, len, 0);
+        }
+    }
+}
+
+
+static void
+gs_server_tick(gs_server_t *s)
+{
+    int64_t  t0 = gs_now_us(), now = t0 / 1000;
+
+    gs_server_lifecycle(s, now);
+    gs_server_timeouts(s, now);
+    if (s->phase == GS_PHASE_WAITING || s->phase == GS_PHASE_PLAYING) {
+        /* while waiting the world stands still; show it at a low rate */
+        if (s->phase == GS_PHASE_PLAYING || now % 200 < 1000 / s->rules.tick_hz)
+        {
+            gs_server_snapshots(s);
+        }
+    }
+    enet_host_flush(s->host);
+
+    if (s->phase == GS_PHASE_PLAYING && s->ntick < GS_TICK_SAMPLES) {
+        s->tick_us[s->ntick++] = (uint32_t) (gs_now_us() - t0 + s->busy_us);
+    }
+    s->busy_us = 0;
+}
+
+
+static void
+gs_server_begin_drain(gs_server_t *s)
+{
+    s->draining = 1;
+    s->drain_deadline = gs_now_us() / 1000 + s->conf->drain_grace_s * 1000;
+    gs_log("info", "draining: %s", s->phase == GS_PHASE_IDLE
+           ? "no match, shutting down"
+           : "no new allocation; the match ends or the grace runs out");
+    gs_server_emit("{\"event\":\"draining\"}");
+}
+
+
+int
+gs_server_run(const gs_server_conf_t *conf)
+{
+    gs_server_t          s;
+    gs_agent_conf_t      ac;
+    ENetAddress          addr;
+    ENetEvent            ev;
+    struct sigaction     sa;
+    int64_t              tick_us, next, now, t0;
+    int                  rc;
+
+    memset(&s, 0, sizeof(s));
+    s.conf = conf;
+    gs_rules_default(&s.rules, conf->tick_hz);
+    s.rules.max_players = conf->max_players;
+    s.rules.match_seconds = conf->match_seconds;
+    s.rules.score_limit = conf->score_limit;
+    /* snapshots at the tick rate up to 30 Hz, then every n-th tick */
+    s.snap_every = (conf->tick_hz + 29) / 30;
+    gs_server_reset_world(&s);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = gs_server_on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (enet_initialize() != 0) {
+        gs_log("error", "enet_initialize failed");
+        return 1;
+    }
+
+    if (enet_address_set_host_ip(&addr, conf->bind) != 0) {
+        gs_log("error", "bad bind address \"%s\"", conf->bind);
+        return 1;
+    }
+    addr.port = (enet_uint16) conf->port;
+
+    s.host = enet_host_create(&addr, (size_t) conf->max_players
+                              + GS_SPARE_PEERS, GS_CHAN_COUNT, 0, 0);
+    if (s.host == NULL) {
+        gs_log("error", "cannot listen on udp %s:%d", conf->bind, conf->port);
+        return 1;
+    }
+    /* ENet's defaults (32 MiB) would let one peer pin memory at will */
+    s.host->maximumPacketSize = GS_PACKET_MAX;
+    s.host->maximumWaitingData = 64 * 1024;
+    s.host->duplicatePeers = (size_t) conf->max_peers_per_ip;
+
+    s.clients = calloc(s.host->peerCount, sizeof(gs_client_t));
+    s.tick_us = malloc(GS_TICK_SAMPLES * sizeof(uint32_t));
+    if (s.clients == NULL || s.tick_us == NULL) {
+        gs_log("error", "out of memory");
+        return 1;
+    }
+
+    memset(&ac, 0, sizeof(ac));
+    ac.redis_host = conf->redis_host;
+    ac.redis_port = conf->redis_port;
+    ac.prefix = conf->prefix;
+    ac.server.id = conf->id;
+    ac.server.addr = conf->addr;
+    ac.server.port = conf->port;
+    ac.server.region = conf->region;
+    ac.server.mode = conf->mode;
+    ac.server.build = conf->build;
+    ac.server.host = conf->host;
+    ac.server.capacity = conf->max_players;
+    ac.server.ttl_ms = 3000;
+    s.agent = gs_agent_start(&ac);
+    if (s.agent == NULL) {
+        gs_log("error", "cannot start the allocator thread");
+        return 1;
+    }
+
+    gs_log("info", "listening on udp %s:%d, %d Hz, up to %d players",
+           conf->bind, conf->port, conf->tick_hz, conf->max_players);
+    gs_server_emit("{\"event\":\"listening\",\"server_id\":\"%s\","
+                   "\"port\":%d,\"tick_hz\":%d}", conf->id, conf->port,
+                   conf->tick_hz);
+
+    tick_us = 1000000 / conf->tick_hz;
+    next = gs_now_us() + tick_us;
+
+    while (!s.exit_now) {
+        if (gs_server_signalled && !s.draining) {
+            gs_server_begin_drain(&s);
+        }
+
+        /* wait for packets until the tick is due, handling them as they
+         * come; ENet's timeout is in ms, so the last part is a sleep */
+        for ( ;; ) {
+            now = gs_now_us();
+            if (now >= next) {
+                break;
+            }
+            rc = enet_host_service(s.host, &ev,
+                                   (enet_uint32) ((next - now) / 1000));
+            if (rc > 0) {
+                t0 = gs_now_us();
+                do {
+                    gs_server_event(&s, &ev);
+                } while (enet_host_check_events(s.host, &ev) > 0);
+                s.busy_us += gs_now_us() - t0;
+            } else if (rc < 0) {
+                gs_log("error", "enet_host_service failed");
+                break;
+            } else if (next - gs_now_us() > 0 && next - gs_now_us() < 1000) {
+                struct timespec  ts = { 0, (long) (next - gs_now_us()) * 1000 };
+                nanosleep(&ts, NULL);
+            }
+            if (gs_server_signalled && !s.draining) {
+                break;
+            }
+        }
+
+        if (gs_server_signalled && !s.draining) {
+            continue;
+        }
+
+        gs_server_tick(&s);
+
+        next += tick_us;
+        now = gs_now_us();
+        if (now - next > 5 * tick_us) {
+            /* far behind (stopped, overloaded): skip, do not burst */
+            next = now + tick_us;
+        }
+    }
+
+    gs_log("info", "exiting after %d matches", s.matches);
+    gs_server_emit("{\"event\":\"exit\",\"matches\":%d}", s.matches);
+    gs_agent_stop(s.agent, 5000);
+    enet_host_flush(s.host);
+    enet_host_destroy(s.host);
+    enet_deinitialize();
+    free(s.clients);
+    free(s.tick_us);
+    return 0;
+}

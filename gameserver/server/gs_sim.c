@@ -1,0 +1,347 @@
+/*
+ * gs_sim.c: one tick of the arena deathmatch.
+ *
+ * The server is the authority: positions come only from integrating the
+ * (validated, clamped) move direction at the rules' speed, shots are
+ * resolved here as hitscan rays against player circles, and the client's
+ * own idea of its position is used for nothing but the out-of-bounds check.
+ * Players who leave keep their slot and stats until the match ends, so a
+ * reconnect gets its score back and the result lists everyone who played.
+ */
+
+#include <math.h>
+#include <string.h>
+
+#include "gs_sim.h"
+
+
+void
+gs_rules_default(gs_rules_t *r, int tick_hz)
+{
+    memset(r, 0, sizeof(*r));
+    r->tick_hz = tick_hz;
+    r->max_players = 16;
+    r->match_seconds = 120;
+    r->score_limit = 20;
+    r->arena_w = 100.0f;
+    r->arena_h = 100.0f;
+    r->speed = 10.0f;
+    r->radius = 1.0f;
+    r->range = 40.0f;
+    r->health = 100;
+    r->damage = 25;
+    r->fire_interval_ms = 200;
+    r->respawn_ms = 2000;
+    /* a client sends one input per frame; allow 60 fps clients and jitter */
+    r->input_rate = tick_hz * 2 > 90 ? tick_hz * 2 : 90;
+    r->flag_threshold = 10;
+}
+
+
+/* xorshift32: spawn points only need to be spread, not secret */
+static uint32_t
+gs_sim_rand(gs_world_t *w)
+{
+    uint32_t  x = w->rng;
+
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    w->rng = x;
+    return x;
+}
+
+
+static void
+gs_sim_spawn(gs_world_t *w, gs_player_t *p)
+{
+    float  margin = w->rules.radius * 2;
+
+    p->x = margin + (gs_sim_rand(w) % 10000) / 10000.0f
+                    * (w->rules.arena_w - 2 * margin);
+    p->y = margin + (gs_sim_rand(w) % 10000) / 10000.0f
+                    * (w->rules.arena_h - 2 * margin);
+    p->vx = p->vy = 0;
+    p->health = w->rules.health;
+    p->alive = 1;
+    p->fire_pending = 0;
+}
+
+
+static void
+gs_sim_emit(gs_world_t *w, int kind, int a, int b)
+{
+    gs_event_t  e;
+
+    if (w->on_event != NULL) {
+        e.kind = (uint8_t) kind;
+        e.tick = w->tick;
+        e.a = (uint8_t) a;
+        e.b = (uint8_t) b;
+        w->on_event(w->data, &e);
+    }
+}
+
+
+void
+gs_sim_init(gs_world_t *w, const gs_rules_t *rules, uint32_t seed,
+    gs_sim_event_pt on_event, void *data)
+{
+    memset(w, 0, sizeof(*w));
+    w->rules = *rules;
+    if (w->rules.max_players > GS_MAX_PLAYERS) {
+        w->rules.max_players = GS_MAX_PLAYERS;
+    }
+    w->rng = seed ? seed : 0x9e3779b9u;
+    w->on_event = on_event;
+    w->data = data;
+}
+
+
+int
+gs_sim_find(gs_world_t *w, const char *id)
+{
+    int  i;
+
+    for (i = 0; i < w->rules.max_players; i++) {
+        if (w->players[i].used && strcmp(w->players[i].id, id) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+
+int
+gs_sim_join(gs_world_t *w, const char *id)
+{
+    gs_player_t  *p;
+    int           i;
+
+    i = gs_sim_find(w, id);
+
+    if (i < 0) {
+        for (i = 0; i < w->rules.max_players; i++) {
+            if (!w->players[i].used) {
+                break;
+            }
+        }
+        if (i == w->rules.max_players || strlen(id) > GS_PLAYER_ID_MAX) {
+            return -1;
+        }
+        p = &w->players[i];
+        memset(p, 0, sizeof(*p));
+        p->used = 1;
+        strcpy(p->id, id);
+        p->last_fire_ms = INT64_MIN / 2;
+        gs_sim_spawn(w, p);
+    }
+
+    /* a reconnect keeps its stats; its input sequence starts over */
+    p = &w->players[i];
+    p->connected = 1;
+    p->last_seq = 0;
+    p->tokens_ms = 0;
+    p->mx = p->my = 0;
+    gs_sim_emit(w, GS_EV_JOIN, i, 0);
+    return i;
+}
+
+
+void
+gs_sim_leave(gs_world_t *w, int slot)
+{
+    if (slot >= 0 && slot < w->rules.max_players
+        && w->players[slot].connected)
+    {
+        w->players[slot].connected = 0;
+        w->players[slot].mx = w->players[slot].my = 0;
+        gs_sim_emit(w, GS_EV_LEAVE, slot, 0);
+    }
+}
+
+
+int
+gs_sim_connected(const gs_world_t *w)
+{
+    int  i, n = 0;
+
+    for (i = 0; i < w->rules.max_players; i++) {
+        n += w->players[i].connected;
+    }
+    return n;
+}
+
+
+/*
+ * The first player whose circle the ray from the shooter crosses within
+ * range: project each target on the aim direction, keep those in front and
+ * close enough to the line, take the nearest along the ray.
+ */
+static int
+gs_sim_trace(gs_world_t *w, int shooter)
+{
+    gs_player_t  *s = &w->players[shooter], *t;
+    float         a, dx, dy, ux, uy, along, off2, best = 1e30f;
+    int           i, hit = -1;
+
+    a = s->aim * (float) (2.0 * 3.14159265358979323846 / 65536.0);
+    ux = cosf(a);
+    uy = sinf(a);
+
+    for (i = 0; i < w->rules.max_players; i++) {
+        t = &w->players[i];
+        if (i == shooter || !t->connected || !t->alive) {
+            continue;
+        }
+        dx = t->x - s->x;
+        dy = t->y - s->y;
+        along = dx * ux + dy * uy;
+        if (along <= 0 || along > w->rules.range || along >= best) {
+            continue;
+        }
+        off2 = dx * dx + dy * dy - along * along;
+        if (off2 <= w->rules.radius * w->rules.radius) {
+            best = along;
+            hit = i;
+        }
+    }
+
+    return hit;
+}
+
+
+static float
+gs_sim_clampf(float v, float lo, float hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+
+int
+gs_sim_step(gs_world_t *w)
+{
+    gs_player_t  *p, *t;
+    float         dt = 1.0f / w->rules.tick_hz, r = w->rules.radius;
+    int           i, hit, limit = 0;
+    uint32_t      respawn_ticks;
+
+    w->tick++;
+    respawn_ticks = (uint32_t) (w->rules.respawn_ms * w->rules.tick_hz
+                                / 1000);
+
+    for (i = 0; i < w->rules.max_players; i++) {
+        p = &w->players[i];
+        if (!p->used) {
+            continue;
+        }
+        if (!p->alive) {
+            if (p->connected && w->tick >= p->respawn_tick) {
+                gs_sim_spawn(w, p);
+            }
+            continue;
+        }
+        /* walls stop a player; they do not bounce */
+        p->vx = p->mx * w->rules.speed;
+        p->vy = p->my * w->rules.speed;
+        p->x = gs_sim_clampf(p->x + p->vx * dt, r, w->rules.arena_w - r);
+        p->y = gs_sim_clampf(p->y + p->vy * dt, r, w->rules.arena_h - r);
+    }
+
+    /* shots after movement: everyone is hit where the snapshot shows them */
+    for (i = 0; i < w->rules.max_players; i++) {
+        p = &w->players[i];
+        if (!p->fire_pending) {
+            continue;
+        }
+        p->fire_pending = 0;
+        if (!p->alive || !p->connected) {
+            continue;
+        }
+        p->shots++;
+        hit = gs_sim_trace(w, i);
+        if (hit < 0) {
+            continue;
+        }
+        p->hits++;
+        t = &w->players[hit];
+        t->health -= w->rules.damage;
+        if (t->health <= 0) {
+            t->health = 0;
+            t->alive = 0;
+            t->deaths++;
+            t->respawn_tick = w->tick + respawn_ticks;
+            p->kills++;
+            gs_sim_emit(w, GS_EV_DEATH, hit, i);
+            if (w->rules.score_limit > 0
+                && p->kills >= w->rules.score_limit)
+            {
+                limit = 1;
+            }
+        }
+    }
+
+    return limit;
+}
+
+
+int
+gs_sim_leader(const gs_world_t *w)
+{
+    int  i, best = -1, tie = 0;
+
+    for (i = 0; i < w->rules.max_players; i++) {
+        if (!w->players[i].used) {
+            continue;
+        }
+        if (best < 0 || w->players[i].kills > w->players[best].kills) {
+            best = i;
+            tie = 0;
+        } else if (w->players[i].kills == w->players[best].kills) {
+            tie = 1;
+        }
+    }
+    return tie ? -1 : best;
+}
+
+
+static int16_t
+gs_sim_fix(float v)
+{
+    v *= GS_FIX;
+    return (int16_t) gs_sim_clampf(v, -32767.0f, 32767.0f);
+}
+
+
+void
+gs_sim_snapshot(const gs_world_t *w, int slot, uint32_t ticks_left,
+    gs_snapshot_t *s)
+{
+    const gs_player_t  *p;
+    gs_snap_player_t   *sp;
+    uint32_t            ds;
+    int                 i;
+
+    s->tick = w->tick;
+    s->ack_seq = slot >= 0 ? w->players[slot].last_seq : 0;
+    ds = ticks_left * 10 / (uint32_t) w->rules.tick_hz;
+    s->time_left_ds = (uint16_t) (ds > 65535 ? 65535 : ds);
+    s->count = 0;
+
+    for (i = 0; i < w->rules.max_players; i++) {
+        p = &w->players[i];
+        if (!p->used || !p->connected) {
+            continue;
+        }
+        sp = &s->players[s->count++];
+        sp->slot = (uint8_t) i;
+        sp->flags = p->alive ? GS_SNAP_ALIVE : 0;
+        sp->x = gs_sim_fix(p->x);
+        sp->y = gs_sim_fix(p->y);
+        sp->vx = gs_sim_fix(p->vx);
+        sp->vy = gs_sim_fix(p->vy);
+        sp->aim = p->aim;
+        sp->health = (uint8_t) (p->health > 255 ? 255 : p->health);
+        sp->score = (int16_t) p->kills;
+    }
+}

@@ -1,0 +1,439 @@
+"""game-server, game-bot and game-fleet: real processes on loopback.
+
+Each test runs its servers under its own allocator key prefix on the
+stack's Redis, on UDP ports 40000-40999, and removes its keys afterwards.
+Tickets are ES256 JWTs signed here with python3-jwt (the backend's role)
+or by game-bot --direct.  Protocol and results: gameserver/PROTOCOL.md.
+"""
+
+import itertools
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+
+import jwt
+import pytest
+import redis
+
+BUILD = os.path.join(os.path.dirname(__file__), "..", "..", "gameserver",
+                     "build")
+SERVER = os.path.abspath(os.path.join(BUILD, "game-server"))
+BOT = os.path.abspath(os.path.join(BUILD, "game-bot"))
+FLEET = os.path.abspath(os.path.join(BUILD, "game-fleet"))
+ALLOC = os.path.abspath(os.path.join(BUILD, "game-allocate"))
+
+_ports = itertools.count(40000 + random.randrange(0, 40) * 20)
+
+
+def wait_for(pred, timeout, step=0.05):
+    """Poll pred until truthy; return its value or fail after timeout."""
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise AssertionError("timed out after %.1fs" % timeout)
+        time.sleep(step)
+
+
+@pytest.fixture(scope="module")
+def keys():
+    d = tempfile.mkdtemp(prefix="gs-keys.")
+    out = {}
+    for name in ("k1", "other"):
+        priv = os.path.join(d, name + ".pem")
+        pub = os.path.join(d, name + ".pub.pem")
+        subprocess.run(["openssl", "ecparam", "-name", "prime256v1",
+                        "-genkey", "-noout", "-out", priv], check=True)
+        subprocess.run(["openssl", "ec", "-in", priv, "-pubout", "-out", pub],
+                       check=True, capture_output=True)
+        out[name] = (priv, pub, open(priv).read())
+    yield out
+    for f in os.listdir(d):
+        os.unlink(os.path.join(d, f))
+    os.rmdir(d)
+
+
+class Env:
+    """One test's world: a key prefix, its servers and bots."""
+
+    def __init__(self, stack, keys):
+        self.stack = stack
+        self.keys = keys
+        self.prefix = "gs%s:" % uuid.uuid4().hex[:10]
+        self.redis_addr = "127.0.0.1:%d" % stack.redis_port
+        self.r = redis.Redis(port=stack.redis_port, decode_responses=True)
+        self.procs = []
+        self.dir = tempfile.mkdtemp(prefix="gs-test.")
+
+    # --- servers ---------------------------------------------------------
+
+    def server(self, sid=None, wait=True, **opts):
+        port = next(_ports)
+        sid = sid or "srv-%d" % port
+        args = [SERVER, "--id", sid, "--port", str(port),
+                "--redis", self.redis_addr, "--prefix", self.prefix,
+                "--ticket-key", "k1=" + self.keys["k1"][1],
+                "--max-peers-per-ip", "64"]
+        for k, v in opts.items():
+            args += ["--" + k.replace("_", "-"), str(v)]
+        out = open(os.path.join(self.dir, sid + ".out"), "w")
+        err = open(os.path.join(self.dir, sid + ".err"), "w")
+        p = subprocess.Popen(args, stdout=out, stderr=err)
+        p.sid, p.port, p.outpath = sid, port, out.name
+        self.procs.append(p)
+        if wait:
+            wait_for(lambda: self.state(sid) == "Ready", 5)
+        return p
+
+    def lines(self, p):
+        with open(p.outpath) as f:
+            return [json.loads(l) for l in f if l.startswith("{")]
+
+    def log(self, p):
+        with open(p.outpath[:-4] + ".err") as f:
+            return f.read()
+
+    def state(self, sid):
+        return self.r.hget(self.prefix + "server:" + sid, "state")
+
+    def alive(self, sid):
+        return self.r.exists(self.prefix + "hb:" + sid) == 1
+
+    # --- allocator and tickets -------------------------------------------
+
+    def allocate(self, match, players=2, mode="dm", region="local"):
+        r = subprocess.run([ALLOC, "--redis", self.redis_addr, "--prefix",
+                            self.prefix, "allocate", "--region", region,
+                            "--mode", mode, "--match", match, "--players",
+                            str(players)], capture_output=True, text=True)
+        return r.returncode, (json.loads(r.stdout) if r.returncode == 0
+                              else r.stderr)
+
+    def ticket(self, sub, match, server, exp_in=30, key="k1", kid="k1",
+               **extra):
+        claims = dict(sub=sub, match_id=match, server_id=server,
+                      exp=int(time.time()) + exp_in, iat=int(time.time()),
+                      jti=uuid.uuid4().hex, **extra)
+        return jwt.encode(claims, self.keys[key][2], algorithm="ES256",
+                          headers={"kid": kid})
+
+    def results(self):
+        return [json.loads(fields["result"]) for _, fields in
+                self.r.xrange(self.prefix + "results")]
+
+    # --- bots -------------------------------------------------------------
+
+    def bot_args(self, *args, **opts):
+        a = [BOT] + list(args)
+        for k, v in opts.items():
+            a += ["--" + k.replace("_", "-"), str(v)]
+        return a
+
+    def bot(self, *args, timeout=30, **opts):
+        r = subprocess.run(self.bot_args(*args, **opts), capture_output=True,
+                           text=True, timeout=timeout)
+        lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
+        return r.returncode, (json.loads(lines[-1]) if lines else None), \
+            r.stderr
+
+    def direct(self, players=2, **opts):
+        return self.bot("--direct", redis=self.redis_addr, prefix=self.prefix,
+                        ticket_signing_key="k1=" + self.keys["k1"][0],
+                        players=players, **opts)
+
+    def raw_bot(self, p, ticket=None, **opts):
+        extra = ["--no-ticket"] if ticket is None else []
+        if ticket is not None:
+            opts["ticket"] = ticket
+        return self.bot(*extra, server="127.0.0.1:%d" % p.port, **opts)
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        keys = list(self.r.scan_iter(match=self.prefix + "*", count=1000))
+        if keys:
+            self.r.delete(*keys)
+        for f in os.listdir(self.dir):
+            os.unlink(os.path.join(self.dir, f))
+        os.rmdir(self.dir)
+
+
+@pytest.fixture
+def env(stack, keys):
+    for b in (SERVER, BOT, FLEET, ALLOC):
+        assert os.access(b, os.X_OK), "build gameserver first: make"
+    e = Env(stack, keys)
+    yield e
+    e.close()
+
+
+# --- registration and liveness -------------------------------------------
+
+def test_server_registers_and_heartbeats(env):
+    p = env.server(region="local", mode="dm", build="1.0")
+    h = env.r.hgetall(env.prefix + "server:" + p.sid)
+    assert (h["state"], h["port"], h["region"], h["mode"], h["build"]) == \
+        ("Ready", str(p.port), "local", "dm", "1.0")
+    assert h["capacity"] == "16"
+
+    # the ttl is 3 s: 2.5 s later the key is still fresh, so it was renewed
+    first = env.r.pttl(env.prefix + "hb:" + p.sid)
+    time.sleep(2.5)
+    assert env.alive(p.sid)
+    assert env.r.pttl(env.prefix + "hb:" + p.sid) > 1000, first
+    assert any(l["event"] == "listening" for l in env.lines(p))
+
+
+def test_kill9_server_is_gone_from_the_allocator_within_3s(env):
+    p = env.server()
+    p.kill()
+    p.wait()
+    t0 = time.monotonic()
+    wait_for(lambda: not env.alive(p.sid), 3.2)
+    assert time.monotonic() - t0 <= 3.2
+    rc, out = env.allocate("m-after-death")
+    assert rc == 2 and "NO_SERVER" in out
+
+
+# --- tickets ---------------------------------------------------------------
+
+def test_bad_tickets_are_refused_within_a_second(env):
+    p = env.server(join_timeout=30)
+    rc, a = env.allocate("m-tix", players=4)
+    assert rc == 0 and a["server_id"] == p.sid
+
+    cases = {
+        "no_ticket": None,
+        "forged": env.ticket("u1", "m-tix", p.sid, key="other"),
+        "unknown_kid": env.ticket("u1", "m-tix", p.sid, kid="nope"),
+        "expired": env.ticket("u1", "m-tix", p.sid, exp_in=-60),
+        "wrong_server": env.ticket("u1", "m-tix", "someone-else"),
+        "wrong_match": env.ticket("u1", "m-other", p.sid),
+        "garbage": "not.a.jwt",
+    }
+    expect = {"no_ticket": "no_ticket", "forged": "bad_ticket",
+              "unknown_kid": "bad_ticket", "expired": "expired",
+              "wrong_server": "wrong_server", "wrong_match": "wrong_match",
+              "garbage": "bad_ticket"}
+    for name, tok in cases.items():
+        t0 = time.monotonic()
+        rc, out, err = env.raw_bot(p, tok, duration=5)
+        took = time.monotonic() - t0
+        assert rc == 1, (name, out, err)
+        assert out["bots"][0]["refused"] == expect[name], (name, out)
+        assert out["bots"][0]["snapshots"] == 0, name
+        # refused and disconnected within a second (plus process start)
+        assert took < 1.6, (name, took)
+
+    # a valid ticket gets in and plays; the same ticket again is refused
+    good = env.ticket("u1", "m-tix", p.sid)
+    rc, out, err = env.raw_bot(p, good, duration=1)
+    assert rc == 0, (out, err)
+    assert out["bots"][0]["snapshots"] > 0
+    rc, out, err = env.raw_bot(p, good, duration=3)
+    assert rc == 1 and out["bots"][0]["refused"] == "replayed", out
+
+
+# --- the game ----------------------------------------------------------------
+
+def test_full_match_publishes_exactly_one_result_and_server_is_reused(env):
+    p = env.server(match_seconds=3)
+    rc, out, err = env.direct(players=4, match="m-full", duration=10)
+    assert rc == 0, (out, err)
+    assert all(b["ok"] and b["snapshots"] > 40 and b["connect_ms"] < 2000
+               and b["match_end"] == {"reason": "time"}
+               and 0 <= b["rtt_ms"] < 100 for b in out["bots"]), out
+
+    wait_for(lambda: env.results(), 3)
+    res = env.results()
+    assert len(res) == 1
+    r = res[0]
+    assert (r["match_id"], r["server_id"], r["reason"]) == \
+        ("m-full", p.sid, "time")
+    assert sorted(pl["id"] for pl in r["players"]) == \
+        sorted(b["player"] for b in out["bots"])
+    assert 2900 <= r["duration_ms"] <= 3500
+    assert r["violations"] == {"speed": 0, "fire_rate": 0, "input_rate": 0,
+                               "out_of_bounds": 0}
+    assert r["flagged_players"] == 0 and r["malformed_packets"] == 0
+    assert sum(pl["shots"] for pl in r["players"]) > 0
+    assert r["tick"]["hz"] == 30 and r["tick"]["p99_us"] > 0
+    assert env.r.exists(env.prefix + "result:m-full") == 1
+
+    # back to Ready for the next match; the old match id is over
+    wait_for(lambda: env.state(p.sid) == "Ready", 4)
+    rc, _ = env.allocate("m-full")
+    assert rc == 3
+    rc, out, err = env.direct(players=2, match="m-full-2", duration=10)
+    assert rc == 0, (out, err)
+    wait_for(lambda: len(env.results()) == 2, 3)
+    assert [r["match_id"] for r in env.results()] == ["m-full", "m-full-2"]
+
+
+def test_cheaters_are_clamped_and_flagged(env):
+    p = env.server(match_seconds=3)
+    rc, out, err = env.direct(players=3, match="m-speed", cheat="speed",
+                              cheaters=1, duration=10)
+    assert rc == 0, (out, err)
+    cheater, honest = out["bots"][0], out["bots"][1:]
+    # the server moved the cheater at the allowed speed (10 units/s), no faster
+    assert 9 < cheater["max_speed"] <= 10.05, cheater
+    wait_for(lambda: env.results(), 3)
+    r = {pl["id"]: pl for pl in env.results()[0]["players"]}
+    assert r[cheater["player"]]["violations"]["speed"] > 50
+    assert r[cheater["player"]]["flagged"] is True
+    for b in honest:
+        assert r[b["player"]]["violations"]["speed"] == 0
+        assert r[b["player"]]["flagged"] is False
+
+    wait_for(lambda: env.state(p.sid) == "Ready", 4)
+    rc, out, err = env.direct(players=2, match="m-fire", cheat="firerate",
+                              cheaters=1, duration=10)
+    assert rc == 0, (out, err)
+    wait_for(lambda: len(env.results()) == 2, 3)
+    res = env.results()[1]
+    r = {pl["id"]: pl for pl in res["players"]}
+    cheat = r[out["bots"][0]["player"]]
+    assert cheat["violations"]["fire_rate"] > 20 and cheat["flagged"]
+    # 3 s at one shot per 200 ms at most, although it asked ~90 times
+    assert cheat["shots"] <= 3000 / 200 + 2, cheat
+    assert r[out["bots"][1]["player"]]["violations"]["fire_rate"] == 0
+    assert res["flagged_players"] == 1
+
+
+def test_malformed_packets_are_dropped_and_counted(env):
+    p = env.server(match_seconds=3)
+    # raw UDP garbage and truncated datagrams, before anyone connects
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rnd = random.Random(7)
+    for n in list(range(0, 40)) + [200, 1400, 4000, 60000]:
+        s.sendto(bytes(rnd.getrandbits(8) for _ in range(n)),
+                 ("127.0.0.1", p.port))
+    s.close()
+    assert p.poll() is None
+
+    # application-level garbage from joined clients: truncated, padded,
+    # unknown type, wrong channel, bad fields
+    rc, out, err = env.direct(players=2, match="m-fuzz", fuzz=14, duration=10)
+    assert rc == 0, (out, err)
+    assert all(b["fuzz_sent"] == 14 for b in out["bots"])
+    wait_for(lambda: env.results(), 3)
+    res = env.results()[0]
+    assert res["malformed_packets"] == 28, res
+    assert p.poll() is None and env.alive(p.sid)
+
+
+# --- lifecycle ---------------------------------------------------------------
+
+def test_sigterm_drains_idle_server(env):
+    p = env.server()
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=5) == 0
+    assert not env.r.exists(env.prefix + "server:" + p.sid)
+    assert not env.alive(p.sid)
+
+
+def test_sigterm_during_a_match_ends_it_then_deregisters(env):
+    p = env.server(match_seconds=60, drain_grace=1)
+    bots = subprocess.Popen(
+        env.bot_args("--direct", redis=env.redis_addr, prefix=env.prefix,
+                     ticket_signing_key="k1=" + env.keys["k1"][0],
+                     players=2, match="m-drain", duration=15),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: env.state(p.sid) == "Playing", 5)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=6) == 0
+    out, _ = bots.communicate(timeout=10)
+    summary = json.loads(out.splitlines()[-1])
+    assert all(b["match_end"] == {"reason": "drain"}
+               for b in summary["bots"]), summary
+    res = env.results()
+    assert len(res) == 1 and res[0]["reason"] == "drain"
+    assert not env.r.exists(env.prefix + "server:" + p.sid)
+
+
+def test_join_timeout_aborts_duel_and_starts_dm(env):
+    p = env.server(mode="duel", join_timeout=1, match_seconds=2)
+    rc, a = env.allocate("m-duel", players=2, mode="duel")
+    assert rc == 0
+    rc, out, err = env.raw_bot(p, env.ticket("solo", "m-duel", p.sid),
+                               duration=5)
+    wait_for(lambda: env.results(), 4)
+    assert env.results()[0]["reason"] == "abort"
+    assert out["bots"][0]["match_end"] == {"reason": "abort"}
+
+    q = env.server(mode="dm", join_timeout=1, match_seconds=1)
+    rc, a = env.allocate("m-dm", players=3, mode="dm")
+    assert rc == 0 and a["server_id"] == q.sid
+    rc, out, err = env.raw_bot(q, env.ticket("solo", "m-dm", q.sid),
+                               duration=6)
+    assert rc == 0, (out, err)
+    wait_for(lambda: len(env.results()) == 2, 4)
+    assert env.results()[1]["reason"] == "time"
+
+
+# --- fleet -------------------------------------------------------------------
+
+def test_fleet_keeps_its_buffer(env):
+    conf = os.path.join(env.dir, "fleet.conf")
+    status = os.path.join(env.dir, "fleet.status")
+    with open(conf, "w") as f:
+        f.write("redis %s\nprefix %s\nserver %s\nstatus %s\nreap 1\n"
+                "drain 10\nserver-arg --ticket-key\nserver-arg k1=%s\n"
+                "server-arg --join-timeout\nserver-arg 2\n"
+                "region tr min 1 max 4 buffer 2 ports 40950-40959\n"
+                % (env.redis_addr, env.prefix, SERVER, status,
+                   env.keys["k1"][1]))
+    log = open(os.path.join(env.dir, "fleet.err"), "w")
+    fleet = subprocess.Popen([FLEET, "-c", conf, "run"], stderr=log,
+                             stdout=log)
+    env.procs.append(fleet)
+
+    def servers():
+        try:
+            with open(status) as f:
+                return [json.loads(l) for l in f]
+        except FileNotFoundError:
+            return []
+
+    def ready():
+        return [s for s in servers()
+                if s["state"] == "Ready" and env.alive(s["id"])]
+
+    wait_for(lambda: len(ready()) == 2, 8)
+    assert len(servers()) == 2
+
+    # a crash: the fleet replaces it
+    victim = ready()[0]
+    os.kill(victim["pid"], signal.SIGKILL)
+    wait_for(lambda: len(ready()) == 2
+             and victim["id"] not in [s["id"] for s in ready()], 8)
+
+    # an allocation: the buffer is kept on top of the busy server
+    rc, a = env.allocate("m-fleet", players=2, region="tr")
+    assert rc == 0
+    wait_for(lambda: len(ready()) == 2 and len(servers()) == 3, 8)
+
+    st = subprocess.run([FLEET, "-c", conf, "status"], capture_output=True,
+                        text=True)
+    assert st.returncode == 0 and a["server_id"] in st.stdout
+    assert "Allocated" in st.stdout
+
+    fleet.send_signal(signal.SIGTERM)
+    assert fleet.wait(timeout=15) == 0
+    assert servers() == []
+    listed = subprocess.run([ALLOC, "--redis", env.redis_addr, "--prefix",
+                             env.prefix, "list"], capture_output=True,
+                            text=True).stdout
+    assert all(not json.loads(l)["alive"] or json.loads(l)["state"]
+               == "Shutdown" for l in listed.splitlines())
