@@ -33,6 +33,10 @@
 #define NGX_GAME_QUERY_ERROR   -102    /* the server refused the statement */
 
 
+/* statuses nginx 1.22 has no constant for */
+#define NGX_GAME_HTTP_UNPROCESSABLE   422
+
+
 #define NGX_GAME_PG_MAX_PARAMS  16
 
 
@@ -88,15 +92,37 @@ typedef void (*ngx_game_redis_handler_pt)(ngx_game_redis_cmd_t *cmd,
     ngx_int_t rc, redisReply *reply);
 
 
+/*
+ * A Lua script the modules run with ngx_game_redis_eval(): declared
+ * statically with its text, hashed once by ngx_game_redis_script_init().
+ */
+typedef struct {
+    const char                 *text;
+    size_t                      len;
+    char                        sha1[41];
+} ngx_game_redis_script_t;
+
+
+#define NGX_GAME_REDIS_MAX_ARGS  64
+
+
 struct ngx_game_redis_cmd_s {
     ngx_game_redis_handler_pt   handler;
     void                       *data;
 
     /* private to the pool */
     ngx_game_redis_pool_t      *pool;
+    ngx_pool_t                 *mem;
     void                       *slot;
     ngx_event_t                 timer;
     ngx_log_t                  *log;
+
+    /* a script's command, kept to send it again as EVAL on NOSCRIPT */
+    ngx_game_redis_script_t    *script;
+    int                         argc;
+    const char                 *argv[NGX_GAME_REDIS_MAX_ARGS];
+    size_t                      argvlen[NGX_GAME_REDIS_MAX_ARGS];
+    unsigned                    evaled:1;
 };
 
 
@@ -122,6 +148,11 @@ ngx_game_redis_cmd_t *ngx_game_redis_cmd_create(ngx_pool_t *pool,
 ngx_int_t ngx_game_redis_cmd_run(ngx_game_redis_pool_t *rp,
     ngx_game_redis_cmd_t *cmd, int argc, const char **argv,
     const size_t *argvlen);
+
+void ngx_game_redis_script_init(ngx_game_redis_script_t *script);
+ngx_int_t ngx_game_redis_eval(ngx_game_redis_pool_t *rp,
+    ngx_game_redis_cmd_t *cmd, ngx_game_redis_script_t *script, int nkeys,
+    int argc, const char **argv, const size_t *argvlen);
 
 ngx_str_t *ngx_game_pg_pool_name(ngx_game_pg_pool_t *pg);
 ngx_str_t *ngx_game_redis_pool_name(ngx_game_redis_pool_t *rp);

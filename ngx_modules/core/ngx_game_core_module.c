@@ -26,7 +26,7 @@
 
 
 static void *ngx_game_core_create_main_conf(ngx_conf_t *cf);
-static char *ngx_game_core_init_main_conf(ngx_conf_t *cf, void *conf);
+static ngx_int_t ngx_game_core_postconfiguration(ngx_conf_t *cf);
 static void *ngx_game_core_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_game_core_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -101,10 +101,10 @@ static ngx_command_t  ngx_game_core_commands[] = {
 
 static ngx_http_module_t  ngx_game_core_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_game_core_postconfiguration,       /* postconfiguration */
 
     ngx_game_core_create_main_conf,        /* create main configuration */
-    ngx_game_core_init_main_conf,          /* init main configuration */
+    NULL,                                  /* init main configuration */
 
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */
@@ -152,16 +152,26 @@ ngx_game_core_create_main_conf(ngx_conf_t *cf)
 }
 
 
-static char *
-ngx_game_core_init_main_conf(ngx_conf_t *cf, void *conf)
-{
-    ngx_game_core_main_conf_t  *cmcf = conf;
+/*
+ * Every pool a module named must have been declared.  Checked this late
+ * because modules may look pools up as late as their own init_main_conf,
+ * which runs after ours.
+ */
 
-    if (ngx_game_pg_pools_check(cf, &cmcf->pg_pools) != NGX_CONF_OK) {
-        return NGX_CONF_ERROR;
+static ngx_int_t
+ngx_game_core_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_game_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_game_core_module);
+
+    if (ngx_game_pg_pools_check(cf, &cmcf->pg_pools) != NGX_CONF_OK
+        || ngx_game_redis_pools_check(cf, &cmcf->redis_pools) != NGX_CONF_OK)
+    {
+        return NGX_ERROR;
     }
 
-    return ngx_game_redis_pools_check(cf, &cmcf->redis_pools);
+    return NGX_OK;
 }
 
 

@@ -22,6 +22,7 @@
 #include <ngx_core.h>
 #include <ngx_event.h>
 #include <hiredis/async.h>
+#include <openssl/sha.h>
 
 #include "ngx_game_core_internal.h"
 #include "ngx_game_conn.h"
@@ -99,6 +100,9 @@ static void ngx_game_redis_on_reply(redisAsyncContext *ac, void *r,
 static void ngx_game_redis_cmd_timeout(ngx_event_t *ev);
 static void ngx_game_redis_cmd_cleanup(void *data);
 static ngx_game_redis_conn_t *ngx_game_redis_pick(ngx_game_redis_pool_t *rp);
+static ngx_int_t ngx_game_redis_send(ngx_game_redis_pool_t *rp,
+    ngx_game_redis_cmd_t *cmd, int argc, const char **argv,
+    const size_t *argvlen);
 
 static void ngx_game_redis_ev_add_read(void *data);
 static void ngx_game_redis_ev_del_read(void *data);
@@ -558,6 +562,7 @@ ngx_game_redis_cmd_create(ngx_pool_t *pool, ngx_log_t *log)
     cln->handler = ngx_game_redis_cmd_cleanup;
     cln->data = cmd;
 
+    cmd->mem = pool;
     cmd->log = log;
     cmd->timer.handler = ngx_game_redis_cmd_timeout;
     cmd->timer.data = cmd;
@@ -571,10 +576,93 @@ ngx_int_t
 ngx_game_redis_cmd_run(ngx_game_redis_pool_t *rp, ngx_game_redis_cmd_t *cmd,
     int argc, const char **argv, const size_t *argvlen)
 {
-    ngx_game_redis_conn_t  *rc;
-    ngx_game_redis_slot_t  *slot;
+    ngx_int_t  rc;
 
     cmd->pool = rp;
+
+    rc = ngx_game_redis_send(rp, cmd, argc, argv, argvlen);
+
+    if (rc == NGX_AGAIN) {
+        ngx_add_timer(&cmd->timer, rp->command_timeout);
+    }
+
+    return rc;
+}
+
+
+/*
+ * Run a Lua script by its SHA1, as EVALSHA; when Redis does not know it
+ * (a restarted or flushed server), the reply handler sends it once more as
+ * EVAL with its text, which also caches it again.  The caller's arguments
+ * are copied: the retry happens after the caller has moved on.
+ */
+
+ngx_int_t
+ngx_game_redis_eval(ngx_game_redis_pool_t *rp, ngx_game_redis_cmd_t *cmd,
+    ngx_game_redis_script_t *script, int nkeys, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    int          i;
+    u_char      *p;
+    ngx_int_t    rc;
+
+    cmd->pool = rp;
+
+    if (argc > NGX_GAME_REDIS_MAX_ARGS - 3) {
+        return NGX_ERROR;
+    }
+
+    cmd->script = script;
+    cmd->argc = argc + 3;
+    cmd->argv[0] = "EVALSHA";
+    cmd->argvlen[0] = 7;
+    cmd->argv[1] = script->sha1;
+    cmd->argvlen[1] = 40;
+
+    p = ngx_pnalloc(cmd->mem, NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+    cmd->argv[2] = (char *) p;
+    cmd->argvlen[2] = ngx_sprintf(p, "%d", nkeys) - p;
+
+    for (i = 0; i < argc; i++) {
+        p = ngx_pnalloc(cmd->mem, argvlen[i] + 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+        ngx_memcpy(p, argv[i], argvlen[i]);
+        cmd->argv[i + 3] = (char *) p;
+        cmd->argvlen[i + 3] = argvlen[i];
+    }
+
+    rc = ngx_game_redis_send(rp, cmd, cmd->argc, cmd->argv, cmd->argvlen);
+
+    if (rc == NGX_AGAIN) {
+        ngx_add_timer(&cmd->timer, rp->command_timeout);
+    }
+
+    return rc;
+}
+
+
+void
+ngx_game_redis_script_init(ngx_game_redis_script_t *script)
+{
+    u_char  md[SHA_DIGEST_LENGTH];
+
+    (void) SHA1((const u_char *) script->text, script->len, md);
+    ngx_hex_dump((u_char *) script->sha1, md, SHA_DIGEST_LENGTH);
+    script->sha1[40] = '\0';
+}
+
+
+static ngx_int_t
+ngx_game_redis_send(ngx_game_redis_pool_t *rp, ngx_game_redis_cmd_t *cmd,
+    int argc, const char **argv, const size_t *argvlen)
+{
+    ngx_game_redis_conn_t  *rc;
+    ngx_game_redis_slot_t  *slot;
 
     if (rp->conns == NULL) {
         return NGX_GAME_UNAVAILABLE;
@@ -610,7 +698,6 @@ ngx_game_redis_cmd_run(ngx_game_redis_pool_t *rp, ngx_game_redis_cmd_t *cmd,
 
     rc->pending++;
     cmd->slot = slot;
-    ngx_add_timer(&cmd->timer, rp->command_timeout);
 
     return NGX_AGAIN;
 }
@@ -670,6 +757,26 @@ ngx_game_redis_on_reply(redisAsyncContext *ac, void *r, void *data)
     }
 
     cmd->slot = NULL;
+
+    if (reply && reply->type == REDIS_REPLY_ERROR && cmd->script
+        && !cmd->evaled && reply->len >= 8
+        && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0)
+    {
+        /* the server lost its script cache: send the text, same timer */
+        cmd->evaled = 1;
+        cmd->argv[0] = "EVAL";
+        cmd->argvlen[0] = 4;
+        cmd->argv[1] = cmd->script->text;
+        cmd->argvlen[1] = cmd->script->len;
+
+        if (ngx_game_redis_send(rp, cmd, cmd->argc, cmd->argv, cmd->argvlen)
+            == NGX_AGAIN)
+        {
+            return;
+        }
+
+        reply = NULL;
+    }
 
     if (cmd->timer.timer_set) {
         ngx_del_timer(&cmd->timer);
