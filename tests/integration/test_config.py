@@ -67,3 +67,49 @@ def test_bad_value_fails_naming_the_directive(body, directive, word):
     assert '"%s"' % directive in err, err
     assert word in err
     assert "test failed" in err
+
+
+def test_a_pool_named_but_never_declared_fails():
+    """Modules may look a pool up late (auth defaults to "main" in its own
+    init_main_conf); the core still refuses a name nobody declared."""
+    mm = MODULE.replace("ngx_game_core_module", "ngx_game_mm_module")
+    body = ('game_redis_pool main 127.0.0.1:6379;\n'
+            'game_pg_pool main "dbname=x";\n'
+            'game_mm_redis nope;\n'
+            'game_mm_pg main;\n'
+            'game_mm_player $remote_user;\n'
+            'game_mm_mode duel regions=local;\n'
+            'server { listen 127.0.0.1:1; location / { game_mm_join; } }')
+    d = tempfile.mkdtemp(prefix="game-conf.")
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("load_module %s;\nload_module %s;\npid %s/nginx.pid;\n"
+                "events {}\nhttp {\n%s\n}\n" % (MODULE, mm, d, body))
+    r = subprocess.run(["nginx", "-t", "-p", d, "-c", conf, "-e", "stderr"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert 'Redis pool "nope"' in r.stderr
+    assert "game_redis_pool" in r.stderr
+
+
+@pytest.mark.parametrize("mode, word", [
+    ("duel teams=0 regions=local", "teams=0"),
+    ("duel teams=2", "regions="),
+    ("duel regions=Local", "Local"),
+    ("duel regions=local window=200 window_cap=100", "window"),
+    ("duel regions=local widen_every=soon", "widen_every=soon"),
+    ("duel regions=local colour=red", "colour=red"),
+])
+def test_bad_matchmaking_mode_fails_naming_the_directive(mode, word):
+    mm = MODULE.replace("ngx_game_core_module", "ngx_game_mm_module")
+    d = tempfile.mkdtemp(prefix="game-conf.")
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("load_module %s;\nload_module %s;\npid %s/nginx.pid;\n"
+                "events {}\nhttp {\ngame_mm_mode %s;\n}\n"
+                % (MODULE, mm, d, mode))
+    r = subprocess.run(["nginx", "-t", "-p", d, "-c", conf, "-e", "stderr"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert '"game_mm_mode"' in r.stderr, r.stderr
+    assert word in r.stderr, r.stderr

@@ -27,7 +27,8 @@ def mm(stack):
                     decode_responses=True)
     prefix = "t%s:" % uuid.uuid4().hex[:8]
     scripts = {n: r.register_script(script(n))
-               for n in ("join", "cancel", "lease", "claim", "expire")}
+               for n in ("join", "cancel", "lease", "claim", "expire",
+                         "status")}
 
     class MM:
         pass
@@ -73,7 +74,12 @@ def test_cancel_frees_the_player(mm):
     assert mm.call("cancel", "p1") == ["OK", "t1"]
     assert mm.status("t1") == "cancelled"
     assert mm.call("cancel", "p1") == ["NONE"]
+    st = mm.call("status", "p1")
+    assert st[:2] == ["TICKET", "t1"]
+    fields = dict(zip(st[2::2], st[3::2]))
+    assert fields["status"] == "cancelled" and fields["queue"] == "duel:local"
     assert mm.join("t2", ["p1"])[0] == "OK"
+    assert mm.call("status", "nobody") == ["NONE"]
 
 
 def test_lease_has_one_holder_and_fences_the_old_one(mm):
@@ -155,6 +161,8 @@ def test_expire_ends_waiting_tickets_and_trims_the_queue(mm):
     assert mm.call("expire", q, fence, last, "t1") == ["OK", "1"]
     assert mm.status("t1") == "expired"
     assert mm.status("t2") == "queued"
-    assert mm.r.get(mm.p + "player:p1") is None
+    # the player may queue again, and still reads how the last ticket ended
     assert mm.r.xlen(mm.p + "queue:" + q) == 1
+    assert mm.call("status", "p1")[:2] == ["TICKET", "t1"]
+    assert mm.join("t3", ["p1"])[0] == "OK"
     assert mm.call("expire", q, "999", last, "t2") == ["FENCED"]

@@ -19,13 +19,9 @@ if s ~= 'queued' then
     return { 'NONE' }
 end
 
+-- the player key stays: status still reports "cancelled", and join
+-- accepts a new ticket since this one is no longer queued
 redis.call('HSET', ticket_key(id), 'status', 'cancelled',
            'ended', tostring(now_ms()))
-local players = redis.call('HGET', ticket_key(id), 'players') or ''
-for p in string.gmatch(players, '[^,]+') do
-    if redis.call('GET', player_key(p)) == id then
-        redis.call('DEL', player_key(p))
-    end
-end
 
 return { 'OK', id }

@@ -18,12 +18,6 @@ for i = 5, #ARGV do
     local id = ARGV[i]
     if status_of(id) == 'queued' then
         redis.call('HSET', ticket_key(id), 'status', 'expired', 'ended', now)
-        local players = redis.call('HGET', ticket_key(id), 'players') or ''
-        for p in string.gmatch(players, '[^,]+') do
-            if redis.call('GET', player_key(p)) == id then
-                redis.call('DEL', player_key(p))
-            end
-        end
         n = n + 1
     end
 end

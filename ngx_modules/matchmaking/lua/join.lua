@@ -6,8 +6,10 @@
 --     | {'ACTIVE', ticket id}           a player already has a live ticket
 --     | {'FULL', queue length}          the queue is over its limit
 --
--- One active ticket per player: the player key points at the ticket and
--- lives as long as the ticket can, and a finished ticket releases it.
+-- One active ticket per player: the player key points at the player's
+-- latest ticket and lives as long as the ticket can; a ticket that ended
+-- (cancelled, expired, failed) no longer blocks a new one, and the key
+-- still lets the player read how the last one ended.
 
 local id, q, rating = ARGV[2], ARGV[3], ARGV[4]
 local ttl, limit = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -39,6 +41,7 @@ redis.call('HSET', ticket_key(id), 'status', 'queued', 'queue', q,
            'players', table.concat(players, ','), 'created', tostring(now))
 redis.call('PEXPIRE', ticket_key(id), ttl)
 redis.call('XADD', queue_key(q), '*', 'ticket', id, 'rating', rating,
-           'size', tostring(#players), 'at', tostring(now))
+           'size', tostring(#players), 'at', tostring(now),
+           'players', table.concat(players, ','))
 
 return { 'OK', id, tostring(len + 1) }

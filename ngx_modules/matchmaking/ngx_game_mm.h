@@ -1,0 +1,62 @@
+
+/*
+ * The matchmaking module's own declarations, shared by its files.
+ */
+
+#ifndef _NGX_GAME_MM_H_INCLUDED_
+#define _NGX_GAME_MM_H_INCLUDED_
+
+
+#include "ngx_game_core.h"
+#include "game_mm_engine.h"
+
+
+/* a game mode: its matching rules and the regions that serve it */
+typedef struct {
+    ngx_str_t                   name;
+    game_mm_rules_t             rules;
+    ngx_array_t                 regions;        /* ngx_str_t */
+    ngx_uint_t                  max_queue;
+    ngx_uint_t                  max_latency;    /* milliseconds */
+    ngx_str_t                   server_mode;    /* the allocator's label */
+} ngx_game_mm_mode_t;
+
+
+typedef struct {
+    ngx_array_t                 modes;          /* ngx_game_mm_mode_t */
+    ngx_game_redis_pool_t      *redis;
+    ngx_game_pg_pool_t         *pg;
+    ngx_str_t                   prefix;
+    ngx_http_complex_value_t   *player;
+    double                      default_rating;
+    ngx_msec_t                  ticket_ttl;
+    ngx_msec_t                  tick;
+    ngx_str_t                   alloc_prefix;
+} ngx_game_mm_main_conf_t;
+
+
+char *ngx_game_mm_mode_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_game_mm_mode_t *ngx_game_mm_mode_find(ngx_game_mm_main_conf_t *mmcf,
+    ngx_str_t *name);
+
+ngx_int_t ngx_game_mm_matcher_start(ngx_cycle_t *cycle,
+    ngx_game_mm_main_conf_t *mmcf);
+
+ngx_int_t ngx_game_mm_join_handler(ngx_http_request_t *r);
+ngx_int_t ngx_game_mm_status_handler(ngx_http_request_t *r);
+ngx_int_t ngx_game_mm_cancel_handler(ngx_http_request_t *r);
+
+
+extern ngx_module_t             ngx_game_mm_module;
+
+extern ngx_game_redis_script_t  ngx_game_mm_lua_join;
+extern ngx_game_redis_script_t  ngx_game_mm_lua_cancel;
+extern ngx_game_redis_script_t  ngx_game_mm_lua_status;
+extern ngx_game_redis_script_t  ngx_game_mm_lua_lease;
+extern ngx_game_redis_script_t  ngx_game_mm_lua_claim;
+extern ngx_game_redis_script_t  ngx_game_mm_lua_expire;
+extern ngx_game_redis_script_t  ngx_game_mm_lua_assign;
+
+
+#endif /* _NGX_GAME_MM_H_INCLUDED_ */

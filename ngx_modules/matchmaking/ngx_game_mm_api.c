@@ -1,0 +1,693 @@
+
+/*
+ * The matchmaking endpoints.
+ *
+ *   POST   /matchmaking/join    {game_mode, regions:[{region, latency_ms}]}
+ *                               202 {ticket_id, status:"queued", ...}
+ *   GET    /matchmaking/status  the player's latest ticket
+ *   DELETE /matchmaking/ticket  withdraw a queued ticket
+ *
+ * Joining reads the player's rating for the mode from PostgreSQL (new
+ * players start at 1500), then runs join.lua: one active ticket per
+ * player (409), a bounded queue (503).  Nothing here scans a queue.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <ctype.h>
+#include <openssl/rand.h>
+
+#include "ngx_game_mm.h"
+
+
+typedef struct {
+    ngx_http_request_t         *request;
+    ngx_game_mm_mode_t         *mode;
+    ngx_str_t                  *region;
+    ngx_str_t                   player;     /* NUL-terminated */
+    u_char                      ticket[37];
+    u_char                      rating[32];
+} ngx_game_mm_join_t;
+
+
+static ngx_int_t ngx_game_mm_player(ngx_http_request_t *r, ngx_str_t *id);
+static void ngx_game_mm_join_body(ngx_http_request_t *r, json_t *body);
+static ngx_str_t *ngx_game_mm_pick_region(ngx_game_mm_mode_t *mode,
+    json_t *regions, const char **err);
+static void ngx_game_mm_join_rated(ngx_game_pg_query_t *q, ngx_int_t rc,
+    PGresult *res);
+static void ngx_game_mm_join_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply);
+static void ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply);
+static void ngx_game_mm_cancel_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply);
+static ngx_int_t ngx_game_mm_script(ngx_http_request_t *r,
+    ngx_game_redis_script_t *script, ngx_game_redis_handler_pt handler,
+    void *data, int argc, const char **argv, const size_t *argvlen);
+static ngx_int_t ngx_game_mm_reply_is(redisReply *reply, const char *word);
+static void ngx_game_mm_uuid(u_char *out);
+
+
+static ngx_game_pg_stmt_t  ngx_game_mm_rating_stmt = {
+    "game_mm_rating",
+    "SELECT rating FROM player_ratings WHERE player_id = $1 AND mode = $2",
+    2
+};
+
+
+/*
+ * The player named by game_mm_player, which must be a UUID: anything else
+ * means the location is not behind the guard, or the guard let a request
+ * through without a player.
+ */
+
+static ngx_int_t
+ngx_game_mm_player(ngx_http_request_t *r, ngx_str_t *id)
+{
+    size_t                    i;
+    ngx_str_t                 v;
+    ngx_game_mm_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
+
+    if (ngx_http_complex_value(r, mmcf->player, &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (v.len != 36) {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (v.data[i] != '-') {
+                return NGX_DECLINED;
+            }
+        } else if (!isxdigit(v.data[i])) {
+            return NGX_DECLINED;
+        }
+    }
+
+    id->data = ngx_pnalloc(r->pool, 37);
+    if (id->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    *ngx_cpymem(id->data, v.data, 36) = '\0';
+    id->len = 36;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_game_mm_who(ngx_http_request_t *r, ngx_str_t *id)
+{
+    switch (ngx_game_mm_player(r, id)) {
+
+    case NGX_OK:
+        return NGX_OK;
+
+    case NGX_DECLINED:
+        return ngx_game_http_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                                        "unauthorized",
+                                        "a signed-in player is required");
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+
+/* join */
+
+ngx_int_t
+ngx_game_mm_join_handler(ngx_http_request_t *r)
+{
+    ngx_int_t            rc;
+    ngx_game_mm_join_t  *j;
+
+    if (r->method != NGX_HTTP_POST) {
+        return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                        "method_not_allowed",
+                                        "join with POST");
+    }
+
+    j = ngx_pcalloc(r->pool, sizeof(ngx_game_mm_join_t));
+    if (j == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_game_mm_who(r, &j->player);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    j->request = r;
+    ngx_http_set_ctx(r, j, ngx_game_mm_module);
+
+    return ngx_game_http_read_json(r, ngx_game_mm_join_body);
+}
+
+
+static void
+ngx_game_mm_join_body(ngx_http_request_t *r, json_t *body)
+{
+    ngx_int_t                 rc;
+    ngx_str_t                 name;
+    const char               *err;
+    json_t                   *mode;
+    ngx_game_mm_join_t       *j;
+    ngx_game_pg_query_t      *q;
+    ngx_game_mm_main_conf_t  *mmcf;
+
+    j = ngx_http_get_module_ctx(r, ngx_game_mm_module);
+    mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
+
+    mode = json_object_get(body, "game_mode");
+    if (!json_is_string(mode)) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_GAME_HTTP_UNPROCESSABLE,
+                                     "invalid_field",
+                                     "\"game_mode\" must be a string"));
+        return;
+    }
+
+    name.data = (u_char *) json_string_value(mode);
+    name.len = json_string_length(mode);
+
+    j->mode = ngx_game_mm_mode_find(mmcf, &name);
+    if (j->mode == NULL) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_GAME_HTTP_UNPROCESSABLE,
+                                     "unknown_mode",
+                                     "no such game mode"));
+        return;
+    }
+
+    if (json_object_get(body, "party_id") != NULL) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_GAME_HTTP_UNPROCESSABLE,
+                                     "unsupported",
+                                     "parties are not supported yet"));
+        return;
+    }
+
+    j->region = ngx_game_mm_pick_region(j->mode,
+                                        json_object_get(body, "regions"),
+                                        &err);
+    if (j->region == NULL) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_GAME_HTTP_UNPROCESSABLE,
+                                     "no_region", err));
+        return;
+    }
+
+    q = ngx_game_pg_query_create(r->pool, r->connection->log,
+                                 &ngx_game_mm_rating_stmt);
+    if (q == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    q->values[0] = (char *) j->player.data;
+    q->handler = ngx_game_mm_join_rated;
+    q->data = j;
+
+    q->values[1] = (char *) ngx_pnalloc(r->pool, j->mode->name.len + 1);
+    if (q->values[1] == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    *ngx_cpymem((u_char *) q->values[1], j->mode->name.data,
+                j->mode->name.len) = '\0';
+
+    rc = ngx_game_pg_query_run(mmcf->pg, q);
+    if (rc != NGX_AGAIN) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_outcome(r, rc, "the player database"));
+    }
+}
+
+
+/*
+ * The lowest-latency region the mode serves, if within its max latency.
+ * "regions" is [{"region": "eu", "latency_ms": 35}, ...].
+ */
+
+static ngx_str_t *
+ngx_game_mm_pick_region(ngx_game_mm_mode_t *mode, json_t *regions,
+    const char **err)
+{
+    size_t       i;
+    double       lat, best_lat;
+    json_t      *item, *name, *ms;
+    ngx_str_t   *served, *best;
+    ngx_uint_t   k;
+
+    if (!json_is_array(regions) || json_array_size(regions) == 0
+        || json_array_size(regions) > 64)
+    {
+        *err = "\"regions\" must be a list of 1 to 64 "
+               "{\"region\", \"latency_ms\"} objects";
+        return NULL;
+    }
+
+    best = NULL;
+    best_lat = 0;
+    served = mode->regions.elts;
+
+    json_array_foreach(regions, i, item) {
+        name = json_object_get(item, "region");
+        ms = json_object_get(item, "latency_ms");
+
+        if (!json_is_string(name) || !json_is_number(ms)
+            || json_number_value(ms) < 0)
+        {
+            *err = "each region needs a \"region\" name and a "
+                   "non-negative \"latency_ms\"";
+            return NULL;
+        }
+
+        lat = json_number_value(ms);
+
+        if (lat > (double) mode->max_latency) {
+            continue;
+        }
+
+        for (k = 0; k < mode->regions.nelts; k++) {
+            if (served[k].len == json_string_length(name)
+                && ngx_strncmp(served[k].data, json_string_value(name),
+                               served[k].len) == 0
+                && (best == NULL || lat < best_lat))
+            {
+                best = &served[k];
+                best_lat = lat;
+            }
+        }
+    }
+
+    if (best == NULL) {
+        *err = "none of these regions serves this mode within its "
+               "maximum latency";
+    }
+
+    return best;
+}
+
+
+static void
+ngx_game_mm_join_rated(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
+{
+    double                    rating;
+    u_char                   *p, queue[80], ttl[NGX_INT_T_LEN],
+                              limit[NGX_INT_T_LEN];
+    ngx_game_mm_join_t       *j = q->data;
+    ngx_http_request_t       *r = j->request;
+    ngx_game_mm_main_conf_t  *mmcf;
+    const char               *argv[7];
+    size_t                    argvlen[7];
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_outcome(r, rc, "the player database"));
+        return;
+    }
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
+
+    rating = mmcf->default_rating;
+    if (PQntuples(res) == 1) {
+        rating = strtod(PQgetvalue(res, 0, 0), NULL);
+    }
+
+    ngx_game_mm_uuid(j->ticket);
+    *ngx_snprintf(j->rating, sizeof(j->rating) - 1, "%.3f", rating) = '\0';
+
+    p = ngx_snprintf(queue, sizeof(queue), "%V:%V", &j->mode->name,
+                     j->region);
+
+    argv[0] = (char *) mmcf->prefix.data;
+    argvlen[0] = mmcf->prefix.len;
+    argv[1] = (char *) j->ticket;
+    argvlen[1] = 36;
+    argv[2] = (char *) queue;
+    argvlen[2] = p - queue;
+    argv[3] = (char *) j->rating;
+    argvlen[3] = ngx_strlen(j->rating);
+    argv[4] = (char *) ttl;
+    argvlen[4] = ngx_sprintf(ttl, "%M", mmcf->ticket_ttl) - ttl;
+    argv[5] = (char *) limit;
+    argvlen[5] = ngx_sprintf(limit, "%ui", j->mode->max_queue) - limit;
+    argv[6] = (char *) j->player.data;
+    argvlen[6] = j->player.len;
+
+    rc = ngx_game_mm_script(r, &ngx_game_mm_lua_join, ngx_game_mm_join_done,
+                            j, 7, argv, argvlen);
+    if (rc != NGX_AGAIN) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_outcome(r, rc, "the matchmaker"));
+    }
+}
+
+
+static void
+ngx_game_mm_join_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply)
+{
+    json_t              *body;
+    ngx_game_mm_join_t  *j = cmd->data;
+    ngx_http_request_t  *r = j->request;
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_outcome(r, rc, "the matchmaker"));
+        return;
+    }
+
+    if (ngx_game_mm_reply_is(reply, "ACTIVE")) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_HTTP_CONFLICT, "ticket_exists",
+                                     "the player already has a ticket in "
+                                     "play; cancel it or wait for it"));
+        return;
+    }
+
+    if (ngx_game_mm_reply_is(reply, "FULL")) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     "queue_full",
+                                     "the queue is full, retry later"));
+        return;
+    }
+
+    if (!ngx_game_mm_reply_is(reply, "OK")) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_outcome(r, NGX_ERROR, "the matchmaker"));
+        return;
+    }
+
+    body = json_pack("{s:s#,s:s,s:s#,s:s#}",
+                     "ticket_id", (char *) j->ticket, (int) 36,
+                     "status", "queued",
+                     "game_mode", (char *) j->mode->name.data,
+                     (int) j->mode->name.len,
+                     "region", (char *) j->region->data,
+                     (int) j->region->len);
+    if (body == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_finalize_request(r,
+        ngx_game_http_send_json(r, NGX_HTTP_ACCEPTED, body));
+    json_decref(body);
+}
+
+
+/* status */
+
+ngx_int_t
+ngx_game_mm_status_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                 rc;
+    ngx_str_t                 player;
+    const char               *argv[2];
+    size_t                    argvlen[2];
+    ngx_game_mm_main_conf_t  *mmcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                        "method_not_allowed",
+                                        "read the status with GET");
+    }
+
+    rc = ngx_game_mm_who(r, &player);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
+
+    argv[0] = (char *) mmcf->prefix.data;
+    argvlen[0] = mmcf->prefix.len;
+    argv[1] = (char *) player.data;
+    argvlen[1] = player.len;
+
+    rc = ngx_game_mm_script(r, &ngx_game_mm_lua_status,
+                            ngx_game_mm_status_done, r, 2, argv, argvlen);
+    if (rc != NGX_AGAIN) {
+        return ngx_game_http_send_outcome(r, rc, "the matchmaker");
+    }
+
+    r->main->count++;
+    return NGX_DONE;
+}
+
+
+static void
+ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply)
+{
+    size_t               i;
+    json_t              *body, *server;
+    int64_t              created;
+    redisReply          *k, *v;
+    ngx_time_t          *tp;
+    ngx_http_request_t  *r = cmd->data;
+    const char          *queue, *colon;
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_outcome(r, rc, "the matchmaker"));
+        return;
+    }
+
+    if (ngx_game_mm_reply_is(reply, "NONE")) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "no_ticket",
+                                     "the player has no ticket"));
+        return;
+    }
+
+    if (!ngx_game_mm_reply_is(reply, "TICKET") || reply->elements < 2
+        || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_outcome(r, NGX_ERROR, "the matchmaker"));
+        return;
+    }
+
+    body = json_object();
+    server = json_object();
+    if (body == NULL || server == NULL) {
+        json_decref(body);
+        json_decref(server);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    json_object_set_new(body, "ticket_id",
+                        json_stringn(reply->element[1]->str,
+                                     reply->element[1]->len));
+    created = -1;
+
+    for (i = 2; i + 1 < reply->elements; i += 2) {
+        k = reply->element[i];
+        v = reply->element[i + 1];
+
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        if (ngx_strcmp(k->str, "status") == 0
+            || ngx_strcmp(k->str, "match") == 0
+            || ngx_strcmp(k->str, "connection_ticket") == 0)
+        {
+            json_object_set_new(body,
+                                ngx_strcmp(k->str, "match") == 0
+                                ? "match_id" : k->str,
+                                json_stringn(v->str, v->len));
+
+        } else if (ngx_strcmp(k->str, "team") == 0) {
+            json_object_set_new(body, "team",
+                                json_integer(strtoll(v->str, NULL, 10)));
+
+        } else if (ngx_strcmp(k->str, "queue") == 0) {
+            /* "mode:region" */
+            queue = v->str;
+            colon = strchr(queue, ':');
+            if (colon) {
+                json_object_set_new(body, "game_mode",
+                                    json_stringn(queue, colon - queue));
+                json_object_set_new(body, "region", json_string(colon + 1));
+            }
+
+        } else if (ngx_strcmp(k->str, "created") == 0) {
+            created = strtoll(v->str, NULL, 10);
+
+        } else if (ngx_strcmp(k->str, "server_host") == 0) {
+            json_object_set_new(server, "host", json_stringn(v->str, v->len));
+
+        } else if (ngx_strcmp(k->str, "server_port") == 0) {
+            json_object_set_new(server, "port",
+                                json_integer(strtoll(v->str, NULL, 10)));
+        }
+    }
+
+    if (created >= 0) {
+        tp = ngx_timeofday();
+        json_object_set_new(body, "queued_for_ms",
+            json_integer((json_int_t) ((int64_t) tp->sec * 1000 + tp->msec
+                                       - created)));
+    }
+
+    if (json_object_size(server)) {
+        json_object_set_new(body, "server", server);
+    } else {
+        json_decref(server);
+    }
+
+    ngx_http_finalize_request(r, ngx_game_http_send_json(r, NGX_HTTP_OK,
+                                                         body));
+    json_decref(body);
+}
+
+
+/* cancel */
+
+ngx_int_t
+ngx_game_mm_cancel_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                 rc;
+    ngx_str_t                 player;
+    const char               *argv[2];
+    size_t                    argvlen[2];
+    ngx_game_mm_main_conf_t  *mmcf;
+
+    if (r->method != NGX_HTTP_DELETE) {
+        return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                        "method_not_allowed",
+                                        "cancel with DELETE");
+    }
+
+    rc = ngx_game_mm_who(r, &player);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
+
+    argv[0] = (char *) mmcf->prefix.data;
+    argvlen[0] = mmcf->prefix.len;
+    argv[1] = (char *) player.data;
+    argvlen[1] = player.len;
+
+    rc = ngx_game_mm_script(r, &ngx_game_mm_lua_cancel,
+                            ngx_game_mm_cancel_done, r, 2, argv, argvlen);
+    if (rc != NGX_AGAIN) {
+        return ngx_game_http_send_outcome(r, rc, "the matchmaker");
+    }
+
+    r->main->count++;
+    return NGX_DONE;
+}
+
+
+static void
+ngx_game_mm_cancel_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply)
+{
+    json_t              *body;
+    ngx_http_request_t  *r = cmd->data;
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_outcome(r, rc, "the matchmaker"));
+        return;
+    }
+
+    if (ngx_game_mm_reply_is(reply, "MATCHED")) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_HTTP_CONFLICT, "already_matched",
+                                     "the ticket is already in a match"));
+        return;
+    }
+
+    if (!ngx_game_mm_reply_is(reply, "OK") || reply->elements < 2) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "no_ticket",
+                                     "the player has no queued ticket"));
+        return;
+    }
+
+    body = json_pack("{s:s#,s:s}", "ticket_id", reply->element[1]->str,
+                     (int) reply->element[1]->len, "status", "cancelled");
+    if (body == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_finalize_request(r, ngx_game_http_send_json(r, NGX_HTTP_OK,
+                                                         body));
+    json_decref(body);
+}
+
+
+/* helpers */
+
+static ngx_int_t
+ngx_game_mm_script(ngx_http_request_t *r, ngx_game_redis_script_t *script,
+    ngx_game_redis_handler_pt handler, void *data, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    ngx_game_redis_cmd_t     *cmd;
+    ngx_game_mm_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
+
+    cmd = ngx_game_redis_cmd_create(r->pool, r->connection->log);
+    if (cmd == NULL) {
+        return NGX_ERROR;
+    }
+
+    cmd->handler = handler;
+    cmd->data = data;
+
+    return ngx_game_redis_eval(mmcf->redis, cmd, script, 0, argc, argv,
+                               argvlen);
+}
+
+
+/* the first element of a script's reply is its verdict */
+static ngx_int_t
+ngx_game_mm_reply_is(redisReply *reply, const char *word)
+{
+    return reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0
+           && reply->element[0]->type == REDIS_REPLY_STRING
+           && ngx_strcmp(reply->element[0]->str, word) == 0;
+}
+
+
+/* a random (version 4) UUID: ticket ids must not be guessable */
+static void
+ngx_game_mm_uuid(u_char *out)
+{
+    u_char  b[16];
+
+    if (RAND_bytes(b, sizeof(b)) != 1) {
+        /* OpenSSL's generator does not fail once seeded; be safe anyway */
+        ngx_memzero(b, sizeof(b));
+        *(uint32_t *) b = (uint32_t) ngx_random();
+    }
+
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+
+    ngx_sprintf(out, "%*xs-%*xs-%*xs-%*xs-%*xs",
+                (size_t) 4, b, (size_t) 2, b + 4, (size_t) 2, b + 6,
+                (size_t) 2, b + 8, (size_t) 6, b + 10);
+    out[36] = '\0';
+}
