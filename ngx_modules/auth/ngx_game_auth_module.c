@@ -1,0 +1,885 @@
+
+/*
+ * ngx_game_auth_module: accounts, sessions, player profiles, and a guard
+ * that any location can put in front of itself:
+ *
+ *     location /api/ {
+ *         game_auth_jwt  on;
+ *         proxy_set_header  X-Player-Id $game_player_id;
+ *         proxy_pass  http://backend;
+ *     }
+ *
+ * Endpoints are chosen with "game_auth <endpoint>;" in a location.  All
+ * key material and policy is declared once at http level.
+ */
+
+#include <liboath/oath.h>
+
+#include "ngx_game_auth.h"
+
+
+static void *ngx_game_auth_create_main_conf(ngx_conf_t *cf);
+static char *ngx_game_auth_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_game_auth_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_game_auth_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_game_auth_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_game_auth_needs(ngx_conf_t *cf,
+    ngx_game_auth_main_conf_t *amcf, ngx_uint_t endpoint);
+static ngx_int_t ngx_game_auth_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_game_auth_postconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_game_auth_init_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_enum_t  ngx_game_auth_endpoints[] = {
+    { ngx_string("register"), NGX_GAME_AUTH_REGISTER },
+    { ngx_string("login"), NGX_GAME_AUTH_LOGIN },
+    { ngx_string("device"), NGX_GAME_AUTH_DEVICE },
+    { ngx_string("link"), NGX_GAME_AUTH_LINK },
+    { ngx_string("refresh"), NGX_GAME_AUTH_REFRESH },
+    { ngx_string("logout"), NGX_GAME_AUTH_LOGOUT },
+    { ngx_string("jwks"), NGX_GAME_AUTH_JWKS },
+    { ngx_string("totp"), NGX_GAME_AUTH_TOTP },
+    { ngx_string("totp_confirm"), NGX_GAME_AUTH_TOTP_CONFIRM },
+    { ngx_string("profile"), NGX_GAME_AUTH_PROFILE },
+    { ngx_string("me"), NGX_GAME_AUTH_ME },
+    { ngx_string("export"), NGX_GAME_AUTH_EXPORT },
+    { ngx_null_string, 0 }
+};
+
+
+/* indexed by ngx_game_auth_endpoint_e */
+static ngx_http_handler_pt  ngx_game_auth_handlers[] = {
+    NULL,
+    ngx_game_auth_register_handler,
+    ngx_game_auth_login_handler,
+    ngx_game_auth_device_handler,
+    ngx_game_auth_link_handler,
+    ngx_game_auth_refresh_handler,
+    ngx_game_auth_logout_handler,
+    ngx_game_auth_jwks_handler,
+    ngx_game_auth_totp_handler,
+    ngx_game_auth_totp_confirm_handler,
+    ngx_game_auth_profile_handler,
+    ngx_game_auth_me_handler,
+    ngx_game_auth_export_handler
+};
+
+
+
+
+
+
+static ngx_command_t  ngx_game_auth_commands[] = {
+
+    { ngx_string("game_auth_jwt_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_game_auth_key_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("game_auth_jwt_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_auth_main_conf_t, issuer),
+      NULL },
+
+    { ngx_string("game_auth_jwt_audience"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_auth_main_conf_t, audience),
+      NULL },
+
+    { ngx_string("game_auth_jwt_leeway"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_auth_main_conf_t, leeway),
+      NULL },
+
+    { ngx_string("game_auth_access_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_auth_main_conf_t, access_ttl),
+      NULL },
+
+    { ngx_string("game_auth_refresh_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_auth_main_conf_t, refresh_ttl),
+      NULL },
+
+    { ngx_string("game_auth_pg_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_auth_main_conf_t, pg_name),
+      NULL },
+
+    { ngx_string("game_auth_redis_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_auth_main_conf_t, redis_name),
+      NULL },
+
+    { ngx_string("game_auth_thread_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_auth_main_conf_t, thread_pool_name),
+      NULL },
+
+    { ngx_string("game_auth_argon2_memory"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_auth_main_conf_t, argon2_memory),
+      NULL },
+
+    { ngx_string("game_auth_argon2_iterations"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_auth_main_conf_t, argon2_iterations),
+      NULL },
+
+    { ngx_string("game_auth_argon2_parallelism"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_auth_main_conf_t, argon2_parallelism),
+      NULL },
+
+    { ngx_string("game_auth_email_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_auth_main_conf_t, email_key_file),
+      NULL },
+
+    { ngx_string("game_auth_email_index_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_auth_main_conf_t, email_index_key_file),
+      NULL },
+
+    { ngx_string("game_auth_common_passwords"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_auth_main_conf_t, common_passwords_file),
+      NULL },
+
+    { ngx_string("game_auth_login_backoff_threshold"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_auth_main_conf_t, backoff_threshold),
+      NULL },
+
+    { ngx_string("game_auth_login_backoff_delay"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_auth_main_conf_t, backoff_delay),
+      NULL },
+
+    { ngx_string("game_auth_login_backoff_max"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_auth_main_conf_t, backoff_max),
+      NULL },
+
+    { ngx_string("game_auth_profile_cache_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_auth_main_conf_t, profile_cache_ttl),
+      NULL },
+
+    { ngx_string("game_auth_totp_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_auth_main_conf_t, totp_issuer),
+      NULL },
+
+    { ngx_string("game_auth_jwt"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF
+      |NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_game_auth_loc_conf_t, jwt),
+      NULL },
+
+    { ngx_string("game_auth"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_game_auth_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_game_auth_loc_conf_t, endpoint),
+      ngx_game_auth_endpoints },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_game_auth_module_ctx = {
+    ngx_game_auth_preconfiguration,        /* preconfiguration */
+    ngx_game_auth_postconfiguration,       /* postconfiguration */
+
+    ngx_game_auth_create_main_conf,        /* create main configuration */
+    ngx_game_auth_init_main_conf,          /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_game_auth_create_loc_conf,         /* create location configuration */
+    ngx_game_auth_merge_loc_conf           /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_game_auth_module = {
+    NGX_MODULE_V1,
+    &ngx_game_auth_module_ctx,             /* module context */
+    ngx_game_auth_commands,                /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_game_auth_init_process,            /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static void *
+ngx_game_auth_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_game_auth_main_conf_t  *amcf;
+
+    amcf = ngx_pcalloc(cf->pool, sizeof(ngx_game_auth_main_conf_t));
+    if (amcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&amcf->keys, cf->pool, 2, sizeof(ngx_game_auth_key_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    amcf->access_ttl = NGX_CONF_UNSET;
+    amcf->refresh_ttl = NGX_CONF_UNSET;
+    amcf->leeway = NGX_CONF_UNSET;
+    amcf->argon2_memory = NGX_CONF_UNSET_SIZE;
+    amcf->argon2_iterations = NGX_CONF_UNSET_UINT;
+    amcf->argon2_parallelism = NGX_CONF_UNSET_UINT;
+    amcf->backoff_threshold = NGX_CONF_UNSET_UINT;
+    amcf->backoff_delay = NGX_CONF_UNSET;
+    amcf->backoff_max = NGX_CONF_UNSET;
+    amcf->profile_cache_ttl = NGX_CONF_UNSET;
+
+    return amcf;
+}
+
+
+/* iss, aud and the TOTP issuer are written into JSON and URIs verbatim */
+
+static char *
+ngx_game_auth_check_plain(ngx_conf_t *cf, const char *directive, ngx_str_t *v)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < v->len; i++) {
+        if (v->data[i] <= 0x20 || v->data[i] >= 0x7f || v->data[i] == '"'
+            || v->data[i] == '\\' || v->data[i] == ':' || v->data[i] == '&'
+            || v->data[i] == '?' || v->data[i] == '#' || v->data[i] == '%')
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\" in \"%s\" directive: "
+                               "use printable ASCII without spaces, quotes "
+                               "or URI delimiters", v, directive);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (v->len == 0 || v->len > 128) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%s\" must be 1 to 128 characters", directive);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_game_auth_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_game_auth_main_conf_t  *amcf = conf;
+
+    ngx_conf_init_value(amcf->access_ttl, 900);
+    ngx_conf_init_value(amcf->refresh_ttl, 30 * 86400);
+    ngx_conf_init_value(amcf->leeway, 30);
+    /* OWASP's Argon2id recommendation: 19 MiB, 2 iterations, 1 lane */
+    ngx_conf_init_size_value(amcf->argon2_memory, 19 * 1024 * 1024);
+    ngx_conf_init_uint_value(amcf->argon2_iterations, 2);
+    ngx_conf_init_uint_value(amcf->argon2_parallelism, 1);
+    ngx_conf_init_uint_value(amcf->backoff_threshold, 5);
+    ngx_conf_init_value(amcf->backoff_delay, 5);
+    ngx_conf_init_value(amcf->backoff_max, 900);
+    ngx_conf_init_value(amcf->profile_cache_ttl, 60);
+
+    if (amcf->issuer.data == NULL) {
+        ngx_str_set(&amcf->issuer, "game");
+    }
+    if (amcf->audience.data == NULL) {
+        ngx_str_set(&amcf->audience, "game");
+    }
+    if (amcf->totp_issuer.data == NULL) {
+        ngx_str_set(&amcf->totp_issuer, "game");
+    }
+    if (amcf->pg_name.data == NULL) {
+        ngx_str_set(&amcf->pg_name, "main");
+    }
+    if (amcf->redis_name.data == NULL) {
+        ngx_str_set(&amcf->redis_name, "main");
+    }
+    if (amcf->thread_pool_name.data == NULL) {
+        ngx_str_set(&amcf->thread_pool_name, "default");
+    }
+
+    if (ngx_game_auth_check_plain(cf, "game_auth_jwt_issuer", &amcf->issuer)
+        != NGX_CONF_OK
+        || ngx_game_auth_check_plain(cf, "game_auth_jwt_audience",
+                                     &amcf->audience) != NGX_CONF_OK
+        || ngx_game_auth_check_plain(cf, "game_auth_totp_issuer",
+                                     &amcf->totp_issuer) != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->access_ttl < 1 || amcf->refresh_ttl < 60) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"game_auth_access_ttl\" must be at least 1s and "
+                           "\"game_auth_refresh_ttl\" at least 60s");
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->argon2_iterations < 1 || amcf->argon2_iterations > 64) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"game_auth_argon2_iterations\" must be 1 to 64");
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->argon2_parallelism < 1 || amcf->argon2_parallelism > 16) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"game_auth_argon2_parallelism\" must be 1 to 16");
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->backoff_threshold < 1 || amcf->backoff_threshold > 1000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"game_auth_login_backoff_threshold\" must be 1 "
+                           "to 1000");
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->argon2_memory < 8 * 1024 * amcf->argon2_parallelism
+        || amcf->argon2_memory > (size_t) 4 * 1024 * 1024 * 1024 - 1)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"game_auth_argon2_memory\" must be at least 8k "
+                           "per lane of \"game_auth_argon2_parallelism\" "
+                           "and below 4g");
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->backoff_delay < 1 || amcf->backoff_max < amcf->backoff_delay) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"game_auth_login_backoff_delay\" must be at "
+                           "least 1s and at most "
+                           "\"game_auth_login_backoff_max\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_game_auth_keys_init(cf, amcf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->email_key_file.len) {
+        if (ngx_game_auth_key_file(cf, "game_auth_email_key",
+                                   &amcf->email_key_file,
+                                   amcf->email_key) != NGX_CONF_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        if (amcf->email_index_key_file.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"game_auth_email_key\" needs "
+                               "\"game_auth_email_index_key\" too");
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_game_auth_key_file(cf, "game_auth_email_index_key",
+                                   &amcf->email_index_key_file,
+                                   amcf->index_key) != NGX_CONF_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_memcmp(amcf->email_key, amcf->index_key,
+                       NGX_GAME_AUTH_KEY_LEN) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"game_auth_email_key\" and "
+                               "\"game_auth_email_index_key\" must differ");
+            return NGX_CONF_ERROR;
+        }
+
+        amcf->have_email_keys = 1;
+    }
+
+    return ngx_game_auth_passwords_load(cf, amcf);
+}
+
+
+static void *
+ngx_game_auth_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_game_auth_loc_conf_t  *alcf;
+
+    alcf = ngx_pcalloc(cf->pool, sizeof(ngx_game_auth_loc_conf_t));
+    if (alcf == NULL) {
+        return NULL;
+    }
+
+    alcf->jwt = NGX_CONF_UNSET;
+    alcf->endpoint = NGX_CONF_UNSET_UINT;
+
+    return alcf;
+}
+
+
+static char *
+ngx_game_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_game_auth_loc_conf_t *prev = parent;
+    ngx_game_auth_loc_conf_t *conf = child;
+
+    ngx_game_auth_main_conf_t  *amcf;
+
+    /* an endpoint belongs to its own location and is never inherited */
+    if (conf->endpoint == NGX_CONF_UNSET_UINT) {
+        conf->endpoint = NGX_GAME_AUTH_NONE;
+    }
+
+    switch (conf->endpoint) {
+
+    case NGX_GAME_AUTH_LINK:
+    case NGX_GAME_AUTH_TOTP:
+    case NGX_GAME_AUTH_TOTP_CONFIRM:
+    case NGX_GAME_AUTH_ME:
+    case NGX_GAME_AUTH_EXPORT:
+        /* these act on "the caller's account": the guard comes with them */
+        conf->jwt = 1;
+        break;
+
+    default:
+        break;
+    }
+
+    ngx_conf_merge_value(conf->jwt, prev->jwt, 0);
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_game_auth_module);
+
+    if (conf->jwt && amcf->keys.nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"game_auth_jwt\" needs at least one "
+                           "\"game_auth_jwt_key\" at http level");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->endpoint != NGX_GAME_AUTH_NONE) {
+        return ngx_game_auth_needs(cf, amcf, conf->endpoint);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * What an endpoint depends on is looked up when the first location that
+ * uses it is merged, so that a configuration which only guards locations
+ * needs nothing but keys.
+ */
+
+static char *
+ngx_game_auth_needs(ngx_conf_t *cf, ngx_game_auth_main_conf_t *amcf,
+    ngx_uint_t endpoint)
+{
+    if (endpoint == NGX_GAME_AUTH_JWKS) {
+        if (amcf->keys.nelts == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"game_auth jwks\" needs at least one "
+                               "\"game_auth_jwt_key\"");
+            return NGX_CONF_ERROR;
+        }
+        return NGX_CONF_OK;
+    }
+
+    if (amcf->signer == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"game_auth\" endpoints need a private "
+                           "\"game_auth_jwt_key\" to sign with");
+        return NGX_CONF_ERROR;
+    }
+
+    if (!amcf->have_email_keys) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"game_auth\" endpoints need "
+                           "\"game_auth_email_key\" and "
+                           "\"game_auth_email_index_key\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->pg == NULL) {
+        amcf->pg = ngx_game_pg_pool_lookup(cf, &amcf->pg_name);
+        if (amcf->pg == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "unknown PostgreSQL pool \"%V\" in "
+                               "\"game_auth_pg_pool\"", &amcf->pg_name);
+            return NGX_CONF_ERROR;
+        }
+
+        amcf->redis = ngx_game_redis_pool_lookup(cf, &amcf->redis_name);
+        if (amcf->redis == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "unknown Redis pool \"%V\" in "
+                               "\"game_auth_redis_pool\"", &amcf->redis_name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (amcf->thread_pool == NULL) {
+        amcf->thread_pool = ngx_thread_pool_add(cf, &amcf->thread_pool_name);
+        if (amcf->thread_pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_game_auth_dummy_hash(cf, amcf) != NGX_CONF_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_game_auth_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_game_auth_loc_conf_t  *alcf = conf;
+
+    char                      *rv;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    rv = ngx_conf_set_enum_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_game_auth_handlers[alcf->endpoint];
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_game_auth_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_game_auth_add_variables(cf);
+}
+
+
+static ngx_int_t
+ngx_game_auth_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_game_auth_guard_handler;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_game_auth_init_process(ngx_cycle_t *cycle)
+{
+    /* liboath's global state: set up once per worker, before any request */
+    if (oath_init() != OATH_OK) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0, "oath_init() failed");
+        return NGX_ERROR;
+    }
+
+    return ngx_game_auth_keys_init_process(cycle);
+}
+
+
+ngx_game_auth_ctx_t *
+ngx_game_auth_ctx(ngx_http_request_t *r)
+{
+    ngx_game_auth_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_game_auth_module);
+    if (ctx) {
+        return ctx;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_game_auth_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    ctx->request = r;
+    ctx->amcf = ngx_http_get_module_main_conf(r, ngx_game_auth_module);
+    ngx_http_set_ctx(r, ctx, ngx_game_auth_module);
+
+    return ctx;
+}
+
+
+void
+ngx_game_auth_finalize(ngx_game_auth_ctx_t *ctx, ngx_int_t rc)
+{
+    ngx_http_finalize_request(ctx->request, rc);
+}
+
+
+/*
+ * A 429 whose Retry-After is the time left on this account's lock rather
+ * than the location's fixed game_retry_after, so it is sent here.
+ */
+
+ngx_int_t
+ngx_game_auth_send_retry(ngx_http_request_t *r, time_t seconds,
+    const char *code, const char *message)
+{
+    size_t            len;
+    json_t           *body;
+    ngx_int_t         rc;
+    ngx_buf_t        *b;
+    ngx_chain_t       out;
+    ngx_table_elt_t  *h;
+
+    body = json_pack("{s:{s:s,s:s,s:I}}", "error", "code", code,
+                     "message", message, "retry_after", (json_int_t) seconds);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = json_dumpb(body, NULL, 0, JSON_COMPACT);
+    b = ngx_create_temp_buf(r->pool, len + 1);
+    if (b == NULL) {
+        json_decref(body);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last += json_dumpb(body, (char *) b->pos, len, JSON_COMPACT);
+    *b->last++ = '\n';
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+    json_decref(body);
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+    h->value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (h->value.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    h->value.len = ngx_sprintf(h->value.data, "%T", seconds) - h->value.data;
+
+    r->headers_out.status = NGX_HTTP_TOO_MANY_REQUESTS;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * One string field of a JSON body, copied NUL-terminated.  NGX_DECLINED
+ * with ctx->errmsg set when it is missing (and required), not a string,
+ * empty, or longer than "max" bytes.
+ */
+
+ngx_int_t
+ngx_game_auth_field(ngx_http_request_t *r, json_t *body, const char *name,
+    ngx_str_t *out, ngx_uint_t required, size_t max)
+{
+    size_t                len;
+    json_t               *v;
+    ngx_game_auth_ctx_t  *ctx;
+
+    ctx = ngx_game_auth_ctx(r);
+
+    out->len = 0;
+    out->data = NULL;
+
+    v = json_object_get(body, name);
+
+    if (v == NULL || json_is_null(v)) {
+        if (!required) {
+            return NGX_OK;
+        }
+
+        ngx_sprintf((u_char *) ctx->errmsg, "\"%s\" is required%Z", name);
+        return NGX_DECLINED;
+    }
+
+    if (!json_is_string(v)) {
+        ngx_sprintf((u_char *) ctx->errmsg, "\"%s\" must be a string%Z", name);
+        return NGX_DECLINED;
+    }
+
+    len = json_string_length(v);
+
+    if (len == 0 || len > max) {
+        ngx_sprintf((u_char *) ctx->errmsg,
+                    "\"%s\" must be 1 to %uz bytes long%Z", name, max);
+        return NGX_DECLINED;
+    }
+
+    out->data = ngx_pnalloc(r->pool, len + 1);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, json_string_value(v), len);
+    out->data[len] = '\0';
+    out->len = len;
+
+    return NGX_OK;
+}
+
+
+ngx_game_pg_query_t *
+ngx_game_auth_query(ngx_game_auth_ctx_t *ctx, ngx_game_pg_stmt_t *stmt,
+    ngx_game_pg_handler_pt handler)
+{
+    ngx_game_pg_query_t  *q;
+
+    q = ngx_game_pg_query_create(ctx->request->pool,
+                                 ctx->request->connection->log, stmt);
+    if (q == NULL) {
+        return NULL;
+    }
+
+    q->handler = handler;
+    q->data = ctx;
+
+    return q;
+}
+
+
+/* run a query; an immediate outcome goes to its handler all the same */
+
+ngx_int_t
+ngx_game_auth_run(ngx_game_auth_ctx_t *ctx, ngx_game_pg_query_t *q)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_game_pg_query_run(ctx->amcf->pg, q);
+    if (rc != NGX_AGAIN) {
+        q->handler(q, rc, NULL);
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_game_auth_redis(ngx_game_auth_ctx_t *ctx, ngx_game_redis_handler_pt handler,
+    int argc, const char **argv, const size_t *argvlen)
+{
+    ngx_int_t              rc;
+    ngx_game_redis_cmd_t  *cmd;
+
+    cmd = ngx_game_redis_cmd_create(ctx->request->pool,
+                                    ctx->request->connection->log);
+    if (cmd == NULL) {
+        return NGX_ERROR;
+    }
+
+    cmd->handler = handler;
+    cmd->data = ctx;
+
+    rc = ngx_game_redis_cmd_run(ctx->amcf->redis, cmd, argc, argv, argvlen);
+    if (rc != NGX_AGAIN) {
+        handler(cmd, rc, NULL);
+    }
+
+    return NGX_OK;
+}
+
+
+const char *
+ngx_game_auth_sqlstate(PGresult *res)
+{
+    const char  *s;
+
+    s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    return s ? s : "";
+}
+
+
+const char *
+ngx_game_auth_constraint(PGresult *res)
+{
+    const char  *s;
+
+    s = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+
+    return s ? s : "";
+}

@@ -1,0 +1,314 @@
+"""Matchmaking endpoints: join, status, cancel, behind the auth guard.
+
+Players are real accounts (device sign-in through the auth module); queues,
+tickets and ratings live in the stack's real Redis and PostgreSQL.
+"""
+
+import uuid
+
+import redis
+import requests
+
+from auth_helpers import bearer, psql
+
+
+def device_player(s):
+    r = requests.post(s.url("/auth/device"), timeout=10,
+                      json={"device_id": "dev-" + uuid.uuid4().hex})
+    assert r.status_code in (200, 201), r.text
+    body = r.json()
+    return body["player_id"], bearer(body["access_token"])
+
+
+def join(s, auth, mode="duel", regions=None, **extra):
+    body = {"game_mode": mode,
+            "regions": regions if regions is not None
+            else [{"region": "local", "latency_ms": 12}]}
+    body.update(extra)
+    return requests.post(s.url("/matchmaking/join"), json=body, headers=auth,
+                         timeout=10)
+
+
+def status(s, auth):
+    return requests.get(s.url("/matchmaking/status"), headers=auth, timeout=10)
+
+
+def cancel(s, auth):
+    return requests.delete(s.url("/matchmaking/ticket"), headers=auth,
+                           timeout=10)
+
+
+def error_code(r):
+    return r.json()["error"]["code"]
+
+
+def test_join_then_status_then_cancel(stack):
+    pid, auth = device_player(stack)
+
+    r = join(stack, auth)
+    assert r.status_code == 202, r.text
+    ticket = r.json()
+    assert ticket["status"] == "queued"
+    assert ticket["game_mode"] == "duel" and ticket["region"] == "local"
+    uuid.UUID(ticket["ticket_id"])
+
+    r = status(stack, auth)
+    assert r.status_code == 200, r.text
+    st = r.json()
+    assert st["ticket_id"] == ticket["ticket_id"]
+    assert st["status"] == "queued"
+    assert st["game_mode"] == "duel" and st["region"] == "local"
+    assert 0 <= st["queued_for_ms"] < 60000
+
+    r = cancel(stack, auth)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"ticket_id": ticket["ticket_id"], "status": "cancelled"}
+    assert status(stack, auth).json()["status"] == "cancelled"
+
+    r = cancel(stack, auth)
+    assert r.status_code == 404 and error_code(r) == "no_ticket"
+
+    # a cancelled ticket does not block a new one
+    assert join(stack, auth).status_code == 202
+
+
+def test_one_active_ticket_per_player(stack):
+    _, auth = device_player(stack)
+    assert join(stack, auth).status_code == 202
+    r = join(stack, auth, mode="squad")
+    assert r.status_code == 409 and error_code(r) == "ticket_exists"
+
+
+def test_rating_comes_from_the_database(stack):
+    pid, auth = device_player(stack)
+    psql(stack, "INSERT INTO player_ratings (player_id, mode, rating) "
+                "VALUES (%s, 'duel', 1873.5)", pid)
+    ticket = join(stack, auth).json()["ticket_id"]
+    r = redis.Redis(port=stack.redis_port, decode_responses=True)
+    assert float(r.hget("mm:ticket:" + ticket, "rating")) == 1873.5
+
+    _, newcomer = device_player(stack)
+    ticket = join(stack, newcomer).json()["ticket_id"]
+    assert float(r.hget("mm:ticket:" + ticket, "rating")) == 1500.0
+
+
+def test_bad_requests_are_refused_with_the_reason(stack):
+    _, auth = device_player(stack)
+
+    r = join(stack, auth, mode="chess")
+    assert r.status_code == 422 and error_code(r) == "unknown_mode"
+
+    r = requests.post(stack.url("/matchmaking/join"), headers=auth, timeout=10,
+                      json={"game_mode": 7, "regions": []})
+    assert r.status_code == 422 and error_code(r) == "invalid_field"
+
+    for regions in ([], "local", [{"region": "local"}],
+                    [{"region": "local", "latency_ms": -1}],
+                    [{"region": "mars", "latency_ms": 5}]):
+        r = join(stack, auth, regions=regions)
+        assert r.status_code == 422, (regions, r.text)
+        assert error_code(r) == "no_region"
+
+    r = join(stack, auth, party_id="p1")
+    assert r.status_code == 422
+
+    r = requests.post(stack.url("/matchmaking/join"), headers=auth,
+                      data="{", timeout=10)
+    assert r.status_code == 415
+
+    r = requests.put(stack.url("/matchmaking/join"), headers=auth, timeout=10)
+    assert r.status_code == 405
+
+    # nothing was queued by any of these
+    assert status(stack, auth).status_code == 404
+
+
+def test_the_region_is_the_closest_served_one_within_max_latency(stack):
+    _, auth = device_player(stack)
+    # "tiny" serves local and far, at most 50 ms
+    r = join(stack, auth, mode="tiny",
+             regions=[{"region": "local", "latency_ms": 40},
+                      {"region": "far", "latency_ms": 20},
+                      {"region": "mars", "latency_ms": 1}])
+    assert r.status_code == 202, r.text
+    assert r.json()["region"] == "far"
+    cancel(stack, auth)
+
+    r = join(stack, auth, mode="tiny",
+             regions=[{"region": "local", "latency_ms": 51}])
+    assert r.status_code == 422 and error_code(r) == "no_region"
+
+
+def test_a_full_queue_answers_503(stack):
+    rds = redis.Redis(port=stack.redis_port)
+    rds.delete("mm:queue:tiny:local")
+    players = [device_player(stack)[1] for _ in range(3)]
+    assert join(stack, players[0], mode="tiny").status_code == 202
+    assert join(stack, players[1], mode="tiny").status_code == 202
+    r = join(stack, players[2], mode="tiny")
+    assert r.status_code == 503 and error_code(r) == "queue_full"
+    assert r.headers["Retry-After"] == "1"
+    rds.delete("mm:queue:tiny:local")
+
+
+def test_the_guard_is_required(stack):
+    r = requests.post(stack.url("/matchmaking/join"), timeout=10,
+                      json={"game_mode": "duel",
+                            "regions": [{"region": "local", "latency_ms": 1}]})
+    assert r.status_code == 401
+    assert requests.get(stack.url("/matchmaking/status"),
+                        timeout=10).status_code == 401
+
+
+def test_scripts_come_back_after_redis_forgets_them(stack):
+    _, auth = device_player(stack)
+    redis.Redis(port=stack.redis_port).script_flush()
+    assert join(stack, auth).status_code == 202
+    assert status(stack, auth).json()["status"] == "queued"
+
+
+def test_redis_down_is_a_503_and_recovers(ready_stack):
+    s = ready_stack
+    _, auth = device_player(s)
+    s.run("stop", "redis")
+    try:
+        r = join(s, auth)
+        assert r.status_code == 503, r.text
+        assert r.headers["Retry-After"] == "1"
+        assert status(s, auth).status_code == 503
+    finally:
+        s.run("start", "redis")
+    s.wait_ready()
+    assert join(s, auth).status_code == 202
+
+
+# -- the matcher: queues -> engine -> allocator -> claimed tickets ---------
+
+import os
+import subprocess
+import time
+
+ALLOCATE = os.path.join(os.path.dirname(__file__), "..", "..", "gameserver",
+                        "build", "game-allocate")
+
+
+class FakeServer:
+    """A registered, heart-beating server entry in the allocator, standing
+    in for a game server (the game server tests cover the real one)."""
+
+    def __init__(self, stack, port, mode="duel"):
+        self.id = "mmtest-%d-%s" % (port, uuid.uuid4().hex[:6])
+        self.token = uuid.uuid4().hex
+        self.port = port
+        base = [ALLOCATE, "--redis", "127.0.0.1:%d" % stack.redis_port]
+        subprocess.run(base + ["register", "--id", self.id, "--addr",
+                               "127.0.0.1", "--port", str(port), "--region",
+                               "local", "--mode", mode, "--state", "Ready",
+                               "--token", self.token, "--ttl", "3000"],
+                       check=True, capture_output=True)
+        self.hb = subprocess.Popen(
+            base + ["heartbeat", "--id", self.id, "--token", self.token,
+                    "--repeat", "120", "--interval", "500"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self):
+        self.hb.kill()
+        self.hb.wait()
+
+
+def wait_status(s, auth, want, timeout=8.0):
+    end = time.monotonic() + timeout
+    while True:
+        st = status(s, auth).json()
+        if st.get("status") == want:
+            return st
+        if time.monotonic() > end:
+            raise AssertionError("status %r, wanted %r" % (st, want))
+        time.sleep(0.2)
+
+
+def test_two_players_are_matched_onto_a_ready_server(stack):
+    server = FakeServer(stack, 41001, mode="pair1")
+    try:
+        a_id, a = device_player(stack)
+        b_id, b = device_player(stack)
+        assert join(stack, a, mode="pair1").status_code == 202
+        assert join(stack, b, mode="pair1").status_code == 202
+
+        sa = wait_status(stack, a, "matched")
+        sb = wait_status(stack, b, "matched")
+        assert sa["match_id"] == sb["match_id"]
+        assert {sa["team"], sb["team"]} == {0, 1}
+        # the assignment follows the claim within the same pass
+        end = time.monotonic() + 5
+        while "server" not in sa and time.monotonic() < end:
+            time.sleep(0.1)
+            sa = status(stack, a).json()
+        assert sa["server"] == {"host": "127.0.0.1", "port": 41001}
+
+        # the allocator handed that server to this match, and only to it
+        out = subprocess.run([ALLOCATE, "--redis",
+                              "127.0.0.1:%d" % stack.redis_port, "list"],
+                             check=True, capture_output=True, text=True).stdout
+        mine = [l for l in out.splitlines() if server.id in l]
+        assert mine and '"Allocated"' in mine[0] and sa["match_id"] in mine[0]
+
+        # a matched ticket cannot be cancelled, nor a second one opened
+        assert cancel(stack, a).status_code == 409
+        assert join(stack, a).status_code == 409
+    finally:
+        server.stop()
+
+
+def test_without_a_ready_server_tickets_wait_then_match(stack):
+
+    c_id, c = device_player(stack)
+    d_id, d = device_player(stack)
+    assert join(stack, c, mode="pair2").status_code == 202
+    assert join(stack, d, mode="pair2").status_code == 202
+    time.sleep(2.5)
+    # no pair2 server is Ready: still queued, not failed, not lost
+    assert status(stack, c).json()["status"] == "queued"
+    assert status(stack, d).json()["status"] == "queued"
+
+    server = FakeServer(stack, 41002, mode="pair2")
+    try:
+        sc = wait_status(stack, c, "matched")
+        sd = wait_status(stack, d, "matched")
+        assert sc["match_id"] == sd["match_id"]
+    finally:
+        server.stop()
+
+
+def test_matching_goes_on_when_the_lease_holder_dies(stack):
+    """kill -9 the worker that holds the queue's lease: its lease lapses
+    (three ticks), another worker takes over with a newer fencing token."""
+    import signal
+
+    rds = redis.Redis(port=stack.redis_port, decode_responses=True)
+    _, a = device_player(stack)
+    assert join(stack, a, mode="pair3").status_code == 202
+
+    end = time.monotonic() + 5
+    while not rds.hget("mm:lease:pair3:local", "holder"):
+        assert time.monotonic() < end, "nobody took the lease"
+        time.sleep(0.1)
+    holder = rds.hget("mm:lease:pair3:local", "holder")
+    fence = int(rds.hget("mm:lease:pair3:local", "fence"))
+    pid = int(holder.rsplit(":", 1)[1])
+
+    stack.killed_workers.append(pid)
+    os.kill(pid, signal.SIGKILL)
+
+    server = FakeServer(stack, 41003, mode="pair3")
+    try:
+        _, b = device_player(stack)
+        assert join(stack, b, mode="pair3").status_code == 202
+        sa = wait_status(stack, a, "matched", timeout=15)
+        sb = wait_status(stack, b, "matched", timeout=5)
+        assert sa["match_id"] == sb["match_id"]
+        new_holder = rds.hget("mm:lease:pair3:local", "holder")
+        assert new_holder != holder
+        assert int(rds.hget("mm:lease:pair3:local", "fence")) > fence
+    finally:
+        server.stop()
