@@ -13,7 +13,7 @@ openssl ecparam -name prime256v1 -genkey -noout -out "$tmp/k.pem"
 openssl ec -in "$tmp/k.pem" -pubout -out "$tmp/k.pub" 2>/dev/null
 for hz in 30 60; do
     p="bench$$-$hz:"
-    port=$((40700 + hz))
+    port=$((22700 + hz))
     build/game-server --id "bench-$hz" --port $port --redis "$R" --prefix "$p" \
         --ticket-key "k=$tmp/k.pub" --tick $hz --max-players 64 \
         --max-peers-per-ip 64 --match-seconds "$SECS" --score-limit 0 \

@@ -1,7 +1,7 @@
 """game-server, game-bot and game-fleet: real processes on loopback.
 
 Each test runs its servers under its own allocator key prefix on the
-stack's Redis, on UDP ports 40000-40999, and removes its keys afterwards.
+stack's Redis, on UDP ports 21000-21999 (below the ephemeral range, so that no client socket can hold one), and removes its keys afterwards.
 Tickets are ES256 JWTs signed here with python3-jwt (the backend's role)
 or by game-bot --direct.  Protocol and results: gameserver/PROTOCOL.md.
 """
@@ -28,7 +28,7 @@ BOT = os.path.abspath(os.path.join(BUILD, "game-bot"))
 FLEET = os.path.abspath(os.path.join(BUILD, "game-fleet"))
 ALLOC = os.path.abspath(os.path.join(BUILD, "game-allocate"))
 
-_ports = itertools.count(40000 + random.randrange(0, 40) * 20)
+_ports = itertools.count(21000 + random.randrange(0, 40) * 20)
 
 
 def wait_for(pred, timeout, step=0.05):
@@ -391,7 +391,7 @@ def test_fleet_keeps_its_buffer(env):
         f.write("redis %s\nprefix %s\nserver %s\nstatus %s\nreap 1\n"
                 "drain 10\nserver-arg --ticket-key\nserver-arg k1=%s\n"
                 "server-arg --join-timeout\nserver-arg 2\n"
-                "region tr min 1 max 4 buffer 2 ports 40950-40959\n"
+                "region tr min 1 max 4 buffer 2 ports 21950-21959\n"
                 % (env.redis_addr, env.prefix, SERVER, status,
                    env.keys["k1"][1]))
     log = open(os.path.join(env.dir, "fleet.err"), "w")
