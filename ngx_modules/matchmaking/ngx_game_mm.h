@@ -8,6 +8,7 @@
 
 
 #include "ngx_game_core.h"
+#include "ngx_game_jwt.h"
 #include "game_mm_engine.h"
 
 
@@ -32,6 +33,8 @@ typedef struct {
     ngx_msec_t                  ticket_ttl;
     ngx_msec_t                  tick;
     ngx_str_t                   alloc_prefix;
+    ngx_game_jwt_key_t         *ticket_key;
+    time_t                      connect_ttl;
 } ngx_game_mm_main_conf_t;
 
 

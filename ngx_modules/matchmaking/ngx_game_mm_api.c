@@ -436,6 +436,9 @@ ngx_game_mm_status_handler(ngx_http_request_t *r)
     argv[1] = (char *) player.data;
     argvlen[1] = player.len;
 
+    /* the reply handler needs to know whose connection ticket to show */
+    ngx_http_set_ctx(r, player.data, ngx_game_mm_module);
+
     rc = ngx_game_mm_script(r, &ngx_game_mm_lua_status,
                             ngx_game_mm_status_done, r, 2, argv, argvlen);
     if (rc != NGX_AGAIN) {
@@ -457,7 +460,9 @@ ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply          *k, *v;
     ngx_time_t          *tp;
     ngx_http_request_t  *r = cmd->data;
-    const char          *queue, *colon;
+    const char          *queue, *colon, *me;
+
+    me = ngx_http_get_module_ctx(r, ngx_game_mm_module);
 
     if (rc != NGX_OK) {
         ngx_http_finalize_request(r,
@@ -502,9 +507,15 @@ ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
             continue;
         }
 
-        if (ngx_strcmp(k->str, "status") == 0
-            || ngx_strcmp(k->str, "match") == 0
-            || ngx_strcmp(k->str, "connection_ticket") == 0)
+        if (ngx_strncmp(k->str, "connection_ticket:", 18) == 0) {
+            /* a party's ticket holds one per player: show the caller's */
+            if (ngx_strcmp(k->str + 18, me) == 0) {
+                json_object_set_new(body, "connection_ticket",
+                                    json_stringn(v->str, v->len));
+            }
+
+        } else if (ngx_strcmp(k->str, "status") == 0
+                   || ngx_strcmp(k->str, "match") == 0)
         {
             json_object_set_new(body,
                                 ngx_strcmp(k->str, "match") == 0

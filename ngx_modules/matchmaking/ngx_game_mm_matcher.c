@@ -96,6 +96,8 @@ static void ngx_game_mm_claimed(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
 static void ngx_game_mm_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
+static ngx_int_t ngx_game_mm_tickets(ngx_game_mm_forming_t *f,
+    ngx_game_mm_entry_t *e, const char **argv, size_t *argvlen, size_t *n);
 static ngx_int_t ngx_game_mm_send(ngx_game_mm_queue_t *mq,
     ngx_game_redis_script_t *script, ngx_game_redis_handler_pt handler,
     void *data, int argc, const char **argv, size_t *argvlen);
@@ -769,7 +771,7 @@ ngx_game_mm_claimed(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
                   f->server.server_id, (ngx_uint_t) f->match.count,
                   f->match.spread);
 
-    n = 6 + f->match.count;
+    n = 6 + 3 * f->match.count * GAME_MM_MAX_TEAM_SIZE;
 
     argv = ngx_palloc(mq->pass, n * sizeof(char *));
     argvlen = ngx_palloc(mq->pass, n * sizeof(size_t));
@@ -791,11 +793,18 @@ ngx_game_mm_claimed(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     argv[5] = (char *) port;
     argvlen[5] = ngx_sprintf(port, "%d", f->server.port) - port;
 
+    n = 6;
+
     for (k = 0; k < f->match.count; k++) {
         e = &mq->entries[f->members[k].ticket];
         e->gone = 1;
-        argv[6 + k] = (char *) e->id;
-        argvlen[6 + k] = 36;
+
+        if (ngx_game_mm_tickets(f, e, argv, argvlen, &n) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ERR, ngx_game_mm_log, 0,
+                          "game mm: queue \"%V\": could not sign the "
+                          "connection tickets of match %s",
+                          &mq->name, f->id);
+        }
     }
 
     (void) ngx_game_mm_send(mq, &ngx_game_mm_lua_assign, ngx_game_mm_done,
@@ -816,6 +825,73 @@ ngx_game_mm_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
     }
 
     ngx_game_mm_step_done(mq);
+}
+
+
+/*
+ * The connection tickets of one matchmaking ticket: for each of its
+ * players, (ticket id, player id, signed token) go to assign.lua.  The
+ * token is what the game server checks: who, which match, which server,
+ * until when (PROTOCOL.md).
+ */
+
+static ngx_int_t
+ngx_game_mm_tickets(ngx_game_mm_forming_t *f, ngx_game_mm_entry_t *e,
+    const char **argv, size_t *argvlen, size_t *n)
+{
+    u_char                   *p, *last, *comma, claims[512], jti[16];
+    time_t                    now;
+    ngx_str_t                 payload, token, player;
+    ngx_game_mm_main_conf_t  *mmcf = f->queue->mmcf;
+
+    if (mmcf->ticket_key == NULL) {
+        return NGX_OK;
+    }
+
+    now = ngx_time();
+    p = e->players;
+    last = e->players + ngx_strlen(e->players);
+
+    while (p < last && *n + 3 <= 6 + 3 * GAME_MM_MAX_MEMBERS) {
+        comma = ngx_strlchr(p, last, ',');
+        if (comma == NULL) {
+            comma = last;
+        }
+
+        player.data = p;
+        player.len = comma - p;
+        p = comma + 1;
+
+        if (RAND_bytes(jti, sizeof(jti)) != 1) {
+            return NGX_ERROR;
+        }
+
+        payload.data = claims;
+        payload.len = ngx_snprintf(claims, sizeof(claims),
+                          "{\"sub\":\"%V\",\"match_id\":\"%s\","
+                          "\"server_id\":\"%s\",\"iat\":%T,\"nbf\":%T,"
+                          "\"exp\":%T,\"jti\":\"%*xs\"}",
+                          &player, f->id, f->server.server_id, now, now,
+                          now + mmcf->connect_ttl, sizeof(jti), jti)
+                      - claims;
+
+        if (ngx_game_jwt_sign(mmcf->ticket_key, f->queue->pass, &payload,
+                              &token)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        argv[*n] = (char *) e->id;
+        argvlen[*n] = 36;
+        argv[*n + 1] = (char *) player.data;
+        argvlen[*n + 1] = player.len;
+        argv[*n + 2] = (char *) token.data;
+        argvlen[*n + 2] = token.len;
+        *n += 3;
+    }
+
+    return NGX_OK;
 }
 
 

@@ -190,6 +190,15 @@ ngx_game_mm_mode_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     mode->max_queue = p.max_queue;
     mode->max_latency = p.max_latency;
 
+    /* one Redis script writes a whole match's connection tickets, three
+     * arguments a player (NGX_GAME_REDIS_MAX_ARGS) */
+    if (p.teams * p.team_size > 18) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mode \"%V\" in \"%V\" directive: at most 18 "
+                           "players a match", &mode->name, &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
     err = game_mm_rules_check(&mode->rules);
     if (err) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -34,6 +34,8 @@ static char *ngx_game_mm_pool(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_game_mm_handler(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_game_mm_ticket_key(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_game_mm_init_process(ngx_cycle_t *cycle);
 
 
@@ -93,6 +95,23 @@ static ngx_command_t  ngx_game_mm_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_game_mm_main_conf_t, alloc_prefix),
+      NULL },
+
+    /* the key that signs connection tickets; the game servers hold its
+     * public half (game-server --ticket-key kid=file) */
+    { ngx_string("game_mm_ticket_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_game_mm_ticket_key,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    /* how long a connection ticket may be used to join its server */
+    { ngx_string("game_mm_connect_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_mm_main_conf_t, connect_ttl),
       NULL },
 
     /* game_mm_mode name teams=N team_size=N regions=a,b [window=100]
@@ -189,6 +208,7 @@ ngx_game_mm_create_main_conf(ngx_conf_t *cf)
     mmcf->pg = NGX_CONF_UNSET_PTR;
     mmcf->ticket_ttl = NGX_CONF_UNSET_MSEC;
     mmcf->tick = NGX_CONF_UNSET_MSEC;
+    mmcf->connect_ttl = NGX_CONF_UNSET;
     mmcf->default_rating = 1500.0;
 
     ngx_game_mm_used = 0;
@@ -206,6 +226,7 @@ ngx_game_mm_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_ptr_value(mmcf->pg, NULL);
     ngx_conf_init_msec_value(mmcf->ticket_ttl, 600000);
     ngx_conf_init_msec_value(mmcf->tick, 1000);
+    ngx_conf_init_value(mmcf->connect_ttl, 60);
 
     if (mmcf->prefix.data == NULL) {
         ngx_str_set(&mmcf->prefix, "mm:");
@@ -283,6 +304,31 @@ ngx_game_mm_handler(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_game_mm_used = 1;
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_game_mm_ticket_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_game_mm_main_conf_t  *mmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (mmcf->ticket_key) {
+        return "is duplicate";
+    }
+
+    mmcf->ticket_key = ngx_pcalloc(cf->pool, sizeof(ngx_game_jwt_key_t));
+    if (mmcf->ticket_key == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    /* typ "JWT": what the game server accepts for a connection ticket,
+     * and not the "at+jwt" of access tokens, which it refuses */
+    return ngx_game_jwt_key_load(cf, cmd, mmcf->ticket_key, &value[1],
+                                 &value[2], "JWT");
 }
 
 

@@ -312,3 +312,94 @@ def test_matching_goes_on_when_the_lease_holder_dies(stack):
         assert int(rds.hget("mm:lease:pair3:local", "fence")) > fence
     finally:
         server.stop()
+
+
+# -- the whole loop: join -> matched -> connect to a real game server -----
+
+SERVER_BIN = os.path.join(os.path.dirname(__file__), "..", "..", "gameserver",
+                          "build", "game-server")
+BOT_BIN = os.path.join(os.path.dirname(__file__), "..", "..", "gameserver",
+                       "build", "game-bot")
+
+
+def test_matched_players_connect_to_their_server_and_play(stack, tmp_path):
+    """A real game-server in Ready takes the match; each player's status
+    holds a connection ticket the server accepts, signed by nginx with the
+    key whose public half the server was given; the match plays out and
+    the server publishes its result."""
+    import json
+
+    import jwt as pyjwt
+
+    priv = os.path.join(stack.var, "keys", "jwt-1.pem")
+    pub = str(tmp_path / "jwt-1.pub.pem")
+    subprocess.run(["openssl", "ec", "-in", priv, "-pubout", "-out", pub],
+                   check=True, capture_output=True)
+
+    sid = "mm-e2e-" + uuid.uuid4().hex[:6]
+    server = subprocess.Popen(
+        [SERVER_BIN, "--id", sid, "--port", "21990", "--redis",
+         "127.0.0.1:%d" % stack.redis_port, "--mode", "pair4",
+         "--ticket-key", "1=" + pub, "--match-seconds", "3",
+         "--max-matches", "1", "--join-timeout", "10"],
+        stdout=open(tmp_path / "server.out", "w"),
+        stderr=open(tmp_path / "server.err", "w"))
+    rds = redis.Redis(port=stack.redis_port, decode_responses=True)
+    try:
+        end = time.monotonic() + 5
+        while rds.hget("game:server:" + sid, "state") != "Ready":
+            assert time.monotonic() < end, "the game server never got Ready"
+            time.sleep(0.1)
+
+        players = [device_player(stack) for _ in range(2)]
+        for _, auth in players:
+            assert join(stack, auth, mode="pair4").status_code == 202
+
+        statuses = []
+        for pid, auth in players:
+            st = wait_status(stack, auth, "matched")
+            end = time.monotonic() + 5
+            while "connection_ticket" not in st:
+                assert time.monotonic() < end, st
+                time.sleep(0.1)
+                st = status(stack, auth).json()
+            statuses.append((pid, st))
+
+        match_id = statuses[0][1]["match_id"]
+        with open(pub) as f:
+            public_key = f.read()
+        for pid, st in statuses:
+            assert st["server"] == {"host": "127.0.0.1", "port": 21990}
+            # an independent implementation accepts the ticket
+            claims = pyjwt.decode(st["connection_ticket"], public_key,
+                                  algorithms=["ES256"])
+            assert claims["sub"] == pid
+            assert claims["match_id"] == match_id
+            assert claims["server_id"] == sid
+            assert pyjwt.get_unverified_header(st["connection_ticket"])["kid"] == "1"
+
+        bots = [subprocess.Popen([BOT_BIN, "--server", "127.0.0.1:21990",
+                                  "--ticket", st["connection_ticket"],
+                                  "--duration", "8"],
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True)
+                for _, st in statuses]
+        for b in bots:
+            out, _ = b.communicate(timeout=30)
+            summary = json.loads(out.strip().splitlines()[-1])
+            assert b.returncode == 0, summary
+            assert summary["bots"][0]["snapshots"] > 0
+
+        end = time.monotonic() + 10
+        results = []
+        while not results:
+            assert time.monotonic() < end, "no result published"
+            results = [json.loads(f["result"])
+                       for _, f in rds.xrange("game:results")
+                       if json.loads(f["result"])["match_id"] == match_id]
+            time.sleep(0.2)
+        assert {p["id"] for p in results[0]["players"]} == \
+            {pid for pid, _ in statuses}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
