@@ -45,6 +45,8 @@ ngx_game_mm_mode_t *ngx_game_mm_mode_find(ngx_game_mm_main_conf_t *mmcf,
 
 ngx_int_t ngx_game_mm_matcher_start(ngx_cycle_t *cycle,
     ngx_game_mm_main_conf_t *mmcf);
+ngx_int_t ngx_game_mm_results_start(ngx_cycle_t *cycle,
+    ngx_game_mm_main_conf_t *mmcf);
 
 ngx_int_t ngx_game_mm_join_handler(ngx_http_request_t *r);
 ngx_int_t ngx_game_mm_status_handler(ngx_http_request_t *r);

@@ -96,6 +96,9 @@ static void ngx_game_mm_claimed(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
 static void ngx_game_mm_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
+static void ngx_game_mm_session_open(ngx_game_mm_forming_t *f);
+static void ngx_game_mm_session_opened(ngx_game_pg_query_t *q, ngx_int_t rc,
+    PGresult *res);
 static ngx_int_t ngx_game_mm_tickets(ngx_game_mm_forming_t *f,
     ngx_game_mm_entry_t *e, const char **argv, size_t *argvlen, size_t *n);
 static ngx_int_t ngx_game_mm_send(ngx_game_mm_queue_t *mq,
@@ -104,6 +107,13 @@ static ngx_int_t ngx_game_mm_send(ngx_game_mm_queue_t *mq,
 static void ngx_game_mm_step_done(ngx_game_mm_queue_t *mq);
 static void ngx_game_mm_reset(ngx_game_mm_queue_t *mq);
 static ngx_int_t ngx_game_mm_is(redisReply *reply, const char *word);
+
+
+static ngx_game_pg_stmt_t  ngx_game_mm_session_stmt = {
+    "game_mm_session_open",
+    "SELECT mm_session_open($1::uuid, $2, $3, $4, $5, $6::integer, $7::jsonb)",
+    7
+};
 
 
 static ngx_event_t            ngx_game_mm_timer;
@@ -809,6 +819,106 @@ ngx_game_mm_claimed(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
 
     (void) ngx_game_mm_send(mq, &ngx_game_mm_lua_assign, ngx_game_mm_done,
                             mq, (int) n, argv, argvlen);
+
+    ngx_game_mm_session_open(f);
+    ngx_game_mm_step_done(mq);
+}
+
+
+/*
+ * Record the match in PostgreSQL (mm_session_open, sql/003): the session,
+ * its server and its players with their teams and ratings before.  The
+ * result consumer closes it.  A failure here is logged and the match goes
+ * on: playing matters more than its bookkeeping.
+ */
+
+static void
+ngx_game_mm_session_open(ngx_game_mm_forming_t *f)
+{
+    u_char               *p, *last, *comma, *port, *json, *end;
+    size_t                size;
+    ngx_uint_t            k;
+    ngx_game_mm_queue_t  *mq = f->queue;
+    ngx_game_pg_query_t  *q;
+    ngx_game_mm_entry_t  *e;
+
+    if (mq->mmcf->pg == NULL) {
+        return;
+    }
+
+    size = 2 + f->match.count * GAME_MM_MAX_TEAM_SIZE * 80;
+    json = ngx_pnalloc(mq->pass, size);
+    port = ngx_pnalloc(mq->pass, NGX_INT_T_LEN + 1);
+    q = ngx_game_pg_query_create(mq->pass, ngx_game_mm_log,
+                                 &ngx_game_mm_session_stmt);
+    if (json == NULL || port == NULL || q == NULL) {
+        return;
+    }
+
+    end = json + size - 2;
+    p = json;
+    *p++ = '[';
+
+    for (k = 0; k < f->match.count; k++) {
+        e = &mq->entries[f->members[k].ticket];
+        last = e->players + ngx_strlen(e->players);
+
+        for (comma = e->players; comma < last; /* void */) {
+            u_char  *id = comma;
+
+            comma = ngx_strlchr(id, last, ',');
+            if (comma == NULL) {
+                comma = last;
+            }
+
+            /* player ids are UUIDs (join checks): no escaping needed */
+            p = ngx_slprintf(p, end, "%s{\"player_id\":\"%*s\",\"team\":%uD}",
+                             p == json + 1 ? "" : ",", (size_t) (comma - id),
+                             id, f->members[k].team);
+            comma++;
+        }
+    }
+
+    *p++ = ']';
+    *p = '\0';
+
+    *ngx_sprintf(port, "%d", f->server.port) = '\0';
+
+    q->values[0] = (char *) f->id;
+    q->values[1] = (char *) mq->mode->name.data;
+    q->values[2] = (char *) mq->region->data;
+    q->values[3] = f->server.server_id;
+    q->values[4] = f->server.addr;
+    q->values[5] = (char *) port;
+    q->values[6] = (char *) json;
+    q->handler = ngx_game_mm_session_opened;
+    q->data = mq;
+
+    mq->pending++;
+
+    if (ngx_game_pg_query_run(mq->mmcf->pg, q) != NGX_AGAIN) {
+        mq->pending--;
+        ngx_log_error(NGX_LOG_WARN, ngx_game_mm_log, 0,
+                      "game mm: match %s: no session record, the database "
+                      "is unavailable", f->id);
+    }
+}
+
+
+static void
+ngx_game_mm_session_opened(ngx_game_pg_query_t *q, ngx_int_t rc,
+    PGresult *res)
+{
+    ngx_game_mm_queue_t  *mq = q->data;
+
+    mq->pending--;
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, ngx_game_mm_log, 0,
+                      "game mm: queue \"%V\": a match has no session record",
+                      &mq->name);
+    }
+
     ngx_game_mm_step_done(mq);
 }
 

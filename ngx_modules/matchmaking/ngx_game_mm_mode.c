@@ -232,8 +232,13 @@ ngx_game_mm_mode_regions(ngx_conf_t *cf, ngx_command_t *cmd,
             return NGX_CONF_ERROR;
         }
 
-        region->data = p;
+        /* a copy of its own, NUL-terminated: it goes to libpq as is */
         region->len = comma - p;
+        region->data = ngx_pnalloc(cf->pool, region->len + 1);
+        if (region->data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+        *ngx_cpymem(region->data, p, region->len) = '\0';
 
         if (!ngx_game_mm_name_valid(region)) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

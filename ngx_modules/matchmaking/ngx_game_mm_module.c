@@ -355,5 +355,9 @@ ngx_game_mm_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_game_mm_matcher_start(cycle, mmcf);
+    if (ngx_game_mm_matcher_start(cycle, mmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_game_mm_results_start(cycle, mmcf);
 }

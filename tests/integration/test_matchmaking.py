@@ -400,6 +400,56 @@ def test_matched_players_connect_to_their_server_and_play(stack, tmp_path):
             time.sleep(0.2)
         assert {p["id"] for p in results[0]["players"]} == \
             {pid for pid, _ in statuses}
+
+        # the result consumer applies it in PostgreSQL: session closed,
+        # ratings moved by Elo, experience granted
+        def session():
+            return psql(stack, "SELECT status, server_id FROM game_sessions "
+                               "WHERE id = %s", match_id)
+
+        end = time.monotonic() + 10
+        while not session() or session()[0][0] == "allocated":
+            assert time.monotonic() < end, session()
+            time.sleep(0.2)
+        assert session() == [("finished", sid)]
+
+        rows = psql(stack, "SELECT gp.player_id::text, gp.result, "
+                           "gp.rating_before, gp.rating_after, p.xp, "
+                           "r.games_played FROM game_session_players gp "
+                           "JOIN players p ON p.id = gp.player_id "
+                           "JOIN player_ratings r ON r.player_id = "
+                           "gp.player_id AND r.mode = 'pair4' "
+                           "WHERE gp.session_id = %s", match_id)
+        assert {r[0] for r in rows} == {pid for pid, _ in statuses}
+        by = {r[1]: r for r in rows}
+        winner = results[0]["winner"]
+        if winner:
+            assert set(by) == {"win", "loss"}
+            assert by["win"][0] == winner
+            # equal ratings: the winner gains K/2, the loser loses as much
+            assert abs(by["win"][3] - 1516.0) < 1e-6, rows
+            assert abs(by["loss"][3] - 1484.0) < 1e-6, rows
+            assert by["win"][4] == 100 and by["loss"][4] == 40
+        else:
+            assert set(by) == {"draw"}
+            assert all(abs(r[3] - 1500.0) < 1e-6 for r in rows)
+        assert all(r[2] == 1500.0 and r[5] == 1 for r in rows)
+
+        # the same result again changes nothing (idempotent per match)
+        entry = [f for _, f in rds.xrange("game:results")
+                 if json.loads(f["result"])["match_id"] == match_id][0]
+        rds.xadd("game:results", entry)
+        time.sleep(2.5)
+        again = psql(stack, "SELECT gp.player_id::text, gp.result, "
+                            "gp.rating_before, gp.rating_after, p.xp, "
+                            "r.games_played FROM game_session_players gp "
+                            "JOIN players p ON p.id = gp.player_id "
+                            "JOIN player_ratings r ON r.player_id = "
+                            "gp.player_id AND r.mode = 'pair4' "
+                            "WHERE gp.session_id = %s", match_id)
+        assert sorted(again) == sorted(rows)
+        pending = rds.xpending("game:results", "nginx")
+        assert pending["pending"] == 0
     finally:
         server.terminate()
         server.wait(timeout=30)
