@@ -409,14 +409,39 @@ ngx_game_mm_join_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
 
 /* status */
 
+/*
+ * GET /matchmaking/status[?wait=SECONDS]: with "wait" (at most 30), the
+ * answer waits until the ticket changes (its status, or its server and
+ * connection ticket arriving) or the time is up.  The ticket is read again
+ * every 250 ms from a timer: the worker never waits, and Redis holds no
+ * per-request state.
+ */
+
+#define NGX_GAME_MM_POLL_MS     250
+#define NGX_GAME_MM_WAIT_MAX    30
+
+
+typedef struct {
+    ngx_http_request_t         *request;
+    ngx_str_t                   player;
+    ngx_msec_t                  deadline;       /* 0: answer at once */
+    ngx_event_t                 timer;
+    u_char                      seen[64];       /* status + ticket flag */
+} ngx_game_mm_status_t;
+
+
+static ngx_int_t ngx_game_mm_status_ask(ngx_game_mm_status_t *st);
+static void ngx_game_mm_status_poll(ngx_event_t *ev);
+static void ngx_game_mm_status_cleanup(void *data);
+
+
 ngx_int_t
 ngx_game_mm_status_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                 rc;
-    ngx_str_t                 player;
-    const char               *argv[2];
-    size_t                    argvlen[2];
-    ngx_game_mm_main_conf_t  *mmcf;
+    ngx_int_t              rc, wait;
+    ngx_str_t              arg;
+    ngx_pool_cleanup_t    *cln;
+    ngx_game_mm_status_t  *st;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
@@ -424,23 +449,42 @@ ngx_game_mm_status_handler(ngx_http_request_t *r)
                                         "read the status with GET");
     }
 
-    rc = ngx_game_mm_who(r, &player);
+    st = ngx_pcalloc(r->pool, sizeof(ngx_game_mm_status_t));
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (st == NULL || cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_game_mm_who(r, &st->player);
     if (rc != NGX_OK) {
         return rc;
     }
 
-    mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
+    wait = 0;
 
-    argv[0] = (char *) mmcf->prefix.data;
-    argvlen[0] = mmcf->prefix.len;
-    argv[1] = (char *) player.data;
-    argvlen[1] = player.len;
+    if (ngx_http_arg(r, (u_char *) "wait", 4, &arg) == NGX_OK) {
+        wait = ngx_atoi(arg.data, arg.len);
+        if (wait == NGX_ERROR || wait > NGX_GAME_MM_WAIT_MAX) {
+            return ngx_game_http_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "invalid_wait",
+                                            "\"wait\" is a number of seconds "
+                                            "from 0 to 30");
+        }
+    }
+
+    st->request = r;
+    st->deadline = wait ? ngx_current_msec + wait * 1000 : 0;
+    st->timer.handler = ngx_game_mm_status_poll;
+    st->timer.data = st;
+    st->timer.log = r->connection->log;
+
+    cln->handler = ngx_game_mm_status_cleanup;
+    cln->data = st;
 
     /* the reply handler needs to know whose connection ticket to show */
-    ngx_http_set_ctx(r, player.data, ngx_game_mm_module);
+    ngx_http_set_ctx(r, st, ngx_game_mm_module);
 
-    rc = ngx_game_mm_script(r, &ngx_game_mm_lua_status,
-                            ngx_game_mm_status_done, r, 2, argv, argvlen);
+    rc = ngx_game_mm_status_ask(st);
     if (rc != NGX_AGAIN) {
         return ngx_game_http_send_outcome(r, rc, "the matchmaker");
     }
@@ -450,19 +494,68 @@ ngx_game_mm_status_handler(ngx_http_request_t *r)
 }
 
 
+static ngx_int_t
+ngx_game_mm_status_ask(ngx_game_mm_status_t *st)
+{
+    const char               *argv[2];
+    size_t                    argvlen[2];
+    ngx_game_mm_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_get_module_main_conf(st->request, ngx_game_mm_module);
+
+    argv[0] = (char *) mmcf->prefix.data;
+    argvlen[0] = mmcf->prefix.len;
+    argv[1] = (char *) st->player.data;
+    argvlen[1] = st->player.len;
+
+    return ngx_game_mm_script(st->request, &ngx_game_mm_lua_status,
+                              ngx_game_mm_status_done, st->request, 2, argv,
+                              argvlen);
+}
+
+
+static void
+ngx_game_mm_status_poll(ngx_event_t *ev)
+{
+    ngx_int_t              rc;
+    ngx_game_mm_status_t  *st = ev->data;
+
+    rc = ngx_game_mm_status_ask(st);
+    if (rc != NGX_AGAIN) {
+        ngx_http_finalize_request(st->request,
+            ngx_game_http_send_outcome(st->request, rc, "the matchmaker"));
+    }
+}
+
+
+static void
+ngx_game_mm_status_cleanup(void *data)
+{
+    ngx_game_mm_status_t  *st = data;
+
+    if (st->timer.timer_set) {
+        ngx_del_timer(&st->timer);
+    }
+}
+
+
 static void
 ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply)
 {
-    size_t               i;
-    json_t              *body, *server;
-    int64_t              created;
-    redisReply          *k, *v;
-    ngx_time_t          *tp;
-    ngx_http_request_t  *r = cmd->data;
-    const char          *queue, *colon, *me;
+    size_t                 i;
+    u_char                 seen[64], *last;
+    json_t                *body, *server, *status;
+    int64_t                created;
+    redisReply            *k, *v;
+    ngx_msec_t             left;
+    ngx_time_t            *tp;
+    ngx_http_request_t    *r = cmd->data;
+    const char            *queue, *colon, *me;
+    ngx_game_mm_status_t  *st;
 
-    me = ngx_http_get_module_ctx(r, ngx_game_mm_module);
+    st = ngx_http_get_module_ctx(r, ngx_game_mm_module);
+    me = (const char *) st->player.data;
 
     if (rc != NGX_OK) {
         ngx_http_finalize_request(r,
@@ -559,6 +652,30 @@ ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
         json_object_set_new(body, "server", server);
     } else {
         json_decref(server);
+    }
+
+    if (st->deadline) {
+        status = json_object_get(body, "status");
+        last = ngx_snprintf(seen, sizeof(seen) - 1, "%s/%d",
+                            json_is_string(status)
+                            ? json_string_value(status) : "",
+                            json_object_get(body, "connection_ticket")
+                            != NULL);
+        *last = '\0';
+
+        if (st->seen[0] == '\0') {
+            ngx_memcpy(st->seen, seen, last - seen + 1);
+        }
+
+        left = (ngx_msec_int_t) (st->deadline - ngx_current_msec) > 0
+               ? st->deadline - ngx_current_msec : 0;
+
+        if (ngx_strcmp(st->seen, seen) == 0 && left > 0) {
+            /* nothing new yet: look again shortly */
+            json_decref(body);
+            ngx_add_timer(&st->timer, ngx_min(left, NGX_GAME_MM_POLL_MS));
+            return;
+        }
     }
 
     ngx_http_finalize_request(r, ngx_game_http_send_json(r, NGX_HTTP_OK,

@@ -453,3 +453,40 @@ def test_matched_players_connect_to_their_server_and_play(stack, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_status_long_poll_answers_when_the_ticket_changes(stack):
+    import threading
+
+    _, auth = device_player(stack)
+    assert join(stack, auth, mode="squad").status_code == 202
+
+    # nothing changes: the answer comes when the wait is over
+    t0 = time.monotonic()
+    r = requests.get(stack.url("/matchmaking/status"), params={"wait": 1},
+                     headers=auth, timeout=10)
+    assert r.status_code == 200 and r.json()["status"] == "queued"
+    assert time.monotonic() - t0 >= 0.9
+
+    # a change ends the wait early
+    out = {}
+
+    def poll():
+        t = time.monotonic()
+        out["r"] = requests.get(stack.url("/matchmaking/status"),
+                                params={"wait": 20}, headers=auth, timeout=30)
+        out["took"] = time.monotonic() - t
+
+    th = threading.Thread(target=poll)
+    th.start()
+    time.sleep(0.7)
+    assert cancel(stack, auth).status_code == 200
+    th.join()
+    assert out["r"].status_code == 200
+    assert out["r"].json()["status"] == "cancelled"
+    assert out["took"] < 10, "the long poll did not notice the change"
+
+    for bad in ("abc", "-1", "31"):
+        r = requests.get(stack.url("/matchmaking/status"),
+                         params={"wait": bad}, headers=auth, timeout=10)
+        assert r.status_code == 400 and error_code(r) == "invalid_wait"
