@@ -3,8 +3,8 @@
  *
  * One process runs N bots on one ENet client host (one peer each).  Each
  * bot joins with a ticket, sends inputs at its own rate, and records what
- * a player would notice: time to connect, snapshots, round trip time,
- * events, and whether the server let it in at all.
+ * a player would notice: time to match (HTTP path), time to connect,
+ * snapshots, round trip time, events, and whether the server let it in.
  */
 #ifndef BOT_H
 #define BOT_H
@@ -16,13 +16,27 @@
 #include "protocol.h"
 
 #define BOT_TICKET_MAX  GS_TICKET_MAX
+#define BOT_HOST_MAX    255
+#define BOT_ID_MAX      64
 
 typedef enum { BOT_CHEAT_NONE, BOT_CHEAT_SPEED, BOT_CHEAT_FIRERATE,
                BOT_CHEAT_BOUNDS } bot_cheat_e;
 
 typedef struct {
-    char            player[65];
+    char            player[BOT_ID_MAX + 1];
     char            ticket[BOT_TICKET_MAX + 1];     /* "" : send no hello */
+
+    /* where this bot connects when it differs from the run's server: the
+     * HTTP path, where N bots may land in different matches (port 0: the
+     * run's host and port) */
+    char            host[BOT_HOST_MAX + 1];
+    int             port;
+
+    /* HTTP path: what matchmaking said */
+    char            match_id[BOT_ID_MAX + 1];
+    char            error[48];          /* the backend's error code */
+    char            failure_buf[256];   /* b->failure when it is built */
+    int64_t         match_us;           /* join accepted -> ticket; -1 */
     bot_cheat_e     cheat;
     int             fuzz;               /* malformed packets to send */
 
@@ -58,8 +72,16 @@ int bot_signer_mint(bot_signer_t *s, const char *sub, const char *match_id,
     const char *server_id, long ttl_s, char *out, size_t cap);
 void bot_signer_free(bot_signer_t *s);
 
-/* bot_http.c: the player's path through the backend (later issues) */
-int bot_http_matchmake(const char *base_url, bot_t *bot, char *host,
-    size_t hostlen, int *port, char *err, size_t errlen);
+/* bot_http.c: the player's path through the backend */
+typedef struct {
+    const char     *api;                /* "http://127.0.0.1:8080" */
+    const char     *mode, *region;
+    int             match_timeout_s;
+} bot_http_conf_t;
+
+/* sign every bot in as a fresh guest, join, and wait until each one has a
+ * server and a connection ticket (b->host, b->port, b->ticket) or has
+ * failed (b->failure, b->error); -1 only if libcurl cannot start */
+int bot_http_matchmake(const bot_http_conf_t *conf, bot_t *bots, int n);
 
 #endif /* BOT_H */

@@ -10,8 +10,10 @@
  *   --server H:P with --server-id and --match: mint for a known server
  *                (no allocation); or with --ticket JWT: one bot, that
  *                exact ticket (tests feed forged or expired ones)
- *   (default)    the HTTP path, device login + matchmaking: not there yet,
- *                see bot_http.c
+ *   (default)    the HTTP path, as a player: each bot signs in as a fresh
+ *                guest at --api, joins --mode's queue, waits for its
+ *                match and connects with the connection ticket the
+ *                backend gives it (bot_http.c)
  *
  * Prints one JSON summary on stdout; exit 0 if every bot got in and played,
  * 1 if any failed, 2 for usage errors.
@@ -32,13 +34,16 @@
 
 
 static const char bot_usage[] =
-"usage: game-bot --direct --ticket-signing-key KID=priv.pem [options]\n"
+"usage: game-bot [--api URL] --mode M [options]\n"
+"       game-bot --direct --ticket-signing-key KID=priv.pem [options]\n"
 "       game-bot --server HOST:PORT --server-id ID --match M\n"
 "                --ticket-signing-key KID=priv.pem [options]\n"
 "       game-bot --server HOST:PORT (--ticket JWT | --no-ticket) [options]\n"
 "  --redis HOST:PORT    allocator (127.0.0.1:6379)   --prefix P (game:)\n"
 "  --region R (local)   --mode M (dm)   --match ID (random)\n"
 "  --alloc-wait S       retry NO_SERVER this long (10)\n"
+"  --api URL            the HTTP backend (http://127.0.0.1:8080)\n"
+"  --match-timeout S    HTTP path: give up waiting for a match (120)\n"
 "  --players N          bots in this process (1)\n"
 "  --cheat speed|firerate|bounds   --cheaters K (all)\n"
 "  --fuzz N             malformed packets per bot after joining (0)\n"
@@ -52,7 +57,8 @@ typedef struct {
     const char   *redis, *prefix, *region, *mode, *match, *server,
                  *server_id, *ticket, *signing_key, *cheat, *url;
     int           direct, no_ticket, players, cheaters, fuzz, duration,
-                  connect_timeout, input_hz, ticket_ttl, alloc_wait;
+                  connect_timeout, input_hz, ticket_ttl, alloc_wait,
+                  match_timeout;
     unsigned      seed;
 } bot_opts_t;
 
@@ -125,7 +131,7 @@ bot_summary_one(const bot_t *b)
 {
     return json_pack(
         "{s:s, s:b, s:o, s:o, s:f, s:I, s:I, s:I, s:I, s:I, s:f, s:f,"
-        " s:o, s:o}",
+        " s:o, s:o, s:o, s:o, s:o}",
         "player", b->player, "ok", b->failure == NULL,
         "failure", b->failure ? json_string(b->failure) : json_null(),
         "refused", b->refused && !b->welcomed
@@ -142,7 +148,37 @@ bot_summary_one(const bot_t *b)
         "match_end", b->ended ? json_pack("{s:s}", "reason",
                                           gs_proto_end_name(b->end_reason))
                               : json_null(),
-        "won", b->ended ? json_boolean(b->winner == b->slot) : json_null());
+        "won", b->ended ? json_boolean(b->winner == b->slot) : json_null(),
+        "time_to_match_ms", b->match_us >= 0 ? json_real(b->match_us / 1000.0)
+                                             : json_null(),
+        "match_id", b->match_id[0] ? json_string(b->match_id) : json_null(),
+        "error", b->error[0] ? json_string(b->error) : json_null());
+}
+
+
+/*
+ * The HTTP path's top level: bots may have landed in different matches
+ * (each bot's own match_id says which), so the match and server shown
+ * here are the first matched bot's, null if none was matched.
+ */
+static json_t *
+bot_summary_http(const bot_opts_t *o, const bot_run_t *run, int failed,
+    json_t *bots)
+{
+    const bot_t  *first = NULL;
+    int           i;
+
+    for (i = 0; i < run->nbots && first == NULL; i++) {
+        if (run->bots[i].port != 0) {
+            first = &run->bots[i];
+        }
+    }
+    return json_pack("{s:b, s:s, s:s, s:o, s:o, s:o, s:i, s:o}",
+        "ok", failed == 0, "api", o->url, "game_mode", o->mode,
+        "match_id", first ? json_string(first->match_id) : json_null(),
+        "server", first ? json_string(first->host) : json_null(),
+        "port", first ? json_integer(first->port) : json_null(),
+        "failed", failed, "bots", bots);
 }
 
 
@@ -156,7 +192,7 @@ main(int argc, char **argv)
                    match[GAME_ALLOC_NAME_MAX + 1], err[512], tag[9];
     const char    *a, *v;
     json_t        *out, *bots;
-    int            i, failed = 0, port = 0;
+    int            i, failed = 0, port = 0, http = 0;
     unsigned char  rnd;
 
     memset(&o, 0, sizeof(o));
@@ -171,6 +207,7 @@ main(int argc, char **argv)
     o.input_hz = 30;
     o.ticket_ttl = 60;
     o.alloc_wait = 10;
+    o.match_timeout = 120;
     o.seed = (unsigned) time(NULL) ^ (unsigned) getpid();
     o.url = "http://127.0.0.1:8080";
 
@@ -197,7 +234,10 @@ main(int argc, char **argv)
         else if (strcmp(a, "--ticket") == 0) o.ticket = v;
         else if (strcmp(a, "--ticket-signing-key") == 0) o.signing_key = v;
         else if (strcmp(a, "--cheat") == 0) o.cheat = v;
-        else if (strcmp(a, "--url") == 0) o.url = v;
+        else if (strcmp(a, "--api") == 0 || strcmp(a, "--url") == 0)
+            o.url = v;
+        else if (strcmp(a, "--match-timeout") == 0)
+            o.match_timeout = atoi(v);
         else if (strcmp(a, "--players") == 0) o.players = atoi(v);
         else if (strcmp(a, "--cheaters") == 0) o.cheaters = atoi(v);
         else if (strcmp(a, "--fuzz") == 0) o.fuzz = atoi(v);
@@ -216,6 +256,7 @@ main(int argc, char **argv)
 
     if (o.players < 1 || o.players > 4000 || o.duration < 1
         || o.input_hz < 1 || o.input_hz > 1000 || o.connect_timeout < 1
+        || o.match_timeout < 1
         || (o.cheat && strcmp(o.cheat, "speed") && strcmp(o.cheat, "firerate")
             && strcmp(o.cheat, "bounds"))
         || ((o.ticket || o.no_ticket) && o.players != 1))
@@ -253,16 +294,12 @@ main(int argc, char **argv)
         snprintf(server_id, sizeof(server_id), "%s",
                  o.server_id ? o.server_id : "");
     } else {
-        bot_t  b;
-
-        memset(&b, 0, sizeof(b));
-        bot_http_matchmake(o.url, &b, host, sizeof(host), &port, err,
-                           sizeof(err));
-        fprintf(stderr, "game-bot: %s\n", err);
-        return 2;
+        http = 1;       /* each bot's server comes from matchmaking */
+        host[0] = '\0';
+        server_id[0] = '\0';
     }
 
-    if (!o.ticket && !o.no_ticket) {
+    if (!http && !o.ticket && !o.no_ticket) {
         if (o.signing_key == NULL || server_id[0] == '\0') {
             fprintf(stderr, "game-bot: minting tickets needs "
                     "--ticket-signing-key (and --server-id with --server)\n");
@@ -292,6 +329,7 @@ main(int argc, char **argv)
         bot_t  *b = &run.bots[i];
 
         snprintf(b->player, sizeof(b->player), "%s-p%d", o.match, i);
+        b->match_us = -1;
         b->fuzz = o.fuzz;
         if (o.cheat && (o.cheaters < 0 || i < o.cheaters)) {
             b->cheat = strcmp(o.cheat, "speed") == 0 ? BOT_CHEAT_SPEED
@@ -311,9 +349,18 @@ main(int argc, char **argv)
     }
     bot_signer_free(signer);
 
+    if (http) {
+        bot_http_conf_t  hc = { o.url, o.mode, o.region, o.match_timeout };
+
+        if (bot_http_matchmake(&hc, run.bots, o.players) != 0) {
+            fprintf(stderr, "game-bot: cannot start libcurl\n");
+            return 1;
+        }
+    }
+
     if (enet_initialize() != 0 || bot_play(&run) != 0) {
-        fprintf(stderr, "game-bot: cannot start ENet towards %s:%d\n", host,
-                port);
+        fprintf(stderr, "game-bot: cannot start ENet towards %s:%d\n",
+                http ? "the matched servers" : host, port);
         return 1;
     }
 
@@ -322,10 +369,11 @@ main(int argc, char **argv)
         failed += run.bots[i].failure != NULL;
         json_array_append_new(bots, bot_summary_one(&run.bots[i]));
     }
-    out = json_pack("{s:b, s:s, s:s, s:s, s:i, s:i, s:o}", "ok", failed == 0,
-                    "match_id", o.match, "server_id", server_id,
-                    "server", host, "port", port, "failed", failed,
-                    "bots", bots);
+    out = http ? bot_summary_http(&o, &run, failed, bots)
+               : json_pack("{s:b, s:s, s:s, s:s, s:i, s:i, s:o}",
+                           "ok", failed == 0, "match_id", o.match,
+                           "server_id", server_id, "server", host,
+                           "port", port, "failed", failed, "bots", bots);
     json_dumpf(out, stdout, JSON_COMPACT);
     putchar('\n');
     json_decref(out);

@@ -236,6 +236,18 @@ bot_finish(bot_t *b, const char *failure)
 }
 
 
+/* the HTTP path gives each bot its own server; the others share the run's */
+static int
+bot_address(const bot_run_t *run, const bot_t *b, ENetAddress *addr)
+{
+    if (enet_address_set_host(addr, b->port ? b->host : run->host) != 0) {
+        return -1;
+    }
+    addr->port = (enet_uint16) (b->port ? b->port : run->port);
+    return 0;
+}
+
+
 int
 bot_play(bot_run_t *run)
 {
@@ -249,15 +261,22 @@ bot_play(bot_run_t *run)
 
     srand(run->seed);
     host = enet_host_create(NULL, (size_t) run->nbots, GS_CHAN_COUNT, 0, 0);
-    if (host == NULL || enet_address_set_host(&addr, run->host) != 0) {
+    if (host == NULL) {
         return -1;
     }
-    addr.port = (enet_uint16) run->port;
 
     start = bot_now_us();
     for (i = 0; i < run->nbots; i++) {
         b = &run->bots[i];
         b->start_us = start;
+        if (b->failure != NULL) {
+            b->done = 1;        /* out before the game: matchmaking */
+            continue;
+        }
+        if (bot_address(run, b, &addr) != 0) {
+            bot_finish(b, "cannot resolve the server");
+            continue;
+        }
         b->peer = enet_host_connect(host, &addr, GS_CHAN_COUNT, 0);
         if (b->peer == NULL) {
             bot_finish(b, "enet_host_connect");
