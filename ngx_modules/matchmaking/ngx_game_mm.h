@@ -51,6 +51,16 @@ ngx_int_t ngx_game_mm_results_start(ngx_cycle_t *cycle,
 ngx_int_t ngx_game_mm_join_handler(ngx_http_request_t *r);
 ngx_int_t ngx_game_mm_status_handler(ngx_http_request_t *r);
 ngx_int_t ngx_game_mm_cancel_handler(ngx_http_request_t *r);
+ngx_int_t ngx_game_mm_party_handler(ngx_http_request_t *r);
+
+/* shared by the API files */
+ngx_int_t ngx_game_mm_who(ngx_http_request_t *r, ngx_str_t *id);
+ngx_int_t ngx_game_mm_script(ngx_http_request_t *r,
+    ngx_game_redis_script_t *script, ngx_game_redis_handler_pt handler,
+    void *data, int argc, const char **argv, const size_t *argvlen);
+ngx_int_t ngx_game_mm_reply_is(redisReply *reply, const char *word);
+ngx_uint_t ngx_game_mm_uuid_valid(u_char *s, size_t len);
+void ngx_game_mm_uuid(u_char *out);
 
 
 extern ngx_module_t             ngx_game_mm_module;
@@ -62,6 +72,9 @@ extern ngx_game_redis_script_t  ngx_game_mm_lua_lease;
 extern ngx_game_redis_script_t  ngx_game_mm_lua_claim;
 extern ngx_game_redis_script_t  ngx_game_mm_lua_expire;
 extern ngx_game_redis_script_t  ngx_game_mm_lua_assign;
+extern ngx_game_redis_script_t  ngx_game_mm_lua_party_create;
+extern ngx_game_redis_script_t  ngx_game_mm_lua_party_join;
+extern ngx_game_redis_script_t  ngx_game_mm_lua_party_get;
 
 
 #endif /* _NGX_GAME_MM_H_INCLUDED_ */

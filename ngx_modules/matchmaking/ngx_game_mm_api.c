@@ -26,6 +26,8 @@ typedef struct {
     ngx_game_mm_mode_t         *mode;
     ngx_str_t                  *region;
     ngx_str_t                   player;     /* NUL-terminated */
+    ngx_str_t                   members;    /* "id,id,...": the ticket's */
+    u_char                      party[37];
     u_char                      ticket[37];
     u_char                      rating[32];
 } ngx_game_mm_join_t;
@@ -35,6 +37,9 @@ static ngx_int_t ngx_game_mm_player(ngx_http_request_t *r, ngx_str_t *id);
 static void ngx_game_mm_join_body(ngx_http_request_t *r, json_t *body);
 static ngx_str_t *ngx_game_mm_pick_region(ngx_game_mm_mode_t *mode,
     json_t *regions, const char **err);
+static void ngx_game_mm_join_party(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply);
+static void ngx_game_mm_join_rate(ngx_game_mm_join_t *j);
 static void ngx_game_mm_join_rated(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *res);
 static void ngx_game_mm_join_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
@@ -43,17 +48,15 @@ static void ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
 static void ngx_game_mm_cancel_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
-static ngx_int_t ngx_game_mm_script(ngx_http_request_t *r,
-    ngx_game_redis_script_t *script, ngx_game_redis_handler_pt handler,
-    void *data, int argc, const char **argv, const size_t *argvlen);
-static ngx_int_t ngx_game_mm_reply_is(redisReply *reply, const char *word);
-static void ngx_game_mm_uuid(u_char *out);
 
 
+/* a ticket's rating: the mean of its players', newcomers at the default */
 static ngx_game_pg_stmt_t  ngx_game_mm_rating_stmt = {
     "game_mm_rating",
-    "SELECT rating FROM player_ratings WHERE player_id = $1 AND mode = $2",
-    2
+    "SELECT avg(coalesce(r.rating, $3::float8)) "
+    "FROM unnest($1::uuid[]) AS m(id) "
+    "LEFT JOIN player_ratings r ON r.player_id = m.id AND r.mode = $2",
+    3
 };
 
 
@@ -66,7 +69,6 @@ static ngx_game_pg_stmt_t  ngx_game_mm_rating_stmt = {
 static ngx_int_t
 ngx_game_mm_player(ngx_http_request_t *r, ngx_str_t *id)
 {
-    size_t                    i;
     ngx_str_t                 v;
     ngx_game_mm_main_conf_t  *mmcf;
 
@@ -76,18 +78,8 @@ ngx_game_mm_player(ngx_http_request_t *r, ngx_str_t *id)
         return NGX_ERROR;
     }
 
-    if (v.len != 36) {
+    if (!ngx_game_mm_uuid_valid(v.data, v.len)) {
         return NGX_DECLINED;
-    }
-
-    for (i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (v.data[i] != '-') {
-                return NGX_DECLINED;
-            }
-        } else if (!isxdigit(v.data[i])) {
-            return NGX_DECLINED;
-        }
     }
 
     id->data = ngx_pnalloc(r->pool, 37);
@@ -102,7 +94,7 @@ ngx_game_mm_player(ngx_http_request_t *r, ngx_str_t *id)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_game_mm_who(ngx_http_request_t *r, ngx_str_t *id)
 {
     switch (ngx_game_mm_player(r, id)) {
@@ -157,10 +149,10 @@ ngx_game_mm_join_body(ngx_http_request_t *r, json_t *body)
 {
     ngx_int_t                 rc;
     ngx_str_t                 name;
-    const char               *err;
-    json_t                   *mode;
+    const char               *err, *argv[2];
+    size_t                    argvlen[2];
+    json_t                   *mode, *party;
     ngx_game_mm_join_t       *j;
-    ngx_game_pg_query_t      *q;
     ngx_game_mm_main_conf_t  *mmcf;
 
     j = ngx_http_get_module_ctx(r, ngx_game_mm_module);
@@ -187,11 +179,17 @@ ngx_game_mm_join_body(ngx_http_request_t *r, json_t *body)
         return;
     }
 
-    if (json_object_get(body, "party_id") != NULL) {
+    party = json_object_get(body, "party_id");
+
+    if (party != NULL
+        && (!json_is_string(party)
+            || !ngx_game_mm_uuid_valid((u_char *) json_string_value(party),
+                                       json_string_length(party))))
+    {
         ngx_http_finalize_request(r,
             ngx_game_http_send_error(r, NGX_GAME_HTTP_UNPROCESSABLE,
-                                     "unsupported",
-                                     "parties are not supported yet"));
+                                     "invalid_field",
+                                     "\"party_id\" must be a party's id"));
         return;
     }
 
@@ -205,24 +203,120 @@ ngx_game_mm_join_body(ngx_http_request_t *r, json_t *body)
         return;
     }
 
+    if (party == NULL) {
+        j->members = j->player;
+        ngx_game_mm_join_rate(j);
+        return;
+    }
+
+    /* a party queues whole, by its leader: read who is in it first */
+    ngx_memcpy(j->party, json_string_value(party), 36);
+
+    argv[0] = (char *) mmcf->prefix.data;
+    argvlen[0] = mmcf->prefix.len;
+    argv[1] = (char *) j->party;
+    argvlen[1] = 36;
+
+    rc = ngx_game_mm_script(r, &ngx_game_mm_lua_party_get,
+                            ngx_game_mm_join_party, j, 2, argv, argvlen);
+    if (rc != NGX_AGAIN) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_outcome(r, rc, "the matchmaker"));
+    }
+}
+
+
+static void
+ngx_game_mm_join_party(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply)
+{
+    u_char              *p;
+    ngx_uint_t           n;
+    ngx_game_mm_join_t  *j = cmd->data;
+    ngx_http_request_t  *r = j->request;
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_outcome(r, rc, "the matchmaker"));
+        return;
+    }
+
+    if (!ngx_game_mm_reply_is(reply, "OK") || reply->elements != 3) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "no_party",
+                                     "no such party"));
+        return;
+    }
+
+    if (reply->element[1]->len != j->player.len
+        || ngx_strncmp(reply->element[1]->str, j->player.data,
+                       j->player.len) != 0)
+    {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_HTTP_FORBIDDEN, "not_leader",
+                                     "only the party's leader queues it"));
+        return;
+    }
+
+    for (n = 1, p = (u_char *) reply->element[2]->str; *p; p++) {
+        n += (*p == ',');
+    }
+
+    if (n > j->mode->rules.team_size) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_GAME_HTTP_UNPROCESSABLE,
+                                     "party_too_large",
+                                     "the party does not fit in a team of "
+                                     "this mode"));
+        return;
+    }
+
+    j->members.len = reply->element[2]->len;
+    j->members.data = ngx_pnalloc(r->pool, j->members.len + 1);
+    if (j->members.data == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    ngx_memcpy(j->members.data, reply->element[2]->str, j->members.len + 1);
+
+    ngx_game_mm_join_rate(j);
+}
+
+
+static void
+ngx_game_mm_join_rate(ngx_game_mm_join_t *j)
+{
+    u_char                   *p;
+    ngx_int_t                 rc;
+    ngx_game_pg_query_t      *q;
+    ngx_http_request_t       *r = j->request;
+    ngx_game_mm_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
+
     q = ngx_game_pg_query_create(r->pool, r->connection->log,
                                  &ngx_game_mm_rating_stmt);
-    if (q == NULL) {
+    p = ngx_pnalloc(r->pool, j->members.len + 3 + j->mode->name.len + 1
+                             + NGX_INT_T_LEN);
+    if (q == NULL || p == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    q->values[0] = (char *) j->player.data;
+    /* an array literal of UUIDs join checked: a parameter, not SQL text */
+    q->values[0] = (char *) p;
+    p = ngx_sprintf(p, "{%V}", &j->members);
+    *p++ = '\0';
+
+    q->values[1] = (char *) p;
+    p = ngx_cpymem(p, j->mode->name.data, j->mode->name.len);
+    *p++ = '\0';
+
+    q->values[2] = (char *) p;
+    *ngx_sprintf(p, "%d", (int) mmcf->default_rating) = '\0';
+
     q->handler = ngx_game_mm_join_rated;
     q->data = j;
-
-    q->values[1] = (char *) ngx_pnalloc(r->pool, j->mode->name.len + 1);
-    if (q->values[1] == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-    *ngx_cpymem((u_char *) q->values[1], j->mode->name.data,
-                j->mode->name.len) = '\0';
 
     rc = ngx_game_pg_query_run(mmcf->pg, q);
     if (rc != NGX_AGAIN) {
@@ -301,14 +395,15 @@ ngx_game_mm_pick_region(ngx_game_mm_mode_t *mode, json_t *regions,
 static void
 ngx_game_mm_join_rated(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
 {
+    int                       argc;
     double                    rating;
-    u_char                   *p, queue[80], ttl[NGX_INT_T_LEN],
-                              limit[NGX_INT_T_LEN];
+    u_char                   *p, *last, *comma, queue[80],
+                              ttl[NGX_INT_T_LEN], limit[NGX_INT_T_LEN];
     ngx_game_mm_join_t       *j = q->data;
     ngx_http_request_t       *r = j->request;
     ngx_game_mm_main_conf_t  *mmcf;
-    const char               *argv[7];
-    size_t                    argvlen[7];
+    const char               *argv[6 + GAME_MM_MAX_TEAM_SIZE];
+    size_t                    argvlen[6 + GAME_MM_MAX_TEAM_SIZE];
 
     if (rc != NGX_OK) {
         ngx_http_finalize_request(r,
@@ -319,33 +414,46 @@ ngx_game_mm_join_rated(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
     mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
 
     rating = mmcf->default_rating;
-    if (PQntuples(res) == 1) {
+    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
         rating = strtod(PQgetvalue(res, 0, 0), NULL);
     }
 
     ngx_game_mm_uuid(j->ticket);
     *ngx_snprintf(j->rating, sizeof(j->rating) - 1, "%.3f", rating) = '\0';
 
-    p = ngx_snprintf(queue, sizeof(queue), "%V:%V", &j->mode->name,
-                     j->region);
+    last = ngx_snprintf(queue, sizeof(queue), "%V:%V", &j->mode->name,
+                        j->region);
 
     argv[0] = (char *) mmcf->prefix.data;
     argvlen[0] = mmcf->prefix.len;
     argv[1] = (char *) j->ticket;
     argvlen[1] = 36;
     argv[2] = (char *) queue;
-    argvlen[2] = p - queue;
+    argvlen[2] = last - queue;
     argv[3] = (char *) j->rating;
     argvlen[3] = ngx_strlen(j->rating);
     argv[4] = (char *) ttl;
     argvlen[4] = ngx_sprintf(ttl, "%M", mmcf->ticket_ttl) - ttl;
     argv[5] = (char *) limit;
     argvlen[5] = ngx_sprintf(limit, "%ui", j->mode->max_queue) - limit;
-    argv[6] = (char *) j->player.data;
-    argvlen[6] = j->player.len;
+    /* one argument per player of the ticket: the party's members */
+    argc = 6;
+    p = j->members.data;
+    last = j->members.data + j->members.len;
+
+    while (p < last && argc < 6 + GAME_MM_MAX_TEAM_SIZE) {
+        comma = ngx_strlchr(p, last, ',');
+        if (comma == NULL) {
+            comma = last;
+        }
+        argv[argc] = (char *) p;
+        argvlen[argc] = comma - p;
+        argc++;
+        p = comma + 1;
+    }
 
     rc = ngx_game_mm_script(r, &ngx_game_mm_lua_join, ngx_game_mm_join_done,
-                            j, 7, argv, argvlen);
+                            j, argc, argv, argvlen);
     if (rc != NGX_AGAIN) {
         ngx_http_finalize_request(r,
             ngx_game_http_send_outcome(r, rc, "the matchmaker"));
@@ -766,7 +874,7 @@ ngx_game_mm_cancel_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
 
 /* helpers */
 
-static ngx_int_t
+ngx_int_t
 ngx_game_mm_script(ngx_http_request_t *r, ngx_game_redis_script_t *script,
     ngx_game_redis_handler_pt handler, void *data, int argc,
     const char **argv, const size_t *argvlen)
@@ -790,7 +898,7 @@ ngx_game_mm_script(ngx_http_request_t *r, ngx_game_redis_script_t *script,
 
 
 /* the first element of a script's reply is its verdict */
-static ngx_int_t
+ngx_int_t
 ngx_game_mm_reply_is(redisReply *reply, const char *word)
 {
     return reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0
@@ -800,7 +908,7 @@ ngx_game_mm_reply_is(redisReply *reply, const char *word)
 
 
 /* a random (version 4) UUID: ticket ids must not be guessable */
-static void
+void
 ngx_game_mm_uuid(u_char *out)
 {
     u_char  b[16];
@@ -818,4 +926,28 @@ ngx_game_mm_uuid(u_char *out)
                 (size_t) 4, b, (size_t) 2, b + 4, (size_t) 2, b + 6,
                 (size_t) 2, b + 8, (size_t) 6, b + 10);
     out[36] = '\0';
+}
+
+
+ngx_uint_t
+ngx_game_mm_uuid_valid(u_char *s, size_t len)
+{
+    size_t  i;
+
+    if (len != 36) {
+        return 0;
+    }
+
+    for (i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-') {
+                return 0;
+            }
+
+        } else if (!isxdigit(s[i])) {
+            return 0;
+        }
+    }
+
+    return 1;
 }

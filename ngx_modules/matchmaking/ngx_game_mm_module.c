@@ -148,6 +148,14 @@ static ngx_command_t  ngx_game_mm_commands[] = {
       0,
       ngx_game_mm_cancel_handler },
 
+    /* POST /party, POST /party/{id}/join, GET /party/{id} */
+    { ngx_string("game_mm_party"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_game_mm_handler,
+      0,
+      0,
+      ngx_game_mm_party_handler },
+
       ngx_null_command
 };
 
@@ -343,6 +351,9 @@ ngx_game_mm_init_process(ngx_cycle_t *cycle)
     ngx_game_redis_script_init(&ngx_game_mm_lua_claim);
     ngx_game_redis_script_init(&ngx_game_mm_lua_expire);
     ngx_game_redis_script_init(&ngx_game_mm_lua_assign);
+    ngx_game_redis_script_init(&ngx_game_mm_lua_party_create);
+    ngx_game_redis_script_init(&ngx_game_mm_lua_party_join);
+    ngx_game_redis_script_init(&ngx_game_mm_lua_party_get);
 
     if (ngx_process != NGX_PROCESS_WORKER
         && ngx_process != NGX_PROCESS_SINGLE)

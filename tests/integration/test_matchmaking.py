@@ -490,3 +490,94 @@ def test_status_long_poll_answers_when_the_ticket_changes(stack):
         r = requests.get(stack.url("/matchmaking/status"),
                          params={"wait": bad}, headers=auth, timeout=10)
         assert r.status_code == 400 and error_code(r) == "invalid_wait"
+
+
+# -- parties -----------------------------------------------------------------
+
+def party_create(s, auth):
+    return requests.post(s.url("/party"), headers=auth, timeout=10)
+
+
+def party_join(s, auth, party):
+    return requests.post(s.url("/party/%s/join" % party), headers=auth,
+                         timeout=10)
+
+
+def test_party_membership_rules(stack):
+    leader_id, leader = device_player(stack)
+    friend_id, friend = device_player(stack)
+    _, stranger = device_player(stack)
+
+    r = party_create(stack, leader)
+    assert r.status_code == 201, r.text
+    party = r.json()["party_id"]
+    assert r.json() == {"party_id": party, "leader": leader_id,
+                        "members": [leader_id]}
+
+    r = party_join(stack, friend, party)
+    assert r.status_code == 200
+    assert r.json()["members"] == [leader_id, friend_id]
+    assert party_join(stack, friend, party).status_code == 200   # retried
+
+    r = requests.get(stack.url("/party/" + party), headers=friend, timeout=10)
+    assert r.status_code == 200 and r.json()["leader"] == leader_id
+    r = requests.get(stack.url("/party/" + party), headers=stranger,
+                     timeout=10)
+    assert r.status_code == 404
+
+    assert party_create(stack, friend).status_code == 409
+    r = party_join(stack, stranger, str(uuid.uuid4()))
+    assert r.status_code == 404 and error_code(r) == "no_party"
+
+    # only the leader queues it, and only where it fits in a team
+    r = join(stack, friend, mode="squad", party_id=party)
+    assert r.status_code == 403 and error_code(r) == "not_leader"
+    r = join(stack, leader, mode="duel", party_id=party)
+    assert r.status_code == 422 and error_code(r) == "party_too_large"
+    r = join(stack, leader, mode="squad", party_id="nope")
+    assert r.status_code == 422
+
+    # queued together: the friend cannot queue alone meanwhile
+    r = join(stack, leader, mode="squad", party_id=party)
+    assert r.status_code == 202, r.text
+    assert join(stack, friend, mode="squad").status_code == 409
+    assert status(stack, friend).json()["ticket_id"] == r.json()["ticket_id"]
+    cancel(stack, leader)
+
+
+def test_a_party_is_matched_whole_on_one_team(stack):
+    import jwt as pyjwt
+
+    server = FakeServer(stack, 41004, mode="partysq")
+    try:
+        leader_id, leader = device_player(stack)
+        friend_id, friend = device_player(stack)
+        party = party_create(stack, leader).json()["party_id"]
+        assert party_join(stack, friend, party).status_code == 200
+        assert join(stack, leader, mode="partysq",
+                    party_id=party).status_code == 202
+
+        solos = [device_player(stack) for _ in range(4)]
+        for _, auth in solos:
+            assert join(stack, auth, mode="partysq").status_code == 202
+
+        everyone = [(leader_id, leader), (friend_id, friend)] + solos
+        seen = {}
+        for pid, auth in everyone:
+            st = wait_status(stack, auth, "matched")
+            end = time.monotonic() + 5
+            while "connection_ticket" not in st:
+                assert time.monotonic() < end, st
+                time.sleep(0.1)
+                st = status(stack, auth).json()
+            claims = pyjwt.decode(st["connection_ticket"],
+                                  options={"verify_signature": False})
+            assert claims["sub"] == pid
+            seen[pid] = st
+
+        assert len({st["match_id"] for st in seen.values()}) == 1
+        assert seen[leader_id]["team"] == seen[friend_id]["team"]
+        teams = [st["team"] for st in seen.values()]
+        assert sorted(teams) == [0, 0, 0, 1, 1, 1]
+    finally:
+        server.stop()

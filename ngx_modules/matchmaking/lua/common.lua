@@ -13,6 +13,8 @@ local function player_key(id) return P .. 'player:' .. id end
 local function queue_key(q) return P .. 'queue:' .. q end
 local function lease_key(q) return P .. 'lease:' .. q end
 local function fence_key(q) return P .. 'fence:' .. q end
+local function party_key(id) return P .. 'party:' .. id end
+local function party_of_key(id) return P .. 'party_of:' .. id end
 
 -- a ticket's status, or nil when it is gone (expired from Redis)
 local function status_of(id)

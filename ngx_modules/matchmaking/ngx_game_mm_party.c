@@ -1,0 +1,239 @@
+
+/*
+ * Parties: players who queue together and are never split.
+ *
+ *   POST /party                 201 {party_id, leader, members}
+ *   POST /party/{id}/join       200 {party_id, leader, members}
+ *   GET  /party/{id}            200 (members only; 404 to anyone else)
+ *
+ * The party id is unguessable and is the invitation.  A party holds at
+ * most 8 players (the largest team); whether it fits a mode's teams is
+ * checked when its leader queues it (POST /matchmaking/join with
+ * "party_id").  It lives in Redis as long as a ticket may.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_game_mm.h"
+
+
+typedef struct {
+    ngx_http_request_t         *request;
+    ngx_str_t                   player;
+    u_char                      party[37];
+    ngx_uint_t                  created;    /* 201 rather than 200 */
+} ngx_game_mm_party_t;
+
+
+static void ngx_game_mm_party_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply);
+static ngx_int_t ngx_game_mm_party_send(ngx_game_mm_party_t *pt,
+    ngx_uint_t status, redisReply *leader, redisReply *members);
+
+
+ngx_int_t
+ngx_game_mm_party_handler(ngx_http_request_t *r)
+{
+    int                       argc;
+    u_char                   *id;
+    ngx_int_t                 rc;
+    const char               *argv[5];
+    size_t                    argvlen[5];
+    u_char                    ttl[NGX_INT_T_LEN], max[NGX_INT_T_LEN];
+    ngx_game_mm_party_t      *pt;
+    ngx_game_redis_script_t  *script;
+    ngx_game_mm_main_conf_t  *mmcf;
+
+    pt = ngx_pcalloc(r->pool, sizeof(ngx_game_mm_party_t));
+    if (pt == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_game_mm_who(r, &pt->player);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    pt->request = r;
+    mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
+
+    /* "/party", "/party/{id}" or "/party/{id}/join" */
+    id = r->uri.data + 7;
+
+    if (r->uri.len == 6 && r->method == NGX_HTTP_POST) {
+        ngx_game_mm_uuid(pt->party);
+        pt->created = 1;
+        script = &ngx_game_mm_lua_party_create;
+        argc = 4;
+
+    } else if (r->uri.len == 7 + 36 + 5 && r->method == NGX_HTTP_POST
+               && ngx_game_mm_uuid_valid(id, 36)
+               && ngx_strncmp(id + 36, "/join", 5) == 0)
+    {
+        ngx_memcpy(pt->party, id, 36);
+        script = &ngx_game_mm_lua_party_join;
+        argc = 5;
+
+    } else if (r->uri.len == 7 + 36 && r->method == NGX_HTTP_GET
+               && ngx_game_mm_uuid_valid(id, 36))
+    {
+        ngx_memcpy(pt->party, id, 36);
+        script = &ngx_game_mm_lua_party_get;
+        argc = 2;
+
+    } else {
+        return ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                        "POST /party, POST /party/{id}/join "
+                                        "or GET /party/{id}");
+    }
+
+    /* a body is neither needed nor read */
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    argv[0] = (char *) mmcf->prefix.data;
+    argvlen[0] = mmcf->prefix.len;
+    argv[1] = (char *) pt->party;
+    argvlen[1] = 36;
+    argv[2] = (char *) pt->player.data;
+    argvlen[2] = pt->player.len;
+    argv[3] = (char *) ttl;
+    argvlen[3] = ngx_sprintf(ttl, "%M", mmcf->ticket_ttl) - ttl;
+    argv[4] = (char *) max;
+    argvlen[4] = ngx_sprintf(max, "%d", GAME_MM_MAX_TEAM_SIZE) - max;
+
+    rc = ngx_game_mm_script(r, script, ngx_game_mm_party_done, pt, argc, argv,
+                            argvlen);
+    if (rc != NGX_AGAIN) {
+        return ngx_game_http_send_outcome(r, rc, "the matchmaker");
+    }
+
+    r->main->count++;
+    return NGX_DONE;
+}
+
+
+static void
+ngx_game_mm_party_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply)
+{
+    size_t                len;
+    u_char               *p, *last, *comma;
+    ngx_uint_t            member;
+    ngx_game_mm_party_t  *pt = cmd->data;
+    ngx_http_request_t   *r = pt->request;
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_outcome(r, rc, "the matchmaker"));
+        return;
+    }
+
+    if (ngx_game_mm_reply_is(reply, "IN_PARTY")) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_HTTP_CONFLICT, "in_party",
+                                     "the player is already in a party"));
+        return;
+    }
+
+    if (ngx_game_mm_reply_is(reply, "FULL")) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_HTTP_CONFLICT, "party_full",
+                                     "the party is full"));
+        return;
+    }
+
+    if (ngx_game_mm_reply_is(reply, "OK") && reply->elements == 2) {
+        /* created: the leader is the only member */
+        ngx_http_finalize_request(r,
+            ngx_game_mm_party_send(pt, NGX_HTTP_CREATED, NULL, NULL));
+        return;
+    }
+
+    if (!ngx_game_mm_reply_is(reply, "OK") || reply->elements != 3) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "no_party",
+                                     "no such party"));
+        return;
+    }
+
+    /* a party is visible to its members only */
+    member = 0;
+    p = (u_char *) reply->element[2]->str;
+    last = p + reply->element[2]->len;
+    len = pt->player.len;
+
+    while (p < last) {
+        comma = ngx_strlchr(p, last, ',');
+        if (comma == NULL) {
+            comma = last;
+        }
+        if ((size_t) (comma - p) == len
+            && ngx_strncmp(p, pt->player.data, len) == 0)
+        {
+            member = 1;
+        }
+        p = comma + 1;
+    }
+
+    if (!member) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "no_party",
+                                     "no such party"));
+        return;
+    }
+
+    ngx_http_finalize_request(r,
+        ngx_game_mm_party_send(pt, NGX_HTTP_OK, reply->element[1],
+                               reply->element[2]));
+}
+
+
+static ngx_int_t
+ngx_game_mm_party_send(ngx_game_mm_party_t *pt, ngx_uint_t status,
+    redisReply *leader, redisReply *members)
+{
+    u_char     *p, *last, *comma;
+    json_t     *body, *list;
+    ngx_int_t   rc;
+
+    list = json_array();
+    if (list == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (members == NULL) {
+        json_array_append_new(list, json_stringn((char *) pt->player.data,
+                                                 pt->player.len));
+
+    } else {
+        p = (u_char *) members->str;
+        last = p + members->len;
+
+        while (p < last) {
+            comma = ngx_strlchr(p, last, ',');
+            if (comma == NULL) {
+                comma = last;
+            }
+            json_array_append_new(list, json_stringn((char *) p, comma - p));
+            p = comma + 1;
+        }
+    }
+
+    body = json_pack("{s:s#,s:s#,s:o}",
+                     "party_id", (char *) pt->party, (int) 36,
+                     "leader", leader ? leader->str : (char *) pt->player.data,
+                     (int) (leader ? leader->len : pt->player.len),
+                     "members", list);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_game_http_send_json(pt->request, status, body);
+    json_decref(body);
+
+    return rc;
+}
