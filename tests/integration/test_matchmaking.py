@@ -581,3 +581,59 @@ def test_a_party_is_matched_whole_on_one_team(stack):
         assert sorted(teams) == [0, 0, 0, 1, 1, 1]
     finally:
         server.stop()
+
+
+# -- two nginx instances on one Redis ----------------------------------------
+
+def test_two_nginx_instances_never_match_a_ticket_twice(stack, tmp_path):
+    """A second nginx (its own workers, its own ports) on the same Redis and
+    PostgreSQL: both take joins, both run matchers; the lease lets one
+    match a queue at a time and the fenced claim makes every ticket end in
+    at most one match."""
+    import shutil
+
+    var2 = str(tmp_path / "nginx2")
+    os.makedirs(var2)
+    for d in ("keys", "tls"):
+        shutil.copytree(os.path.join(stack.var, d), os.path.join(var2, d))
+    env = dict(stack.env, GAME_VAR=var2, GAME_HTTP_PORT="18081",
+               GAME_HTTPS_PORT="18444")
+    subprocess.run([os.path.join(stack.root, "scripts", "stack"), "render"],
+                   env=env, check=True, capture_output=True)
+    os.makedirs(os.path.join(var2, "log"), exist_ok=True)
+    conf = os.path.join(var2, "nginx", "nginx.conf")
+    nginx2 = ["nginx", "-p", os.path.join(var2, "nginx"), "-c", conf,
+              "-e", os.path.join(var2, "log", "nginx-error.log")]
+    r = subprocess.run(nginx2, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+    second = "http://127.0.0.1:18081"
+    servers = [FakeServer(stack, 41100 + i, mode="pair5") for i in range(6)]
+    try:
+        players = []
+        for i in range(12):
+            pid, auth = device_player(stack)
+            base = stack.base_url if i % 2 else second
+            r = requests.post(base + "/matchmaking/join", headers=auth,
+                              timeout=10,
+                              json={"game_mode": "pair5", "regions":
+                                    [{"region": "local", "latency_ms": 5}]})
+            assert r.status_code == 202, r.text
+            players.append((pid, auth, r.json()["ticket_id"]))
+
+        matches = {}
+        for pid, auth, ticket in players:
+            st = wait_status(stack, auth, "matched", timeout=15)
+            assert st["ticket_id"] == ticket
+            matches.setdefault(st["match_id"], []).append(st)
+
+        assert len(matches) == 6
+        assert all(len(v) == 2 for v in matches.values())
+        ports = [v[0]["server"]["port"] if "server" in v[0] else None
+                 for v in matches.values()]
+        # each match its own server (assignment may trail the claim a bit)
+        assert len({p for p in ports if p}) == len([p for p in ports if p])
+    finally:
+        for s in servers:
+            s.stop()
+        subprocess.run(nginx2 + ["-s", "quit"], capture_output=True)
