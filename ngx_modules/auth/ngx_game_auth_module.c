@@ -686,12 +686,8 @@ ngx_int_t
 ngx_game_auth_send_retry(ngx_http_request_t *r, time_t seconds,
     const char *code, const char *message)
 {
-    size_t            len;
-    json_t           *body;
-    ngx_int_t         rc;
-    ngx_buf_t        *b;
-    ngx_chain_t       out;
-    ngx_table_elt_t  *h;
+    json_t     *body;
+    ngx_int_t   rc;
 
     body = json_pack("{s:{s:s,s:s,s:I}}", "error", "code", code,
                      "message", message, "retry_after", (json_int_t) seconds);
@@ -699,51 +695,11 @@ ngx_game_auth_send_retry(ngx_http_request_t *r, time_t seconds,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    len = json_dumpb(body, NULL, 0, JSON_COMPACT);
-    b = ngx_create_temp_buf(r->pool, len + 1);
-    if (b == NULL) {
-        json_decref(body);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->last += json_dumpb(body, (char *) b->pos, len, JSON_COMPACT);
-    *b->last++ = '\n';
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
+    rc = ngx_game_http_send_json_retry(r, NGX_HTTP_TOO_MANY_REQUESTS, body,
+                                       seconds);
     json_decref(body);
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Retry-After");
-    h->value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
-    if (h->value.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-    h->value.len = ngx_sprintf(h->value.data, "%T", seconds) - h->value.data;
-
-    r->headers_out.status = NGX_HTTP_TOO_MANY_REQUESTS;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
-
-    if (ngx_http_discard_request_body(r) != NGX_OK) {
-        r->keepalive = 0;
-    }
-
-    rc = ngx_http_send_header(r);
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return rc;
 }
 
 

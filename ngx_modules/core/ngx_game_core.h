@@ -167,6 +167,8 @@ ngx_int_t ngx_game_http_read_json(ngx_http_request_t *r,
     ngx_game_http_json_handler_pt handler);
 ngx_int_t ngx_game_http_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *body);
+ngx_int_t ngx_game_http_send_json_retry(ngx_http_request_t *r,
+    ngx_uint_t status, json_t *body, time_t retry_after);
 ngx_int_t ngx_game_http_send_text(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *json);
 ngx_int_t ngx_game_http_send_error(ngx_http_request_t *r, ngx_uint_t status,

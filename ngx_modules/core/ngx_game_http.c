@@ -21,7 +21,7 @@ typedef struct {
 
 
 static ngx_int_t ngx_game_http_send_buf(ngx_http_request_t *r,
-    ngx_uint_t status, ngx_buf_t *b);
+    ngx_uint_t status, ngx_buf_t *b, time_t retry_after);
 static void ngx_game_http_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_game_http_body_copy(ngx_http_request_t *r,
     ngx_str_t *body);
@@ -62,7 +62,34 @@ ngx_game_http_send_json(ngx_http_request_t *r, ngx_uint_t status,
     b->last += json_dumpb(body, (char *) b->pos, len, JSON_COMPACT);
     *b->last++ = '\n';
 
-    return ngx_game_http_send_buf(r, status, b);
+    return ngx_game_http_send_buf(r, status, b, 0);
+}
+
+
+/*
+ * A 429 or 503 whose Retry-After is known for this request (the time left
+ * on a lock, say) rather than the location's game_retry_after.
+ */
+
+ngx_int_t
+ngx_game_http_send_json_retry(ngx_http_request_t *r, ngx_uint_t status,
+    json_t *body, time_t retry_after)
+{
+    size_t      len;
+    ngx_buf_t  *b;
+
+    len = json_dumpb(body, NULL, 0, JSON_COMPACT);
+
+    b = ngx_create_temp_buf(r->pool, len + 1);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last += json_dumpb(body, (char *) b->pos, len, JSON_COMPACT);
+    *b->last++ = '\n';
+
+    return ngx_game_http_send_buf(r, status, b, retry_after > 0
+                                               ? retry_after : 1);
 }
 
 
@@ -86,13 +113,15 @@ ngx_game_http_send_text(ngx_http_request_t *r, ngx_uint_t status,
     b->last = json->data + json->len;
     b->memory = 1;
 
-    return ngx_game_http_send_buf(r, status, b);
+    return ngx_game_http_send_buf(r, status, b, 0);
 }
 
 
+/* "retry_after" 0: the location's game_retry_after, on 503 and 429 */
+
 static ngx_int_t
 ngx_game_http_send_buf(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_buf_t *b)
+    ngx_buf_t *b, time_t retry_after)
 {
     ngx_int_t                  rc;
     ngx_chain_t                out;
@@ -124,7 +153,9 @@ ngx_game_http_send_buf(ngx_http_request_t *r, ngx_uint_t status,
         if (h->value.data == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-        h->value.len = ngx_sprintf(h->value.data, "%T", clcf->retry_after)
+        h->value.len = ngx_sprintf(h->value.data, "%T",
+                                   retry_after ? retry_after
+                                               : clcf->retry_after)
                        - h->value.data;
     }
 
