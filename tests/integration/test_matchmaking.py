@@ -637,3 +637,26 @@ def test_two_nginx_instances_never_match_a_ticket_twice(stack, tmp_path):
         for s in servers:
             s.stop()
         subprocess.run(nginx2 + ["-s", "quit"], capture_output=True)
+
+
+def test_a_ticket_nobody_matches_expires(stack):
+    """Mode "brief" gives up after 2 s of waiting."""
+    _, auth = device_player(stack)
+    assert join(stack, auth, mode="brief").status_code == 202
+    st = wait_status(stack, auth, "expired", timeout=10)
+    assert st["queued_for_ms"] >= 2000
+    # an expired ticket no longer holds the player
+    assert join(stack, auth, mode="duel").status_code == 202
+    cancel(stack, auth)
+
+
+def test_concurrent_joins_of_one_player_make_one_ticket(stack):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, auth = device_player(stack)
+    with ThreadPoolExecutor(max_workers=16) as ex:
+        codes = list(ex.map(lambda _: join(stack, auth).status_code,
+                            range(32)))
+    assert codes.count(202) == 1, codes
+    assert codes.count(409) == 31, codes
+    cancel(stack, auth)
