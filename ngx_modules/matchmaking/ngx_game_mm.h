@@ -61,6 +61,7 @@ ngx_int_t ngx_game_mm_script(ngx_http_request_t *r,
 ngx_int_t ngx_game_mm_reply_is(redisReply *reply, const char *word);
 ngx_uint_t ngx_game_mm_uuid_valid(u_char *s, size_t len);
 void ngx_game_mm_uuid(u_char *out);
+ngx_uint_t ngx_game_mm_next_id(u_char **p, u_char *last, ngx_str_t *id);
 
 
 extern ngx_module_t             ngx_game_mm_module;

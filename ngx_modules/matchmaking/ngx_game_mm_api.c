@@ -397,8 +397,9 @@ ngx_game_mm_join_rated(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
 {
     int                       argc;
     double                    rating;
-    u_char                   *p, *last, *comma, queue[80],
-                              ttl[NGX_INT_T_LEN], limit[NGX_INT_T_LEN];
+    u_char                   *p, *last, queue[80], ttl[NGX_INT_T_LEN],
+                              limit[NGX_INT_T_LEN];
+    ngx_str_t                 member;
     ngx_game_mm_join_t       *j = q->data;
     ngx_http_request_t       *r = j->request;
     ngx_game_mm_main_conf_t  *mmcf;
@@ -441,15 +442,12 @@ ngx_game_mm_join_rated(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
     p = j->members.data;
     last = j->members.data + j->members.len;
 
-    while (p < last && argc < 6 + GAME_MM_MAX_TEAM_SIZE) {
-        comma = ngx_strlchr(p, last, ',');
-        if (comma == NULL) {
-            comma = last;
-        }
-        argv[argc] = (char *) p;
-        argvlen[argc] = comma - p;
+    while (argc < 6 + GAME_MM_MAX_TEAM_SIZE
+           && ngx_game_mm_next_id(&p, last, &member))
+    {
+        argv[argc] = (char *) member.data;
+        argvlen[argc] = member.len;
         argc++;
-        p = comma + 1;
     }
 
     rc = ngx_game_mm_script(r, &ngx_game_mm_lua_join, ngx_game_mm_join_done,
@@ -948,6 +946,33 @@ ngx_game_mm_uuid_valid(u_char *s, size_t len)
             return 0;
         }
     }
+
+    return 1;
+}
+
+
+/*
+ * The next item of a comma-separated list of ids (a ticket's players, a
+ * party's members): 0 when the list is used up.
+ */
+
+ngx_uint_t
+ngx_game_mm_next_id(u_char **p, u_char *last, ngx_str_t *id)
+{
+    u_char  *comma;
+
+    if (*p >= last) {
+        return 0;
+    }
+
+    comma = ngx_strlchr(*p, last, ',');
+    if (comma == NULL) {
+        comma = last;
+    }
+
+    id->data = *p;
+    id->len = comma - *p;
+    *p = comma + 1;
 
     return 1;
 }

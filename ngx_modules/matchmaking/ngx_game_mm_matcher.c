@@ -574,22 +574,9 @@ ngx_game_mm_allocate(ngx_game_mm_forming_t *f)
     ngx_game_redis_cmd_t *cmd;
     game_alloc_request_t  req;
 
-    if (RAND_bytes(f->id, 16) != 1) {
-        return;
-    }
-
-    /* a UUID-shaped match id; the allocator is idempotent per match id */
-    {
-        u_char  b[16];
-
-        ngx_memcpy(b, f->id, 16);
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        ngx_sprintf(f->id, "%*xs-%*xs-%*xs-%*xs-%*xs",
-                    (size_t) 4, b, (size_t) 2, b + 4, (size_t) 2, b + 6,
-                    (size_t) 2, b + 8, (size_t) 6, b + 10);
-        f->id[36] = '\0';
-    }
+    /* the match id is the game session's id; the allocator is
+     * idempotent per match id */
+    ngx_game_mm_uuid(f->id);
 
     ngx_cpystrn(mode, mq->mode->server_mode.data,
                 ngx_min(mq->mode->server_mode.len + 1, sizeof(mode)));
@@ -835,8 +822,9 @@ ngx_game_mm_claimed(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
 static void
 ngx_game_mm_session_open(ngx_game_mm_forming_t *f)
 {
-    u_char               *p, *last, *comma, *port, *json, *end;
+    u_char               *p, *id, *last, *port, *json, *end;
     size_t                size;
+    ngx_str_t             player;
     ngx_uint_t            k;
     ngx_game_mm_queue_t  *mq = f->queue;
     ngx_game_pg_query_t  *q;
@@ -861,21 +849,14 @@ ngx_game_mm_session_open(ngx_game_mm_forming_t *f)
 
     for (k = 0; k < f->match.count; k++) {
         e = &mq->entries[f->members[k].ticket];
+        id = e->players;
         last = e->players + ngx_strlen(e->players);
 
-        for (comma = e->players; comma < last; /* void */) {
-            u_char  *id = comma;
-
-            comma = ngx_strlchr(id, last, ',');
-            if (comma == NULL) {
-                comma = last;
-            }
-
+        while (ngx_game_mm_next_id(&id, last, &player)) {
             /* player ids are UUIDs (join checks): no escaping needed */
-            p = ngx_slprintf(p, end, "%s{\"player_id\":\"%*s\",\"team\":%uD}",
-                             p == json + 1 ? "" : ",", (size_t) (comma - id),
-                             id, f->members[k].team);
-            comma++;
+            p = ngx_slprintf(p, end, "%s{\"player_id\":\"%V\",\"team\":%uD}",
+                             p == json + 1 ? "" : ",", &player,
+                             f->members[k].team);
         }
     }
 
@@ -949,7 +930,7 @@ static ngx_int_t
 ngx_game_mm_tickets(ngx_game_mm_forming_t *f, ngx_game_mm_entry_t *e,
     const char **argv, size_t *argvlen, size_t *n)
 {
-    u_char                   *p, *last, *comma, claims[512], jti[16];
+    u_char                   *p, *last, claims[512], jti[16];
     time_t                    now;
     ngx_str_t                 payload, token, player;
     ngx_game_mm_main_conf_t  *mmcf = f->queue->mmcf;
@@ -962,15 +943,9 @@ ngx_game_mm_tickets(ngx_game_mm_forming_t *f, ngx_game_mm_entry_t *e,
     p = e->players;
     last = e->players + ngx_strlen(e->players);
 
-    while (p < last && *n + 3 <= 6 + 3 * GAME_MM_MAX_MEMBERS) {
-        comma = ngx_strlchr(p, last, ',');
-        if (comma == NULL) {
-            comma = last;
-        }
-
-        player.data = p;
-        player.len = comma - p;
-        p = comma + 1;
+    while (*n + 3 <= 6 + 3 * GAME_MM_MAX_MEMBERS
+           && ngx_game_mm_next_id(&p, last, &player))
+    {
 
         if (RAND_bytes(jti, sizeof(jti)) != 1) {
             return NGX_ERROR;

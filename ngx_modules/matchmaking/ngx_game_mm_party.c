@@ -120,8 +120,8 @@ static void
 ngx_game_mm_party_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply)
 {
-    size_t                len;
-    u_char               *p, *last, *comma;
+    u_char               *p, *last;
+    ngx_str_t             id;
     ngx_uint_t            member;
     ngx_game_mm_party_t  *pt = cmd->data;
     ngx_http_request_t   *r = pt->request;
@@ -164,19 +164,13 @@ ngx_game_mm_party_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     member = 0;
     p = (u_char *) reply->element[2]->str;
     last = p + reply->element[2]->len;
-    len = pt->player.len;
 
-    while (p < last) {
-        comma = ngx_strlchr(p, last, ',');
-        if (comma == NULL) {
-            comma = last;
-        }
-        if ((size_t) (comma - p) == len
-            && ngx_strncmp(p, pt->player.data, len) == 0)
+    while (ngx_game_mm_next_id(&p, last, &id)) {
+        if (id.len == pt->player.len
+            && ngx_strncmp(id.data, pt->player.data, id.len) == 0)
         {
             member = 1;
         }
-        p = comma + 1;
     }
 
     if (!member) {
@@ -196,8 +190,9 @@ static ngx_int_t
 ngx_game_mm_party_send(ngx_game_mm_party_t *pt, ngx_uint_t status,
     redisReply *leader, redisReply *members)
 {
-    u_char     *p, *last, *comma;
+    u_char     *p, *last;
     json_t     *body, *list;
+    ngx_str_t   id;
     ngx_int_t   rc;
 
     list = json_array();
@@ -213,13 +208,9 @@ ngx_game_mm_party_send(ngx_game_mm_party_t *pt, ngx_uint_t status,
         p = (u_char *) members->str;
         last = p + members->len;
 
-        while (p < last) {
-            comma = ngx_strlchr(p, last, ',');
-            if (comma == NULL) {
-                comma = last;
-            }
-            json_array_append_new(list, json_stringn((char *) p, comma - p));
-            p = comma + 1;
+        while (ngx_game_mm_next_id(&p, last, &id)) {
+            json_array_append_new(list, json_stringn((char *) id.data,
+                                                     id.len));
         }
     }
 
