@@ -19,11 +19,20 @@
 #include "ngx_game_core_internal.h"
 
 
+/* one dependency's answer; JSON is built only when it is sent */
+typedef struct {
+    const char                 *kind;       /* "postgres", "redis" */
+    ngx_str_t                  *name;
+    ngx_int_t                   rc;
+} ngx_game_ready_check_t;
+
+
 typedef struct {
     ngx_http_request_t         *request;
-    json_t                     *checks;
+    ngx_game_ready_check_t     *checks;
+    ngx_uint_t                  nchecks;
     ngx_uint_t                  pending;
-    ngx_str_t                   failed;     /* the first failure, named */
+    ngx_game_ready_check_t     *failed;     /* the first failure */
 } ngx_game_ready_ctx_t;
 
 
@@ -37,7 +46,7 @@ static void ngx_game_ready_record(ngx_game_ready_ctx_t *ctx,
     const char *kind, ngx_str_t *name, ngx_int_t rc);
 static ngx_int_t ngx_game_ready_respond(ngx_game_ready_ctx_t *ctx);
 static ngx_int_t ngx_game_ready_send_ok(ngx_game_ready_ctx_t *ctx);
-static void ngx_game_ready_cleanup(void *data);
+static json_t *ngx_game_ready_checks(ngx_game_ready_ctx_t *ctx);
 static ngx_int_t ngx_game_json_echo_handler(ngx_http_request_t *r);
 static void ngx_game_json_echo_body(ngx_http_request_t *r, json_t *body);
 
@@ -114,7 +123,6 @@ ngx_game_ready_handler(ngx_http_request_t *r)
 {
     ngx_int_t                   rc;
     ngx_uint_t                  i;
-    ngx_pool_cleanup_t         *cln;
     ngx_game_pg_pool_t        **pg;
     ngx_game_pg_query_t        *q;
     ngx_game_redis_cmd_t       *cmd;
@@ -132,19 +140,17 @@ ngx_game_ready_handler(ngx_http_request_t *r)
     cmcf = ngx_http_get_module_main_conf(r, ngx_game_core_module);
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_game_ready_ctx_t));
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (ctx == NULL || cln == NULL) {
+    if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->request = r;
-    ctx->checks = json_object();
+    ctx->checks = ngx_palloc(r->pool, (cmcf->pg_pools.nelts
+                                       + cmcf->redis_pools.nelts + 1)
+                                      * sizeof(ngx_game_ready_check_t));
     if (ctx->checks == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    cln->handler = ngx_game_ready_cleanup;
-    cln->data = ctx;
 
     /* the handler's own reference: no completion finalizes the request
      * while checks are still being started */
@@ -222,40 +228,66 @@ static void
 ngx_game_ready_record(ngx_game_ready_ctx_t *ctx, const char *kind,
     ngx_str_t *name, ngx_int_t rc)
 {
-    u_char              key[64], *last;
-    const char         *state;
-    ngx_http_request_t *r = ctx->request;
+    ngx_game_ready_check_t  *c;
 
-    last = ngx_snprintf(key, sizeof(key) - 1, "%s:%V", kind, name);
-    *last = '\0';
+    c = &ctx->checks[ctx->nchecks++];
+    c->kind = kind;
+    c->name = name;
+    c->rc = rc;
 
-    switch (rc) {
-    case NGX_OK:
-        state = "ok";
-        break;
-    case NGX_GAME_TIMEOUT:
-        state = "timeout";
-        break;
-    case NGX_GAME_UNAVAILABLE:
-        state = "unavailable";
-        break;
-    default:
-        state = "error";
-    }
-
-    (void) json_object_set_new(ctx->checks, (char *) key, json_string(state));
-
-    if (rc != NGX_OK && ctx->failed.len == 0) {
-        ctx->failed.data = ngx_pnalloc(r->pool, last - key);
-        if (ctx->failed.data) {
-            ctx->failed.len = last - key;
-            ngx_memcpy(ctx->failed.data, key, ctx->failed.len);
-        }
+    if (rc != NGX_OK && ctx->failed == NULL) {
+        ctx->failed = c;
     }
 
     if (--ctx->pending == 0) {
-        ngx_http_finalize_request(r, ngx_game_ready_respond(ctx));
+        ngx_http_finalize_request(ctx->request, ngx_game_ready_respond(ctx));
     }
+}
+
+
+static json_t *
+ngx_game_ready_checks(ngx_game_ready_ctx_t *ctx)
+{
+    u_char                   key[64];
+    json_t                  *checks;
+    ngx_uint_t               i;
+    const char              *state;
+    ngx_game_ready_check_t  *c;
+
+    checks = json_object();
+    if (checks == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < ctx->nchecks; i++) {
+        c = &ctx->checks[i];
+
+        switch (c->rc) {
+        case NGX_OK:
+            state = "ok";
+            break;
+        case NGX_GAME_TIMEOUT:
+            state = "timeout";
+            break;
+        case NGX_GAME_UNAVAILABLE:
+            state = "unavailable";
+            break;
+        default:
+            state = "error";
+        }
+
+        *ngx_snprintf(key, sizeof(key) - 1, "%s:%V", c->kind, c->name)
+            = '\0';
+
+        if (json_object_set_new(checks, (char *) key, json_string(state))
+            != 0)
+        {
+            json_decref(checks);
+            return NULL;
+        }
+    }
+
+    return checks;
 }
 
 
@@ -263,20 +295,25 @@ static ngx_int_t
 ngx_game_ready_respond(ngx_game_ready_ctx_t *ctx)
 {
     u_char               msg[128];
-    json_t              *body;
+    json_t              *body, *checks;
     ngx_int_t            rc;
     ngx_http_request_t  *r = ctx->request;
 
-    if (ctx->failed.len == 0) {
+    if (ctx->failed == NULL) {
         return ngx_game_ready_send_ok(ctx);
     }
 
-    *ngx_snprintf(msg, sizeof(msg) - 1, "dependency %V is not ready",
-                  &ctx->failed) = '\0';
+    *ngx_snprintf(msg, sizeof(msg) - 1, "dependency %s:%V is not ready",
+                  ctx->failed->kind, ctx->failed->name) = '\0';
 
-    body = json_pack("{s:{s:s,s:s},s:O}",
+    checks = ngx_game_ready_checks(ctx);
+    if (checks == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    body = json_pack("{s:{s:s,s:s},s:o}",
                      "error", "code", "not_ready", "message", (char *) msg,
-                     "checks", ctx->checks);
+                     "checks", checks);
     if (body == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -297,13 +334,17 @@ static ngx_int_t
 ngx_game_ready_send_ok(ngx_game_ready_ctx_t *ctx)
 {
     char       *text;
-    json_t     *body;
+    json_t     *body, *checks;
 
     static ngx_str_t  cached;
 
     if (cached.data == NULL) {
-        body = json_pack("{s:s,s:O}", "status", "ready",
-                         "checks", ctx->checks);
+        checks = ngx_game_ready_checks(ctx);
+        if (checks == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        body = json_pack("{s:s,s:o}", "status", "ready", "checks", checks);
         if (body == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -328,15 +369,6 @@ ngx_game_ready_send_ok(ngx_game_ready_ctx_t *ctx)
     }
 
     return ngx_game_http_send_text(ctx->request, NGX_HTTP_OK, &cached);
-}
-
-
-static void
-ngx_game_ready_cleanup(void *data)
-{
-    ngx_game_ready_ctx_t  *ctx = data;
-
-    json_decref(ctx->checks);
 }
 
 
