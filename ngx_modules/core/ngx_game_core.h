@@ -123,6 +123,10 @@ struct ngx_game_redis_cmd_s {
     const char                 *argv[NGX_GAME_REDIS_MAX_ARGS];
     size_t                      argvlen[NGX_GAME_REDIS_MAX_ARGS];
     unsigned                    evaled:1;
+
+    /* set by a caller that expects and handles an error reply itself
+     * (XGROUP CREATE meeting BUSYGROUP): it is not logged */
+    unsigned                    quiet:1;
 };
 
 

@@ -787,9 +787,12 @@ ngx_game_redis_on_reply(redisAsyncContext *ac, void *r, void *data)
 
     } else if (reply->type == REDIS_REPLY_ERROR) {
         rc = NGX_GAME_QUERY_ERROR;
-        ngx_log_error(NGX_LOG_ERR, cmd->log, 0,
-                      "game: Redis pool \"%V\": command failed: %*s",
-                      &rp->name, (size_t) reply->len, reply->str);
+
+        if (!cmd->quiet) {
+            ngx_log_error(NGX_LOG_ERR, cmd->log, 0,
+                          "game: Redis pool \"%V\": command failed: %*s",
+                          &rp->name, (size_t) reply->len, reply->str);
+        }
 
     } else {
         rc = NGX_OK;

@@ -116,6 +116,10 @@ static ngx_game_pg_stmt_t  ngx_game_mm_session_stmt = {
 };
 
 
+/* the allocator's own allocation script (gameserver/allocator) */
+static ngx_game_redis_script_t  ngx_game_mm_alloc_script;
+
+
 static ngx_event_t            ngx_game_mm_timer;
 static ngx_array_t            ngx_game_mm_queues;   /* ngx_game_mm_queue_t */
 static game_mm_engine_t      *ngx_game_mm_engine;
@@ -138,6 +142,10 @@ ngx_game_mm_matcher_start(ngx_cycle_t *cycle, ngx_game_mm_main_conf_t *mmcf)
     }
 
     ngx_game_mm_log = cycle->log;
+
+    ngx_game_mm_alloc_script.text = game_alloc_scripts[GAME_ALLOC_ALLOCATE].text;
+    ngx_game_mm_alloc_script.len = game_alloc_scripts[GAME_ALLOC_ALLOCATE].len;
+    ngx_game_redis_script_init(&ngx_game_mm_alloc_script);
 
     if (ngx_array_init(&ngx_game_mm_queues, cycle->pool, 4,
                        sizeof(ngx_game_mm_queue_t))
@@ -610,8 +618,13 @@ ngx_game_mm_allocate(ngx_game_mm_forming_t *f)
 
     mq->pending++;
 
-    if (ngx_game_redis_cmd_run(mq->mmcf->redis, cmd, f->alloc.argc,
-                               f->alloc.argv, f->alloc.argvlen)
+    /* the builder made "EVALSHA sha numkeys keys... args...": the core
+     * runs the rest by the same script, and resends its text on NOSCRIPT */
+    if (ngx_game_redis_eval(mq->mmcf->redis, cmd, &ngx_game_mm_alloc_script,
+                            (int) ngx_atoi((u_char *) f->alloc.argv[2],
+                                           f->alloc.argvlen[2]),
+                            f->alloc.argc - 3,
+                            f->alloc.argv + 3, f->alloc.argvlen + 3)
         != NGX_AGAIN)
     {
         mq->pending--;
@@ -632,24 +645,6 @@ ngx_game_mm_allocated(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     size_t                 *argvlen;
 
     mq->pending--;
-
-    if (rc == NGX_GAME_QUERY_ERROR
-        && game_alloc_is_noscript(reply->str, reply->len)
-        && f->alloc.argv[0][4] == 'S')   /* still EVALSHA */
-    {
-        /* Redis lost its script cache: send the text this once */
-        game_alloc_argv_eval(&f->alloc);
-        mq->pending++;
-        cmd->handler = ngx_game_mm_allocated;
-        if (ngx_game_redis_cmd_run(mq->mmcf->redis, cmd, f->alloc.argc,
-                                   f->alloc.argv, f->alloc.argvlen)
-            != NGX_AGAIN)
-        {
-            mq->pending--;
-            ngx_game_mm_step_done(mq);
-        }
-        return;
-    }
 
     if (rc != NGX_OK || reply->type != REDIS_REPLY_ARRAY) {
         ngx_game_mm_step_done(mq);

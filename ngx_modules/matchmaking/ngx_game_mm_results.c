@@ -34,6 +34,7 @@ typedef struct {
     ngx_str_t                   stream;
     ngx_str_t                   consumer;
     unsigned                    group_ready:1;
+    unsigned                    quiet:1;
     unsigned                    own_done:1;     /* no pending of our own */
 } ngx_game_mm_results_t;
 
@@ -158,8 +159,11 @@ ngx_game_mm_results_tick(ngx_event_t *ev)
         argvlen[4] = 1;
         argvlen[5] = 8;
 
+        /* BUSYGROUP is the usual answer after the first worker */
+        res->quiet = 1;
         (void) ngx_game_mm_results_cmd(res, ngx_game_mm_results_grouped, res,
                                        6, argv, argvlen);
+        res->quiet = 0;
         ngx_game_mm_results_step_done(res);
         return;
     }
@@ -453,6 +457,7 @@ ngx_game_mm_results_cmd(ngx_game_mm_results_t *res,
 
     cmd->handler = handler;
     cmd->data = data;
+    cmd->quiet = res->quiet;
 
     res->pending++;
 

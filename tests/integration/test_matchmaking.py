@@ -660,3 +660,20 @@ def test_concurrent_joins_of_one_player_make_one_ticket(stack):
     assert codes.count(202) == 1, codes
     assert codes.count(409) == 31, codes
     cancel(stack, auth)
+
+
+def test_the_matcher_survives_redis_forgetting_its_scripts(stack):
+    """SCRIPT FLUSH (a Redis restart without persistence does the same):
+    lease, claim, assign and the allocator's script come back by EVAL."""
+    rds = redis.Redis(port=stack.redis_port)
+    server = FakeServer(stack, 41006, mode="pair6")
+    try:
+        players = [device_player(stack) for _ in range(2)]
+        rds.script_flush()
+        for _, auth in players:
+            assert join(stack, auth, mode="pair6").status_code == 202
+        rds.script_flush()
+        sts = [wait_status(stack, auth, "matched") for _, auth in players]
+        assert sts[0]["match_id"] == sts[1]["match_id"]
+    finally:
+        server.stop()
