@@ -43,6 +43,8 @@ typedef struct {
     ngx_game_mm_results_t      *res;
     u_char                      id[64];
     size_t                      id_len;
+    u_char                      match[37];
+    json_t                     *result;     /* parsed, owned by the pass */
 } ngx_game_mm_result_entry_t;
 
 
@@ -57,7 +59,14 @@ static void ngx_game_mm_results_entries(ngx_game_mm_results_t *res,
     redisReply *entries);
 static void ngx_game_mm_results_applied(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *pgres);
+static void ngx_game_mm_results_finish(ngx_game_mm_result_entry_t *e);
+static void ngx_game_mm_results_finished(ngx_game_redis_cmd_t *cmd,
+    ngx_int_t rc, redisReply *reply);
+static ngx_int_t ngx_game_mm_results_eval(ngx_game_mm_results_t *res,
+    ngx_game_redis_script_t *script, ngx_game_redis_handler_pt handler,
+    void *data, int argc, const char **argv, size_t *argvlen);
 static void ngx_game_mm_results_ack(ngx_game_mm_result_entry_t *e);
+static void ngx_game_mm_results_json_cleanup(void *data);
 static void ngx_game_mm_results_acked(ngx_game_redis_cmd_t *cmd,
     ngx_int_t rc, redisReply *reply);
 static ngx_int_t ngx_game_mm_results_cmd(ngx_game_mm_results_t *res,
@@ -300,6 +309,7 @@ ngx_game_mm_results_entries(ngx_game_mm_results_t *res, redisReply *entries)
     size_t                       i, k;
     ngx_int_t                    rc;
     redisReply                  *entry, *fields, *match, *result;
+    ngx_pool_cleanup_t          *cln;
     ngx_game_pg_query_t         *q;
     ngx_game_mm_result_entry_t  *e;
 
@@ -351,6 +361,21 @@ ngx_game_mm_results_entries(ngx_game_mm_results_t *res, redisReply *entries)
             continue;
         }
 
+        ngx_memcpy(e->match, match->str, 36);
+
+        /* the players to release afterwards; a result that is not JSON
+         * goes to PostgreSQL all the same, which refuses it for good */
+        e->result = json_loadb(result->str, result->len, 0, NULL);
+        if (e->result) {
+            cln = ngx_pool_cleanup_add(res->pass, 0);
+            if (cln == NULL) {
+                json_decref(e->result);
+                return;
+            }
+            cln->handler = ngx_game_mm_results_json_cleanup;
+            cln->data = e->result;
+        }
+
         q = ngx_game_pg_query_create(res->pass, ngx_game_mm_results_timer.log,
                                      &ngx_game_mm_result_stmt);
         if (q == NULL) {
@@ -392,7 +417,7 @@ ngx_game_mm_results_applied(ngx_game_pg_query_t *q, ngx_int_t rc,
         ngx_log_error(NGX_LOG_INFO, ngx_game_mm_results_timer.log, 0,
                       "game mm: result %*s: %s", e->id_len, e->id,
                       PQntuples(pgres) ? PQgetvalue(pgres, 0, 0) : "?");
-        ngx_game_mm_results_ack(e);
+        ngx_game_mm_results_finish(e);
 
     } else if (rc == NGX_GAME_QUERY_ERROR) {
         /* the database refused this result for good (the core logged
@@ -409,6 +434,99 @@ ngx_game_mm_results_applied(ngx_game_pg_query_t *q, ngx_int_t rc,
     }
 
     ngx_game_mm_results_step_done(res);
+}
+
+
+/*
+ * End the players' tickets (finish.lua) so that they may queue again, then
+ * acknowledge.  Both steps are idempotent: if Redis fails between them,
+ * the entry comes back and is applied and finished again, changing
+ * nothing.
+ */
+
+static void
+ngx_game_mm_results_finish(ngx_game_mm_result_entry_t *e)
+{
+    int           argc;
+    size_t        i;
+    json_t       *players, *p, *id, *reason;
+    const char   *argv[3 + GAME_MM_MAX_MEMBERS];
+    size_t        argvlen[3 + GAME_MM_MAX_MEMBERS];
+    ngx_game_mm_results_t  *res = e->res;
+
+    reason = json_object_get(e->result, "reason");
+
+    argv[0] = (char *) res->mmcf->prefix.data;
+    argvlen[0] = res->mmcf->prefix.len;
+    argv[1] = (char *) e->match;
+    argvlen[1] = 36;
+    argv[2] = (json_is_string(reason)
+               && ngx_strcmp(json_string_value(reason), "abort") == 0)
+              ? "failed" : "finished";
+    argvlen[2] = ngx_strlen(argv[2]);
+    argc = 3;
+
+    players = json_object_get(e->result, "players");
+
+    json_array_foreach(players, i, p) {
+        id = json_object_get(p, "id");
+        if (argc < 3 + GAME_MM_MAX_MEMBERS && json_is_string(id)) {
+            argv[argc] = json_string_value(id);
+            argvlen[argc] = json_string_length(id);
+            argc++;
+        }
+    }
+
+    res->pending++;
+
+    if (ngx_game_mm_results_eval(res, &ngx_game_mm_lua_finish,
+                                 ngx_game_mm_results_finished, e, argc, argv,
+                                 argvlen)
+        != NGX_OK)
+    {
+        res->pending--;
+        res->own_done = 0;
+    }
+}
+
+
+static void
+ngx_game_mm_results_finished(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply)
+{
+    ngx_game_mm_result_entry_t  *e = cmd->data;
+    ngx_game_mm_results_t       *res = e->res;
+
+    res->pending--;
+
+    if (rc == NGX_OK) {
+        ngx_game_mm_results_ack(e);
+
+    } else {
+        res->own_done = 0;
+    }
+
+    ngx_game_mm_results_step_done(res);
+}
+
+
+static ngx_int_t
+ngx_game_mm_results_eval(ngx_game_mm_results_t *res,
+    ngx_game_redis_script_t *script, ngx_game_redis_handler_pt handler,
+    void *data, int argc, const char **argv, size_t *argvlen)
+{
+    ngx_game_redis_cmd_t  *cmd;
+
+    cmd = ngx_game_redis_cmd_create(res->pass, ngx_game_mm_results_timer.log);
+    if (cmd == NULL) {
+        return NGX_ERROR;
+    }
+
+    cmd->handler = handler;
+    cmd->data = data;
+
+    return ngx_game_redis_eval(res->mmcf->redis, cmd, script, 0, argc, argv,
+                               argvlen) == NGX_AGAIN ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -508,4 +626,11 @@ ngx_game_mm_is_uuid(const char *s, size_t len)
     }
 
     return 1;
+}
+
+
+static void
+ngx_game_mm_results_json_cleanup(void *data)
+{
+    json_decref(data);
 }

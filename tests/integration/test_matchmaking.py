@@ -450,6 +450,12 @@ def test_matched_players_connect_to_their_server_and_play(stack, tmp_path):
         assert sorted(again) == sorted(rows)
         pending = rds.xpending("game:results", "nginx")
         assert pending["pending"] == 0
+
+        # the match is over: the players' tickets ended, they queue again
+        for pid, auth in players:
+            assert wait_status(stack, auth, "finished")["match_id"] == match_id
+            assert join(stack, auth, mode="pair4").status_code == 202
+            assert cancel(stack, auth).status_code == 200
     finally:
         server.terminate()
         server.wait(timeout=30)
