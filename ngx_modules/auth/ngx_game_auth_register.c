@@ -167,8 +167,15 @@ ngx_game_auth_account_fields(ngx_game_auth_ctx_t *ctx, json_t *body)
 }
 
 
+/*
+ * The password is hashed: write the account's credentials, as a new
+ * account (register) or onto a guest's (link); both statements take the
+ * same parameters.
+ */
+
 static void
-ngx_game_auth_register_hashed(ngx_game_auth_ctx_t *ctx)
+ngx_game_auth_credentials_write(ngx_game_auth_ctx_t *ctx,
+    ngx_game_pg_stmt_t *stmt, ngx_game_pg_handler_pt done)
 {
     ngx_game_pg_query_t  *q;
 
@@ -177,8 +184,7 @@ ngx_game_auth_register_hashed(ngx_game_auth_ctx_t *ctx)
         return;
     }
 
-    q = ngx_game_auth_query(ctx, &ngx_game_auth_register_insert,
-                            ngx_game_auth_register_done);
+    q = ngx_game_auth_query(ctx, stmt, done);
     if (q == NULL) {
         ngx_game_auth_finalize(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
@@ -191,6 +197,14 @@ ngx_game_auth_register_hashed(ngx_game_auth_ctx_t *ctx)
     q->values[4] = ctx->hash;
 
     (void) ngx_game_auth_run(ctx, q);
+}
+
+
+static void
+ngx_game_auth_register_hashed(ngx_game_auth_ctx_t *ctx)
+{
+    ngx_game_auth_credentials_write(ctx, &ngx_game_auth_register_insert,
+                                    ngx_game_auth_register_done);
 }
 
 
@@ -406,27 +420,8 @@ ngx_game_auth_link_body(ngx_http_request_t *r, json_t *body)
 static void
 ngx_game_auth_link_hashed(ngx_game_auth_ctx_t *ctx)
 {
-    ngx_game_pg_query_t  *q;
-
-    if (ctx->hash_failed) {
-        ngx_game_auth_finalize(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    q = ngx_game_auth_query(ctx, &ngx_game_auth_link_update,
-                            ngx_game_auth_link_done);
-    if (q == NULL) {
-        ngx_game_auth_finalize(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    q->values[0] = ctx->new_id;
-    q->values[1] = (char *) ctx->username.data;
-    q->values[2] = ctx->email_ct;
-    q->values[3] = ctx->email_ix;
-    q->values[4] = ctx->hash;
-
-    (void) ngx_game_auth_run(ctx, q);
+    ngx_game_auth_credentials_write(ctx, &ngx_game_auth_link_update,
+                                    ngx_game_auth_link_done);
 }
 
 
