@@ -178,6 +178,8 @@ extern ngx_module_t  ngx_game_auth_module;
 
 /* ngx_game_auth_module.c */
 ngx_game_auth_ctx_t *ngx_game_auth_ctx(ngx_http_request_t *r);
+ngx_int_t ngx_game_auth_post_json(ngx_http_request_t *r,
+    ngx_game_http_json_handler_pt handler);
 ngx_int_t ngx_game_auth_send_retry(ngx_http_request_t *r, time_t seconds,
     const char *code, const char *message);
 void ngx_game_auth_finalize(ngx_game_auth_ctx_t *ctx, ngx_int_t rc);

@@ -58,16 +58,7 @@ static ngx_game_pg_stmt_t  ngx_game_auth_login_issue = {
 ngx_int_t
 ngx_game_auth_login_handler(ngx_http_request_t *r)
 {
-    if (r->method != NGX_HTTP_POST) {
-        return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                        "method_not_allowed", "use POST");
-    }
-
-    if (ngx_game_auth_ctx(r) == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_game_http_read_json(r, ngx_game_auth_login_body);
+    return ngx_game_auth_post_json(r, ngx_game_auth_login_body);
 }
 
 

@@ -647,6 +647,26 @@ ngx_game_auth_init_process(ngx_cycle_t *cycle)
 }
 
 
+/* the endpoints that take a JSON body: POST only, the request's context
+ * made, the body read and handed to "handler" */
+
+ngx_int_t
+ngx_game_auth_post_json(ngx_http_request_t *r,
+    ngx_game_http_json_handler_pt handler)
+{
+    if (r->method != NGX_HTTP_POST) {
+        return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                        "method_not_allowed", "use POST");
+    }
+
+    if (ngx_game_auth_ctx(r) == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_game_http_read_json(r, handler);
+}
+
+
 ngx_game_auth_ctx_t *
 ngx_game_auth_ctx(ngx_http_request_t *r)
 {

@@ -74,16 +74,7 @@ static ngx_game_pg_stmt_t  ngx_game_auth_link_update = {
 ngx_int_t
 ngx_game_auth_register_handler(ngx_http_request_t *r)
 {
-    if (r->method != NGX_HTTP_POST) {
-        return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                        "method_not_allowed", "use POST");
-    }
-
-    if (ngx_game_auth_ctx(r) == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_game_http_read_json(r, ngx_game_auth_register_body);
+    return ngx_game_auth_post_json(r, ngx_game_auth_register_body);
 }
 
 
@@ -283,16 +274,7 @@ ngx_game_auth_send_account(ngx_game_auth_ctx_t *ctx, ngx_uint_t status)
 ngx_int_t
 ngx_game_auth_device_handler(ngx_http_request_t *r)
 {
-    if (r->method != NGX_HTTP_POST) {
-        return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                        "method_not_allowed", "use POST");
-    }
-
-    if (ngx_game_auth_ctx(r) == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_game_http_read_json(r, ngx_game_auth_device_body);
+    return ngx_game_auth_post_json(r, ngx_game_auth_device_body);
 }
 
 
@@ -382,12 +364,7 @@ ngx_game_auth_device_done(ngx_game_pg_query_t *q, ngx_int_t rc,
 ngx_int_t
 ngx_game_auth_link_handler(ngx_http_request_t *r)
 {
-    if (r->method != NGX_HTTP_POST) {
-        return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                        "method_not_allowed", "use POST");
-    }
-
-    return ngx_game_http_read_json(r, ngx_game_auth_link_body);
+    return ngx_game_auth_post_json(r, ngx_game_auth_link_body);
 }
 
 

@@ -41,23 +41,6 @@ static ngx_game_pg_stmt_t  ngx_game_auth_logout_revoke = {
 };
 
 
-static ngx_int_t
-ngx_game_auth_post_json(ngx_http_request_t *r,
-    ngx_game_http_json_handler_pt handler)
-{
-    if (r->method != NGX_HTTP_POST) {
-        return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                        "method_not_allowed", "use POST");
-    }
-
-    if (ngx_game_auth_ctx(r) == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_game_http_read_json(r, handler);
-}
-
-
 ngx_int_t
 ngx_game_auth_refresh_handler(ngx_http_request_t *r)
 {

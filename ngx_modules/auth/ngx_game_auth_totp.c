@@ -178,12 +178,7 @@ ngx_game_auth_totp_stored(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
 ngx_int_t
 ngx_game_auth_totp_confirm_handler(ngx_http_request_t *r)
 {
-    if (r->method != NGX_HTTP_POST) {
-        return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                        "method_not_allowed", "use POST");
-    }
-
-    return ngx_game_http_read_json(r, ngx_game_auth_totp_confirm_body);
+    return ngx_game_auth_post_json(r, ngx_game_auth_totp_confirm_body);
 }
 
 
