@@ -73,7 +73,6 @@ static ngx_int_t ngx_game_mm_results_cmd(ngx_game_mm_results_t *res,
     ngx_game_redis_handler_pt handler, void *data, int argc,
     const char **argv, size_t *argvlen);
 static void ngx_game_mm_results_step_done(ngx_game_mm_results_t *res);
-static ngx_uint_t ngx_game_mm_is_uuid(const char *s, size_t len);
 
 
 static ngx_game_pg_stmt_t  ngx_game_mm_result_stmt = {
@@ -355,7 +354,7 @@ ngx_game_mm_results_entries(ngx_game_mm_results_t *res, redisReply *entries)
         /* a match the matchmaker did not make (a test, a direct bot):
          * nothing of ours to update */
         if (match == NULL || result == NULL
-            || !ngx_game_mm_is_uuid(match->str, match->len))
+            || !ngx_game_mm_uuid_valid((u_char *) match->str, match->len))
         {
             ngx_game_mm_results_ack(e);
             continue;
@@ -599,33 +598,6 @@ ngx_game_mm_results_step_done(ngx_game_mm_results_t *res)
 
     ngx_destroy_pool(res->pass);
     res->pass = NULL;
-}
-
-
-static ngx_uint_t
-ngx_game_mm_is_uuid(const char *s, size_t len)
-{
-    size_t  i;
-
-    if (len != 36) {
-        return 0;
-    }
-
-    for (i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-') {
-                return 0;
-            }
-
-        } else if (!((s[i] >= '0' && s[i] <= '9')
-                     || (s[i] >= 'a' && s[i] <= 'f')
-                     || (s[i] >= 'A' && s[i] <= 'F')))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
 }
 
 
