@@ -131,3 +131,85 @@ local function assignment(s, existing)
              s.state, existing }
 end
 
+
+-- Give match "match" a live Ready server of region+mode (any build when
+-- build is ''), atomically: Redis runs a script alone, so between reading
+-- the index and writing the server no other allocation can run, and a
+-- server can never be handed to two matches.  allocate.lua is this
+-- function alone; the matchmaker's match.lua calls it in the same script
+-- that claims the match's tickets, so that nothing is allocated for a
+-- ticket that is no longer queued.
+local function allocate(match, region, mode, build, players)
+    local mk = match_key(match)
+    local any, pinned = index_keys(region, mode, build)
+    local index = pinned or any
+
+    -- Idempotent by match id: a caller that timed out and retries gets
+    -- the server it already has instead of taking a second one.
+    local owner = redis.call('HGET', mk, 'server')
+    if owner then
+        local s = load_server(owner)
+        if s and s.match == match
+           and (s.state == 'Allocated' or s.state == 'Playing')
+           and redis.call('EXISTS', hb_key(owner)) == 1
+        then
+            return assignment(s, '1')
+        end
+        -- The match is over or its server died: the players must not be
+        -- sent anywhere else under the same match id.
+        return { 'MATCH_GONE', owner }
+    end
+
+    -- Servers too small for the match are skipped, not dropped.  Fleets
+    -- that mix capacities within one region+mode should tell them apart
+    -- by mode or build; the bound keeps a misconfigured fleet from
+    -- costing a scan.
+    local SKIP_MAX = 32
+    local skipped = 0
+
+    while true do
+        local top = redis.call('ZREVRANGE', index, skipped, skipped)
+        if #top == 0 then
+            return { 'NO_SERVER' }
+        end
+
+        local id = top[1]
+        local s = load_server(id)
+
+        if not s or s.state ~= 'Ready'
+           or redis.call('EXISTS', hb_key(id)) == 0
+        then
+            -- Dead (no heartbeat within its ttl) or not Ready any more:
+            -- drop it from the indexes for good; only register puts it
+            -- back.
+            if s then
+                index_remove(s)
+            else
+                redis.call('ZREM', index, id)
+            end
+
+        elseif (tonumber(s.capacity) or 0) > 0
+               and players > tonumber(s.capacity)
+        then
+            skipped = skipped + 1
+            if skipped >= SKIP_MAX then
+                return { 'NO_SERVER' }
+            end
+
+        else
+            local now = now_ms()
+            index_remove(s)
+            redis.call('HSET', server_key(id), 'state', 'Allocated',
+                       'match', match, 'players', tostring(players),
+                       'since', now)
+            redis.call('HINCRBY', server_key(id), 'matches', 1)
+            redis.call('HSET', mk, 'server', id, 'region', region,
+                       'mode', mode, 'players', tostring(players),
+                       'since', now)
+            s.state, s.match, s.players = 'Allocated', match,
+                                          tostring(players)
+            host_load_add(s.host, 1)
+            return assignment(s, '0')
+        end
+    end
+end
