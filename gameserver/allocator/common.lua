@@ -26,7 +26,8 @@ local MATCH_TOMBSTONE_MS = 3600000
 local BUSY = { Allocated = true, Playing = true, Finished = true }
 
 local FIELDS = { 'state', 'token', 'addr', 'port', 'region', 'mode',
-                 'build', 'host', 'capacity', 'match', 'players', 'ttl' }
+                 'build', 'host', 'capacity', 'match', 'players', 'ttl',
+                 'drain' }
 
 -- The server record as a table, or nil.  Missing fields read as '' so
 -- that callers can concatenate them without nil checks.
@@ -126,6 +127,7 @@ local function forget(s)
 end
 
 -- The reply shared by allocate and heartbeat: what a server is doing.
+-- heartbeat.lua appends the drain flag; allocate's reply stays as it is.
 local function assignment(s, existing)
     return { 'OK', s.id, s.addr, s.port, s.match, s.players, s.mode,
              s.state, existing }

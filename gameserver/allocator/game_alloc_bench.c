@@ -59,6 +59,7 @@ typedef struct {
     pthread_t            thread;
     int                  index, n, done, no_server, errors, baseline;
     int                  prev;              /* server to release, or -1 */
+    char                 prev_match[48];    /* and the match it holds */
     int                  started;
     double              *lat;               /* milliseconds */
 } game_alloc_bench_worker_t;
@@ -124,7 +125,8 @@ game_alloc_bench_release(game_alloc_bench_worker_t *w, redisContext *rc)
 
     for (i = 0; i < 2; i++) {
         if (game_alloc_argv_set_state(&a, w->bench->prefix, id,
-                                      GAME_ALLOC_BENCH_TOKEN, to[i])
+                                      GAME_ALLOC_BENCH_TOKEN, to[i],
+                                      w->prev_match, NULL)
             != GAME_ALLOC_OK
             || redisAppendCommandArgv(rc, a.argc, a.argv, a.argvlen)
                != REDIS_OK)
@@ -211,6 +213,7 @@ game_alloc_bench_allocate_one(game_alloc_bench_worker_t *w, redisContext *rc,
     }
 
     w->prev = atoi(res.server_id + 1);
+    snprintf(w->prev_match, sizeof(w->prev_match), "%s", match);
 
     if (w->prev < 0 || w->prev >= w->bench->conf->servers) {
         return -1;

@@ -5,6 +5,7 @@
  * benchmark.  Results go to stdout as JSON, one object per line; errors
  * go to stderr as JSON too, so that scripts can read both.  Exit codes:
  * 0 done, 1 usage or Redis failure, 2 NO_SERVER, 3 any other refusal.
+ * A drain that finds the server busy is done (the mark is set): exit 0.
  */
 
 #define _POSIX_C_SOURCE 200809L
@@ -59,9 +60,11 @@ static const char game_alloc_cli_usage[] =
 "             [--host H] [--capacity N] [--state Starting|Ready]\n"
 "             [--ttl MS] [--token T]\n"
 "  heartbeat  --id ID --token T [--repeat N] [--interval MS]\n"
-"  set-state  --id ID --token T --state S\n"
+"  set-state  --id ID --token T --state S [--match M] [--seated ID,ID..]\n"
 "  deregister --id ID --token T\n"
-"  reap\n"
+"  drain      --id ID     (alias: cordon) no new match; a busy server\n"
+"             finishes its match, then shuts down\n"
+"  reap       [--grace MS]\n"
 "  scripts\n"
 "  bench      [--servers N] [--requests N] [--concurrency N]\n"
 "defaults: --redis 127.0.0.1:6379 --prefix game: --timeout 2000\n";
@@ -139,6 +142,11 @@ game_alloc_cli_refused(game_alloc_cli_t *cli, game_alloc_status_t status,
         return game_alloc_cli_error(GAME_ALLOC_CLI_REFUSED, name,
                    "match %s is over or its server %s is gone",
                    game_alloc_cli_opt(cli, "match"), res->server_id);
+
+    case GAME_ALLOC_STALE:
+        return game_alloc_cli_error(GAME_ALLOC_CLI_REFUSED, name,
+                   "server holds match \"%s\", not %s", res->match_id,
+                   game_alloc_cli_opt(cli, "match"));
 
     case GAME_ALLOC_BAD_ARG:
         return game_alloc_cli_error(GAME_ALLOC_CLI_FAILED, name,
@@ -244,14 +252,14 @@ game_alloc_cli_list_one(const game_alloc_server_t *s, int alive, void *data)
 {
     game_alloc_cli_print(stdout,
         json_pack("{s:s, s:s, s:{s:s, s:s, s:s}, s:s, s:s, s:i, s:i, s:s,"
-                  " s:b}",
+                  " s:b, s:b}",
                   "id", s->id, "region", s->region,
                   "labels", "mode", s->mode, "build", s->build,
                   "host", s->host,
                   "state", game_alloc_state_name(s->state),
                   "address", s->addr, "port", s->port,
                   "capacity", s->capacity, "match_id", s->match_id,
-                  "alive", alive));
+                  "alive", alive, "drain", s->drain));
 }
 
 
@@ -394,10 +402,10 @@ game_alloc_cli_heartbeat(game_alloc_cli_t *cli)
         }
 
         game_alloc_cli_print(stdout,
-            json_pack("{s:s, s:s, s:s, s:i, s:s}", "server_id", id,
+            json_pack("{s:s, s:s, s:s, s:i, s:s, s:b}", "server_id", id,
                       "state", game_alloc_state_name(res.state),
                       "match_id", res.match_id, "players", res.players,
-                      "mode", res.mode));
+                      "mode", res.mode, "drain", res.drain));
     }
 
     return GAME_ALLOC_CLI_DONE;
@@ -427,7 +435,9 @@ game_alloc_cli_set_state(game_alloc_cli_t *cli)
         return game_alloc_cli_usage_error("unknown state %s", state);
     }
 
-    status = game_alloc_set_state(cli->conn, id, token, to, &res);
+    status = game_alloc_set_state(cli->conn, id, token, to,
+                                  game_alloc_cli_opt(cli, "match"),
+                                  game_alloc_cli_opt(cli, "seated"), &res);
     if (status != GAME_ALLOC_OK) {
         return game_alloc_cli_refused(cli, status, &res);
     }
@@ -467,13 +477,49 @@ game_alloc_cli_deregister(game_alloc_cli_t *cli)
 }
 
 
+/* drain and cordon: one script, see drain.lua */
+static int
+game_alloc_cli_drain(game_alloc_cli_t *cli)
+{
+    int                   missing;
+    const char           *id;
+    game_alloc_result_t   res;
+    game_alloc_status_t   status;
+
+    missing = 0;
+    id = game_alloc_cli_need(cli, "id", &missing);
+
+    if (missing) {
+        return GAME_ALLOC_CLI_FAILED;
+    }
+
+    status = game_alloc_drain(cli->conn, id, &res);
+    if (status != GAME_ALLOC_OK && status != GAME_ALLOC_BUSY) {
+        return game_alloc_cli_refused(cli, status, &res);
+    }
+
+    game_alloc_cli_print(stdout,
+        json_pack("{s:s, s:s, s:s}", "server_id", id,
+                  "status", game_alloc_status_name(status),
+                  "state", game_alloc_state_name(res.state)));
+
+    return GAME_ALLOC_CLI_DONE;
+}
+
+
 static int
 game_alloc_cli_reap(game_alloc_cli_t *cli)
 {
-    int                  n;
+    int                  n, grace;
     game_alloc_status_t  status;
 
-    status = game_alloc_reap(cli->conn, &n);
+    grace = -1;
+    if (game_alloc_cli_int(cli, "grace", 0, 3600000, &grace) != 0) {
+        return game_alloc_cli_usage_error("bad --grace %s",
+                                          game_alloc_cli_opt(cli, "grace"));
+    }
+
+    status = game_alloc_reap(cli->conn, grace, &n);
     if (status != GAME_ALLOC_OK) {
         return game_alloc_cli_refused(cli, status, NULL);
     }
@@ -536,9 +582,12 @@ static const game_alloc_cli_cmd_t game_alloc_cli_cmds[] = {
     { "register", " id addr port region mode build host capacity state ttl"
                   " token ", game_alloc_cli_register },
     { "heartbeat", " id token repeat interval ", game_alloc_cli_heartbeat },
-    { "set-state", " id token state ", game_alloc_cli_set_state },
+    { "set-state", " id token state match seated ",
+      game_alloc_cli_set_state },
     { "deregister", " id token ", game_alloc_cli_deregister },
-    { "reap", " ", game_alloc_cli_reap },
+    { "drain", " id ", game_alloc_cli_drain },
+    { "cordon", " id ", game_alloc_cli_drain },
+    { "reap", " grace ", game_alloc_cli_reap },
     { "scripts", " ", game_alloc_cli_scripts },
     { "bench", " servers requests concurrency ", game_alloc_cli_bench },
     { NULL, NULL, NULL }

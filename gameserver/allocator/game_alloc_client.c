@@ -229,11 +229,13 @@ game_alloc_allocate(game_alloc_conn_t *c, const game_alloc_request_t *r,
 
 game_alloc_status_t
 game_alloc_set_state(game_alloc_conn_t *c, const char *id, const char *token,
-    game_alloc_state_t to, game_alloc_result_t *res)
+    game_alloc_state_t to, const char *match_id, const char *seated,
+    game_alloc_result_t *res)
 {
     game_alloc_argv_t  a;
 
-    if (game_alloc_argv_set_state(&a, c->prefix, id, token, to)
+    if (game_alloc_argv_set_state(&a, c->prefix, id, token, to, match_id,
+                                  seated)
         != GAME_ALLOC_OK)
     {
         return GAME_ALLOC_BAD_ARG;
@@ -257,13 +259,13 @@ game_alloc_deregister(game_alloc_conn_t *c, const char *id, const char *token)
 
 
 game_alloc_status_t
-game_alloc_reap(game_alloc_conn_t *c, int *reaped)
+game_alloc_reap(game_alloc_conn_t *c, int grace_ms, int *reaped)
 {
     game_alloc_argv_t     a;
     game_alloc_result_t   res;
     game_alloc_status_t   status;
 
-    if (game_alloc_argv_reap(&a, c->prefix) != GAME_ALLOC_OK) {
+    if (game_alloc_argv_reap(&a, c->prefix, grace_ms) != GAME_ALLOC_OK) {
         return GAME_ALLOC_BAD_ARG;
     }
 
@@ -277,6 +279,20 @@ game_alloc_reap(game_alloc_conn_t *c, int *reaped)
 }
 
 
+game_alloc_status_t
+game_alloc_drain(game_alloc_conn_t *c, const char *id,
+    game_alloc_result_t *res)
+{
+    game_alloc_argv_t  a;
+
+    if (game_alloc_argv_drain(&a, c->prefix, id) != GAME_ALLOC_OK) {
+        return GAME_ALLOC_BAD_ARG;
+    }
+
+    return game_alloc_run(c, &a, res);
+}
+
+
 /*
  * Listing is for people and tests, never on the allocation path, so it
  * reads without a script and is not a snapshot: a server may change
@@ -286,10 +302,10 @@ game_alloc_reap(game_alloc_conn_t *c, int *reaped)
 
 static const char *game_alloc_list_fields[] = {
     "state", "addr", "port", "region", "mode", "build", "host",
-    "capacity", "match"
+    "capacity", "match", "drain"
 };
 
-#define GAME_ALLOC_LIST_NFIELDS  9
+#define GAME_ALLOC_LIST_NFIELDS  10
 
 
 static int
@@ -387,6 +403,7 @@ game_alloc_list_one(game_alloc_conn_t *c, const redisReply *id,
     s.host = game_alloc_list_field(rec, 6);
     s.capacity = atoi(game_alloc_list_field(rec, 7));
     s.match_id = game_alloc_list_field(rec, 8);
+    s.drain = strcmp(game_alloc_list_field(rec, 9), "1") == 0;
 
     if (region == NULL || strcmp(region, s.region) == 0) {
         handler(&s, hb->integer == 1, data);

@@ -25,7 +25,7 @@ static const char *game_alloc_state_names[] = {
 
 static const char *game_alloc_status_names[] = {
     "OK", "NO_SERVER", "MATCH_GONE", "ILLEGAL", "NOT_OWNER", "NOT_FOUND",
-    "EXPIRED", "BAD_ARG", "ERROR"
+    "EXPIRED", "BAD_ARG", "STALE", "BUSY", "ERROR"
 };
 
 #define GAME_ALLOC_NSTATES  (sizeof(game_alloc_state_names) / sizeof(char *))
@@ -312,18 +312,62 @@ game_alloc_argv_allocate(game_alloc_argv_t *a, const char *prefix,
 }
 
 
+/*
+ * The players seated at a match's start end up in the match record as one
+ * comma-separated field, which the matchmaker splits again: an id must
+ * not contain the separator, nor anything a name could not.
+ */
+static int
+game_alloc_valid_list(const char *s)
+{
+    size_t  n, ids;
+
+    for (ids = 0; *s != '\0'; ids++) {
+        if (ids == GAME_ALLOC_SEATED_MAX) {
+            return 0;
+        }
+
+        for (n = 0; s[n] != '\0' && s[n] != ','; n++) {
+            if (n == GAME_ALLOC_NAME_MAX || s[n] <= ' ' || s[n] == 0x7f) {
+                return 0;
+            }
+        }
+
+        if (n == 0 || (s[n] == ',' && s[n + 1] == '\0')) {
+            return 0;               /* "a,,b", ",a" and "a," */
+        }
+
+        s += s[n] == ',' ? n + 1 : n;
+    }
+
+    return 1;
+}
+
+
 game_alloc_status_t
 game_alloc_argv_set_state(game_alloc_argv_t *a, const char *prefix,
-    const char *id, const char *token, game_alloc_state_t to)
+    const char *id, const char *token, game_alloc_state_t to,
+    const char *match_id, const char *seated)
 {
+    if (match_id == NULL) {
+        match_id = "";
+    }
+
     if ((size_t) to >= GAME_ALLOC_NSTATES
+        || (match_id[0] != '\0' && !game_alloc_valid_name(match_id))
+        || (seated != NULL
+            && (to != GAME_ALLOC_PLAYING || !game_alloc_valid_list(seated)))
         || game_alloc_argv_server(a, GAME_ALLOC_SET_STATE, prefix, id, token)
-           != GAME_ALLOC_OK)
+           != GAME_ALLOC_OK
+        || game_alloc_argv_push(a, game_alloc_state_name(to))
+           != GAME_ALLOC_OK
+        || game_alloc_argv_push(a, match_id) != GAME_ALLOC_OK)
     {
         return GAME_ALLOC_BAD_ARG;
     }
 
-    return game_alloc_argv_push(a, game_alloc_state_name(to));
+    /* borrowed like every string: 64 ids of 64 bytes would not fit buf */
+    return seated ? game_alloc_argv_push(a, seated) : GAME_ALLOC_OK;
 }
 
 
@@ -337,15 +381,46 @@ game_alloc_argv_deregister(game_alloc_argv_t *a, const char *prefix,
 
 
 game_alloc_status_t
-game_alloc_argv_reap(game_alloc_argv_t *a, const char *prefix)
+game_alloc_argv_reap(game_alloc_argv_t *a, const char *prefix, int grace_ms)
 {
-    if (!game_alloc_valid_text(prefix, GAME_ALLOC_PREFIX_MAX)) {
+    if (!game_alloc_valid_text(prefix, GAME_ALLOC_PREFIX_MAX)
+        || grace_ms > GAME_ALLOC_TTL_MAX)
+    {
         return GAME_ALLOC_BAD_ARG;
     }
 
     game_alloc_argv_init(a, GAME_ALLOC_REAP, "0");
 
-    return game_alloc_argv_push(a, prefix);
+    if (game_alloc_argv_push(a, prefix) != GAME_ALLOC_OK) {
+        return GAME_ALLOC_BAD_ARG;
+    }
+
+    return grace_ms < 0 ? GAME_ALLOC_OK
+                        : game_alloc_argv_fmt(a, "%d", grace_ms);
+}
+
+
+/* No token: draining is an operator's act (see drain.lua). */
+game_alloc_status_t
+game_alloc_argv_drain(game_alloc_argv_t *a, const char *prefix,
+    const char *id)
+{
+    if (!game_alloc_valid_text(prefix, GAME_ALLOC_PREFIX_MAX)
+        || !game_alloc_valid_name(id))
+    {
+        return GAME_ALLOC_BAD_ARG;
+    }
+
+    game_alloc_argv_init(a, GAME_ALLOC_DRAIN, "2");
+
+    if (game_alloc_argv_fmt(a, "%sserver:%s", prefix, id) != GAME_ALLOC_OK
+        || game_alloc_argv_fmt(a, "%shb:%s", prefix, id) != GAME_ALLOC_OK
+        || game_alloc_argv_push(a, prefix) != GAME_ALLOC_OK)
+    {
+        return GAME_ALLOC_BAD_ARG;
+    }
+
+    return game_alloc_argv_push(a, id);
 }
 
 
@@ -410,12 +485,17 @@ game_alloc_number(const game_alloc_str_t *src, int max)
 }
 
 
-/* {'OK', id, addr, port, match, players, mode, state, existing} */
+/*
+ * {'OK', id, addr, port, match, players, mode, state, existing [, drain]}
+ * allocate sends nine, heartbeat appends its drain flag: new fields only
+ * ever go at the end, so a reader of the first nine keeps working.
+ */
 static game_alloc_status_t
 game_alloc_parse_assignment(const game_alloc_str_t *e, size_t n,
     game_alloc_result_t *res)
 {
-    if (n != 9
+    if ((n != 9 && n != 10)
+        || (n == 10 && (res->drain = game_alloc_number(&e[9], 1)) < 0)
         || game_alloc_copy(res->server_id, &e[1]) != 0
         || game_alloc_copy(res->addr, &e[2]) != 0
         || game_alloc_copy(res->match_id, &e[4]) != 0
@@ -446,6 +526,7 @@ game_alloc_parse_ok(game_alloc_script_e script, const game_alloc_str_t *e,
 
     case GAME_ALLOC_REGISTER:
     case GAME_ALLOC_SET_STATE:
+    case GAME_ALLOC_DRAIN:
         if (n != 2) {
             return GAME_ALLOC_ERROR;
         }
@@ -514,6 +595,24 @@ game_alloc_parse(game_alloc_script_e script, const game_alloc_str_t *elts,
     case GAME_ALLOC_MATCH_GONE:
         /* the server the match had, for the caller's logs */
         if (n != 2 || game_alloc_copy(res->server_id, &elts[1]) != 0) {
+            return GAME_ALLOC_ERROR;
+        }
+        break;
+
+    case GAME_ALLOC_STALE:
+        /* the match the server really holds ("" when none) */
+        if (n != 2 || game_alloc_copy(res->match_id, &elts[1]) != 0) {
+            return GAME_ALLOC_ERROR;
+        }
+        break;
+
+    case GAME_ALLOC_BUSY:
+        /* the state in which the drained server keeps its match */
+        if (n != 2) {
+            return GAME_ALLOC_ERROR;
+        }
+        res->state = game_alloc_state_from(elts[1].data, elts[1].len);
+        if (res->state == GAME_ALLOC_STATE_UNKNOWN) {
             return GAME_ALLOC_ERROR;
         }
         break;

@@ -26,12 +26,14 @@ if old then
     redis.call('DEL', KEYS[1])
 end
 
+-- a fresh record: no match, no drain flag, and a first beat for reap
+local now = now_ms()
 redis.call('HSET', KEYS[1],
            'id', id, 'token', token, 'addr', ARGV[4], 'port', ARGV[5],
            'region', ARGV[6], 'mode', ARGV[7], 'build', ARGV[8],
            'host', ARGV[9], 'capacity', ARGV[10], 'state', state,
            'match', '', 'players', '0', 'ttl', tostring(ttl),
-           'since', now_ms())
+           'since', now, 'beat', now)
 redis.call('SADD', P .. 'servers', id)
 redis.call('SADD', host_key(ARGV[9]), id)
 redis.call('SET', KEYS[2], token, 'PX', ttl)

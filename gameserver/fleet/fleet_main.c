@@ -341,7 +341,7 @@ fleet_run(fleet_t *f)
             }
             if (fleet_now_ms() >= next_reap) {
                 next_reap = fleet_now_ms() + f->conf.reap_s * 1000;
-                if (game_alloc_reap(f->conn, &reaped) == GAME_ALLOC_OK
+                if (game_alloc_reap(f->conn, -1, &reaped) == GAME_ALLOC_OK
                     && reaped > 0)
                 {
                     fleet_log("reaped %d dead server record(s)", reaped);

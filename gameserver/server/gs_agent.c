@@ -164,7 +164,8 @@ gs_agent_run_op(gs_agent_t *a, gs_agent_op_t *op)
     const char           *id = a->conf.server.id;
 
     if (op->kind == GS_AGENT_SET_STATE) {
-        st = game_alloc_set_state(a->conn, id, a->token, op->state, &res);
+        st = game_alloc_set_state(a->conn, id, a->token, op->state,
+                                  op->match_id, NULL, &res);
         if (st == GAME_ALLOC_ERROR) {
             return -1;
         }
@@ -434,13 +435,14 @@ gs_agent_push(gs_agent_t *a, const gs_agent_op_t *op)
 
 
 void
-gs_agent_set_state(gs_agent_t *a, game_alloc_state_t to)
+gs_agent_set_state(gs_agent_t *a, game_alloc_state_t to, const char *match_id)
 {
     gs_agent_op_t  op;
 
     memset(&op, 0, sizeof(op));
     op.kind = GS_AGENT_SET_STATE;
     op.state = to;
+    snprintf(op.match_id, sizeof(op.match_id), "%s", match_id);
     gs_agent_push(a, &op);
 }
 

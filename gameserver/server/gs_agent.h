@@ -37,7 +37,9 @@ typedef struct {
 gs_agent_t *gs_agent_start(const gs_agent_conf_t *conf);
 void gs_agent_view(gs_agent_t *a, gs_agent_view_t *v);
 void gs_agent_poke(gs_agent_t *a);      /* heartbeat now */
-void gs_agent_set_state(gs_agent_t *a, game_alloc_state_t to);
+/* match_id: the match the loop holds (fences the transition), "" none */
+void gs_agent_set_state(gs_agent_t *a, game_alloc_state_t to,
+    const char *match_id);
 /* takes the JSON text; published once per match id (SET NX + XADD) */
 void gs_agent_publish(gs_agent_t *a, const char *match_id, char *json);
 /* finish the queue (bounded by timeout_ms), deregister, join the thread */

@@ -489,7 +489,7 @@ gs_server_start_match(gs_server_t *s)
     s->ntick = 0;
     s->sent0 = s->host->totalSentData;
     s->recv0 = s->host->totalReceivedData;
-    gs_agent_set_state(s->agent, GAME_ALLOC_PLAYING);
+    gs_agent_set_state(s->agent, GAME_ALLOC_PLAYING, s->match_id);
     gs_server_broadcast_event(s, &e);
 
     gs_log("info", "match %s started with %d of %d players", s->match_id,
@@ -569,7 +569,7 @@ gs_server_end_match(gs_server_t *s, gs_end_reason_e reason)
     if (json != NULL) {
         gs_agent_publish(s->agent, s->match_id, json);
     }
-    gs_agent_set_state(s->agent, GAME_ALLOC_FINISHED);
+    gs_agent_set_state(s->agent, GAME_ALLOC_FINISHED, s->match_id);
 
     snprintf(s->last_match, sizeof(s->last_match), "%s", s->match_id);
     s->matches++;
@@ -598,11 +598,11 @@ gs_server_next_cycle(gs_server_t *s)
     if (s->draining
         || (s->conf->max_matches > 0 && s->matches >= s->conf->max_matches))
     {
-        gs_agent_set_state(s->agent, GAME_ALLOC_SHUTDOWN);
+        gs_agent_set_state(s->agent, GAME_ALLOC_SHUTDOWN, s->last_match);
         s->exit_now = 1;
         return;
     }
-    gs_agent_set_state(s->agent, GAME_ALLOC_READY);
+    gs_agent_set_state(s->agent, GAME_ALLOC_READY, s->last_match);
     gs_server_emit("{\"event\":\"ready\"}");
 }
 
@@ -623,7 +623,7 @@ gs_server_lifecycle(gs_server_t *s, int64_t now)
         {
             gs_server_allocated(s, &v);
         } else if (s->draining) {
-            gs_agent_set_state(s->agent, GAME_ALLOC_SHUTDOWN);
+            gs_agent_set_state(s->agent, GAME_ALLOC_SHUTDOWN, "");
             s->exit_now = 1;
         }
         break;

@@ -71,9 +71,17 @@ class Allocator:
         return self.run("allocate", "--region", region, "--mode", mode,
                         "--match", match, *extra)
 
-    def set_state(self, sid, state, token=None):
+    def set_state(self, sid, state, token=None, match=None, seated=None):
+        extra = []
+        if match is not None:
+            extra += ["--match", match]
+        if seated is not None:
+            extra += ["--seated", seated]
         return self.run("set-state", "--id", sid, "--token",
-                        token or "tok-" + sid, "--state", state)
+                        token or "tok-" + sid, "--state", state, *extra)
+
+    def drain(self, sid, verb="drain"):
+        return self.run(verb, "--id", sid)
 
     def heartbeat(self, sid, token=None):
         return self.run("heartbeat", "--id", sid, "--token",
@@ -117,7 +125,7 @@ def test_register_and_heartbeat_are_visible_in_list(alloc):
         "id": "s1", "region": "eu",
         "labels": {"mode": "duel", "build": "1.2", "host": "node-a"},
         "state": "Ready", "address": "10.0.0.1", "port": 7001,
-        "capacity": 4, "match_id": "", "alive": True,
+        "capacity": 4, "match_id": "", "alive": True, "drain": False,
     }
     assert servers["s2"]["state"] == "Starting"
     assert list(alloc.servers("--region", "us")) == ["s2"]
@@ -125,7 +133,7 @@ def test_register_and_heartbeat_are_visible_in_list(alloc):
     hb = alloc.heartbeat("s1")
     assert hb.rc == 0
     assert hb.out == {"server_id": "s1", "state": "Ready", "match_id": "",
-                      "players": 0, "mode": "duel"}
+                      "players": 0, "mode": "duel", "drain": False}
 
     # only the owner may speak for a server
     r = alloc.heartbeat("s1", token="someone-else")
@@ -336,7 +344,8 @@ def test_deregister_and_reap_leave_nothing_behind(alloc):
     assert "gone" not in alloc.servers()
 
     time.sleep(0.4)         # "busy" and "idle" miss their 300 ms ttl
-    assert alloc.ok("reap").out == {"reaped": 2}
+    # no grace: a missed ttl is enough (the default grace is the next test)
+    assert alloc.ok("reap", "--grace", 0).out == {"reaped": 2}
     assert sorted(alloc.servers()) == ["keep"]
     assert alloc.redis.get(alloc.key("hostload:hb")) is None
     assert alloc.redis.pttl(alloc.key("match:m-busy")) > 0
@@ -344,6 +353,210 @@ def test_deregister_and_reap_leave_nothing_behind(alloc):
     assert alloc.ok("deregister", "--id", "keep", "--token", "tok-keep")
     # only match tombstones, which expire on their own, may remain
     assert all(":match:" in k for k in alloc.keys()), alloc.keys()
+
+
+def test_a_stale_finished_cannot_release_a_fresh_allocation(alloc):
+    alloc.register("s1", ttl=60000)
+    assert alloc.allocate("m1").out["server_id"] == "s1"
+    for state in ("Playing", "Finished", "Ready"):
+        assert alloc.set_state("s1", state, match="m1").rc == 0
+    assert alloc.allocate("m2").out["server_id"] == "s1"
+
+    # m1's transitions, queued late: each one is fenced by its match id
+    for state in ("Finished", "Ready", "Playing"):
+        r = alloc.set_state("s1", state, match="m1")
+        assert r.rc == 3 and r.error["error"] == "STALE", r
+        assert '"m2"' in r.error["message"]
+    h = alloc.redis.hgetall(alloc.key("server:s1"))
+    assert (h["state"], h["match"]) == ("Allocated", "m2")
+    assert alloc.allocate("m2").out["existing"] is True
+    assert alloc.redis.hget(alloc.key("match:m2"), "started") is None
+
+    # the match it does hold goes on; a repeat is still no error
+    assert alloc.set_state("s1", "Playing", match="m2").rc == 0
+    assert alloc.set_state("s1", "Playing", match="m2").rc == 0
+    # an operator may skip the fence
+    assert alloc.set_state("s1", "Finished").rc == 0
+    r = alloc.set_state("s1", "Ready", match="m1")
+    assert r.rc == 3 and r.error["error"] == "STALE"
+    assert alloc.set_state("s1", "Ready", match="m2").rc == 0
+
+
+def test_playing_writes_who_was_seated_into_the_match_record(alloc):
+    alloc.register("s1", ttl=60000)
+    alloc.register("s2", ttl=60000)
+    assert alloc.allocate("m1", "eu", "duel", "--players", 3).rc == 0
+    assert alloc.allocate("m2", "eu", "duel", "--players", 2).rc == 0
+    sid1 = alloc.redis.hget(alloc.key("match:m1"), "server")
+    sid2 = alloc.redis.hget(alloc.key("match:m2"), "server")
+
+    t0 = int(alloc.redis.time()[0]) * 1000
+    assert alloc.set_state(sid1, "Playing", match="m1", seated="p1,p2") \
+        .out["state"] == "Playing"
+    rec = alloc.redis.hgetall(alloc.key("match:m1"))
+    assert rec["seated"] == "p1,p2" and rec["server"] == sid1
+    assert t0 <= int(rec["started"]) <= t0 + 60000
+
+    # a retry after a lost reply changes nothing
+    assert alloc.set_state(sid1, "Playing", match="m1", seated="p3").rc == 0
+    assert alloc.redis.hget(alloc.key("match:m1"), "seated") == "p1,p2"
+
+    # nobody seated: an empty list, which says "no one came"
+    assert alloc.set_state(sid2, "Playing", match="m2", seated="").rc == 0
+    rec = alloc.redis.hgetall(alloc.key("match:m2"))
+    assert rec["seated"] == "" and int(rec["started"]) >= t0
+
+    # ids with the separator are refused before they reach Redis
+    r = alloc.set_state(sid2, "Playing", match="m2", seated="a,,b")
+    assert r.rc == 1 and r.error["error"] == "BAD_ARG"
+
+
+def test_a_busy_server_resumes_after_its_heartbeat_lapsed(alloc):
+    alloc.register("busy", ttl=300)
+    alloc.register("idle", mode="ffa", ttl=300)
+    assert alloc.allocate("m1").out["server_id"] == "busy"
+    time.sleep(0.5)
+    assert not alloc.redis.exists(alloc.key("hb:busy"))
+
+    # Redis was out of reach longer than the ttl; its record holds m1:
+    # the match goes on, and the heartbeat comes back
+    assert alloc.set_state("busy", "Playing", match="m1").rc == 0
+    hb = alloc.heartbeat("busy")
+    assert hb.rc == 0, hb
+    assert (hb.out["state"], hb.out["match_id"]) == ("Playing", "m1")
+    assert alloc.redis.pttl(alloc.key("hb:busy")) > 0
+    # it was not put back into any Ready index by resuming
+    assert alloc.redis.zcard(alloc.key("ready:eu:duel")) == 0
+    assert alloc.allocate("m2").rc == 2
+
+    # a Ready server that lapsed must register again, as before
+    r = alloc.heartbeat("idle")
+    assert r.rc == 3 and r.error["error"] == "EXPIRED"
+    assert not alloc.redis.exists(alloc.key("hb:idle"))
+    # and a lapsed busy server cannot go back to Ready without registering
+    time.sleep(0.5)
+    assert alloc.set_state("busy", "Finished", match="m1").rc == 0
+    r = alloc.set_state("busy", "Ready", match="m1")
+    assert r.rc == 3 and r.error["error"] == "EXPIRED"
+
+
+def test_reap_spares_servers_that_beat_within_the_grace(alloc):
+    alloc.register("busy", host="hb", ttl=300)
+    alloc.register("idle", mode="ffa", ttl=300)
+    alloc.register("live", mode="ctf", ttl=60000)
+    assert alloc.allocate("m-busy").out["server_id"] == "busy"
+    t0 = int(alloc.redis.time()[0]) * 1000
+    assert alloc.heartbeat("live").rc == 0
+    assert int(alloc.redis.hget(alloc.key("server:live"), "beat")) >= t0
+
+    # the keys lapsed a moment ago: a Redis blink, not a death
+    time.sleep(0.4)
+    assert alloc.ok("reap").out == {"reaped": 0}
+    assert alloc.ok("reap", "--grace", 60000).out == {"reaped": 0}
+    assert sorted(alloc.servers()) == ["busy", "idle", "live"]
+    assert alloc.redis.get(alloc.key("hostload:hb")) == "1"
+
+    # 31 s without a beat is past the default grace (30 s)
+    old = int(alloc.redis.time()[0]) * 1000 - 31000
+    for sid in ("busy", "idle", "live"):
+        alloc.redis.hset(alloc.key("server:" + sid), "beat", old)
+    assert alloc.ok("reap").out == {"reaped": 2}
+    # a live heartbeat key is enough, whatever the beat says
+    assert sorted(alloc.servers()) == ["live"]
+    assert alloc.redis.get(alloc.key("hostload:hb")) is None
+
+
+def test_drain_shuts_a_ready_server_and_marks_a_busy_one(alloc):
+    # equal load: the greatest id, "z-busy", is allocated first
+    busy, ready = "z-busy", "a-ready"
+    alloc.register(ready, host="h1", ttl=60000)
+    alloc.register("start", host="h1", state="Starting", ttl=60000)
+    alloc.register(busy, host="h1", ttl=60000)
+    assert alloc.allocate("m2").out["server_id"] == busy
+
+    r = alloc.drain(ready)
+    assert r.rc == 0 and r.out == {"server_id": ready, "status": "OK",
+                                   "state": "Shutdown"}
+    assert alloc.redis.zscore(alloc.key("ready:eu:duel"), ready) is None
+    assert alloc.allocate("m3").rc == 2
+    assert alloc.drain("start", verb="cordon").out["state"] == "Shutdown"
+    # a drained server that asks for Ready is told Shutdown, and stays so
+    assert alloc.set_state("start", "Ready").out["state"] == "Shutdown"
+    assert alloc.redis.hget(alloc.key("server:start"), "state") == "Shutdown"
+    # again: no error, nothing changes
+    assert alloc.drain(ready).out["status"] == "OK"
+
+    r = alloc.drain(busy)
+    assert r.rc == 0 and r.out == {"server_id": busy, "status": "BUSY",
+                                   "state": "Allocated"}
+    hb = alloc.heartbeat(busy)
+    assert (hb.out["state"], hb.out["match_id"], hb.out["drain"]) == \
+        ("Allocated", "m2", True)
+    assert alloc.servers()[busy]["drain"] is True
+
+    # the match plays out; the way back to Ready leads to Shutdown
+    assert alloc.set_state(busy, "Playing", match="m2").rc == 0
+    assert alloc.set_state(busy, "Finished", match="m2").rc == 0
+    r = alloc.set_state(busy, "Ready", match="m2")
+    assert r.rc == 0 and r.out["state"] == "Shutdown"
+    assert alloc.set_state(busy, "Ready", match="m2").out["state"] \
+        == "Shutdown"
+    assert alloc.redis.zcard(alloc.key("ready:eu:duel")) == 0
+    assert alloc.redis.get(alloc.key("hostload:h1")) is None
+    assert alloc.allocate("m4").rc == 2
+
+    r = alloc.drain("nobody")
+    assert r.rc == 3 and r.error["error"] == "NOT_FOUND"
+
+
+def test_drain_racing_allocate_has_exactly_one_outcome(alloc):
+    """Rounds of allocations and drains sent at once by separate
+    processes: every server either shut down untouched by any match, or
+    was allocated to exactly one match and keeps it, marked drained."""
+    rounds, n = 6, 6
+    for rnd in range(rounds):
+        ids = ["r%d-s%d" % (rnd, i) for i in range(n)]
+        for sid in ids:
+            alloc.register(sid, mode="race%d" % rnd, ttl=60000)
+        jobs = [("allocate", "r%d-m%d" % (rnd, i)) for i in range(n)] + \
+               [("drain", sid) for sid in ids]
+        # interleave, so that neither kind starts with a head start
+        jobs = [j for pair in zip(jobs[:n], jobs[n:]) for j in pair]
+        procs = []
+        for kind, arg in jobs:
+            args = (["allocate", "--region", "eu", "--mode",
+                     "race%d" % rnd, "--match", arg] if kind == "allocate"
+                    else ["drain", "--id", arg])
+            procs.append((kind, arg, subprocess.Popen(
+                alloc.base + args, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True)))
+        got, drained = {}, {}
+        for kind, arg, p in procs:
+            out, err = p.communicate(timeout=30)
+            if kind == "allocate":
+                if p.returncode == 0:
+                    o = json.loads(out)
+                    assert o["server_id"] not in got, (o, got)
+                    got[o["server_id"]] = arg
+                else:
+                    assert p.returncode == 2 and "NO_SERVER" in err, err
+            else:
+                assert p.returncode == 0, err
+                drained[arg] = json.loads(out)
+
+        for sid in ids:
+            h = alloc.redis.hgetall(alloc.key("server:" + sid))
+            if sid in got:
+                assert drained[sid]["status"] == "BUSY", (sid, drained)
+                assert (h["state"], h["match"], h["drain"]) == \
+                    ("Allocated", got[sid], "1")
+                assert alloc.redis.hget(alloc.key("match:" + got[sid]),
+                                        "server") == sid
+            else:
+                assert drained[sid] == {"server_id": sid, "status": "OK",
+                                        "state": "Shutdown"}, drained[sid]
+                assert (h["state"], h["match"]) == ("Shutdown", "")
+        assert alloc.redis.zcard(alloc.key("ready:eu:race%d" % rnd)) == 0
 
 
 def test_bad_input_is_refused_with_json(alloc):

@@ -144,7 +144,7 @@ test_argv_longest(void **state)
     game_alloc_argv_t     a;
     game_alloc_request_t  r = { n, n, n, n, 1000000 };
     game_alloc_server_t   s = { n, n, n, n, n, n, n, NULL, 65535, 1000000,
-                                3600000, GAME_ALLOC_READY };
+                                3600000, GAME_ALLOC_READY, 0 };
 
     memset(n, 'z', GAME_ALLOC_NAME_MAX);
     n[GAME_ALLOC_NAME_MAX] = '\0';
@@ -247,6 +247,30 @@ test_argv_register_rejects(void **state)
 
 
 static void
+reap_argv(game_alloc_argv_t *a)
+{
+    /* no grace: the script's default */
+    assert_int_equal(game_alloc_argv_reap(a, "{g}:", -1), GAME_ALLOC_OK);
+    expect_argv(a, "EVALSHA", game_alloc_scripts[GAME_ALLOC_REAP].sha1,
+                "0", "{g}:", NULL);
+    assert_int_equal(game_alloc_argv_reap(a, "g:", 30000), GAME_ALLOC_OK);
+    expect_argv(a, "EVALSHA", game_alloc_scripts[GAME_ALLOC_REAP].sha1,
+                "0", "g:", "30000", NULL);
+    assert_int_equal(game_alloc_argv_reap(a, "g:", 0), GAME_ALLOC_OK);
+    assert_int_equal(a->argc, 5);
+
+    /* drain needs no token: it is an operator's act */
+    assert_int_equal(game_alloc_argv_drain(a, "g:", "s1"), GAME_ALLOC_OK);
+    expect_argv(a, "EVALSHA", game_alloc_scripts[GAME_ALLOC_DRAIN].sha1,
+                "2", "g:server:s1", "g:hb:s1", "g:", "s1", NULL);
+    assert_int_equal(game_alloc_argv_drain(a, "g:", "s:1"),
+                     GAME_ALLOC_BAD_ARG);
+    assert_int_equal(game_alloc_argv_drain(a, "g:", NULL),
+                     GAME_ALLOC_BAD_ARG);
+}
+
+
+static void
 test_argv_small_verbs(void **state)
 {
     game_alloc_argv_t  a;
@@ -256,15 +280,81 @@ test_argv_small_verbs(void **state)
     expect_argv(&a, "EVALSHA", game_alloc_scripts[GAME_ALLOC_HEARTBEAT].sha1,
                 "2", "g:server:s1", "g:hb:s1", "g:", "s1", "tk", NULL);
 
+    /* no match: '' (no fence, for operators); no seated list: absent */
     assert_int_equal(game_alloc_argv_set_state(&a, "g:", "s1", "tk",
-                                               GAME_ALLOC_PLAYING),
+                                               GAME_ALLOC_FINISHED, NULL,
+                                               NULL),
+                     GAME_ALLOC_OK);
+    expect_argv(&a, "EVALSHA", game_alloc_scripts[GAME_ALLOC_SET_STATE].sha1,
+                "2", "g:server:s1", "g:hb:s1", "g:", "s1", "tk", "Finished",
+                "", NULL);
+
+    assert_int_equal(game_alloc_argv_set_state(&a, "g:", "s1", "tk",
+                                               GAME_ALLOC_STATE_UNKNOWN,
+                                               NULL, NULL),
+                     GAME_ALLOC_BAD_ARG);
+
+    reap_argv(&a);
+}
+
+
+/* set_state's fence (the match id) and Playing's seated players. */
+static void
+test_argv_set_state_fenced(void **state)
+{
+    int                i;
+    char               ids[GAME_ALLOC_SEATED_MAX * (GAME_ALLOC_NAME_MAX + 1)
+                           + 8];
+    game_alloc_argv_t  a;
+
+    assert_int_equal(game_alloc_argv_set_state(&a, "g:", "s1", "tk",
+                                               GAME_ALLOC_PLAYING, "m-1",
+                                               "p1,p2"),
                      GAME_ALLOC_OK);
     expect_argv(&a, "EVALSHA", game_alloc_scripts[GAME_ALLOC_SET_STATE].sha1,
                 "2", "g:server:s1", "g:hb:s1", "g:", "s1", "tk", "Playing",
-                NULL);
+                "m-1", "p1,p2", NULL);
 
+    /* nobody seated is a list too: the matchmaker must hear it */
     assert_int_equal(game_alloc_argv_set_state(&a, "g:", "s1", "tk",
-                                               GAME_ALLOC_STATE_UNKNOWN),
+                                               GAME_ALLOC_PLAYING, "m-1", ""),
+                     GAME_ALLOC_OK);
+    assert_int_equal(a.argc, 11);
+    assert_int_equal(a.argvlen[10], 0);
+
+    /* a match id is a name; seated only goes with Playing */
+    assert_int_equal(game_alloc_argv_set_state(&a, "g:", "s1", "tk",
+                                               GAME_ALLOC_READY, "m:1", NULL),
+                     GAME_ALLOC_BAD_ARG);
+    assert_int_equal(game_alloc_argv_set_state(&a, "g:", "s1", "tk",
+                                               GAME_ALLOC_FINISHED, "m-1",
+                                               "p1"),
+                     GAME_ALLOC_BAD_ARG);
+
+    /* the separator cannot hide in an id, nor can an id be empty */
+    for (i = 0; i < 5; i++) {
+        static const char *bad[] = { "p1,,p2", ",p1", "p1,", "p 1", "," };
+
+        assert_int_equal(game_alloc_argv_set_state(&a, "g:", "s1", "tk",
+                                                   GAME_ALLOC_PLAYING, "m-1",
+                                                   bad[i]),
+                         GAME_ALLOC_BAD_ARG);
+    }
+
+    /* 64 uuids, the most a server seats, fit; a 65th id does not */
+    ids[0] = '\0';
+    for (i = 0; i < GAME_ALLOC_SEATED_MAX; i++) {
+        strcat(ids, i ? "," : "");
+        strcat(ids, "0f8fad5b-d9cb-469f-a165-70867728950e");
+    }
+    assert_int_equal(game_alloc_argv_set_state(&a, "g:", "s1", "tk",
+                                               GAME_ALLOC_PLAYING, "m-1", ids),
+                     GAME_ALLOC_OK);
+    assert_int_equal(a.argvlen[10], strlen(ids));
+    assert_int_equal(a.argvlen[10], 64 * 36 + 63);
+    strcat(ids, ",x");
+    assert_int_equal(game_alloc_argv_set_state(&a, "g:", "s1", "tk",
+                                               GAME_ALLOC_PLAYING, "m-1", ids),
                      GAME_ALLOC_BAD_ARG);
 
     assert_int_equal(game_alloc_argv_deregister(&a, "g:", "s1", "tk"),
@@ -276,9 +366,6 @@ test_argv_small_verbs(void **state)
     assert_int_equal(game_alloc_argv_deregister(&a, "g:", "s1", ""),
                      GAME_ALLOC_BAD_ARG);
 
-    assert_int_equal(game_alloc_argv_reap(&a, "{g}:"), GAME_ALLOC_OK);
-    expect_argv(&a, "EVALSHA", game_alloc_scripts[GAME_ALLOC_REAP].sha1,
-                "0", "{g}:", NULL);
 }
 
 
@@ -355,6 +442,21 @@ test_parse_assignment(void **state)
     assert_string_equal(res.match_id, "");
     assert_int_equal(res.state, GAME_ALLOC_READY);
     assert_int_equal(res.existing, 0);
+    assert_int_equal(res.drain, 0);
+
+    /* heartbeat appends the drain flag; the first nine stay as they are */
+    n = reply(e, "OK", "srv-9", "10.0.0.9", "7001", "m-2", "2", "duel",
+              "Playing", "0", "1", NULL);
+    assert_int_equal(game_alloc_parse(GAME_ALLOC_HEARTBEAT, e, n, &res),
+                     GAME_ALLOC_OK);
+    assert_string_equal(res.match_id, "m-2");
+    assert_int_equal(res.state, GAME_ALLOC_PLAYING);
+    assert_int_equal(res.drain, 1);
+    n = reply(e, "OK", "srv-9", "10.0.0.9", "7001", "", "0", "duel",
+              "Ready", "0", "0", NULL);
+    assert_int_equal(game_alloc_parse(GAME_ALLOC_HEARTBEAT, e, n, &res),
+                     GAME_ALLOC_OK);
+    assert_int_equal(res.drain, 0);
 }
 
 
@@ -392,6 +494,22 @@ test_parse_refusals(void **state)
     n = reply(e, "BAD_ARG", NULL);
     assert_int_equal(game_alloc_parse(GAME_ALLOC_REGISTER, e, n, &res),
                      GAME_ALLOC_BAD_ARG);
+
+    /* a fenced transition names the match the server really holds */
+    n = reply(e, "STALE", "m-new", NULL);
+    assert_int_equal(game_alloc_parse(GAME_ALLOC_SET_STATE, e, n, &res),
+                     GAME_ALLOC_STALE);
+    assert_string_equal(res.match_id, "m-new");
+    n = reply(e, "STALE", "", NULL);
+    assert_int_equal(game_alloc_parse(GAME_ALLOC_SET_STATE, e, n, &res),
+                     GAME_ALLOC_STALE);
+    assert_string_equal(res.match_id, "");
+
+    /* a drained busy server keeps its match, in this state */
+    n = reply(e, "BUSY", "Playing", NULL);
+    assert_int_equal(game_alloc_parse(GAME_ALLOC_DRAIN, e, n, &res),
+                     GAME_ALLOC_BUSY);
+    assert_int_equal(res.state, GAME_ALLOC_PLAYING);
 }
 
 
@@ -420,6 +538,11 @@ test_parse_other_verbs(void **state)
     assert_int_equal(game_alloc_parse(GAME_ALLOC_REAP, e, n, &res),
                      GAME_ALLOC_OK);
     assert_int_equal(res.count, 12);
+
+    n = reply(e, "OK", "Shutdown", NULL);
+    assert_int_equal(game_alloc_parse(GAME_ALLOC_DRAIN, e, n, &res),
+                     GAME_ALLOC_OK);
+    assert_int_equal(res.state, GAME_ALLOC_SHUTDOWN);
 }
 
 
@@ -486,6 +609,22 @@ test_parse_malformed(void **state)
     n = reply(e, "OK", "Ready", NULL);
     assert_int_equal(game_alloc_parse(GAME_ALLOC_NSCRIPTS, e, n, &res),
                      GAME_ALLOC_ERROR);
+
+    /* the drain flag is 0 or 1, and nothing follows it */
+    n = reply(e, "OK", "s", "a", "1", "m", "1", "d", "Playing", "0", "2",
+              NULL);
+    assert_int_equal(game_alloc_parse(GAME_ALLOC_HEARTBEAT, e, n, &res),
+                     GAME_ALLOC_ERROR);
+    n = reply(e, "OK", "s", "a", "1", "m", "1", "d", "Playing", "0", "1",
+              "x", NULL);
+    assert_int_equal(game_alloc_parse(GAME_ALLOC_HEARTBEAT, e, n, &res),
+                     GAME_ALLOC_ERROR);
+    n = reply(e, "STALE", NULL);
+    assert_int_equal(game_alloc_parse(GAME_ALLOC_SET_STATE, e, n, &res),
+                     GAME_ALLOC_ERROR);
+    n = reply(e, "BUSY", "Busy", NULL);
+    assert_int_equal(game_alloc_parse(GAME_ALLOC_DRAIN, e, n, &res),
+                     GAME_ALLOC_ERROR);
 }
 
 
@@ -500,6 +639,7 @@ main(void)
         cmocka_unit_test(test_argv_register),
         cmocka_unit_test(test_argv_register_rejects),
         cmocka_unit_test(test_argv_small_verbs),
+        cmocka_unit_test(test_argv_set_state_fenced),
         cmocka_unit_test(test_argv_eval_fallback),
         cmocka_unit_test(test_parse_assignment),
         cmocka_unit_test(test_parse_refusals),

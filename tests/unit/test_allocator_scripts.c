@@ -29,7 +29,8 @@ test_table(void **state)
 {
     int          i, j;
     const char  *names[GAME_ALLOC_NSCRIPTS] = {
-        "register", "heartbeat", "allocate", "set_state", "deregister", "reap"
+        "register", "heartbeat", "allocate", "set_state", "deregister", "reap",
+        "drain"
     };
 
     for (i = 0; i < GAME_ALLOC_NSCRIPTS; i++) {
