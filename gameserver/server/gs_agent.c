@@ -4,23 +4,34 @@
  * Everything here may block on Redis (hiredis' sync API, with a 1 s
  * timeout); none of it runs on the tick loop.  The loop talks to the agent
  * through a mutex-guarded queue and a view of the last heartbeat, both
- * touched for microseconds at a time.
+ * touched for microseconds at a time, and through one atomic: the time of
+ * its last tick.
  *
  * Operations are retried, in order, until Redis answers: a Redis restart
  * then delays a state change but never reorders or loses it.  Retrying is
  * safe because every operation is idempotent: asking for the state a
- * server is in is OK, and a result is guarded by SET NX on its match id.
+ * server is in is OK, a transition is fenced by the match it is for, and a
+ * result is guarded by SET NX on its match id.
  *
- * If the heartbeat key lapsed (EXPIRED: Redis was unreachable for longer
- * than the ttl), the allocator already treats the server as dead.  It is
- * registered again only once the loop asks for Ready: registering in the
- * middle of a match would offer a busy server for allocation.
+ * If the allocator forgot us (EXPIRED: an idle server's key lapsed;
+ * NOT_FOUND: the record is gone), we register again, but only while the
+ * loop holds no match and nothing it queued is left to run: registering
+ * in the middle of a match would offer a busy server for allocation.  A
+ * busy server whose key lapsed is not forgotten: heartbeat.lua lets it
+ * resume.  The loop takes an allocation (gs_agent_take) under the same
+ * lock under which we mark ourselves unregistered, so the two cannot
+ * cross: either the loop holds the match and we do not register, or we
+ * register and the loop never takes the match the stale view showed.
+ *
+ * Once the server leaves service (drained by the allocator, or the loop
+ * asked for Shutdown or drain) it is never registered again.
  */
 
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -35,15 +46,19 @@
 #define GS_AGENT_BEAT_MS    1000
 #define GS_AGENT_RETRY_MS   250
 #define GS_AGENT_TIMEOUT_MS 1000
+#define GS_AGENT_STALL_MS   2000        /* no tick for longer: no heartbeat */
 #define GS_AGENT_RESULT_TTL "604800"    /* the per-match guard: a week */
 
-typedef enum { GS_AGENT_SET_STATE, GS_AGENT_PUBLISH } gs_agent_op_e;
+typedef enum {
+    GS_AGENT_SET_STATE, GS_AGENT_PUBLISH, GS_AGENT_DRAIN
+} gs_agent_op_e;
 
 typedef struct {
     gs_agent_op_e        kind;
     game_alloc_state_t   state;
     char                 match_id[GAME_ALLOC_NAME_MAX + 1];
-    char                *json;
+    char                *json;          /* PUBLISH: the result */
+    char                *seated;        /* SET_STATE Playing: or NULL */
 } gs_agent_op_t;
 
 struct gs_agent_s {
@@ -57,9 +72,13 @@ struct gs_agent_s {
     gs_agent_op_t        ops[GS_AGENT_QUEUE];
     int                  head, n, poke, stop;
     int64_t              stop_deadline;
-    game_alloc_state_t   wanted;        /* the last state the loop asked */
+    char                 held[GAME_ALLOC_NAME_MAX + 1];  /* "" idle */
+    int                  leaving;       /* Shutdown or drain was asked */
 
     gs_agent_view_t      view;
+
+    atomic_llong         tick_ms;       /* the loop's last tick */
+    int                  stalled;       /* said so in the log */
 
     game_alloc_conn_t   *conn;
     redisContext        *raw;           /* for the results stream */
@@ -141,6 +160,26 @@ failed:
 
 
 static void
+gs_agent_free_op(gs_agent_op_t *op)
+{
+    free(op->json);
+    free(op->seated);
+}
+
+
+/* The allocator forgot us: register again once the loop is idle. */
+static void
+gs_agent_forgotten(gs_agent_t *a, const char *what, game_alloc_status_t st)
+{
+    gs_log("warn", "%s: %s: the allocator forgot this server", what,
+           game_alloc_status_name(st));
+    pthread_mutex_lock(&a->lock);
+    a->view.registered = 0;
+    pthread_mutex_unlock(&a->lock);
+}
+
+
+static void
 gs_agent_update_view(gs_agent_t *a, const game_alloc_result_t *res)
 {
     pthread_mutex_lock(&a->lock);
@@ -149,42 +188,101 @@ gs_agent_update_view(gs_agent_t *a, const game_alloc_result_t *res)
     strcpy(a->view.match_id, res->match_id);
     strcpy(a->view.mode, res->mode);
     a->view.players = res->players;
+    if (res->drain && !a->view.drained) {
+        a->view.drained = 1;
+        gs_log("info", "drained by the allocator (state %s)",
+               game_alloc_state_name(res->state));
+    }
     pthread_mutex_unlock(&a->lock);
 }
 
 
-/* 0 done (whatever Redis said), -1 transport failure: retry */
 static int
-gs_agent_run_op(gs_agent_t *a, gs_agent_op_t *op)
+gs_agent_run_set_state(gs_agent_t *a, gs_agent_op_t *op)
 {
     game_alloc_result_t   res;
     game_alloc_status_t   st;
-    redisReply           *r;
-    char                  guard[256], stream[128];
-    const char           *id = a->conf.server.id;
 
-    if (op->kind == GS_AGENT_SET_STATE) {
-        st = game_alloc_set_state(a->conn, id, a->token, op->state,
-                                  op->match_id, NULL, &res);
-        if (st == GAME_ALLOC_ERROR) {
-            return -1;
-        }
-        if (st == GAME_ALLOC_EXPIRED) {
+    st = game_alloc_set_state(a->conn, a->conf.server.id, a->token,
+                              op->state, op->match_id, op->seated, &res);
+    switch (st) {
+
+    case GAME_ALLOC_ERROR:
+        return -1;
+
+    case GAME_ALLOC_OK:
+        gs_log("info", "state %s: %s", game_alloc_state_name(op->state),
+               game_alloc_state_name(res.state));
+        /* a drained server's way back to Ready ends in Shutdown */
+        if (op->state == GAME_ALLOC_READY
+            && res.state == GAME_ALLOC_SHUTDOWN)
+        {
             pthread_mutex_lock(&a->lock);
-            a->view.registered = 0;
+            a->view.drained = 1;
+            a->view.state = GAME_ALLOC_SHUTDOWN;
             pthread_mutex_unlock(&a->lock);
         }
-        gs_log(st == GAME_ALLOC_OK ? "info" : "warn", "state %s: %s",
-               game_alloc_state_name(op->state), game_alloc_status_name(st));
+        return 0;
+
+    case GAME_ALLOC_EXPIRED:
+    case GAME_ALLOC_NOT_FOUND:
+        gs_agent_forgotten(a, game_alloc_state_name(op->state), st);
+        return 0;
+
+    case GAME_ALLOC_STALE:
+        gs_log("warn", "state %s for match %s: STALE, the allocator has "
+               "match \"%s\"", game_alloc_state_name(op->state),
+               op->match_id, res.match_id);
+        return 0;
+
+    default:
+        gs_log("warn", "state %s: %s", game_alloc_state_name(op->state),
+               game_alloc_status_name(st));
         return 0;
     }
+}
+
+
+/* Our own drain, on SIGTERM while idle: Shutdown, or the allocation won. */
+static int
+gs_agent_run_drain(gs_agent_t *a)
+{
+    game_alloc_result_t   res;
+    game_alloc_status_t   st;
+
+    st = game_alloc_drain(a->conn, a->conf.server.id, &res);
+    if (st == GAME_ALLOC_ERROR) {
+        return -1;
+    }
+
+    pthread_mutex_lock(&a->lock);
+    if (st == GAME_ALLOC_BUSY) {
+        /* an allocation came first: the next heartbeat shows it */
+        a->poke = 1;
+    } else {
+        a->view.state = GAME_ALLOC_SHUTDOWN;
+    }
+    pthread_mutex_unlock(&a->lock);
+
+    gs_log("info", "drain: %s%s%s", game_alloc_status_name(st),
+           st == GAME_ALLOC_BUSY ? ", keeps its match: " : "",
+           st == GAME_ALLOC_BUSY ? game_alloc_state_name(res.state) : "");
+    return 0;
+}
+
+
+static int
+gs_agent_run_publish(gs_agent_t *a, gs_agent_op_t *op)
+{
+    redisReply  *r;
+    char         guard[256], stream[128];
 
     snprintf(guard, sizeof(guard), "%sresult:%s", a->conf.prefix,
              op->match_id);
     snprintf(stream, sizeof(stream), "%sresults", a->conf.prefix);
     r = redisCommand(a->raw, "EVAL %s 2 %s %s %s %s %s %s",
-                     gs_agent_publish_lua, guard, stream, op->match_id, id,
-                     op->json, GS_AGENT_RESULT_TTL);
+                     gs_agent_publish_lua, guard, stream, op->match_id,
+                     a->conf.server.id, op->json, GS_AGENT_RESULT_TTL);
     if (r == NULL) {
         return -1;
     }
@@ -205,6 +303,21 @@ gs_agent_run_op(gs_agent_t *a, gs_agent_op_t *op)
     pthread_mutex_unlock(&a->lock);
     freeReplyObject(r);
     return 0;
+}
+
+
+/* 0 done (whatever Redis said), -1 transport failure: retry */
+static int
+gs_agent_run_op(gs_agent_t *a, gs_agent_op_t *op)
+{
+    switch (op->kind) {
+    case GS_AGENT_SET_STATE:
+        return gs_agent_run_set_state(a, op);
+    case GS_AGENT_DRAIN:
+        return gs_agent_run_drain(a);
+    default:
+        return gs_agent_run_publish(a, op);
+    }
 }
 
 
@@ -230,7 +343,63 @@ gs_agent_register(gs_agent_t *a)
     a->view.registered = 1;
     a->view.state = GAME_ALLOC_READY;
     a->view.match_id[0] = '\0';
+    a->view.players = 0;
     pthread_mutex_unlock(&a->lock);
+    return 0;
+}
+
+
+/*
+ * A heartbeat proves that the tick loop lives, not only this thread: while
+ * the loop is silent the key is left to lapse, and a hung server goes dead
+ * in the allocator.  One log line when that starts, one when it ends.
+ */
+static int
+gs_agent_loop_alive(gs_agent_t *a, int64_t now)
+{
+    int64_t  silent;
+
+    silent = now - (int64_t) atomic_load_explicit(&a->tick_ms,
+                                                  memory_order_relaxed);
+    if (silent > GS_AGENT_STALL_MS) {
+        if (!a->stalled) {
+            a->stalled = 1;
+            gs_log("error", "tick loop silent for %lld ms: heartbeat "
+                   "withheld", (long long) silent);
+        }
+        return 0;
+    }
+
+    if (a->stalled) {
+        a->stalled = 0;
+        gs_log("info", "tick loop back: heartbeat resumes");
+    }
+    return 1;
+}
+
+
+/* A beat; -1 when the connection failed. */
+static int
+gs_agent_beat(gs_agent_t *a)
+{
+    game_alloc_result_t   res;
+    game_alloc_status_t   st;
+
+    st = game_alloc_heartbeat(a->conn, a->conf.server.id, a->token, &res);
+
+    if (st == GAME_ALLOC_OK) {
+        gs_agent_update_view(a, &res);
+        return 0;
+    }
+
+    if (st == GAME_ALLOC_ERROR) {
+        gs_log("warn", "heartbeat: %s",
+               game_alloc_errstr(a->conn) ? game_alloc_errstr(a->conn)
+                                          : "error");
+        return -1;
+    }
+
+    gs_agent_forgotten(a, "heartbeat", st);
     return 0;
 }
 
@@ -240,11 +409,10 @@ gs_agent_main(void *arg)
 {
     gs_agent_t           *a = arg;
     gs_agent_op_t         op;
-    game_alloc_result_t   res;
     game_alloc_status_t   st;
     int64_t               next_beat = 0, now;
     int                   have_op, stopping, poke, registered, rc;
-    game_alloc_state_t    wanted;
+    int                   may_register;
     struct timespec       until;
 
     for ( ;; ) {
@@ -268,7 +436,9 @@ gs_agent_main(void *arg)
         poke = a->poke;
         a->poke = 0;
         registered = a->view.registered;
-        wanted = a->wanted;
+        /* idle, nothing of the last match left to run, still in service */
+        may_register = a->held[0] == '\0' && a->n == 0 && !a->leaving
+                       && !a->view.drained;
         pthread_mutex_unlock(&a->lock);
 
         if (stopping && now > a->stop_deadline) {
@@ -281,7 +451,9 @@ gs_agent_main(void *arg)
             continue;
         }
 
-        if (!registered && !stopping && (wanted == GAME_ALLOC_READY)) {
+        if (!registered && !stopping && may_register
+            && gs_agent_loop_alive(a, now))
+        {
             rc = gs_agent_register(a);
             if (rc != 0) {
                 if (rc < 0) {
@@ -304,32 +476,27 @@ gs_agent_main(void *arg)
                 gs_agent_sleep_ms(GS_AGENT_RETRY_MS);
                 continue;
             }
-            free(op.json);
+            gs_agent_free_op(&op);
             pthread_mutex_lock(&a->lock);
             a->head = (a->head + 1) % GS_AGENT_QUEUE;
             a->n--;
             a->view.pending = a->n;
+            poke |= a->poke;
+            a->poke = 0;
+            registered = a->view.registered;
             pthread_mutex_unlock(&a->lock);
         }
 
+        /* the clock moves on even when there is nothing to send, so that
+         * an unregistered agent waits instead of spinning */
         now = gs_agent_now_ms();
-        if (registered && (poke || now >= next_beat)) {
+        if (poke || now >= next_beat) {
             next_beat = now + GS_AGENT_BEAT_MS;
-            st = game_alloc_heartbeat(a->conn, a->conf.server.id, a->token,
-                                      &res);
-            if (st == GAME_ALLOC_OK) {
-                gs_agent_update_view(a, &res);
-            } else if (st == GAME_ALLOC_ERROR) {
-                gs_log("warn", "heartbeat: %s",
-                       game_alloc_errstr(a->conn) ? game_alloc_errstr(a->conn)
-                                                  : "error");
+            if (registered && !gs_agent_loop_alive(a, now)) {
+                next_beat = now + GS_AGENT_RETRY_MS;
+            } else if (registered && gs_agent_beat(a) != 0) {
                 gs_agent_disconnect(a);
                 continue;
-            } else {
-                gs_log("error", "heartbeat: %s", game_alloc_status_name(st));
-                pthread_mutex_lock(&a->lock);
-                a->view.registered = 0;
-                pthread_mutex_unlock(&a->lock);
             }
         }
 
@@ -369,8 +536,9 @@ gs_agent_start(const gs_agent_conf_t *conf)
         return NULL;
     }
     a->conf = *conf;
-    a->wanted = GAME_ALLOC_READY;
     a->view.state = GAME_ALLOC_STARTING;
+    /* the loop starts right after us: count its silence from now */
+    atomic_init(&a->tick_ms, gs_agent_now_ms());
 
     /* the token proves ownership of the record: make it unguessable */
     f = fopen("/dev/urandom", "r");
@@ -413,20 +581,57 @@ gs_agent_poke(gs_agent_t *a)
 }
 
 
+void
+gs_agent_tick(gs_agent_t *a, int64_t now_ms)
+{
+    atomic_store_explicit(&a->tick_ms, now_ms, memory_order_relaxed);
+}
+
+
+int
+gs_agent_take(gs_agent_t *a, const char *match_id)
+{
+    int  ok;
+
+    pthread_mutex_lock(&a->lock);
+    ok = a->view.registered && a->view.state == GAME_ALLOC_ALLOCATED
+         && strcmp(a->view.match_id, match_id) == 0;
+    if (ok) {
+        snprintf(a->held, sizeof(a->held), "%s", match_id);
+    }
+    pthread_mutex_unlock(&a->lock);
+
+    return ok;
+}
+
+
+void
+gs_agent_release(gs_agent_t *a)
+{
+    pthread_mutex_lock(&a->lock);
+    a->held[0] = '\0';
+    pthread_cond_signal(&a->cond);
+    pthread_mutex_unlock(&a->lock);
+}
+
+
 static void
-gs_agent_push(gs_agent_t *a, const gs_agent_op_t *op)
+gs_agent_push(gs_agent_t *a, gs_agent_op_t *op)
 {
     pthread_mutex_lock(&a->lock);
     if (a->n == GS_AGENT_QUEUE) {
         /* cannot happen at a few operations per match; never block */
         gs_log("error", "allocator queue full, operation dropped");
-        free(op->json);
+        gs_agent_free_op(op);
     } else {
         a->ops[(a->head + a->n) % GS_AGENT_QUEUE] = *op;
         a->n++;
         a->view.pending = a->n;
-        if (op->kind == GS_AGENT_SET_STATE) {
-            a->wanted = op->state;
+        if (op->kind == GS_AGENT_DRAIN
+            || (op->kind == GS_AGENT_SET_STATE
+                && op->state == GAME_ALLOC_SHUTDOWN))
+        {
+            a->leaving = 1;
         }
         pthread_cond_signal(&a->cond);
     }
@@ -435,7 +640,8 @@ gs_agent_push(gs_agent_t *a, const gs_agent_op_t *op)
 
 
 void
-gs_agent_set_state(gs_agent_t *a, game_alloc_state_t to, const char *match_id)
+gs_agent_set_state(gs_agent_t *a, game_alloc_state_t to,
+    const char *match_id, const char *seated)
 {
     gs_agent_op_t  op;
 
@@ -443,6 +649,21 @@ gs_agent_set_state(gs_agent_t *a, game_alloc_state_t to, const char *match_id)
     op.kind = GS_AGENT_SET_STATE;
     op.state = to;
     snprintf(op.match_id, sizeof(op.match_id), "%s", match_id);
+    if (seated != NULL && (op.seated = strdup(seated)) == NULL) {
+        gs_log("error", "out of memory: state %s without its seated list",
+               game_alloc_state_name(to));
+    }
+    gs_agent_push(a, &op);
+}
+
+
+void
+gs_agent_drain(gs_agent_t *a)
+{
+    gs_agent_op_t  op;
+
+    memset(&op, 0, sizeof(op));
+    op.kind = GS_AGENT_DRAIN;
     gs_agent_push(a, &op);
 }
 
@@ -471,7 +692,7 @@ gs_agent_stop(gs_agent_t *a, int timeout_ms)
 
     pthread_join(a->thread, NULL);
     while (a->n > 0) {
-        free(a->ops[a->head].json);
+        gs_agent_free_op(&a->ops[a->head]);
         a->head = (a->head + 1) % GS_AGENT_QUEUE;
         a->n--;
     }

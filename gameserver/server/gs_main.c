@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gs_defaults.h"
 #include "gs_log.h"
 #include "gs_server.h"
 
@@ -30,9 +31,11 @@ static const char gs_main_usage[] =
 "  --match-seconds S   (120)        --score-limit N  (20, 0: none)\n"
 "  --join-timeout S    (10)         --join-policy start|abort (by mode:\n"
 "                      abort for \"duel\", start for the others)\n"
-"  --drain-grace S     on SIGTERM, how long a match may go on (30)\n"
+"  --drain-grace S     on SIGTERM, how long a match may go on (one\n"
+"                      match: join timeout + match seconds + 10)\n"
 "  --max-matches N     shut down after N matches (0: reuse forever)\n"
 "  --max-peers-per-ip N  ENet duplicatePeers (8)\n"
+"  --health-file PATH  the tick loop's pulse, for the fleet manager\n"
 "  --seed N            spawn points (random)\n";
 
 
@@ -69,10 +72,10 @@ main(int argc, char **argv)
     c.redis_port = 6379;
     c.tick_hz = 30;
     c.max_players = 16;
-    c.match_seconds = 120;
+    c.match_seconds = GS_DEFAULT_MATCH_SECONDS;
     c.score_limit = 20;
-    c.join_timeout_s = 10;
-    c.drain_grace_s = 30;
+    c.join_timeout_s = GS_DEFAULT_JOIN_TIMEOUT_S;
+    c.drain_grace_s = -1;           /* one match: see below */
     c.max_peers_per_ip = 8;
     c.ticket_leeway_s = 5;
     c.abort_if_short = -1;
@@ -141,6 +144,7 @@ main(int argc, char **argv)
             c.max_matches = gs_main_int(o, v, 0, 1000000);
         else if (strcmp(o, "--max-peers-per-ip") == 0)
             c.max_peers_per_ip = gs_main_int(o, v, 1, 4095);
+        else if (strcmp(o, "--health-file") == 0) c.health_file = v;
         else if (strcmp(o, "--seed") == 0)
             c.seed = (unsigned) gs_main_int(o, v, 0, 2147483647);
         else {
@@ -154,6 +158,11 @@ main(int argc, char **argv)
         fprintf(stderr, "game-server: --id and --port are required\n%s",
                 gs_main_usage);
         return 2;
+    }
+    /* a drain lets the match in progress finish, by default */
+    if (c.drain_grace_s < 0) {
+        c.drain_grace_s = gs_drain_grace_default(c.join_timeout_s,
+                                                 c.match_seconds);
     }
     if (gs_ticket_keys_count(c.keys) == 0) {
         fprintf(stderr, "game-server: at least one --ticket-key is needed: "

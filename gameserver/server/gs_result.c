@@ -20,13 +20,12 @@ gs_result_violations(const gs_violations_t *v)
 }
 
 
-char *
-gs_result_json(const gs_world_t *w, const gs_result_meta_t *m)
+json_t *
+gs_result_object(const gs_world_t *w, const gs_result_meta_t *m)
 {
     json_t             *root, *players, *refused;
     const gs_player_t  *p;
     gs_violations_t     total = { 0, 0, 0, 0 };
-    char               *text;
     int                 i, winner, flagged = 0;
 
     players = json_array();
@@ -77,6 +76,17 @@ gs_result_json(const gs_world_t *w, const gs_result_meta_t *m)
         "p99_us", m->tick_p99_us, "max_us", m->tick_max_us,
         "bytes_per_s_per_player", "out", m->bytes_out_per_player_s,
         "in", m->bytes_in_per_player_s);
+    return root;
+}
+
+
+char *
+gs_result_json(const gs_world_t *w, const gs_result_meta_t *m)
+{
+    json_t  *root;
+    char    *text;
+
+    root = gs_result_object(w, m);
     if (root == NULL) {
         return NULL;
     }

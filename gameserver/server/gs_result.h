@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "gs_sim.h"
 
 typedef struct {
@@ -20,6 +22,8 @@ typedef struct {
     double       bytes_out_per_player_s, bytes_in_per_player_s;
 } gs_result_meta_t;
 
+/* the result as a jansson object (a new reference), or NULL */
+json_t *gs_result_object(const gs_world_t *w, const gs_result_meta_t *m);
 /* malloc'd JSON text, or NULL when out of memory */
 char *gs_result_json(const gs_world_t *w, const gs_result_meta_t *m);
 

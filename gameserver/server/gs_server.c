@@ -9,9 +9,20 @@
  *   Allocated (WAITING)  players join with tickets until all expected came
  *                        or the join timeout: start with those present, or
  *                        abort (per mode)
- *   Playing   (PLAYING)  ticks until time, score limit, empty, or drain
+ *   Playing   (PLAYING)  ticks until time, score limit, empty, or the
+ *                        grace of a SIGTERM drain
  *   Finished  (ENDING)   result published once, players let go; then Ready
- *                        again, or Shutdown when draining / --max-matches
+ *                        again, or Shutdown when draining, drained by the
+ *                        allocator, or after --max-matches
+ *
+ * Two ways out of service.  SIGTERM: no new allocation, a running match
+ * ends by its rules or when --drain-grace runs out.  The allocator's drain
+ * (drain.lua: game-allocate drain, the fleet scaling down), read from the
+ * heartbeat: an idle server exits at once, a busy one plays its match out.
+ *
+ * Every tick tells the agent that the loop lives (its heartbeat stops when
+ * the loop does) and, with --health-file, stamps the health file the fleet
+ * manager watches.  Lifecycle events go to stdout as JSON lines.
  *
  * A client must send a hello with its ticket first; until the ticket holds
  * it gets nothing, and a refusal is an ENet disconnect whose data is the
@@ -20,15 +31,18 @@
 
 #define _POSIX_C_SOURCE 200809L
 
+#include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <enet/enet.h>
+#include <jansson.h>
 
+#include "gs_health.h"
 #include "gs_log.h"
 #include "gs_result.h"
 #include "gs_server.h"
@@ -44,8 +58,10 @@
 #define GS_USED_MAX            1024     /* tickets remembered per match */
 #define GS_TICK_SAMPLES        (1 << 18)
 
+/* the health file names the phases with the same numbers */
 typedef enum {
-    GS_PHASE_IDLE, GS_PHASE_WAITING, GS_PHASE_PLAYING, GS_PHASE_ENDING
+    GS_PHASE_IDLE = GS_HEALTH_IDLE, GS_PHASE_WAITING = GS_HEALTH_WAITING,
+    GS_PHASE_PLAYING = GS_HEALTH_PLAYING, GS_PHASE_ENDING = GS_HEALTH_ENDING
 } gs_phase_e;
 
 typedef enum {
@@ -66,6 +82,7 @@ typedef struct {
     const gs_server_conf_t  *conf;
     ENetHost                *host;
     gs_agent_t              *agent;
+    gs_health_t             *health;
     gs_rules_t               rules;
     gs_world_t               world;
     gs_client_t             *clients;
@@ -77,7 +94,10 @@ typedef struct {
     char                     mode[GAME_ALLOC_NAME_MAX + 1];
     int                      expected, abort_if_short, matches, let_go;
     uint32_t                 ticks_left;
-    int                      draining, exit_now;
+    int                      draining;      /* SIGTERM: grace, then out */
+    int                      drain_asked;   /* idle: drain.lua queued */
+    int                      drained;       /* by the allocator: no grace */
+    int                      exit_now;
     int64_t                  drain_deadline;
 
     uint64_t                 malformed, refused[16];
@@ -122,21 +142,53 @@ gs_wall_ms(void)
 }
 
 
-/* machine-readable lifecycle lines on stdout, for tests and operators */
+/*
+ * Machine-readable lifecycle lines on stdout, for tests, operators and
+ * log shippers: one JSON object per line, each with the event, the server
+ * id and the wall clock in ms; fields (stolen, may be NULL) adds the
+ * event's own.  A fleet's servers share one stdout, so a line goes out in
+ * one write(2): whole on a shared file (the kernel serialises writes to
+ * one open file), and on a pipe whole up to PIPE_BUF (4 KiB), which only a
+ * match_end of many players exceeds.  A blocked stdout blocks the loop,
+ * and then the heartbeat stops: such a server is hung, and treated so.
+ */
 static void
-gs_server_emit(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-
-static void
-gs_server_emit(const char *fmt, ...)
+gs_server_emit(const gs_server_t *s, const char *event, json_t *fields)
 {
-    va_list  ap;
+    json_t   *line;
+    char     *text;
+    size_t    len, off;
+    ssize_t   n;
 
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    putchar('\n');
-    fflush(stdout);
+    line = json_pack("{s:s, s:s, s:I}", "event", event,
+                     "server_id", s->conf->id, "ts_ms",
+                     (json_int_t) gs_wall_ms());
+    if (line != NULL && fields != NULL) {
+        json_object_update(line, fields);
+    }
+    json_decref(fields);
+
+    text = line ? json_dumps(line, JSON_COMPACT) : NULL;
+    json_decref(line);
+    if (text == NULL) {
+        gs_log("error", "lifecycle line \"%s\" not written: out of memory",
+               event);
+        return;
+    }
+
+    /* json_dumps has no newline: the terminating NUL makes room for it */
+    len = strlen(text);
+    text[len++] = '\n';
+
+    for (off = 0; off < len; off += (size_t) n) {
+        n = write(STDOUT_FILENO, text + off, len - off);
+        if (n < 0 && errno == EINTR) {
+            n = 0;
+        } else if (n <= 0) {
+            break;
+        }
+    }
+    free(text);
 }
 
 
@@ -185,8 +237,8 @@ gs_server_refuse(gs_server_t *s, gs_client_t *c, gs_refuse_e why,
     enet_address_get_host_ip(&c->peer->address, ip, sizeof(ip));
     gs_log("info", "refused %s:%u: %s%s%s", ip, c->peer->address.port,
            gs_proto_refuse_name(why), detail ? ": " : "", detail ? detail : "");
-    gs_server_emit("{\"event\":\"refused\",\"reason\":\"%s\"}",
-                   gs_proto_refuse_name(why));
+    gs_server_emit(s, "refused",
+                   json_pack("{s:s}", "reason", gs_proto_refuse_name(why)));
 
     s->refused[why]++;
     if (c->state == GS_CLIENT_IN) {
@@ -281,8 +333,8 @@ gs_server_enter(gs_server_t *s, gs_client_t *c)
         gs_server_welcome(s, c);
         gs_log("info", "player %s joined match %s in slot %d", t->sub,
                t->match_id, slot);
-        gs_server_emit("{\"event\":\"join\",\"player\":\"%s\",\"slot\":%d}",
-                       t->sub, slot);
+        gs_server_emit(s, "join",
+                       json_pack("{s:s, s:i}", "player", t->sub, "slot", slot));
         return;
     }
 
@@ -472,8 +524,49 @@ gs_server_allocated(gs_server_t *s, const gs_agent_view_t *v)
 
     gs_log("info", "allocated: match %s, %d players, mode %s", s->match_id,
            s->expected, s->mode);
-    gs_server_emit("{\"event\":\"allocated\",\"match_id\":\"%s\","
-                   "\"players\":%d}", s->match_id, s->expected);
+    gs_server_emit(s, "allocated", json_pack("{s:s, s:i}", "match_id",
+                                             s->match_id, "players",
+                                             s->expected));
+}
+
+
+/*
+ * The players who hold a slot when the match starts: they joined with a
+ * ticket for this match (one who dropped since keeps the slot and may come
+ * back).  The allocator writes them into the match record, where the
+ * matchmaker frees the tickets of everyone else.  An id that cannot be
+ * listed (a comma or a blank in it; the backend issues UUIDs) is left out
+ * and logged.
+ */
+static char *
+gs_server_seated(gs_server_t *s, json_t *ids)
+{
+    const gs_player_t  *p;
+    char               *list, *end;
+    int                 i;
+
+    list = malloc((size_t) s->rules.max_players * (GS_PLAYER_ID_MAX + 1) + 1);
+    if (list == NULL) {
+        return NULL;
+    }
+    end = list;
+    *end = '\0';
+
+    for (i = 0; i < s->rules.max_players; i++) {
+        p = &s->world.players[i];
+        if (!p->used) {
+            continue;
+        }
+        json_array_append_new(ids, json_string(p->id));
+        if (p->id[0] == '\0' || strpbrk(p->id, ", \t\r\n") != NULL) {
+            gs_log("warn", "player id \"%s\" cannot be listed as seated",
+                   p->id);
+            continue;
+        }
+        end += sprintf(end, "%s%s", end == list ? "" : ",", p->id);
+    }
+
+    return list;
 }
 
 
@@ -481,6 +574,8 @@ static void
 gs_server_start_match(gs_server_t *s)
 {
     gs_event_t  e = { GS_EV_MATCH_START, s->world.tick, 0, 0 };
+    json_t     *ids;
+    char       *seated;
 
     s->phase = GS_PHASE_PLAYING;
     s->phase_ms = s->start_ms = gs_now_us() / 1000;
@@ -489,14 +584,19 @@ gs_server_start_match(gs_server_t *s)
     s->ntick = 0;
     s->sent0 = s->host->totalSentData;
     s->recv0 = s->host->totalReceivedData;
-    gs_agent_set_state(s->agent, GAME_ALLOC_PLAYING, s->match_id);
+
+    ids = json_array();
+    seated = gs_server_seated(s, ids);
+    gs_agent_set_state(s->agent, GAME_ALLOC_PLAYING, s->match_id, seated);
+    free(seated);
     gs_server_broadcast_event(s, &e);
 
     gs_log("info", "match %s started with %d of %d players", s->match_id,
            gs_sim_connected(&s->world), s->expected);
-    gs_server_emit("{\"event\":\"match_start\",\"match_id\":\"%s\","
-                   "\"players\":%d}", s->match_id,
-                   gs_sim_connected(&s->world));
+    gs_server_emit(s, "match_start",
+                   json_pack("{s:s, s:i, s:o}", "match_id", s->match_id,
+                             "players", gs_sim_connected(&s->world),
+                             "seated", ids ? ids : json_array()));
 }
 
 
@@ -517,6 +617,7 @@ gs_server_end_match(gs_server_t *s, gs_end_reason_e reason)
     int               winner, i, joined = 0;
     int64_t           now = gs_now_us() / 1000;
     double            secs;
+    json_t           *result;
     char             *json;
 
     winner = gs_sim_leader(&s->world);
@@ -560,22 +661,37 @@ gs_server_end_match(gs_server_t *s, gs_end_reason_e reason)
         m.started_at_ms = gs_wall_ms();
     }
 
-    json = gs_result_json(&s->world, &m);
+    result = gs_result_object(&s->world, &m);
+    json = result ? json_dumps(result, JSON_COMPACT) : NULL;
     gs_log("info", "match %s over: %s, winner %s, %d joined", s->match_id,
            gs_proto_end_name(reason),
            winner >= 0 ? s->world.players[winner].id : "none", joined);
-    gs_server_emit("{\"event\":\"match_end\",\"result\":%s}",
-                   json ? json : "null");
+    gs_server_emit(s, "match_end",
+                   json_pack("{s:o}", "result",
+                             result ? result : json_null()));
     if (json != NULL) {
         gs_agent_publish(s->agent, s->match_id, json);
     }
-    gs_agent_set_state(s->agent, GAME_ALLOC_FINISHED, s->match_id);
+    gs_agent_set_state(s->agent, GAME_ALLOC_FINISHED, s->match_id, NULL);
 
     snprintf(s->last_match, sizeof(s->last_match), "%s", s->match_id);
     s->matches++;
     s->phase = GS_PHASE_ENDING;
     s->phase_ms = now;
     s->let_go = 0;
+}
+
+
+/* Out of service for good: Shutdown, then gs_server_run deregisters. */
+static void
+gs_server_shut_down(gs_server_t *s, const char *match_id)
+{
+    if (s->drained && !s->draining) {
+        gs_log("info", "drained by the allocator: shutting down");
+        gs_server_emit(s, "drained", NULL);
+    }
+    gs_agent_set_state(s->agent, GAME_ALLOC_SHUTDOWN, match_id, NULL);
+    s->exit_now = 1;
 }
 
 
@@ -595,15 +711,59 @@ gs_server_next_cycle(gs_server_t *s)
     s->phase = GS_PHASE_IDLE;
     s->phase_ms = gs_now_us() / 1000;
 
-    if (s->draining
+    if (s->draining || s->drained
         || (s->conf->max_matches > 0 && s->matches >= s->conf->max_matches))
     {
-        gs_agent_set_state(s->agent, GAME_ALLOC_SHUTDOWN, s->last_match);
-        s->exit_now = 1;
+        gs_server_shut_down(s, s->last_match);
+        gs_agent_release(s->agent);
         return;
     }
-    gs_agent_set_state(s->agent, GAME_ALLOC_READY, s->last_match);
-    gs_server_emit("{\"event\":\"ready\"}");
+
+    /* Ready before release: the agent registers again (if the allocator
+     * forgot us during the match) only once this is queued and done */
+    gs_agent_set_state(s->agent, GAME_ALLOC_READY, s->last_match, NULL);
+    gs_agent_release(s->agent);
+    gs_server_emit(s, "ready", NULL);
+}
+
+
+/*
+ * Idle.  An allocation comes first, even while draining: it was made
+ * before our way out reached the allocator, and its players are coming.
+ * Otherwise a drain by the allocator ends the server at once, and a
+ * SIGTERM drain leaves through drain.lua, which settles a race with an
+ * allocation in Redis: the view then shows Shutdown, or the allocation.
+ */
+static void
+gs_server_idle(gs_server_t *s, const gs_agent_view_t *v, int64_t now)
+{
+    if (v->state == GAME_ALLOC_ALLOCATED && v->match_id[0]
+        && strcmp(v->match_id, s->last_match) != 0
+        && gs_agent_take(s->agent, v->match_id))
+    {
+        gs_server_allocated(s, v);
+        return;
+    }
+
+    if (s->drained) {
+        gs_server_shut_down(s, "");
+        return;
+    }
+
+    if (!s->draining) {
+        return;
+    }
+
+    if (!s->drain_asked) {
+        gs_agent_drain(s->agent);
+        s->drain_asked = 1;
+        return;
+    }
+
+    /* without Redis the answer may never come: the grace bounds the wait */
+    if (v->state == GAME_ALLOC_SHUTDOWN || now >= s->drain_deadline) {
+        gs_server_shut_down(s, "");
+    }
 }
 
 
@@ -614,18 +774,23 @@ gs_server_lifecycle(gs_server_t *s, int64_t now)
     int              n;
     size_t           i, live;
 
+    gs_agent_view(s->agent, &v);
+
+    /* a drain by the allocator: no grace, the match (if any) plays out */
+    if (v.drained && !s->drained && !s->draining) {
+        s->drained = 1;
+        if (s->phase != GS_PHASE_IDLE) {
+            gs_log("info", "drained by the allocator: match %s plays out, "
+                   "then the server shuts down", s->match_id);
+            gs_server_emit(s, "draining",
+                           json_pack("{s:s}", "reason", "allocator"));
+        }
+    }
+
     switch (s->phase) {
 
     case GS_PHASE_IDLE:
-        gs_agent_view(s->agent, &v);
-        if (v.state == GAME_ALLOC_ALLOCATED && v.match_id[0]
-            && strcmp(v.match_id, s->last_match) != 0)
-        {
-            gs_server_allocated(s, &v);
-        } else if (s->draining) {
-            gs_agent_set_state(s->agent, GAME_ALLOC_SHUTDOWN, "");
-            s->exit_now = 1;
-        }
+        gs_server_idle(s, &v, now);
         break;
 
     case GS_PHASE_WAITING:
@@ -756,6 +921,9 @@ gs_server_tick(gs_server_t *s)
 {
     int64_t  t0 = gs_now_us(), now = t0 / 1000;
 
+    /* the loop lives: the agent may heartbeat, the fleet sees a pulse */
+    gs_agent_tick(s->agent, now);
+
     gs_server_lifecycle(s, now);
     gs_server_timeouts(s, now);
     if (s->phase == GS_PHASE_WAITING || s->phase == GS_PHASE_PLAYING) {
@@ -766,6 +934,9 @@ gs_server_tick(gs_server_t *s)
         }
     }
     enet_host_flush(s->host);
+
+    gs_health_tick(s->health, now, (unsigned) s->phase,
+                   (unsigned) gs_sim_connected(&s->world));
 
     if (s->phase == GS_PHASE_PLAYING && s->ntick < GS_TICK_SAMPLES) {
         s->tick_us[s->ntick++] = (uint32_t) (gs_now_us() - t0 + s->busy_us);
@@ -779,10 +950,13 @@ gs_server_begin_drain(gs_server_t *s)
 {
     s->draining = 1;
     s->drain_deadline = gs_now_us() / 1000 + s->conf->drain_grace_s * 1000;
-    gs_log("info", "draining: %s", s->phase == GS_PHASE_IDLE
+    gs_log("info", "draining: %s (grace %d s)", s->phase == GS_PHASE_IDLE
            ? "no match, shutting down"
-           : "no new allocation; the match ends or the grace runs out");
-    gs_server_emit("{\"event\":\"draining\"}");
+           : "no new allocation; the match ends or the grace runs out",
+           s->conf->drain_grace_s);
+    gs_server_emit(s, "draining", json_pack("{s:s, s:i}", "reason", "signal",
+                                            "grace_s",
+                                            s->conf->drain_grace_s));
 }
 
 
@@ -796,6 +970,7 @@ gs_server_run(const gs_server_conf_t *conf)
     struct sigaction     sa;
     int64_t              tick_us, next, now, t0;
     int                  rc;
+    char                 err[256];
 
     memset(&s, 0, sizeof(s));
     s.conf = conf;
@@ -812,6 +987,14 @@ gs_server_run(const gs_server_conf_t *conf)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    if (conf->health_file != NULL) {
+        s.health = gs_health_open(conf->health_file, err, sizeof(err));
+        if (s.health == NULL) {
+            gs_log("error", "--health-file %s", err);
+            return 1;
+        }
+    }
 
     if (enet_initialize() != 0) {
         gs_log("error", "enet_initialize failed");
@@ -863,9 +1046,9 @@ gs_server_run(const gs_server_conf_t *conf)
 
     gs_log("info", "listening on udp %s:%d, %d Hz, up to %d players",
            conf->bind, conf->port, conf->tick_hz, conf->max_players);
-    gs_server_emit("{\"event\":\"listening\",\"server_id\":\"%s\","
-                   "\"port\":%d,\"tick_hz\":%d}", conf->id, conf->port,
-                   conf->tick_hz);
+    gs_server_emit(&s, "listening", json_pack("{s:i, s:i}", "port",
+                                              conf->port, "tick_hz",
+                                              conf->tick_hz));
 
     tick_us = 1000000 / conf->tick_hz;
     next = gs_now_us() + tick_us;
@@ -917,11 +1100,12 @@ gs_server_run(const gs_server_conf_t *conf)
     }
 
     gs_log("info", "exiting after %d matches", s.matches);
-    gs_server_emit("{\"event\":\"exit\",\"matches\":%d}", s.matches);
+    gs_server_emit(&s, "exit", json_pack("{s:i}", "matches", s.matches));
     gs_agent_stop(s.agent, 5000);
     enet_host_flush(s.host);
     enet_host_destroy(s.host);
     enet_deinitialize();
+    gs_health_close(s.health);
     free(s.clients);
     free(s.tick_us);
     return 0;

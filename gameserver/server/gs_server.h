@@ -11,6 +11,7 @@
 typedef struct {
     const char        *id, *addr, *bind, *region, *mode, *build, *host;
     const char        *redis_host, *prefix;
+    const char        *health_file;         /* NULL: none */
     int                port, redis_port;
     int                tick_hz, max_players, match_seconds, score_limit;
     int                join_timeout_s, drain_grace_s, max_matches;
@@ -20,7 +21,8 @@ typedef struct {
     gs_ticket_keys_t  *keys;
 } gs_server_conf_t;
 
-/* runs until SIGTERM/SIGINT (drain) or max_matches; the exit status */
+/* runs until SIGTERM/SIGINT, a drain by the allocator, or max_matches;
+ * the exit status */
 int gs_server_run(const gs_server_conf_t *conf);
 
 #endif /* GS_SERVER_H */

@@ -6,6 +6,7 @@ Tickets are ES256 JWTs signed here with python3-jwt (the backend's role)
 or by game-bot --direct.  Protocol and results: gameserver/PROTOCOL.md.
 """
 
+import fcntl
 import itertools
 import json
 import os
@@ -14,6 +15,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 
@@ -75,7 +77,7 @@ class Env:
 
     # --- servers ---------------------------------------------------------
 
-    def server(self, sid=None, wait=True, **opts):
+    def server(self, sid=None, wait=True, stdout=None, **opts):
         port = next(_ports)
         sid = sid or "srv-%d" % port
         args = [SERVER, "--id", sid, "--port", str(port),
@@ -86,7 +88,8 @@ class Env:
             args += ["--" + k.replace("_", "-"), str(v)]
         out = open(os.path.join(self.dir, sid + ".out"), "w")
         err = open(os.path.join(self.dir, sid + ".err"), "w")
-        p = subprocess.Popen(args, stdout=out, stderr=err)
+        p = subprocess.Popen(args, stdout=out if stdout is None else stdout,
+                             stderr=err)
         p.sid, p.port, p.outpath = sid, port, out.name
         self.procs.append(p)
         if wait:
@@ -97,6 +100,13 @@ class Env:
         with open(p.outpath) as f:
             return [json.loads(l) for l in f if l.startswith("{")]
 
+    def events(self, p):
+        return [l["event"] for l in self.lines(p)]
+
+    def line(self, p, event):
+        """The first lifecycle line of that event, or None."""
+        return next((l for l in self.lines(p) if l["event"] == event), None)
+
     def log(self, p):
         with open(p.outpath[:-4] + ".err") as f:
             return f.read()
@@ -106,6 +116,17 @@ class Env:
 
     def alive(self, sid):
         return self.r.exists(self.prefix + "hb:" + sid) == 1
+
+    def in_ready_index(self, sid, mode="dm", region="local"):
+        return self.r.zscore("%sready:%s:%s" % (self.prefix, region, mode),
+                             sid) is not None
+
+    def drain(self, sid, verb="drain"):
+        r = subprocess.run([ALLOC, "--redis", self.redis_addr, "--prefix",
+                            self.prefix, verb, "--id", sid],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
 
     # --- allocator and tickets -------------------------------------------
 
@@ -380,6 +401,193 @@ def test_join_timeout_aborts_duel_and_starts_dm(env):
     assert rc == 0, (out, err)
     wait_for(lambda: len(env.results()) == 2, 4)
     assert env.results()[1]["reason"] == "time"
+
+
+def test_lifecycle_lines_are_json_with_server_id_and_time(env):
+    p = env.server(match_seconds=1)
+    t0 = int(time.time() * 1000)
+    rc, out, err = env.direct(players=2, match="m-lines", duration=8)
+    assert rc == 0, (out, err)
+    wait_for(lambda: "ready" in env.events(p), 4)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=5) == 0
+
+    lines = env.lines(p)
+    assert [l["event"] for l in lines] == [
+        "listening", "allocated", "join", "join", "match_start",
+        "match_end", "ready", "draining", "exit"], lines
+    for l in lines:
+        assert l["server_id"] == p.sid
+        assert t0 - 10000 <= l["ts_ms"] <= int(time.time() * 1000)
+    assert [l["ts_ms"] for l in lines] == sorted(l["ts_ms"] for l in lines)
+    by = {l["event"]: l for l in lines}
+    assert by["allocated"]["match_id"] == "m-lines"
+    assert by["allocated"]["players"] == 2
+    assert by["match_start"]["players"] == 2
+    assert sorted(by["match_start"]["seated"]) == \
+        sorted(b["player"] for b in out["bots"])
+    assert by["match_end"]["result"]["match_id"] == "m-lines"
+    assert by["draining"]["reason"] == "signal"
+    assert by["exit"]["matches"] == 1
+
+
+# --- the allocator's view of a match ------------------------------------------
+
+def test_match_record_tells_who_was_seated(env):
+    p = env.server(join_timeout=2, match_seconds=1)
+    rc, a = env.allocate("m-seats", players=3)
+    assert rc == 0 and a["server_id"] == p.sid
+    # two of the three come; the join timeout starts the match without the
+    # third (dm starts with whoever came)
+    rc, out, err = env.bot(server="127.0.0.1:%d" % p.port,
+                           server_id=p.sid, match="m-seats",
+                           ticket_signing_key="k1=" + env.keys["k1"][0],
+                           players=2, duration=8)
+    assert rc == 0, (out, err)
+    came = sorted(b["player"] for b in out["bots"])
+
+    rec = env.r.hgetall(env.prefix + "match:m-seats")
+    assert rec["server"] == p.sid
+    assert sorted(rec["seated"].split(",")) == came
+    start = env.line(p, "match_start")
+    assert sorted(start["seated"]) == came
+    # started is Redis' clock, the line the server's: the same machine
+    assert abs(int(rec["started"]) - start["ts_ms"]) < 2000
+
+
+def test_busy_server_never_offers_itself_again_while_it_waits(env):
+    """While a server waits for its players, the allocator loses its
+    heartbeat key, then its whole record: the server must neither go back
+    into a Ready index nor take a second match before this one ended."""
+    p = env.server(join_timeout=5, match_seconds=1)
+    rc, a = env.allocate("m-held", players=2)
+    assert rc == 0
+    wait_for(lambda: env.line(p, "allocated"), 3)
+
+    def never_offered(seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            assert not env.in_ready_index(p.sid)
+            assert env.state(p.sid) in (None, "Allocated")
+            time.sleep(0.05)
+
+    # the key lapses (Redis out of reach > ttl): the server resumes
+    env.r.delete(env.prefix + "hb:" + p.sid)
+    never_offered(2.5)
+    assert env.alive(p.sid)
+    assert env.r.hget(env.prefix + "server:" + p.sid, "match") == "m-held"
+    rc, out = env.allocate("m-second")
+    assert rc == 2 and "NO_SERVER" in out
+
+    # Redis lost everything of ours (a restart without persistence)
+    keys = list(env.r.scan_iter(match=env.prefix + "*"))
+    env.r.delete(*keys)
+    while env.line(p, "match_end") is None:
+        never_offered(0.2)
+        rc, out = env.allocate("m-third")
+        assert rc == 2 and "NO_SERVER" in out
+    assert "allocated" not in env.events(p)[2:]
+
+    # once its match is over it registers again, and serves the next one
+    wait_for(lambda: env.state(p.sid) == "Ready" and env.alive(p.sid), 5)
+    rc, a = env.allocate("m-next")
+    assert rc == 0 and a["server_id"] == p.sid
+    assert "registered" in env.log(p)
+
+
+def test_a_hung_tick_loop_stops_the_heartbeat(env):
+    """The loop blocks writing a lifecycle line to a full pipe, while the
+    allocator thread runs on: the server must go dead in the allocator,
+    and come back once the loop runs again."""
+    r, w = os.pipe()
+    fcntl.fcntl(w, 1031, 4096)              # F_SETPIPE_SZ: one page
+    os.set_blocking(w, False)
+    for chunk in (4096, 1):
+        try:
+            while True:
+                os.write(w, b"x" * chunk)
+        except BlockingIOError:
+            pass
+    os.set_blocking(w, True)
+    try:
+        p = env.server(stdout=w, wait=False)
+    finally:
+        os.close(w)
+    wait_for(lambda: env.state(p.sid) == "Ready" and env.alive(p.sid), 5)
+    # no tick for 2 s: no heartbeat; 3 s later the key is gone
+    wait_for(lambda: not env.alive(p.sid), 10)
+    assert p.poll() is None
+    assert "heartbeat withheld" in env.log(p)
+    rc, out = env.allocate("m-hung")
+    assert rc == 2 and "NO_SERVER" in out
+
+    reader = threading.Thread(
+        target=lambda: [None for _ in iter(lambda: os.read(r, 65536), b"")],
+        daemon=True)
+    reader.start()
+    wait_for(lambda: env.state(p.sid) == "Ready" and env.alive(p.sid), 10)
+    assert "tick loop back" in env.log(p)
+    p.kill()
+    p.wait()
+    reader.join(timeout=5)
+    os.close(r)
+
+
+# --- drains ------------------------------------------------------------------
+
+def test_a_drained_idle_server_exits_at_once(env):
+    p = env.server()
+    assert env.drain(p.sid) == {"server_id": p.sid, "status": "OK",
+                                "state": "Shutdown"}
+    assert p.wait(timeout=5) == 0
+    assert env.events(p)[-2:] == ["drained", "exit"]
+    assert not env.r.exists(env.prefix + "server:" + p.sid)
+
+
+def test_a_server_drained_while_busy_finishes_its_match_then_exits(env):
+    p = env.server(match_seconds=2)
+    bots = subprocess.Popen(
+        env.bot_args("--direct", redis=env.redis_addr, prefix=env.prefix,
+                     ticket_signing_key="k1=" + env.keys["k1"][0],
+                     players=2, match="m-busy-drain", duration=10),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: env.state(p.sid) == "Playing", 5)
+    d = env.drain(p.sid, verb="cordon")
+    assert d["status"] == "BUSY" and d["state"] == "Playing"
+
+    assert p.wait(timeout=10) == 0
+    out, _ = bots.communicate(timeout=10)
+    summary = json.loads(out.splitlines()[-1])
+    # the match ran its full time, the drain cut nothing short
+    assert all(b["match_end"] == {"reason": "time"}
+               for b in summary["bots"]), summary
+    res = env.results()
+    assert len(res) == 1 and res[0]["reason"] == "time"
+    ev = env.events(p)
+    assert "ready" not in ev[ev.index("match_end"):], ev
+    assert ev[-2:] == ["drained", "exit"], ev
+    assert env.line(p, "draining")["reason"] == "allocator"
+    assert not env.r.exists(env.prefix + "server:" + p.sid)
+
+
+def test_sigterm_during_a_match_lets_it_end_by_its_rules(env):
+    # no --drain-grace: it defaults to one match (join + match + 10 s)
+    p = env.server(match_seconds=3, join_timeout=4)
+    bots = subprocess.Popen(
+        env.bot_args("--direct", redis=env.redis_addr, prefix=env.prefix,
+                     ticket_signing_key="k1=" + env.keys["k1"][0],
+                     players=2, match="m-term", duration=10),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: env.state(p.sid) == "Playing", 5)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=10) == 0
+    out, _ = bots.communicate(timeout=10)
+    summary = json.loads(out.splitlines()[-1])
+    assert all(b["match_end"] == {"reason": "time"}
+               for b in summary["bots"]), summary
+    assert env.line(p, "draining")["grace_s"] == 4 + 3 + 10
+    assert env.results()[0]["reason"] == "time"
+    assert not env.r.exists(env.prefix + "server:" + p.sid)
 
 
 # --- fleet -------------------------------------------------------------------
