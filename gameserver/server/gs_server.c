@@ -727,6 +727,15 @@ gs_server_next_cycle(gs_server_t *s)
 }
 
 
+static void
+gs_server_drained_busy(gs_server_t *s)
+{
+    gs_log("info", "drained by the allocator: match %s plays out, then the "
+           "server shuts down", s->match_id);
+    gs_server_emit(s, "draining", json_pack("{s:s}", "reason", "allocator"));
+}
+
+
 /*
  * Idle.  An allocation comes first, even while draining: it was made
  * before our way out reached the allocator, and its players are coming.
@@ -742,6 +751,9 @@ gs_server_idle(gs_server_t *s, const gs_agent_view_t *v, int64_t now)
         && gs_agent_take(s->agent, v->match_id))
     {
         gs_server_allocated(s, v);
+        if (s->drained && !s->draining) {
+            gs_server_drained_busy(s);
+        }
         return;
     }
 
@@ -780,10 +792,7 @@ gs_server_lifecycle(gs_server_t *s, int64_t now)
     if (v.drained && !s->drained && !s->draining) {
         s->drained = 1;
         if (s->phase != GS_PHASE_IDLE) {
-            gs_log("info", "drained by the allocator: match %s plays out, "
-                   "then the server shuts down", s->match_id);
-            gs_server_emit(s, "draining",
-                           json_pack("{s:s}", "reason", "allocator"));
+            gs_server_drained_busy(s);
         }
     }
 
