@@ -3,14 +3,18 @@
  *
  * Keeps, per region, a buffer of Ready game servers like Agones' buffer
  * autoscaler: wanted = allocated + buffer, clamped to [min, max].  It
- * spawns game-server processes on free UDP ports, restarts the ones that
- * crash, retires (SIGTERM) idle ones above the buffer, and drains them all
- * on SIGTERM.  It learns servers' states from the allocator, the same
- * place the matchmaker does.
+ * spawns game-server processes on free UDP ports, replaces the ones that
+ * crash, hang or never register (backing off when a region crash-loops),
+ * scales down through the allocator's drain script (never by signalling a
+ * server that may have been allocated meanwhile), adopts the servers of
+ * an earlier fleet process on restart, and drains them all on SIGTERM.
+ * It learns servers' states from the allocator, the same place the
+ * matchmaker does, and their loops' pulse from their health files.
  */
 #ifndef FLEET_H
 #define FLEET_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "game_alloc.h"
@@ -18,6 +22,7 @@
 #define FLEET_REGIONS_MAX   16
 #define FLEET_ARGS_MAX      32
 #define FLEET_SERVERS_MAX   512
+#define FLEET_PATH_MAX      1024
 
 typedef struct {
     char   name[GAME_ALLOC_NAME_MAX + 1], mode[GAME_ALLOC_NAME_MAX + 1];
@@ -27,8 +32,11 @@ typedef struct {
 
 typedef struct {
     char             redis_host[256], prefix[GAME_ALLOC_NAME_MAX + 1];
-    int              redis_port, reap_s, drain_s;
-    char             server[1024], status[1024];
+    int              redis_port, reap_s, reap_grace_s;
+    int              drain_s;           /* -1 until fleet_conf_check */
+    int              grace_s;           /* the servers' drain grace */
+    int              hung_s, register_s;
+    char             server[FLEET_PATH_MAX], status[FLEET_PATH_MAX];
     int              nargs;
     char            *args[FLEET_ARGS_MAX];
     int              nregions;
@@ -38,18 +46,57 @@ typedef struct {
 typedef struct {
     char                 id[GAME_ALLOC_NAME_MAX + 1];
     pid_t                pid;
-    int                  port, region, retiring;
+    int                  port, region;
+    int                  retiring;      /* on its way out: not counted */
+    int                  adopted;       /* an earlier fleet's: no child */
     game_alloc_state_t   state;         /* from the allocator */
     int                  seen;          /* registered at least once */
+    int64_t              spawned_ms;    /* CLOCK_MONOTONIC */
+    int64_t              spawned_at_ms; /* wall clock, for the state file */
+    int64_t              retire_by_ms;  /* drained idle: SIGTERM after */
+    const char          *killed;        /* why we SIGKILLed it, or NULL */
 } fleet_server_t;
+
+typedef struct {
+    int                  delay_ms;      /* 0: respawn at once */
+    int64_t              not_before_ms;
+} fleet_backoff_t;
+
+typedef struct {
+    fleet_conf_t         conf;
+    fleet_server_t       servers[FLEET_SERVERS_MAX];
+    int                  n;
+    unsigned             seq;
+    char                 health_dir[FLEET_PATH_MAX];
+    fleet_backoff_t      backoff[FLEET_REGIONS_MAX];
+    game_alloc_conn_t   *conn;
+} fleet_t;
+
+/* fleet_main.c */
+void fleet_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int64_t fleet_now_ms(void);         /* CLOCK_MONOTONIC */
+int64_t fleet_wall_ms(void);
+void fleet_health_path(const fleet_t *f, const char *id, char *buf,
+    size_t size);
 
 /* fleet_conf.c: 0, or -1 with err filled (file:line: what) */
 int fleet_conf_load(fleet_conf_t *c, const char *path, char *err,
     size_t errlen);
+/* after the command line is merged: the servers' grace against `drain` */
+int fleet_conf_check(fleet_conf_t *c, char *err, size_t errlen);
 
-/* fleet_status.c: the status file `game-fleet status` reads */
+/* fleet_status.c: the status file, which is also the fleet's memory of
+ * what it spawned (read back by fleet_adopt) */
 int fleet_status_write(const char *path, const fleet_conf_t *c,
     const fleet_server_t *s, int n);
 int fleet_status_print(const char *path);
+/* entries of an earlier fleet: *n filled, region set to -1 when the
+ * region is not configured; -1 when there is no status file */
+int fleet_status_load(const char *path, const fleet_conf_t *c,
+    fleet_server_t *s, int max, int *n, char regions[][GAME_ALLOC_NAME_MAX + 1]);
+
+/* fleet_adopt.c */
+void fleet_adopt(fleet_t *f);
+int fleet_pid_alive(pid_t pid);
 
 #endif /* FLEET_H */

@@ -7,11 +7,27 @@
  *   prefix      P                         (game:)
  *   server      PATH                      game-server; relative paths are
  *                                         relative to this file
- *   status      PATH                      status file (/tmp/game-fleet.status)
+ *   status      PATH                      status and state file
+ *                                         (/tmp/game-fleet.status); the
+ *                                         health files go next to it, in
+ *                                         PATH.health/
  *   reap        SECONDS                   between allocator reaps (10)
- *   drain       SECONDS                   wait for servers on SIGTERM (40)
+ *   reap-grace  SECONDS                   reap only servers silent longer
+ *                                         than this (30)
+ *   drain       SECONDS                   on SIGTERM, wait this long for
+ *                                         the servers, then SIGKILL; must
+ *                                         be at least their drain grace +
+ *                                         5 (default: grace + 15)
+ *   hung        SECONDS                   a loop silent this long is hung:
+ *                                         SIGKILL, replace (5)
+ *   register-timeout SECONDS              a server not registered this long
+ *                                         after its spawn is replaced (15)
  *   server-arg  WORD                      passed to every server, repeatable
  *   region NAME min N max N buffer N ports LO-HI [mode M] [addr A]
+ *
+ * The servers' drain grace is what their --drain-grace says among the
+ * server-arg words, or one match (--join-timeout + --match-seconds + 10,
+ * game-server's defaults where absent): see fleet_conf_check.
  *
  * Errors name the file, the line and the bad value.
  */
@@ -23,6 +39,11 @@
 #include <string.h>
 
 #include "fleet.h"
+#include "gs_defaults.h"
+
+
+#define FLEET_DRAIN_MARGIN_S  5     /* result, goodbye, exit after grace */
+#define FLEET_DRAIN_SLACK_S   15    /* the default on top of the grace */
 
 
 static int
@@ -110,7 +131,10 @@ fleet_conf_load(fleet_conf_t *c, const char *path, char *err, size_t errlen)
     strcpy(c->prefix, "game:");
     strcpy(c->status, "/tmp/game-fleet.status");
     c->reap_s = 10;
-    c->drain_s = 40;
+    c->reap_grace_s = 30;
+    c->drain_s = -1;
+    c->hung_s = 5;
+    c->register_s = 15;
 
     snprintf(dir, sizeof(dir), "%s", path);
     p = strrchr(dir, '/');
@@ -171,8 +195,14 @@ fleet_conf_load(fleet_conf_t *c, const char *path, char *err, size_t errlen)
             snprintf(c->status, sizeof(c->status), "%s", w[1]);
         } else if (strcmp(w[0], "reap") == 0) {
             if (fleet_conf_num(w[1], 1, 3600, &c->reap_s)) rc = -1;
+        } else if (strcmp(w[0], "reap-grace") == 0) {
+            if (fleet_conf_num(w[1], 0, 3600, &c->reap_grace_s)) rc = -1;
         } else if (strcmp(w[0], "drain") == 0) {
-            if (fleet_conf_num(w[1], 0, 3600, &c->drain_s)) rc = -1;
+            if (fleet_conf_num(w[1], 0, 86400, &c->drain_s)) rc = -1;
+        } else if (strcmp(w[0], "hung") == 0) {
+            if (fleet_conf_num(w[1], 1, 3600, &c->hung_s)) rc = -1;
+        } else if (strcmp(w[0], "register-timeout") == 0) {
+            if (fleet_conf_num(w[1], 1, 3600, &c->register_s)) rc = -1;
         } else if (strcmp(w[0], "server-arg") == 0) {
             if (c->nargs == FLEET_ARGS_MAX) {
                 snprintf(msg, sizeof(msg), "too many server-arg");
@@ -196,4 +226,63 @@ fleet_conf_load(fleet_conf_t *c, const char *path, char *err, size_t errlen)
         rc = -1;
     }
     return rc;
+}
+
+
+/* The value of a server option among the server-arg words, or dflt. */
+static int
+fleet_conf_server_opt(const fleet_conf_t *c, const char *name, int dflt,
+    int *out)
+{
+    int  i;
+
+    *out = dflt;
+    for (i = 0; i + 1 < c->nargs; i++) {
+        if (strcmp(c->args[i], name) == 0) {
+            if (fleet_conf_num(c->args[i + 1], 0, 86400, out) != 0) {
+                return -1;
+            }
+            i++;
+        }
+    }
+    return 0;
+}
+
+
+/*
+ * A fleet stopped by SIGTERM drains its servers and SIGKILLs what is left
+ * after `drain` seconds: that deadline must lie beyond the servers' own
+ * grace, or it cuts short the very matches the grace protects.
+ */
+int
+fleet_conf_check(fleet_conf_t *c, char *err, size_t errlen)
+{
+    int  join, match, grace;
+
+    if (fleet_conf_server_opt(c, "--join-timeout", GS_DEFAULT_JOIN_TIMEOUT_S,
+                              &join) != 0
+        || fleet_conf_server_opt(c, "--match-seconds",
+                                 GS_DEFAULT_MATCH_SECONDS, &match) != 0
+        || fleet_conf_server_opt(c, "--drain-grace",
+                                 gs_drain_grace_default(join, match),
+                                 &grace) != 0)
+    {
+        snprintf(err, errlen, "server-arg: --join-timeout, --match-seconds "
+                 "and --drain-grace take seconds");
+        return -1;
+    }
+    c->grace_s = grace;
+
+    if (c->drain_s < 0) {
+        c->drain_s = grace + FLEET_DRAIN_SLACK_S;
+
+    } else if (c->drain_s < grace + FLEET_DRAIN_MARGIN_S) {
+        snprintf(err, errlen, "drain %d s is too short: the servers' drain "
+                 "grace is %d s (--drain-grace, or join timeout + match + "
+                 "%d), and drain must be at least %d s more",
+                 c->drain_s, grace, GS_DRAIN_SLACK_S, FLEET_DRAIN_MARGIN_S);
+        return -1;
+    }
+
+    return 0;
 }

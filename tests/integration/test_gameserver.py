@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -184,9 +185,7 @@ class Env:
         keys = list(self.r.scan_iter(match=self.prefix + "*", count=1000))
         if keys:
             self.r.delete(*keys)
-        for f in os.listdir(self.dir):
-            os.unlink(os.path.join(self.dir, f))
-        os.rmdir(self.dir)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -597,8 +596,9 @@ def test_fleet_keeps_its_buffer(env):
     status = os.path.join(env.dir, "fleet.status")
     with open(conf, "w") as f:
         f.write("redis %s\nprefix %s\nserver %s\nstatus %s\nreap 1\n"
-                "drain 10\nserver-arg --ticket-key\nserver-arg k1=%s\n"
+                "server-arg --ticket-key\nserver-arg k1=%s\n"
                 "server-arg --join-timeout\nserver-arg 2\n"
+                "server-arg --match-seconds\nserver-arg 3\n"
                 "region tr min 1 max 4 buffer 2 ports 21950-21959\n"
                 % (env.redis_addr, env.prefix, SERVER, status,
                    env.keys["k1"][1]))

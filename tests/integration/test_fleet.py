@@ -1,0 +1,330 @@
+"""game-fleet: real fleets of real game servers on loopback.
+
+Each test runs its own fleet under its own allocator key prefix on the
+stack's Redis (see test_gameserver.py, whose Env and fixtures it shares),
+with short join and match times.  A fleet's servers inherit its stdout
+and stderr: stdout carries their lifecycle lines (JSON, with server_id),
+stderr the fleet's decisions and the servers' logs.  Behaviour:
+gameserver/PROTOCOL.md, "game-fleet".
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from test_gameserver import (ALLOC, FLEET, SERVER, env, keys,  # noqa: F401
+                             wait_for)
+
+_ports = iter(range(21800, 21950, 10))
+
+
+class Fleet:
+    """One fleet configuration, and the fleet processes run with it."""
+
+    def __init__(self, env, name, region="fl", server=SERVER, lines=(),
+                 server_args=("--join-timeout", "1", "--match-seconds", "2"),
+                 **region_opts):
+        self.env = env
+        self.region = region
+        lo = next(_ports)
+        self.ports = (lo, lo + 9)
+        self.conf = os.path.join(env.dir, name + ".conf")
+        self.status = os.path.join(env.dir, name + ".status")
+        self.out = os.path.join(env.dir, name + ".out")
+        self.err = os.path.join(env.dir, name + ".err")
+        self.server = server
+        self.server_args = list(server_args)
+        self.extra = list(lines)
+        self.region_opts = dict(min=1, max=4, buffer=1)
+        self.region_opts.update(region_opts)
+        self.procs = []
+        self.pids = set()
+        self.write()
+
+    def write(self, **region_opts):
+        self.region_opts.update(region_opts)
+        words = ["region", self.region] + \
+            ["%s %s" % kv for kv in self.region_opts.items()] + \
+            ["ports %d-%d" % self.ports]
+        args = ["--ticket-key", "k1=" + self.env.keys["k1"][1]] + \
+            self.server_args
+        with open(self.conf, "w") as f:
+            f.write("redis %s\nprefix %s\nserver %s\nstatus %s\nreap 1\n"
+                    % (self.env.redis_addr, self.env.prefix, self.server,
+                       self.status))
+            for line in self.extra:
+                f.write(line + "\n")
+            for a in args:
+                f.write("server-arg %s\n" % a)
+            f.write(" ".join(words) + "\n")
+
+    def start(self):
+        out = open(self.out, "a")
+        err = open(self.err, "a")
+        p = subprocess.Popen([FLEET, "-c", self.conf, "run"], stdout=out,
+                             stderr=err)
+        self.procs.append(p)
+        return p
+
+    def servers(self):
+        try:
+            with open(self.status) as f:
+                s = [json.loads(l) for l in f]
+        except FileNotFoundError:
+            return []
+        self.pids.update(x["pid"] for x in s)
+        return s
+
+    def ready(self):
+        return [s for s in self.servers()
+                if s["state"] == "Ready" and self.env.alive(s["id"])]
+
+    def log(self):
+        with open(self.err) as f:
+            return f.read()
+
+    def lines(self, sid=None):
+        """Lifecycle lines of the fleet's servers (of one, with sid)."""
+        with open(self.out) as f:
+            ls = [json.loads(l) for l in f if l.startswith("{")]
+        return [l for l in ls if sid is None or l["server_id"] == sid]
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.servers()
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture
+def fleets(env):
+    made = []
+
+    def make(*args, **kw):
+        made.append(Fleet(env, "fleet%d" % len(made), *args, **kw))
+        return made[-1]
+
+    yield make
+    for f in made:
+        f.close()
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def log_times(log, pattern):
+    """Seconds of day of the fleet log lines that match pattern."""
+    out = []
+    for line in log.splitlines():
+        if re.search(pattern, line):
+            h, m, s = line.split()[0].split(":")
+            out.append(int(h) * 3600 + int(m) * 60 + float(s))
+    return out
+
+
+def test_fleet_refuses_a_drain_shorter_than_a_match(fleets):
+    f = fleets(lines=["drain 40"], server_args=())
+    r = subprocess.run([FLEET, "-c", f.conf, "run"], capture_output=True,
+                       text=True, timeout=10)
+    # game-server's defaults: join timeout 10 + match 120 + 10
+    assert r.returncode == 2 and "grace is 140 s" in r.stderr, r.stderr
+
+    # the dev configuration passes (no Redis here: it scales nothing)
+    dev = os.path.join(os.path.dirname(SERVER), "..", "fleet.dev.conf")
+    p = subprocess.Popen([FLEET, "-c", dev, "--redis", "127.0.0.1:1",
+                          "--status", f.status, "run"],
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGTERM)
+    rc, log = p.wait(timeout=10), p.stderr.read()
+    assert rc == 0, log
+    assert "drain 160 s (servers' grace 140 s)" in log
+
+
+def test_fleet_restart_adopts_its_running_servers(env, fleets):
+    f = fleets(min=2, buffer=0)
+    first = f.start()
+    wait_for(lambda: len(f.ready()) == 2, 10)
+    before = {s["id"]: s["pid"] for s in f.servers()}
+
+    # the fleet dies; its servers do not (no more PDEATHSIG)
+    first.kill()
+    first.wait()
+    time.sleep(1.5)
+    assert all(pid_alive(pid) for pid in before.values())
+    assert all(env.alive(sid) for sid in before)
+
+    second = f.start()
+    wait_for(lambda: f.log().count("adopted ") == 2, 5)
+    wait_for(lambda: {s["id"]: s["pid"] for s in f.ready()} == before, 5)
+    assert all(s["adopted"] for s in f.servers())
+    log = f.log()
+    assert log.count(": spawn ") == 2, log          # the first fleet's
+    assert "draining" not in log
+
+    # adopted servers are managed: a lost one is noticed and replaced
+    victim = sorted(before)[0]
+    os.kill(before[victim], signal.SIGKILL)
+    wait_for(lambda: len(f.ready()) == 2
+             and victim not in [s["id"] for s in f.servers()], 10)
+    assert "adopted %s exited" % victim in f.log()
+    assert f.log().count(": spawn ") == 3
+
+    # and SIGTERM drains them all, adopted or not
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(timeout=20) == 0
+    assert f.servers() == []
+    assert not any(pid_alive(pid) for pid in f.pids)
+
+
+def test_scale_down_drains_and_an_allocation_that_came_first_plays(env, fleets):
+    """The fleet decides to retire a server it sees Ready; an allocation
+    reaches Redis between its look and its drain.  Redis is paused for
+    scripts (CLIENT PAUSE WRITE) while our allocation and then the fleet's
+    drain queue up, in that order, so the race happens every time."""
+    f = fleets(min=1, max=1, buffer=0)
+    first = f.start()
+    wait_for(lambda: len(f.ready()) == 1, 10)
+    (srv,) = f.servers()
+    first.kill()
+    first.wait()
+    # the next fleet wants none: it will drain the one it adopts
+    f.write(min=0)
+
+    def postponed(ids_before):
+        return [c["id"] for c in env.r.client_list()
+                if "b" in c["flags"] and c["cmd"] in ("eval", "evalsha")
+                and c["id"] not in ids_before]
+
+    # both scripts in Redis' cache first: a NOSCRIPT would resend them
+    # after the pause, in another order
+    for args in (["allocate", "--region", "none", "--mode", "dm",
+                  "--match", "m-warm"], ["drain", "--id", "nobody"]):
+        subprocess.run([ALLOC, "--redis", env.redis_addr, "--prefix",
+                        env.prefix] + args, capture_output=True)
+
+    before = {c["id"] for c in env.r.client_list()}
+    env.r.client_pause(5000, all=False)
+    try:
+        alloc = subprocess.Popen(
+            [ALLOC, "--redis", env.redis_addr, "--prefix", env.prefix,
+             "--timeout", "10000", "allocate", "--region", f.region,
+             "--mode", "dm", "--match", "m-raced", "--players", "2"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: len(postponed(before)) == 1, 4, step=0.005)
+        f.start()
+        wait_for(lambda: len(postponed(before)) == 2, 4, step=0.005)
+    finally:
+        env.r.client_unpause()
+
+    out, err = alloc.communicate(timeout=10)
+    assert alloc.returncode == 0, err
+    assert json.loads(out)["server_id"] == srv["id"]
+    wait_for(lambda: "allocated meanwhile" in f.log(), 5)
+
+    # it plays the match (nobody comes: aborted at the join timeout), then
+    # leaves instead of going Ready; the fleet killed nothing
+    wait_for(lambda: not pid_alive(srv["pid"]), 10)
+    events = [l["event"] for l in f.lines(srv["id"])]
+    assert events[-5:] == ["allocated", "draining", "match_end", "drained",
+                           "exit"], events
+    assert "ready" not in events[events.index("allocated"):]
+    wait_for(lambda: "adopted %s exited (retired)" % srv["id"] in f.log(), 5)
+    assert "SIGKILL" not in f.log() and "SIGTERM" not in f.log()
+    assert env.results()[0]["match_id"] == "m-raced"
+
+
+def test_scale_down_of_an_idle_server_goes_through_drain(env, fleets):
+    f = fleets(min=0, max=4, buffer=1)
+    f.start()
+    wait_for(lambda: len(f.ready()) == 1, 10)
+    rc, a = env.allocate("m-up", region=f.region)
+    assert rc == 0
+    # buffer 1 on top of the busy one; when its match is over (nobody came,
+    # join timeout 1 s), one of the two Ready servers is one too many
+    wait_for(lambda: "retire " in f.log(), 15)
+    wait_for(lambda: len(f.servers()) == 1, 10)
+    gone = [sid for sid in {l["server_id"] for l in f.lines()}
+            if sid not in [s["id"] for s in f.servers()]]
+    assert len(gone) == 1
+    events = [l["event"] for l in f.lines(gone[0])]
+    assert events[-2:] == ["drained", "exit"], events
+    assert "drained, it shuts down" in f.log()
+    assert "SIGTERM" not in f.log() and "SIGKILL" not in f.log()
+
+
+def test_hung_server_is_killed_and_replaced(env, fleets):
+    f = fleets(min=1, max=2, buffer=1, lines=["hung 2"])
+    f.start()
+    wait_for(lambda: len(f.ready()) == 1, 10)
+    (victim,) = f.servers()
+    health = f.status + ".health/" + victim["id"]
+    assert os.path.getsize(health) > 0
+
+    os.kill(victim["pid"], signal.SIGSTOP)
+    wait_for(lambda: not pid_alive(victim["pid"]), 10)
+    assert "%s hung" % victim["id"] in f.log()
+    wait_for(lambda: len(f.ready()) == 1
+             and f.ready()[0]["id"] != victim["id"], 10)
+    assert not os.path.exists(health)
+
+
+def test_server_that_never_registers_is_replaced(env, fleets):
+    script = os.path.join(env.dir, "sleeper.sh")
+    with open(script, "w") as fh:
+        fh.write("#!/bin/sh\nexec sleep 60\n")
+    os.chmod(script, 0o755)
+    f = fleets(server=script, min=1, max=1, buffer=0,
+               lines=["register-timeout 1"])
+    f.start()
+    wait_for(lambda: f.servers(), 5)
+    first = f.servers()[0]
+    wait_for(lambda: f.servers() and f.servers()[0]["id"] != first["id"], 10)
+    assert "%s not registered 1 s after its spawn" % first["id"] in f.log()
+    assert not pid_alive(first["pid"])
+
+
+def test_crash_loop_backs_off(env, fleets):
+    script = os.path.join(env.dir, "crasher.sh")
+    with open(script, "w") as fh:
+        fh.write("#!/bin/sh\nexit 1\n")
+    os.chmod(script, 0o755)
+    f = fleets(server=script, min=1, max=1, buffer=0)
+    p = f.start()
+
+    def delays():
+        return [int(d) for d in
+                re.findall(r"respawn delay (\d+) ms", f.log())]
+
+    # without back-off there is no delay at all: a respawn every pass
+    wait_for(lambda: len(delays()) >= 4, 30)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=10) == 0
+
+    log = f.log()
+    d = delays()
+    spawns = log_times(log, ": spawn ")
+    # each crash doubles the delay: 250, 500, 1000, 2000 ...
+    assert d == [min(250 * 2 ** i, 30000) for i in range(len(d))], log
+    # one spawn per crash, and none sooner than its delay (a slow machine
+    # only makes the gaps longer)
+    assert len(spawns) in (len(d), len(d) + 1), log
+    for i in range(len(spawns) - 1):
+        assert spawns[i + 1] - spawns[i] >= d[i] / 1000 - 0.002, (i, log)
