@@ -162,6 +162,94 @@ ngx_str_t *ngx_game_pg_pool_name(ngx_game_pg_pool_t *pg);
 ngx_str_t *ngx_game_redis_pool_name(ngx_game_redis_pool_t *rp);
 
 
+/*
+ * This worker's name, unique across workers, nginx instances, hosts and
+ * containers: "hostname:pid:random".  Leases and stream consumers carry
+ * it, so two workers never pass for one (two containers can share a host
+ * name and a pid).  Valid from the worker's start.
+ */
+ngx_str_t *ngx_game_instance_id(void);
+
+
+/*
+ * The event bus: Redis Streams read through consumer groups, by every
+ * worker of every nginx, so that each entry is handled once.  A service
+ * declares a consumer at configuration time with ngx_game_bus_add(); the
+ * core runs it in every worker (ngx_game_bus.c says how: own pending
+ * entries first, stale ones of dead consumers taken over, the group made
+ * again when Redis lost it, poison entries moved to a dead-letter stream).
+ *
+ * The handler is called once per delivery of an entry and must end it,
+ * now or later, with exactly one ngx_game_bus_done():
+ *   NGX_OK        handled (committed): the entry is acknowledged;
+ *   NGX_AGAIN     not now (a dependency is down): it stays pending and is
+ *                 delivered again to this worker, after a delay that
+ *                 grows from the pass interval to a minute;
+ *   NGX_DECLINED  never: it goes to the dead-letter stream, with "reason".
+ * An entry delivered max_deliveries times without NGX_OK goes to the
+ * dead-letter stream by itself.  Handlers must be idempotent: an entry can
+ * be delivered again after a crash or a lost acknowledgement.
+ */
+
+typedef struct ngx_game_bus_s        ngx_game_bus_t;
+typedef struct ngx_game_bus_entry_s  ngx_game_bus_entry_t;
+
+typedef void (*ngx_game_bus_handler_pt)(ngx_game_bus_entry_t *e);
+
+
+typedef struct {
+    ngx_str_t                   name;
+    ngx_str_t                   value;
+} ngx_game_bus_field_t;
+
+
+struct ngx_game_bus_entry_s {
+    ngx_str_t                   id;             /* the stream entry id */
+    ngx_game_bus_field_t       *fields;
+    ngx_uint_t                  nfields;
+
+    /* lives until the entry is done: copies, queries and commands */
+    ngx_pool_t                 *pool;
+    ngx_log_t                  *log;
+    void                       *data;           /* the consumer's */
+
+    /* private to the bus */
+    ngx_game_bus_t             *bus;
+    unsigned                    done:1;
+};
+
+
+typedef struct {
+    ngx_str_t                   stream;
+    ngx_str_t                   group;
+    ngx_game_redis_pool_t      *redis;
+    ngx_game_bus_handler_pt     handler;
+    void                       *data;
+
+    ngx_msec_t                  interval;       /* between passes: 1s */
+    ngx_uint_t                  batch;          /* entries per read: 50 */
+    ngx_msec_t                  claim_idle;     /* take over after: 60s */
+    ngx_uint_t                  max_deliveries; /* then dead-letter: 10 */
+    ngx_msec_t                  consumer_idle;  /* forget consumers: 1h */
+    ngx_str_t                   dead_stream;    /* "<stream>:dead" */
+} ngx_game_bus_conf_t;
+
+
+/* configuration time; zero fields take the defaults above */
+ngx_game_bus_t *ngx_game_bus_add(ngx_conf_t *cf, ngx_game_bus_conf_t *conf);
+
+/* batch=N claim_idle=T max_deliveries=N consumer_idle=T from a service's
+ * directive, arguments "first" on; errors name the directive */
+char *ngx_game_bus_conf_params(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_uint_t first, ngx_game_bus_conf_t *conf);
+
+/* the value of a field of the entry, or NULL */
+ngx_str_t *ngx_game_bus_field(ngx_game_bus_entry_t *e, const char *name);
+
+void ngx_game_bus_done(ngx_game_bus_entry_t *e, ngx_int_t rc,
+    const char *reason);
+
+
 /* HTTP helpers */
 
 typedef void (*ngx_game_http_json_handler_pt)(ngx_http_request_t *r,

@@ -22,6 +22,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <openssl/rand.h>
+
 #include "ngx_game_core_internal.h"
 
 
@@ -32,6 +34,12 @@ static char *ngx_game_core_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_int_t ngx_game_core_init_process(ngx_cycle_t *cycle);
 static void ngx_game_core_exit_process(ngx_cycle_t *cycle);
+static ngx_int_t ngx_game_core_instance_init(ngx_cycle_t *cycle);
+
+
+/* this worker's name, see ngx_game_instance_id() */
+static u_char     ngx_game_core_instance[NGX_MAXHOSTNAMELEN + 48];
+static ngx_str_t  ngx_game_core_instance_id;
 
 
 static ngx_command_t  ngx_game_core_commands[] = {
@@ -143,6 +151,8 @@ ngx_game_core_create_main_conf(ngx_conf_t *cf)
     if (ngx_array_init(&cmcf->pg_pools, cf->pool, 2, sizeof(void *))
         != NGX_OK
         || ngx_array_init(&cmcf->redis_pools, cf->pool, 2, sizeof(void *))
+           != NGX_OK
+        || ngx_array_init(&cmcf->buses, cf->pool, 2, sizeof(void *))
            != NGX_OK)
     {
         return NULL;
@@ -228,13 +238,50 @@ ngx_game_core_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    if (ngx_game_pg_pools_start(cycle, &cmcf->pg_pools) != NGX_OK
-        || ngx_game_redis_pools_start(cycle, &cmcf->redis_pools) != NGX_OK)
+    if (ngx_game_core_instance_init(cycle) != NGX_OK
+        || ngx_game_pg_pools_start(cycle, &cmcf->pg_pools) != NGX_OK
+        || ngx_game_redis_pools_start(cycle, &cmcf->redis_pools) != NGX_OK
+        || ngx_game_bus_start(cycle, &cmcf->buses) != NGX_OK)
     {
         return NGX_ERROR;
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * hostname:pid alone is not unique: containers on one host can share both.
+ * The random part makes a name that no other worker, before or after, has.
+ */
+
+static ngx_int_t
+ngx_game_core_instance_init(ngx_cycle_t *cycle)
+{
+    u_char  rnd[6];
+
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "game: no random bytes for the worker's name");
+        return NGX_ERROR;
+    }
+
+    ngx_game_core_instance_id.data = ngx_game_core_instance;
+    ngx_game_core_instance_id.len =
+        ngx_snprintf(ngx_game_core_instance, sizeof(ngx_game_core_instance) - 1,
+                     "%V:%P:%*xs", &cycle->hostname, ngx_pid,
+                     sizeof(rnd), rnd)
+        - ngx_game_core_instance;
+    ngx_game_core_instance[ngx_game_core_instance_id.len] = '\0';
+
+    return NGX_OK;
+}
+
+
+ngx_str_t *
+ngx_game_instance_id(void)
+{
+    return &ngx_game_core_instance_id;
 }
 
 
@@ -248,6 +295,7 @@ ngx_game_core_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    ngx_game_bus_stop(&cmcf->buses);
     ngx_game_pg_pools_stop(&cmcf->pg_pools);
     ngx_game_redis_pools_stop(&cmcf->redis_pools);
 }

@@ -1,0 +1,1063 @@
+
+/*
+ * The event bus consumer: one Redis Streams consumer-group reader that
+ * every service uses (the API is in ngx_game_core.h).
+ *
+ * Every worker of every nginx reads a stream as its own consumer of one
+ * group, named by ngx_game_instance_id(), so that Redis hands each entry
+ * to one of them.  A pass, on a timer, does one of:
+ *
+ *   - make the group (XGROUP CREATE ... 0 MKSTREAM) when it is not known
+ *     to exist: at the start, and again whenever a command answers
+ *     NOGROUP (Redis restarted without its data, or someone deleted it);
+ *   - now and then, take over what other consumers left pending for
+ *     longer than claim_idle (XAUTOCLAIM): a worker that died, a reload's
+ *     old worker killed before it acknowledged;
+ *   - when entries of our own wait for a retry and their time has come,
+ *     look at their delivery counts (XPENDING), move the ones delivered
+ *     max_deliveries times to the dead-letter stream, and deliver the
+ *     rest again (XREADGROUP 0).  Retries back off from the pass interval
+ *     to a minute while they keep failing: Redis counts every delivery,
+ *     and a dependency that is down for minutes must not turn good
+ *     entries into dead letters after a few seconds (with the defaults,
+ *     ten deliveries span about four minutes);
+ *   - otherwise read new entries (XREADGROUP >), without blocking: the
+ *     connection is shared and pipelined, so a blocked read would stall
+ *     every command behind it.
+ *
+ * A full batch schedules the next pass at once, so a backlog drains at
+ * the speed of the handlers.  Consumers idle for consumer_idle with
+ * nothing pending are deleted from the group, so that the group does not
+ * collect one consumer per worker that ever ran.
+ *
+ * An entry is acknowledged only after its handler said NGX_OK, that is
+ * after the handler's own writes committed.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_game_core_internal.h"
+#include "ngx_game_conf.h"
+
+
+#define NGX_GAME_BUS_RETRY_MAX       60000   /* ms between retries */
+#define NGX_GAME_BUS_DEAD_MAXLEN     "10000"
+
+
+struct ngx_game_bus_s {
+    ngx_game_bus_conf_t         conf;
+
+    /* per worker, from ngx_game_bus_start() on */
+    ngx_event_t                 timer;
+    ngx_log_t                  *log;
+    ngx_pool_t                 *pass;
+    ngx_uint_t                  pending;        /* in flight this pass */
+    ngx_uint_t                  passes;
+    ngx_array_t                *dead;           /* ids not to deliver */
+    ngx_msec_t                  next_claim;
+    ngx_msec_t                  next_cleanup;
+    ngx_msec_t                  next_retry;     /* of our own pending */
+    ngx_msec_t                  retry_delay;    /* grows while they fail */
+    unsigned                    running:1;
+    unsigned                    group_ready:1;
+    unsigned                    own_pending:1;  /* ours wait for a retry */
+    unsigned                    full:1;         /* a full batch was read */
+
+    /* what happened, for operators */
+    ngx_uint_t                  delivered;
+    ngx_uint_t                  acked;
+    ngx_uint_t                  retried;
+    ngx_uint_t                  dead_lettered;
+};
+
+
+typedef enum {
+    NGX_GAME_BUS_READ_NEW,
+    NGX_GAME_BUS_READ_OWN,
+    NGX_GAME_BUS_CLAIM
+} ngx_game_bus_read_e;
+
+
+static void ngx_game_bus_tick(ngx_event_t *ev);
+static void ngx_game_bus_step(ngx_game_bus_t *bus);
+static void ngx_game_bus_group_create(ngx_game_bus_t *bus);
+static void ngx_game_bus_grouped(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply);
+static void ngx_game_bus_read(ngx_game_bus_t *bus, ngx_game_bus_read_e how);
+static void ngx_game_bus_got(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply);
+static void ngx_game_bus_own(ngx_game_bus_t *bus);
+static void ngx_game_bus_own_got(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply);
+static void ngx_game_bus_deliver(ngx_game_bus_t *bus, redisReply *entries);
+static void ngx_game_bus_ack(ngx_game_bus_entry_t *e);
+static void ngx_game_bus_dead_letter(ngx_game_bus_t *bus, ngx_str_t *ids,
+    ngx_uint_t n, const char *reason);
+static void ngx_game_bus_cleanup_consumers(ngx_game_bus_t *bus);
+static void ngx_game_bus_consumers_got(ngx_game_redis_cmd_t *cmd,
+    ngx_int_t rc, redisReply *reply);
+static ngx_int_t ngx_game_bus_cmd(ngx_game_bus_t *bus,
+    ngx_game_redis_handler_pt handler, void *data, int argc,
+    const char **argv, size_t *argvlen);
+static void ngx_game_bus_cmd_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply);
+static ngx_uint_t ngx_game_bus_nogroup(ngx_game_bus_t *bus, ngx_int_t rc,
+    redisReply *reply);
+static void ngx_game_bus_step_done(ngx_game_bus_t *bus);
+
+
+/*
+ * Copy entries to the dead-letter stream with why and where from, then
+ * acknowledge them: one script, so that an entry is never both lost and
+ * acknowledged.  ARGV: stream, group, dead stream, reason, consumer, id...
+ */
+static ngx_game_redis_script_t  ngx_game_bus_dead_script = {
+    "local n = 0\n"
+    "for i = 6, #ARGV do\n"
+    "  local e = redis.call('XRANGE', ARGV[1], ARGV[i], ARGV[i])\n"
+    "  local f = {}\n"
+    "  if #e == 1 and e[1][2] then f = e[1][2] end\n"
+    "  redis.call('XADD', ARGV[3], 'MAXLEN', '~', '"
+                  NGX_GAME_BUS_DEAD_MAXLEN "', '*',\n"
+    "             'source', ARGV[1], 'source_id', ARGV[i],\n"
+    "             'group', ARGV[2], 'reason', ARGV[4],\n"
+    "             'consumer', ARGV[5], unpack(f))\n"
+    "  n = n + redis.call('XACK', ARGV[1], ARGV[2], ARGV[i])\n"
+    "end\n"
+    "return n\n",
+    0, ""
+};
+
+
+/* configuration */
+
+/* what an operator may tune, as name=value after a service's directive */
+static ngx_game_param_t  ngx_game_bus_params[] = {
+
+    { ngx_string("batch="), NGX_GAME_PARAM_NUMBER,
+      offsetof(ngx_game_bus_conf_t, batch), 1, 1000 },
+
+    { ngx_string("claim_idle="), NGX_GAME_PARAM_MSEC,
+      offsetof(ngx_game_bus_conf_t, claim_idle), 0, 0 },
+
+    { ngx_string("max_deliveries="), NGX_GAME_PARAM_NUMBER,
+      offsetof(ngx_game_bus_conf_t, max_deliveries), 1, 1000 },
+
+    { ngx_string("consumer_idle="), NGX_GAME_PARAM_MSEC,
+      offsetof(ngx_game_bus_conf_t, consumer_idle), 0, 0 },
+
+    { ngx_null_string, 0, 0, 0, 0 }
+};
+
+
+char *
+ngx_game_bus_conf_params(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_uint_t first, ngx_game_bus_conf_t *conf)
+{
+    return ngx_game_conf_params(cf, cmd, first, ngx_game_bus_params, conf);
+}
+
+
+ngx_game_bus_t *
+ngx_game_bus_add(ngx_conf_t *cf, ngx_game_bus_conf_t *conf)
+{
+    u_char                     *p;
+    ngx_game_bus_t             *bus, **slot;
+    ngx_game_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_game_core_module);
+
+    bus = ngx_pcalloc(cf->pool, sizeof(ngx_game_bus_t));
+    slot = ngx_array_push(&cmcf->buses);
+    if (bus == NULL || slot == NULL) {
+        return NULL;
+    }
+
+    *slot = bus;
+    bus->conf = *conf;
+
+    if (bus->conf.interval == 0) {
+        bus->conf.interval = 1000;
+    }
+    if (bus->conf.batch == 0) {
+        bus->conf.batch = 50;
+    }
+    if (bus->conf.claim_idle == 0) {
+        bus->conf.claim_idle = 60000;
+    }
+    if (bus->conf.max_deliveries == 0) {
+        bus->conf.max_deliveries = 10;
+    }
+    if (bus->conf.consumer_idle == 0) {
+        bus->conf.consumer_idle = 3600000;
+    }
+
+    if (bus->conf.dead_stream.len == 0) {
+        p = ngx_pnalloc(cf->pool, conf->stream.len + sizeof(":dead"));
+        if (p == NULL) {
+            return NULL;
+        }
+        bus->conf.dead_stream.data = p;
+        bus->conf.dead_stream.len = ngx_sprintf(p, "%V:dead%Z", &conf->stream)
+                                    - p - 1;
+    }
+
+    return bus;
+}
+
+
+/* worker start and stop */
+
+ngx_int_t
+ngx_game_bus_start(ngx_cycle_t *cycle, ngx_array_t *buses)
+{
+    ngx_uint_t        i;
+    ngx_game_bus_t  **b, *bus;
+
+    if (ngx_game_bus_dead_script.len == 0) {
+        ngx_game_bus_dead_script.len = ngx_strlen(ngx_game_bus_dead_script.text);
+        ngx_game_redis_script_init(&ngx_game_bus_dead_script);
+    }
+
+    b = buses->elts;
+
+    for (i = 0; i < buses->nelts; i++) {
+        bus = b[i];
+        bus->log = cycle->log;
+        bus->running = 1;
+        bus->timer.handler = ngx_game_bus_tick;
+        bus->timer.data = bus;
+        bus->timer.log = cycle->log;
+        /* idle work: an exiting worker does not wait for the next pass,
+         * only for the commands a pass has in flight */
+        bus->timer.cancelable = 1;
+
+        bus->next_claim = ngx_current_msec + bus->conf.claim_idle / 2;
+        bus->next_cleanup = ngx_current_msec + bus->conf.consumer_idle / 2;
+
+        /* workers start together: spread their first passes */
+        ngx_add_timer(&bus->timer, 50 + ngx_random() % bus->conf.interval);
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_game_bus_stop(ngx_array_t *buses)
+{
+    ngx_uint_t        i;
+    ngx_game_bus_t  **b;
+
+    b = buses->elts;
+
+    for (i = 0; i < buses->nelts; i++) {
+        b[i]->running = 0;
+        if (b[i]->timer.timer_set) {
+            ngx_del_timer(&b[i]->timer);
+        }
+    }
+}
+
+
+/* a pass */
+
+static void
+ngx_game_bus_tick(ngx_event_t *ev)
+{
+    ngx_game_bus_t  *bus = ev->data;
+
+    if (ngx_exiting || ngx_quit || ngx_terminate || !bus->running) {
+        return;
+    }
+
+    if (bus->pass) {
+        /* the previous pass is still at work */
+        ngx_add_timer(&bus->timer, bus->conf.interval);
+        return;
+    }
+
+    bus->pass = ngx_create_pool(4096, bus->log);
+    if (bus->pass == NULL) {
+        ngx_add_timer(&bus->timer, bus->conf.interval);
+        return;
+    }
+
+    bus->pending = 0;
+    bus->full = 0;
+    bus->dead = NULL;
+    bus->passes++;
+
+    if (!bus->group_ready) {
+        ngx_game_bus_group_create(bus);
+
+    } else {
+        ngx_game_bus_step(bus);
+
+        if ((ngx_msec_int_t) (ngx_current_msec - bus->next_cleanup) >= 0) {
+            bus->next_cleanup = ngx_current_msec + bus->conf.consumer_idle / 2;
+            ngx_game_bus_cleanup_consumers(bus);
+        }
+    }
+
+    ngx_game_bus_step_done(bus);
+}
+
+
+static void
+ngx_game_bus_step(ngx_game_bus_t *bus)
+{
+    if ((ngx_msec_int_t) (ngx_current_msec - bus->next_claim) >= 0) {
+        /* entries idle for claim_idle, checked twice as often */
+        bus->next_claim = ngx_current_msec + bus->conf.claim_idle / 2;
+        ngx_game_bus_read(bus, NGX_GAME_BUS_CLAIM);
+
+    } else if (bus->own_pending
+               && (ngx_msec_int_t) (ngx_current_msec - bus->next_retry) >= 0)
+    {
+        ngx_game_bus_own(bus);
+
+    } else {
+        ngx_game_bus_read(bus, NGX_GAME_BUS_READ_NEW);
+    }
+}
+
+
+/*
+ * From the start of the stream: entries written before the group existed
+ * (before the first nginx came up, or since Redis lost the group) are
+ * handled too.  Handlers are idempotent, so a stream read again from its
+ * start after a NOGROUP changes nothing that was already applied.
+ */
+
+static void
+ngx_game_bus_group_create(ngx_game_bus_t *bus)
+{
+    const char  *argv[6];
+    size_t       argvlen[6];
+
+    argv[0] = "XGROUP";
+    argvlen[0] = 6;
+    argv[1] = "CREATE";
+    argvlen[1] = 6;
+    argv[2] = (char *) bus->conf.stream.data;
+    argvlen[2] = bus->conf.stream.len;
+    argv[3] = (char *) bus->conf.group.data;
+    argvlen[3] = bus->conf.group.len;
+    argv[4] = "0";
+    argvlen[4] = 1;
+    argv[5] = "MKSTREAM";
+    argvlen[5] = 8;
+
+    (void) ngx_game_bus_cmd(bus, ngx_game_bus_grouped, bus, 6, argv, argvlen);
+}
+
+
+static void
+ngx_game_bus_grouped(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply)
+{
+    ngx_game_bus_t  *bus = cmd->data;
+
+    bus->pending--;
+
+    /* BUSYGROUP: another worker made it first, which is as good */
+    if (rc == NGX_OK
+        || (rc == NGX_GAME_QUERY_ERROR && reply->len >= 9
+            && ngx_strncmp(reply->str, "BUSYGROUP", 9) == 0))
+    {
+        bus->group_ready = 1;
+        ngx_game_bus_step(bus);
+
+    } else if (rc == NGX_GAME_QUERY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, bus->log, 0,
+                      "game bus: stream \"%V\": cannot create group "
+                      "\"%V\": %*s", &bus->conf.stream, &bus->conf.group,
+                      (size_t) reply->len, reply->str);
+    }
+
+    ngx_game_bus_step_done(bus);
+}
+
+
+static void
+ngx_game_bus_read(ngx_game_bus_t *bus, ngx_game_bus_read_e how)
+{
+    u_char       count[NGX_INT_T_LEN], idle[NGX_INT_T_LEN];
+    ngx_str_t   *me;
+    const char  *argv[10];
+    size_t       argvlen[10];
+
+    me = ngx_game_instance_id();
+
+    argvlen[0] = 0;
+
+    if (how == NGX_GAME_BUS_CLAIM) {
+        argv[0] = "XAUTOCLAIM";
+        argvlen[0] = 10;
+        argv[1] = (char *) bus->conf.stream.data;
+        argvlen[1] = bus->conf.stream.len;
+        argv[2] = (char *) bus->conf.group.data;
+        argvlen[2] = bus->conf.group.len;
+        argv[3] = (char *) me->data;
+        argvlen[3] = me->len;
+        argv[4] = (char *) idle;
+        argvlen[4] = ngx_sprintf(idle, "%M", bus->conf.claim_idle) - idle;
+        argv[5] = "0-0";
+        argvlen[5] = 3;
+        argv[6] = "COUNT";
+        argvlen[6] = 5;
+        argv[7] = (char *) count;
+        argvlen[7] = ngx_sprintf(count, "%ui", bus->conf.batch) - count;
+
+        (void) ngx_game_bus_cmd(bus, ngx_game_bus_got, bus, 8, argv, argvlen);
+        return;
+    }
+
+    argv[0] = "XREADGROUP";
+    argvlen[0] = 10;
+    argv[1] = "GROUP";
+    argvlen[1] = 5;
+    argv[2] = (char *) bus->conf.group.data;
+    argvlen[2] = bus->conf.group.len;
+    argv[3] = (char *) me->data;
+    argvlen[3] = me->len;
+    argv[4] = "COUNT";
+    argvlen[4] = 5;
+    argv[5] = (char *) count;
+    argvlen[5] = ngx_sprintf(count, "%ui", bus->conf.batch) - count;
+    argv[6] = "STREAMS";
+    argvlen[6] = 7;
+    argv[7] = (char *) bus->conf.stream.data;
+    argvlen[7] = bus->conf.stream.len;
+    argv[8] = (how == NGX_GAME_BUS_READ_OWN) ? "0" : ">";
+    argvlen[8] = 1;
+
+    (void) ngx_game_bus_cmd(bus, ngx_game_bus_got, bus, 9, argv, argvlen);
+}
+
+
+static void
+ngx_game_bus_got(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
+{
+    redisReply      *entries;
+    ngx_game_bus_t  *bus = cmd->data;
+
+    if (rc != NGX_OK) {
+        bus->pending--;
+        (void) ngx_game_bus_nogroup(bus, rc, reply);
+        ngx_game_bus_step_done(bus);
+        return;
+    }
+
+    entries = NULL;
+
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3
+        && reply->element[0]->type == REDIS_REPLY_STRING)
+    {
+        /* XAUTOCLAIM: next id, entries, ids deleted meanwhile */
+        entries = reply->element[1];
+
+    } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1
+               && reply->element[0]->type == REDIS_REPLY_ARRAY
+               && reply->element[0]->elements == 2)
+    {
+        /* XREADGROUP: [[stream, entries]]; nil when nothing is new */
+        entries = reply->element[0]->element[1];
+    }
+
+    /* the read still counts as pending while its entries are handed
+     * out: a handler that ends its entry at once must not end the pass
+     * (and free its memory) in the middle of the loop */
+    if (entries && entries->type == REDIS_REPLY_ARRAY) {
+        bus->full = (entries->elements >= bus->conf.batch);
+        ngx_game_bus_deliver(bus, entries);
+    }
+
+    bus->pending--;
+    ngx_game_bus_step_done(bus);
+}
+
+
+/*
+ * Our own pending entries: those delivered max_deliveries times go to the
+ * dead-letter stream, the others are delivered again.
+ */
+
+static void
+ngx_game_bus_own(ngx_game_bus_t *bus)
+{
+    u_char       count[NGX_INT_T_LEN];
+    ngx_str_t   *me;
+    const char  *argv[7];
+    size_t       argvlen[7];
+
+    me = ngx_game_instance_id();
+
+    argv[0] = "XPENDING";
+    argvlen[0] = 8;
+    argv[1] = (char *) bus->conf.stream.data;
+    argvlen[1] = bus->conf.stream.len;
+    argv[2] = (char *) bus->conf.group.data;
+    argvlen[2] = bus->conf.group.len;
+    argv[3] = "-";
+    argvlen[3] = 1;
+    argv[4] = "+";
+    argvlen[4] = 1;
+    argv[5] = (char *) count;
+    argvlen[5] = ngx_sprintf(count, "%ui", bus->conf.batch) - count;
+    argv[6] = (char *) me->data;
+    argvlen[6] = me->len;
+
+    (void) ngx_game_bus_cmd(bus, ngx_game_bus_own_got, bus, 7, argv, argvlen);
+}
+
+
+static void
+ngx_game_bus_own_got(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply)
+{
+    size_t           i;
+    ngx_str_t       *id;
+    redisReply      *row;
+    ngx_game_bus_t  *bus = cmd->data;
+
+    bus->pending--;
+
+    if (rc != NGX_OK || reply->type != REDIS_REPLY_ARRAY) {
+        (void) ngx_game_bus_nogroup(bus, rc, reply);
+        ngx_game_bus_step_done(bus);
+        return;
+    }
+
+    if (reply->elements == 0) {
+        /* nothing of ours waits any more: back to new entries */
+        bus->own_pending = 0;
+        bus->retry_delay = 0;
+        ngx_game_bus_read(bus, NGX_GAME_BUS_READ_NEW);
+        ngx_game_bus_step_done(bus);
+        return;
+    }
+
+    bus->dead = ngx_array_create(bus->pass, 4, sizeof(ngx_str_t));
+    if (bus->dead == NULL) {
+        ngx_game_bus_step_done(bus);
+        return;
+    }
+
+    /* rows: [id, consumer, idle ms, deliveries] */
+    for (i = 0; i < reply->elements; i++) {
+        row = reply->element[i];
+
+        if (row->type != REDIS_REPLY_ARRAY || row->elements != 4
+            || row->element[0]->type != REDIS_REPLY_STRING
+            || row->element[3]->type != REDIS_REPLY_INTEGER
+            || (ngx_uint_t) row->element[3]->integer
+               < bus->conf.max_deliveries)
+        {
+            continue;
+        }
+
+        id = ngx_array_push(bus->dead);
+        if (id == NULL) {
+            break;
+        }
+
+        id->len = row->element[0]->len;
+        id->data = ngx_pstrdup(bus->pass, &(ngx_str_t) {
+                                   id->len,
+                                   (u_char *) row->element[0]->str });
+        if (id->data == NULL) {
+            bus->dead->nelts--;
+            break;
+        }
+
+        ngx_log_error(NGX_LOG_ERR, bus->log, 0,
+                      "game bus: stream \"%V\": entry %V was delivered %i "
+                      "times without success: moved to \"%V\"",
+                      &bus->conf.stream, id, row->element[3]->integer,
+                      &bus->conf.dead_stream);
+    }
+
+    if (bus->dead->nelts) {
+        ngx_game_bus_dead_letter(bus, bus->dead->elts, bus->dead->nelts,
+                                 "max_deliveries");
+    }
+
+    ngx_game_bus_read(bus, NGX_GAME_BUS_READ_OWN);
+    ngx_game_bus_step_done(bus);
+}
+
+
+static void
+ngx_game_bus_deliver(ngx_game_bus_t *bus, redisReply *entries)
+{
+    size_t                 i, k, n;
+    ngx_str_t             *dead;
+    ngx_uint_t             d, skip;
+    redisReply            *entry, *f;
+    ngx_game_bus_entry_t  *e;
+
+    for (i = 0; i < entries->elements; i++) {
+        entry = entries->element[i];
+
+        if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2
+            || entry->element[0]->type != REDIS_REPLY_STRING)
+        {
+            continue;
+        }
+
+        skip = 0;
+        dead = bus->dead ? bus->dead->elts : NULL;
+
+        for (d = 0; bus->dead && d < bus->dead->nelts; d++) {
+            if (dead[d].len == entry->element[0]->len
+                && ngx_strncmp(dead[d].data, entry->element[0]->str,
+                               dead[d].len) == 0)
+            {
+                skip = 1;
+            }
+        }
+
+        if (skip) {
+            continue;
+        }
+
+        e = ngx_pcalloc(bus->pass, sizeof(ngx_game_bus_entry_t));
+        if (e == NULL) {
+            return;
+        }
+
+        e->bus = bus;
+        e->pool = bus->pass;
+        e->log = bus->log;
+        e->data = bus->conf.data;
+        e->id.len = entry->element[0]->len;
+        e->id.data = ngx_pstrdup(bus->pass, &(ngx_str_t) {
+                                     e->id.len,
+                                     (u_char *) entry->element[0]->str });
+        if (e->id.data == NULL) {
+            return;
+        }
+
+        f = entry->element[1];
+
+        if (f->type != REDIS_REPLY_ARRAY) {
+            /* deleted from the stream while pending: nothing to handle */
+            bus->pending++;
+            ngx_game_bus_ack(e);
+            continue;
+        }
+
+        n = f->elements / 2;
+        e->fields = ngx_pcalloc(bus->pass,
+                                (n ? n : 1) * sizeof(ngx_game_bus_field_t));
+        if (e->fields == NULL) {
+            return;
+        }
+
+        for (k = 0; k < n; k++) {
+            if (f->element[2 * k]->type != REDIS_REPLY_STRING
+                || f->element[2 * k + 1]->type != REDIS_REPLY_STRING)
+            {
+                continue;
+            }
+
+            e->fields[e->nfields].name.len = f->element[2 * k]->len;
+            e->fields[e->nfields].name.data = ngx_pstrdup(bus->pass,
+                &(ngx_str_t) { f->element[2 * k]->len,
+                               (u_char *) f->element[2 * k]->str });
+            e->fields[e->nfields].value.len = f->element[2 * k + 1]->len;
+            e->fields[e->nfields].value.data = ngx_pnalloc(bus->pass,
+                                                f->element[2 * k + 1]->len
+                                                + 1);
+            if (e->fields[e->nfields].name.data == NULL
+                || e->fields[e->nfields].value.data == NULL)
+            {
+                return;
+            }
+
+            /* NUL-terminated, so that values can be SQL parameters */
+            ngx_memcpy(e->fields[e->nfields].value.data,
+                       f->element[2 * k + 1]->str,
+                       f->element[2 * k + 1]->len + 1);
+            e->nfields++;
+        }
+
+        bus->pending++;
+        bus->delivered++;
+        bus->conf.handler(e);
+    }
+}
+
+
+ngx_str_t *
+ngx_game_bus_field(ngx_game_bus_entry_t *e, const char *name)
+{
+    size_t      len;
+    ngx_uint_t  i;
+
+    len = ngx_strlen(name);
+
+    for (i = 0; i < e->nfields; i++) {
+        if (e->fields[i].name.len == len
+            && ngx_strncmp(e->fields[i].name.data, name, len) == 0)
+        {
+            return &e->fields[i].value;
+        }
+    }
+
+    return NULL;
+}
+
+
+void
+ngx_game_bus_done(ngx_game_bus_entry_t *e, ngx_int_t rc, const char *reason)
+{
+    ngx_game_bus_t  *bus = e->bus;
+
+    if (e->done) {
+        ngx_log_error(NGX_LOG_ALERT, bus->log, 0,
+                      "game bus: entry %V of \"%V\" ended twice",
+                      &e->id, &bus->conf.stream);
+        return;
+    }
+
+    e->done = 1;
+
+    switch (rc) {
+
+    case NGX_OK:
+        bus->retry_delay = 0;
+        ngx_game_bus_ack(e);
+        return;
+
+    case NGX_DECLINED:
+        ngx_log_error(NGX_LOG_ERR, bus->log, 0,
+                      "game bus: stream \"%V\": entry %V refused (%s): "
+                      "moved to \"%V\"", &bus->conf.stream, &e->id,
+                      reason ? reason : "no reason", &bus->conf.dead_stream);
+        ngx_game_bus_dead_letter(bus, &e->id, 1, reason ? reason : "refused");
+        break;
+
+    default:
+        /* stays pending: delivered again, later and later while the
+         * retries keep failing */
+        bus->retried++;
+        if (!bus->own_pending || bus->next_retry == 0
+            || (ngx_msec_int_t) (ngx_current_msec - bus->next_retry) >= 0)
+        {
+            bus->retry_delay = bus->retry_delay
+                               ? ngx_min(2 * bus->retry_delay,
+                                         NGX_GAME_BUS_RETRY_MAX)
+                               : bus->conf.interval;
+            bus->next_retry = ngx_current_msec + bus->retry_delay;
+        }
+        bus->own_pending = 1;
+        break;
+    }
+
+    bus->pending--;
+    ngx_game_bus_step_done(bus);
+}
+
+
+/* called with the entry counted in bus->pending; uncounts it */
+static void
+ngx_game_bus_ack(ngx_game_bus_entry_t *e)
+{
+    const char      *argv[4];
+    size_t           argvlen[4];
+    ngx_game_bus_t  *bus = e->bus;
+
+    argv[0] = "XACK";
+    argvlen[0] = 4;
+    argv[1] = (char *) bus->conf.stream.data;
+    argvlen[1] = bus->conf.stream.len;
+    argv[2] = (char *) bus->conf.group.data;
+    argvlen[2] = bus->conf.group.len;
+    argv[3] = (char *) e->id.data;
+    argvlen[3] = e->id.len;
+
+    if (ngx_game_bus_cmd(bus, ngx_game_bus_cmd_done, bus, 4, argv, argvlen)
+        == NGX_OK)
+    {
+        bus->acked++;
+
+    } else {
+        /* Redis went away: the entry stays pending and comes back */
+        bus->own_pending = 1;
+    }
+
+    bus->pending--;
+    ngx_game_bus_step_done(bus);
+}
+
+
+static void
+ngx_game_bus_dead_letter(ngx_game_bus_t *bus, ngx_str_t *ids, ngx_uint_t n,
+    const char *reason)
+{
+    ngx_int_t              rc;
+    ngx_str_t             *me;
+    ngx_uint_t             i;
+    const char           **argv;
+    size_t                *argvlen;
+    ngx_game_redis_cmd_t  *cmd;
+
+    n = ngx_min(n, NGX_GAME_REDIS_MAX_ARGS - 3 - 5);
+
+    argv = ngx_palloc(bus->pass, (5 + n) * sizeof(char *));
+    argvlen = ngx_palloc(bus->pass, (5 + n) * sizeof(size_t));
+    cmd = ngx_game_redis_cmd_create(bus->pass, bus->log);
+    if (argv == NULL || argvlen == NULL || cmd == NULL) {
+        return;
+    }
+
+    me = ngx_game_instance_id();
+
+    argv[0] = (char *) bus->conf.stream.data;
+    argvlen[0] = bus->conf.stream.len;
+    argv[1] = (char *) bus->conf.group.data;
+    argvlen[1] = bus->conf.group.len;
+    argv[2] = (char *) bus->conf.dead_stream.data;
+    argvlen[2] = bus->conf.dead_stream.len;
+    argv[3] = reason;
+    argvlen[3] = ngx_strlen(reason);
+    argv[4] = (char *) me->data;
+    argvlen[4] = me->len;
+
+    for (i = 0; i < n; i++) {
+        argv[5 + i] = (char *) ids[i].data;
+        argvlen[5 + i] = ids[i].len;
+    }
+
+    cmd->handler = ngx_game_bus_cmd_done;
+    cmd->data = bus;
+
+    bus->pending++;
+
+    rc = ngx_game_redis_eval(bus->conf.redis, cmd, &ngx_game_bus_dead_script,
+                             0, (int) (5 + n), argv, argvlen);
+    if (rc != NGX_AGAIN) {
+        /* the entries stay pending and are tried again */
+        bus->pending--;
+        bus->own_pending = 1;
+        return;
+    }
+
+    bus->dead_lettered += n;
+}
+
+
+/*
+ * Forget consumers that have been idle for consumer_idle with nothing
+ * pending: workers that exited.  Redis (before 7.2) does not count a read
+ * that found nothing as activity, so a live worker on a quiet stream is
+ * forgotten too; that is harmless: a consumer with nothing pending holds
+ * no state, and its next read makes it again.
+ */
+
+static void
+ngx_game_bus_cleanup_consumers(ngx_game_bus_t *bus)
+{
+    const char  *argv[4];
+    size_t       argvlen[4];
+
+    argv[0] = "XINFO";
+    argvlen[0] = 5;
+    argv[1] = "CONSUMERS";
+    argvlen[1] = 9;
+    argv[2] = (char *) bus->conf.stream.data;
+    argvlen[2] = bus->conf.stream.len;
+    argv[3] = (char *) bus->conf.group.data;
+    argvlen[3] = bus->conf.group.len;
+
+    (void) ngx_game_bus_cmd(bus, ngx_game_bus_consumers_got, bus, 4, argv,
+                            argvlen);
+}
+
+
+static void
+ngx_game_bus_consumers_got(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply)
+{
+    size_t           i, k;
+    long long        pending, idle;
+    ngx_str_t       *me;
+    redisReply      *c, *name;
+    const char      *argv[5];
+    size_t           argvlen[5];
+    ngx_game_bus_t  *bus = cmd->data;
+
+    bus->pending--;
+
+    if (rc != NGX_OK || reply->type != REDIS_REPLY_ARRAY) {
+        (void) ngx_game_bus_nogroup(bus, rc, reply);
+        ngx_game_bus_step_done(bus);
+        return;
+    }
+
+    me = ngx_game_instance_id();
+
+    for (i = 0; i < reply->elements; i++) {
+        c = reply->element[i];
+        if (c->type != REDIS_REPLY_ARRAY) {
+            continue;
+        }
+
+        /* [name, N, pending, N, idle, N, ...] */
+        name = NULL;
+        pending = idle = -1;
+
+        for (k = 0; k + 1 < c->elements; k += 2) {
+            if (c->element[k]->type != REDIS_REPLY_STRING) {
+                continue;
+            }
+            if (ngx_strcmp(c->element[k]->str, "name") == 0) {
+                name = c->element[k + 1];
+            } else if (ngx_strcmp(c->element[k]->str, "pending") == 0) {
+                pending = c->element[k + 1]->integer;
+            } else if (ngx_strcmp(c->element[k]->str, "idle") == 0) {
+                idle = c->element[k + 1]->integer;
+            }
+        }
+
+        if (name == NULL || name->type != REDIS_REPLY_STRING
+            || pending != 0 || idle < (long long) bus->conf.consumer_idle
+            || (name->len == me->len
+                && ngx_strncmp(name->str, me->data, me->len) == 0))
+        {
+            continue;
+        }
+
+        argv[0] = "XGROUP";
+        argvlen[0] = 6;
+        argv[1] = "DELCONSUMER";
+        argvlen[1] = 11;
+        argv[2] = (char *) bus->conf.stream.data;
+        argvlen[2] = bus->conf.stream.len;
+        argv[3] = (char *) bus->conf.group.data;
+        argvlen[3] = bus->conf.group.len;
+        argv[4] = name->str;
+        argvlen[4] = name->len;
+
+        ngx_log_error(NGX_LOG_INFO, bus->log, 0,
+                      "game bus: stream \"%V\": forgetting consumer \"%*s\", "
+                      "idle for %L ms", &bus->conf.stream,
+                      (size_t) name->len, name->str, (int64_t) idle);
+
+        (void) ngx_game_bus_cmd(bus, ngx_game_bus_cmd_done, bus, 5, argv,
+                                argvlen);
+    }
+
+    ngx_game_bus_step_done(bus);
+}
+
+
+/* plumbing */
+
+static ngx_int_t
+ngx_game_bus_cmd(ngx_game_bus_t *bus, ngx_game_redis_handler_pt handler,
+    void *data, int argc, const char **argv, size_t *argvlen)
+{
+    ngx_game_redis_cmd_t  *cmd;
+
+    cmd = ngx_game_redis_cmd_create(bus->pass, bus->log);
+    if (cmd == NULL) {
+        return NGX_ERROR;
+    }
+
+    cmd->handler = handler;
+    cmd->data = data;
+    /* errors are ours to read: NOGROUP and BUSYGROUP are expected */
+    cmd->quiet = 1;
+
+    bus->pending++;
+
+    if (ngx_game_redis_cmd_run(bus->conf.redis, cmd, argc, argv, argvlen)
+        != NGX_AGAIN)
+    {
+        bus->pending--;
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_game_bus_cmd_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply)
+{
+    ngx_game_bus_t  *bus = cmd->data;
+
+    bus->pending--;
+
+    if (rc != NGX_OK && !ngx_game_bus_nogroup(bus, rc, reply)) {
+        /* an acknowledgement or a dead letter that did not happen: the
+         * entries stay pending and come back */
+        bus->own_pending = 1;
+    }
+
+    ngx_game_bus_step_done(bus);
+}
+
+
+/* NOGROUP: Redis lost the group (and likely the stream): make it again */
+static ngx_uint_t
+ngx_game_bus_nogroup(ngx_game_bus_t *bus, ngx_int_t rc, redisReply *reply)
+{
+    if (rc != NGX_GAME_QUERY_ERROR || reply == NULL) {
+        return 0;
+    }
+
+    if (reply->len >= 7 && ngx_strncmp(reply->str, "NOGROUP", 7) == 0) {
+        if (bus->group_ready) {
+            ngx_log_error(NGX_LOG_WARN, bus->log, 0,
+                          "game bus: stream \"%V\" lost group \"%V\": "
+                          "making it again", &bus->conf.stream,
+                          &bus->conf.group);
+        }
+        bus->group_ready = 0;
+        bus->own_pending = 0;
+        return 1;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, bus->log, 0,
+                  "game bus: stream \"%V\": %*s", &bus->conf.stream,
+                  (size_t) reply->len, reply->str);
+    return 0;
+}
+
+
+static void
+ngx_game_bus_step_done(ngx_game_bus_t *bus)
+{
+    if (bus->pending || bus->pass == NULL) {
+        return;
+    }
+
+    ngx_destroy_pool(bus->pass);
+    bus->pass = NULL;
+    bus->dead = NULL;
+
+    if (!bus->running || ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    /* a full batch: more is waiting, read on at once */
+    if (bus->full || !bus->group_ready) {
+        if (bus->timer.timer_set) {
+            ngx_del_timer(&bus->timer);
+        }
+        ngx_add_timer(&bus->timer, bus->group_ready ? 1 : bus->conf.interval);
+        return;
+    }
+
+    if (!bus->timer.timer_set) {
+        ngx_add_timer(&bus->timer, bus->conf.interval);
+    }
+}
