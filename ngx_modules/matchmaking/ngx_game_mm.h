@@ -35,6 +35,12 @@ typedef struct {
     ngx_str_t                   alloc_prefix;
     ngx_game_jwt_key_t         *ticket_key;
     time_t                      connect_ttl;
+    ngx_msec_t                  match_ttl;
+    ngx_uint_t                  join_limit;     /* tickets per window */
+    ngx_msec_t                  join_window;
+    ngx_thread_pool_t          *thread_pool;    /* the engine's, or NULL */
+    ngx_msec_t                  lost_after;     /* server gone for this */
+    ngx_game_bus_conf_t         results;        /* the consumer's tuning */
 } ngx_game_mm_main_conf_t;
 
 
@@ -45,7 +51,7 @@ ngx_game_mm_mode_t *ngx_game_mm_mode_find(ngx_game_mm_main_conf_t *mmcf,
 
 ngx_int_t ngx_game_mm_matcher_start(ngx_cycle_t *cycle,
     ngx_game_mm_main_conf_t *mmcf);
-ngx_int_t ngx_game_mm_results_start(ngx_cycle_t *cycle,
+ngx_int_t ngx_game_mm_results_init(ngx_conf_t *cf,
     ngx_game_mm_main_conf_t *mmcf);
 
 ngx_int_t ngx_game_mm_join_handler(ngx_http_request_t *r);
@@ -70,9 +76,10 @@ extern ngx_game_redis_script_t  ngx_game_mm_lua_join;
 extern ngx_game_redis_script_t  ngx_game_mm_lua_cancel;
 extern ngx_game_redis_script_t  ngx_game_mm_lua_status;
 extern ngx_game_redis_script_t  ngx_game_mm_lua_lease;
-extern ngx_game_redis_script_t  ngx_game_mm_lua_claim;
+extern ngx_game_redis_script_t  ngx_game_mm_lua_read;
+extern ngx_game_redis_script_t  ngx_game_mm_lua_match;
+extern ngx_game_redis_script_t  ngx_game_mm_lua_sweep;
 extern ngx_game_redis_script_t  ngx_game_mm_lua_expire;
-extern ngx_game_redis_script_t  ngx_game_mm_lua_assign;
 extern ngx_game_redis_script_t  ngx_game_mm_lua_party_create;
 extern ngx_game_redis_script_t  ngx_game_mm_lua_party_join;
 extern ngx_game_redis_script_t  ngx_game_mm_lua_party_get;

@@ -48,6 +48,8 @@ static void ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
 static void ngx_game_mm_cancel_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
+static ngx_int_t ngx_game_mm_too_many(ngx_http_request_t *r,
+    redisReply *ms);
 
 
 /* a ticket's rating: the mean of its players', newcomers at the default */
@@ -398,13 +400,14 @@ ngx_game_mm_join_rated(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
     int                       argc;
     double                    rating;
     u_char                   *p, *last, queue[80], ttl[NGX_INT_T_LEN],
-                              limit[NGX_INT_T_LEN];
+                              limit[NGX_INT_T_LEN], wait[NGX_INT_T_LEN],
+                              joins[NGX_INT_T_LEN], window[NGX_INT_T_LEN];
     ngx_str_t                 member;
     ngx_game_mm_join_t       *j = q->data;
     ngx_http_request_t       *r = j->request;
     ngx_game_mm_main_conf_t  *mmcf;
-    const char               *argv[6 + GAME_MM_MAX_TEAM_SIZE];
-    size_t                    argvlen[6 + GAME_MM_MAX_TEAM_SIZE];
+    const char               *argv[9 + GAME_MM_MAX_TEAM_SIZE];
+    size_t                    argvlen[9 + GAME_MM_MAX_TEAM_SIZE];
 
     if (rc != NGX_OK) {
         ngx_http_finalize_request(r,
@@ -437,12 +440,19 @@ ngx_game_mm_join_rated(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
     argvlen[4] = ngx_sprintf(ttl, "%M", mmcf->ticket_ttl) - ttl;
     argv[5] = (char *) limit;
     argvlen[5] = ngx_sprintf(limit, "%ui", j->mode->max_queue) - limit;
-    /* one argument per player of the ticket: the party's members */
-    argc = 6;
+    argv[6] = (char *) wait;
+    argvlen[6] = ngx_sprintf(wait, "%L", j->mode->rules.max_wait_ms) - wait;
+    argv[7] = (char *) joins;
+    argvlen[7] = ngx_sprintf(joins, "%ui", mmcf->join_limit) - joins;
+    argv[8] = (char *) window;
+    argvlen[8] = ngx_sprintf(window, "%M", mmcf->join_window) - window;
+    /* one argument per player of the ticket: the party's members, the
+     * one who asks (the leader) first */
+    argc = 9;
     p = j->members.data;
     last = j->members.data + j->members.len;
 
-    while (argc < 6 + GAME_MM_MAX_TEAM_SIZE
+    while (argc < 9 + GAME_MM_MAX_TEAM_SIZE
            && ngx_game_mm_next_id(&p, last, &member))
     {
         argv[argc] = (char *) member.data;
@@ -481,6 +491,12 @@ ngx_game_mm_join_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
         return;
     }
 
+    if (ngx_game_mm_reply_is(reply, "LIMITED") && reply->elements == 2) {
+        ngx_http_finalize_request(r,
+            ngx_game_mm_too_many(r, reply->element[1]));
+        return;
+    }
+
     if (ngx_game_mm_reply_is(reply, "FULL")) {
         ngx_http_finalize_request(r,
             ngx_game_http_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -513,14 +529,47 @@ ngx_game_mm_join_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
 }
 
 
+/* 429 with the seconds until the player's window lets them join again */
+static ngx_int_t
+ngx_game_mm_too_many(ngx_http_request_t *r, redisReply *ms)
+{
+    json_t     *body;
+    ngx_int_t   rc, wait;
+
+    wait = ngx_atoi((u_char *) ms->str, ms->len);
+    wait = (wait == NGX_ERROR) ? 1 : (wait + 999) / 1000;
+
+    body = json_pack("{s:{s:s,s:s}}", "error", "code", "too_many_joins",
+                     "message", "this player opened too many tickets "
+                     "lately; retry later");
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_game_http_send_json_retry(r, NGX_HTTP_TOO_MANY_REQUESTS, body,
+                                       (time_t) ngx_max(wait, 1));
+    json_decref(body);
+
+    return rc;
+}
+
+
 /* status */
 
 /*
- * GET /matchmaking/status[?wait=SECONDS]: with "wait" (at most 30), the
- * answer waits until the ticket changes (its status, or its server and
- * connection ticket arriving) or the time is up.  The ticket is read again
- * every 250 ms from a timer: the worker never waits, and Redis holds no
- * per-request state.
+ * GET /matchmaking/status[?wait=SECONDS]: the player's latest ticket.
+ *
+ * A ticket matched to a server carries a connection ticket for the player
+ * who asks, signed now (ES256, game_mm_ticket_key): every read gets a
+ * fresh one, so a player whose connection dropped can get back in, and
+ * the signing costs one request one signature, never a burst on the
+ * matcher.
+ *
+ * With "wait" (at most 30), the answer waits until the ticket changes
+ * (its status, or its server arriving) or the time is up.  The ticket is
+ * read again every 250 ms from a timer: the worker never waits, and Redis
+ * holds no per-request state.  Each read's memory is freed when its reply
+ * was looked at, and a client that goes away ends the wait at once.
  */
 
 #define NGX_GAME_MM_POLL_MS     250
@@ -532,13 +581,18 @@ typedef struct {
     ngx_str_t                   player;
     ngx_msec_t                  deadline;       /* 0: answer at once */
     ngx_event_t                 timer;
-    u_char                      seen[64];       /* status + ticket flag */
+    ngx_pool_t                 *poll;           /* the read in flight */
+    u_char                      seen[64];       /* status + server flag */
 } ngx_game_mm_status_t;
 
 
 static ngx_int_t ngx_game_mm_status_ask(ngx_game_mm_status_t *st);
 static void ngx_game_mm_status_poll(ngx_event_t *ev);
 static void ngx_game_mm_status_cleanup(void *data);
+static json_t *ngx_game_mm_status_body(ngx_game_mm_status_t *st,
+    redisReply *reply);
+static ngx_int_t ngx_game_mm_connection_ticket(ngx_http_request_t *r,
+    json_t *body, ngx_str_t *player, const char *server_id);
 
 
 ngx_int_t
@@ -578,6 +632,11 @@ ngx_game_mm_status_handler(ngx_http_request_t *r)
         }
     }
 
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
     st->request = r;
     st->deadline = wait ? ngx_current_msec + wait * 1000 : 0;
     st->timer.handler = ngx_game_mm_status_poll;
@@ -595,6 +654,13 @@ ngx_game_mm_status_handler(ngx_http_request_t *r)
         return ngx_game_http_send_outcome(r, rc, "the matchmaker");
     }
 
+    if (wait) {
+        /* a client that closes its connection ends the wait: nginx reads
+         * the connection's end and finalizes the request, whose cleanup
+         * stops the timer and the read in flight */
+        r->read_event_handler = ngx_http_test_reading;
+    }
+
     r->main->count++;
     return NGX_DONE;
 }
@@ -603,20 +669,42 @@ ngx_game_mm_status_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_game_mm_status_ask(ngx_game_mm_status_t *st)
 {
+    ngx_int_t                 rc;
     const char               *argv[2];
     size_t                    argvlen[2];
+    ngx_game_redis_cmd_t     *cmd;
     ngx_game_mm_main_conf_t  *mmcf;
 
     mmcf = ngx_http_get_module_main_conf(st->request, ngx_game_mm_module);
+
+    /* one small pool per read, freed after its reply: a 25 s wait costs
+     * one read's memory, not a hundred */
+    st->poll = ngx_create_pool(1024, st->request->connection->log);
+    if (st->poll == NULL) {
+        return NGX_ERROR;
+    }
+
+    cmd = ngx_game_redis_cmd_create(st->poll, st->request->connection->log);
+    if (cmd == NULL) {
+        return NGX_ERROR;
+    }
+
+    cmd->handler = ngx_game_mm_status_done;
+    cmd->data = st->request;
 
     argv[0] = (char *) mmcf->prefix.data;
     argvlen[0] = mmcf->prefix.len;
     argv[1] = (char *) st->player.data;
     argvlen[1] = st->player.len;
 
-    return ngx_game_mm_script(st->request, &ngx_game_mm_lua_status,
-                              ngx_game_mm_status_done, st->request, 2, argv,
-                              argvlen);
+    rc = ngx_game_redis_eval(mmcf->redis, cmd, &ngx_game_mm_lua_status, 0, 2,
+                             argv, argvlen);
+    if (rc != NGX_AGAIN) {
+        ngx_destroy_pool(st->poll);
+        st->poll = NULL;
+    }
+
+    return rc;
 }
 
 
@@ -642,6 +730,12 @@ ngx_game_mm_status_cleanup(void *data)
     if (st->timer.timer_set) {
         ngx_del_timer(&st->timer);
     }
+
+    if (st->poll) {
+        /* unhooks the read in flight: its reply is never handled */
+        ngx_destroy_pool(st->poll);
+        st->poll = NULL;
+    }
 }
 
 
@@ -649,39 +743,95 @@ static void
 ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply)
 {
-    size_t                 i;
     u_char                 seen[64], *last;
-    json_t                *body, *server, *status;
-    int64_t                created;
-    redisReply            *k, *v;
+    json_t                *body, *status;
     ngx_msec_t             left;
-    ngx_time_t            *tp;
+    ngx_pool_t            *poll;
     ngx_http_request_t    *r = cmd->data;
-    const char            *queue, *colon, *me;
     ngx_game_mm_status_t  *st;
 
     st = ngx_http_get_module_ctx(r, ngx_game_mm_module);
-    me = (const char *) st->player.data;
+
+    /* the read's memory goes once its reply is read; the reply itself
+     * belongs to hiredis until we return */
+    poll = st->poll;
+    st->poll = NULL;
 
     if (rc != NGX_OK) {
         ngx_http_finalize_request(r,
             ngx_game_http_send_outcome(r, rc, "the matchmaker"));
-        return;
+        goto done;
     }
 
     if (ngx_game_mm_reply_is(reply, "NONE")) {
         ngx_http_finalize_request(r,
             ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "no_ticket",
                                      "the player has no ticket"));
-        return;
+        goto done;
     }
+
+    body = ngx_game_mm_status_body(st, reply);
+    if (body == NULL) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_outcome(r, NGX_ERROR, "the matchmaker"));
+        goto done;
+    }
+
+    if (st->deadline) {
+        status = json_object_get(body, "status");
+        last = ngx_snprintf(seen, sizeof(seen) - 1, "%s/%d",
+                            json_is_string(status)
+                            ? json_string_value(status) : "",
+                            json_object_get(body, "server") != NULL);
+        *last = '\0';
+
+        if (st->seen[0] == '\0') {
+            ngx_memcpy(st->seen, seen, last - seen + 1);
+        }
+
+        left = (ngx_msec_int_t) (st->deadline - ngx_current_msec) > 0
+               ? st->deadline - ngx_current_msec : 0;
+
+        if (ngx_strcmp(st->seen, seen) == 0 && left > 0) {
+            /* nothing new yet: look again shortly */
+            json_decref(body);
+            ngx_add_timer(&st->timer, ngx_min(left, NGX_GAME_MM_POLL_MS));
+            goto done;
+        }
+    }
+
+    ngx_http_finalize_request(r, ngx_game_http_send_json(r, NGX_HTTP_OK,
+                                                         body));
+    json_decref(body);
+
+done:
+
+    if (poll) {
+        ngx_destroy_pool(poll);
+    }
+}
+
+
+/*
+ * {'TICKET', ticket id, field, value, ...} -> the answer's JSON: ticket_id,
+ * status, reason (for a ticket that ended), game_mode, region,
+ * queued_for_ms, match_id, team, server {host, port}, connection_ticket.
+ */
+
+static json_t *
+ngx_game_mm_status_body(ngx_game_mm_status_t *st, redisReply *reply)
+{
+    size_t       i;
+    json_t      *body, *server, *status;
+    int64_t      created;
+    redisReply  *k, *v;
+    ngx_time_t  *tp;
+    const char  *queue, *colon, *server_id;
 
     if (!ngx_game_mm_reply_is(reply, "TICKET") || reply->elements < 2
         || reply->element[1]->type != REDIS_REPLY_STRING)
     {
-        ngx_http_finalize_request(r,
-            ngx_game_http_send_outcome(r, NGX_ERROR, "the matchmaker"));
-        return;
+        return NULL;
     }
 
     body = json_object();
@@ -689,14 +839,14 @@ ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     if (body == NULL || server == NULL) {
         json_decref(body);
         json_decref(server);
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        return NULL;
     }
 
     json_object_set_new(body, "ticket_id",
                         json_stringn(reply->element[1]->str,
                                      reply->element[1]->len));
     created = -1;
+    server_id = NULL;
 
     for (i = 2; i + 1 < reply->elements; i += 2) {
         k = reply->element[i];
@@ -706,20 +856,16 @@ ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
             continue;
         }
 
-        if (ngx_strncmp(k->str, "connection_ticket:", 18) == 0) {
-            /* a party's ticket holds one per player: show the caller's */
-            if (ngx_strcmp(k->str + 18, me) == 0) {
-                json_object_set_new(body, "connection_ticket",
-                                    json_stringn(v->str, v->len));
-            }
-
-        } else if (ngx_strcmp(k->str, "status") == 0
-                   || ngx_strcmp(k->str, "match") == 0)
+        if (ngx_strcmp(k->str, "status") == 0
+            || ngx_strcmp(k->str, "match") == 0)
         {
             json_object_set_new(body,
                                 ngx_strcmp(k->str, "match") == 0
                                 ? "match_id" : k->str,
                                 json_stringn(v->str, v->len));
+
+        } else if (ngx_strcmp(k->str, "reason") == 0 && v->len) {
+            json_object_set_new(body, "reason", json_stringn(v->str, v->len));
 
         } else if (ngx_strcmp(k->str, "team") == 0) {
             json_object_set_new(body, "team",
@@ -738,6 +884,9 @@ ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
         } else if (ngx_strcmp(k->str, "created") == 0) {
             created = strtoll(v->str, NULL, 10);
 
+        } else if (ngx_strcmp(k->str, "server_id") == 0) {
+            server_id = v->str;
+
         } else if (ngx_strcmp(k->str, "server_host") == 0) {
             json_object_set_new(server, "host", json_stringn(v->str, v->len));
 
@@ -754,39 +903,98 @@ ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
                                        - created)));
     }
 
-    if (json_object_size(server)) {
+    status = json_object_get(body, "status");
+
+    /* the server and a connection ticket while the match is on */
+    if (json_object_size(server) == 2 && server_id && json_is_string(status)
+        && (ngx_strcmp(json_string_value(status), "matched") == 0
+            || ngx_strcmp(json_string_value(status), "playing") == 0))
+    {
         json_object_set_new(body, "server", server);
+
+        if (ngx_game_mm_connection_ticket(st->request, body, &st->player,
+                                          server_id)
+            != NGX_OK)
+        {
+            json_decref(body);
+            return NULL;
+        }
+
     } else {
         json_decref(server);
     }
 
-    if (st->deadline) {
-        status = json_object_get(body, "status");
-        last = ngx_snprintf(seen, sizeof(seen) - 1, "%s/%d",
-                            json_is_string(status)
-                            ? json_string_value(status) : "",
-                            json_object_get(body, "connection_ticket")
-                            != NULL);
-        *last = '\0';
+    return body;
+}
 
-        if (st->seen[0] == '\0') {
-            ngx_memcpy(st->seen, seen, last - seen + 1);
-        }
 
-        left = (ngx_msec_int_t) (st->deadline - ngx_current_msec) > 0
-               ? st->deadline - ngx_current_msec : 0;
+/*
+ * The connection ticket of one player for one match on one server: what
+ * the game server checks when the player connects (PROTOCOL.md).  Claims
+ * are built by jansson: nothing that comes from Redis is glued into JSON
+ * by hand.
+ */
 
-        if (ngx_strcmp(st->seen, seen) == 0 && left > 0) {
-            /* nothing new yet: look again shortly */
-            json_decref(body);
-            ngx_add_timer(&st->timer, ngx_min(left, NGX_GAME_MM_POLL_MS));
-            return;
-        }
+static ngx_int_t
+ngx_game_mm_connection_ticket(ngx_http_request_t *r, json_t *body,
+    ngx_str_t *player, const char *server_id)
+{
+    u_char                    jti[16], hex[33];
+    char                     *text;
+    time_t                    now;
+    json_t                   *claims, *match;
+    ngx_str_t                 payload, token;
+    ngx_game_mm_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
+    match = json_object_get(body, "match_id");
+
+    if (mmcf->ticket_key == NULL || !json_is_string(match)) {
+        return NGX_OK;
     }
 
-    ngx_http_finalize_request(r, ngx_game_http_send_json(r, NGX_HTTP_OK,
-                                                         body));
-    json_decref(body);
+    if (RAND_bytes(jti, sizeof(jti)) != 1) {
+        return NGX_ERROR;
+    }
+
+    *ngx_hex_dump(hex, jti, sizeof(jti)) = '\0';
+
+    now = ngx_time();
+
+    claims = json_pack("{s:s#,s:O,s:s,s:I,s:I,s:I,s:s}",
+                       "sub", player->data, (int) player->len,
+                       "match_id", match,
+                       "server_id", server_id,
+                       "iat", (json_int_t) now,
+                       "nbf", (json_int_t) now,
+                       "exp", (json_int_t) (now + mmcf->connect_ttl),
+                       "jti", hex);
+    if (claims == NULL) {
+        return NGX_ERROR;
+    }
+
+    text = json_dumps(claims, JSON_COMPACT);
+    json_decref(claims);
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    payload.data = (u_char *) text;
+    payload.len = ngx_strlen(text);
+
+    if (ngx_game_jwt_sign(mmcf->ticket_key, r->pool, &payload, &token)
+        != NGX_OK)
+    {
+        free(text);
+        return NGX_ERROR;
+    }
+
+    free(text);
+
+    json_object_set_new(body, "connection_ticket",
+                        json_stringn((char *) token.data, token.len));
+
+    return NGX_OK;
 }
 
 

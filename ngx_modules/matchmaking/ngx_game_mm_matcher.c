@@ -10,32 +10,40 @@
  * A crashed holder's lease lapses after three ticks and another worker,
  * here or on another nginx, takes over.
  *
- * The holder keeps its queue in memory and reads only what joined since
- * the last pass (XRANGE from the last id seen).  One pass:
+ * The holder keeps its queue in memory and reads only what happened since
+ * its last pass (read.lua): tickets that joined and are still queued, and
+ * tickets that left (cancelled).  One pass:
  *
- *   lease -> read new tickets -> engine -> expire the too old ones
- *         -> per match: allocate a server (the allocator's script, which is
- *            idempotent per match id) -> claim the tickets (all or nothing)
- *            -> tell them their server (assign.lua)
+ *   lease -> read -> engine (in a thread pool when one is configured)
+ *         -> expire the too old -> per match: match.lua
+ *         -> sweep the matches in play (sweep.lua)
  *
- * A match that finds no Ready server is not claimed: its tickets stay
- * queued and are matched again at the next pass.  If a ticket was
- * cancelled between the pass and the claim, the claim fails, the other
- * tickets stay queued, and the server allocated for nothing is released by
- * its own join timeout.
+ * match.lua claims a match's tickets and allocates its game server in one
+ * script, so nothing is ever allocated for a ticket that is not queued at
+ * that moment, and a match that finds no server leaves its tickets queued
+ * for the next pass.  When a reply is lost (a timeout, Redis gone), the
+ * queue is read again from Redis at the next pass: the script either ran
+ * entirely (its tickets are matched, with their server, and no longer
+ * read) or not at all.  A new lease reads the queue from its start, which
+ * returns only tickets still queued.
+ *
+ * The sweep follows every match of the queue until it ends: it moves the
+ * tickets of seated players to "playing", fails the unseated ones
+ * ("no_show") as soon as the server starts, and fails every ticket of a
+ * match whose server is gone ("server_lost"), so that nobody waits for a
+ * result that will never come.
  */
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include <openssl/rand.h>
 
 #include "ngx_game_mm.h"
-#include "game_alloc.h"
 
 
-#define NGX_GAME_MM_READ_BATCH      10000
+#define NGX_GAME_MM_READ_BATCH      "5000"
 #define NGX_GAME_MM_MATCHES_MAX     1000     /* per queue and pass */
+#define NGX_GAME_MM_SWEEP_BATCH     "500"    /* matches per pass */
 
 
 typedef struct {
@@ -59,23 +67,43 @@ typedef struct {
     size_t                      n;
     size_t                      cap;
 
+    game_mm_engine_t           *engine;
+    size_t                      engine_cap;
+    game_mm_result_t            res;            /* of the pass in flight */
+
+    ngx_uint_t                  sweep_from;
+
     /* the pass in flight */
     ngx_pool_t                 *pass;
     ngx_uint_t                  pending;
     ngx_uint_t                  passes;
-    unsigned                    lost:1;
+    ngx_uint_t                  no_server;      /* matches without one */
+    unsigned                    lost:1;         /* reread the queue */
 } ngx_game_mm_queue_t;
 
 
-/* one match of a pass, from allocation to assignment */
+/* one match of a pass */
 typedef struct {
     ngx_game_mm_queue_t        *queue;
     game_mm_match_t             match;
-    game_mm_member_t            members[GAME_MM_MAX_MEMBERS];
+    game_mm_member_t           *members;
     u_char                      id[37];
-    game_alloc_argv_t           alloc;
-    game_alloc_result_t         server;
+    ngx_str_t                   roster;         /* JSON, for PostgreSQL */
 } ngx_game_mm_forming_t;
+
+
+#if (NGX_THREADS)
+
+typedef struct {
+    ngx_game_mm_queue_t        *queue;
+    int64_t                     now_ms;
+    long                        rc;
+} ngx_game_mm_engine_task_t;
+
+static void ngx_game_mm_engine_thread(void *data, ngx_log_t *log);
+static void ngx_game_mm_engine_done(ngx_event_t *ev);
+
+#endif
 
 
 static void ngx_game_mm_tick(ngx_event_t *ev);
@@ -85,28 +113,32 @@ static void ngx_game_mm_leased(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
 static void ngx_game_mm_read(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
 static ngx_int_t ngx_game_mm_append(ngx_game_mm_queue_t *mq,
-    redisReply *entry);
-static void ngx_game_mm_form(ngx_game_mm_queue_t *mq);
-static void ngx_game_mm_expire(ngx_game_mm_queue_t *mq,
-    game_mm_result_t *res);
-static void ngx_game_mm_allocate(ngx_game_mm_forming_t *f);
-static void ngx_game_mm_allocated(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply **f);
+static void ngx_game_mm_drop(ngx_game_mm_queue_t *mq, redisReply *id);
+static void ngx_game_mm_compact(ngx_game_mm_queue_t *mq);
+static void ngx_game_mm_engine(ngx_game_mm_queue_t *mq);
+static void ngx_game_mm_formed(ngx_game_mm_queue_t *mq, long rc);
+static void ngx_game_mm_expire(ngx_game_mm_queue_t *mq);
+static void ngx_game_mm_make(ngx_game_mm_forming_t *f);
+static void ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
-static void ngx_game_mm_claimed(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+static ngx_int_t ngx_game_mm_roster(ngx_game_mm_forming_t *f);
+static void ngx_game_mm_session_open(ngx_game_mm_forming_t *f,
     redisReply *reply);
+static void ngx_game_mm_sweep(ngx_game_mm_queue_t *mq);
+static void ngx_game_mm_swept(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply);
+static void ngx_game_mm_session_mark(ngx_game_mm_queue_t *mq,
+    ngx_game_pg_stmt_t *stmt, redisReply *match);
+static void ngx_game_mm_pg_done(ngx_game_pg_query_t *q, ngx_int_t rc,
+    PGresult *res);
 static void ngx_game_mm_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
-static void ngx_game_mm_session_open(ngx_game_mm_forming_t *f);
-static void ngx_game_mm_session_opened(ngx_game_pg_query_t *q, ngx_int_t rc,
-    PGresult *res);
-static ngx_int_t ngx_game_mm_tickets(ngx_game_mm_forming_t *f,
-    ngx_game_mm_entry_t *e, const char **argv, size_t *argvlen, size_t *n);
 static ngx_int_t ngx_game_mm_send(ngx_game_mm_queue_t *mq,
     ngx_game_redis_script_t *script, ngx_game_redis_handler_pt handler,
     void *data, int argc, const char **argv, size_t *argvlen);
 static void ngx_game_mm_step_done(ngx_game_mm_queue_t *mq);
 static void ngx_game_mm_reset(ngx_game_mm_queue_t *mq);
-static ngx_int_t ngx_game_mm_is(redisReply *reply, const char *word);
 
 
 static ngx_game_pg_stmt_t  ngx_game_mm_session_stmt = {
@@ -115,17 +147,21 @@ static ngx_game_pg_stmt_t  ngx_game_mm_session_stmt = {
     7
 };
 
+static ngx_game_pg_stmt_t  ngx_game_mm_lost_stmt = {
+    "game_mm_session_lost",
+    "SELECT mm_session_lost($1::uuid)",
+    1
+};
 
-/* the allocator's own allocation script (gameserver/allocator) */
-static ngx_game_redis_script_t  ngx_game_mm_alloc_script;
+static ngx_game_pg_stmt_t  ngx_game_mm_started_stmt = {
+    "game_mm_session_started",
+    "SELECT mm_session_started($1::uuid)",
+    1
+};
 
 
 static ngx_event_t            ngx_game_mm_timer;
 static ngx_array_t            ngx_game_mm_queues;   /* ngx_game_mm_queue_t */
-static game_mm_engine_t      *ngx_game_mm_engine;
-static size_t                 ngx_game_mm_engine_cap;
-static u_char                 ngx_game_mm_holder[NGX_MAXHOSTNAMELEN + 32];
-static size_t                 ngx_game_mm_holder_len;
 static ngx_log_t             *ngx_game_mm_log;
 
 
@@ -142,10 +178,6 @@ ngx_game_mm_matcher_start(ngx_cycle_t *cycle, ngx_game_mm_main_conf_t *mmcf)
     }
 
     ngx_game_mm_log = cycle->log;
-
-    ngx_game_mm_alloc_script.text = game_alloc_scripts[GAME_ALLOC_ALLOCATE].text;
-    ngx_game_mm_alloc_script.len = game_alloc_scripts[GAME_ALLOC_ALLOCATE].len;
-    ngx_game_redis_script_init(&ngx_game_mm_alloc_script);
 
     if (ngx_array_init(&ngx_game_mm_queues, cycle->pool, 4,
                        sizeof(ngx_game_mm_queue_t))
@@ -183,12 +215,6 @@ ngx_game_mm_matcher_start(ngx_cycle_t *cycle, ngx_game_mm_main_conf_t *mmcf)
             mq->name.data[mq->name.len] = '\0';
         }
     }
-
-    /* the lease holder's name: this worker, on this host */
-    ngx_game_mm_holder_len = ngx_snprintf(ngx_game_mm_holder,
-                                          sizeof(ngx_game_mm_holder),
-                                          "%V:%P", &cycle->hostname, ngx_pid)
-                             - ngx_game_mm_holder;
 
     ngx_game_mm_timer.handler = ngx_game_mm_tick;
     ngx_game_mm_timer.log = cycle->log;
@@ -229,6 +255,7 @@ static void
 ngx_game_mm_pass(ngx_game_mm_queue_t *mq)
 {
     u_char       ms[NGX_INT_T_LEN];
+    ngx_str_t   *me;
     const char  *argv[4];
     size_t       argvlen[4];
 
@@ -239,23 +266,23 @@ ngx_game_mm_pass(ngx_game_mm_queue_t *mq)
 
     mq->pending = 0;
     mq->lost = 0;
+    mq->no_server = 0;
     mq->passes++;
+
+    me = ngx_game_instance_id();
 
     argv[0] = (char *) mq->mmcf->prefix.data;
     argvlen[0] = mq->mmcf->prefix.len;
     argv[1] = (char *) mq->name.data;
     argvlen[1] = mq->name.len;
-    argv[2] = (char *) ngx_game_mm_holder;
-    argvlen[2] = ngx_game_mm_holder_len;
+    argv[2] = (char *) me->data;
+    argvlen[2] = me->len;
     argv[3] = (char *) ms;
     argvlen[3] = ngx_sprintf(ms, "%M", 3 * mq->mmcf->tick) - ms;
 
-    if (ngx_game_mm_send(mq, &ngx_game_mm_lua_lease, ngx_game_mm_leased, mq,
-                         4, argv, argvlen)
-        != NGX_OK)
-    {
-        ngx_game_mm_step_done(mq);
-    }
+    (void) ngx_game_mm_send(mq, &ngx_game_mm_lua_lease, ngx_game_mm_leased,
+                            mq, 4, argv, argvlen);
+    ngx_game_mm_step_done(mq);
 }
 
 
@@ -264,14 +291,15 @@ ngx_game_mm_leased(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
 {
     redisReply           *fence;
     ngx_game_mm_queue_t  *mq = cmd->data;
-    ngx_game_redis_cmd_t *read;
-    const char           *argv[6];
-    size_t                argvlen[6];
-    u_char                key[160], from[80], count[NGX_INT_T_LEN];
+    const char           *argv[4];
+    size_t                argvlen[4];
+    u_char                from[80];
 
     mq->pending--;
 
-    if (rc != NGX_OK || !ngx_game_mm_is(reply, "OK") || reply->elements < 2) {
+    if (rc != NGX_OK || !ngx_game_mm_reply_is(reply, "OK")
+        || reply->elements < 2 || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
         /* held by another matcher, or Redis is away: forget the queue,
          * the holder has it */
         ngx_game_mm_reset(mq);
@@ -293,20 +321,10 @@ ngx_game_mm_leased(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
                       &mq->name, mq->fence);
     }
 
-    read = ngx_game_redis_cmd_create(mq->pass, ngx_game_mm_log);
-    if (read == NULL) {
-        ngx_game_mm_step_done(mq);
-        return;
-    }
-
-    read->handler = ngx_game_mm_read;
-    read->data = mq;
-
-    argv[0] = "XRANGE";
-    argvlen[0] = 6;
-    argv[1] = (char *) key;
-    argvlen[1] = ngx_snprintf(key, sizeof(key), "%Vqueue:%V",
-                              &mq->mmcf->prefix, &mq->name) - key;
+    argv[0] = (char *) mq->mmcf->prefix.data;
+    argvlen[0] = mq->mmcf->prefix.len;
+    argv[1] = (char *) mq->name.data;
+    argvlen[1] = mq->name.len;
     argv[2] = (char *) from;
     argvlen[2] = mq->last_id[0]
                  ? (size_t) (ngx_snprintf(from, sizeof(from), "(%s",
@@ -315,72 +333,83 @@ ngx_game_mm_leased(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
     if (mq->last_id[0] == '\0') {
         from[0] = '-';
     }
-    argv[3] = "+";
-    argvlen[3] = 1;
-    argv[4] = "COUNT";
-    argvlen[4] = 5;
-    argv[5] = (char *) count;
-    argvlen[5] = ngx_sprintf(count, "%d", NGX_GAME_MM_READ_BATCH) - count;
+    argv[3] = NGX_GAME_MM_READ_BATCH;
+    argvlen[3] = sizeof(NGX_GAME_MM_READ_BATCH) - 1;
 
-    mq->pending++;
-
-    if (ngx_game_redis_cmd_run(mq->mmcf->redis, read, 6, argv, argvlen)
-        != NGX_AGAIN)
-    {
-        mq->pending--;
-    }
-
+    (void) ngx_game_mm_send(mq, &ngx_game_mm_lua_read, ngx_game_mm_read, mq,
+                            4, argv, argvlen);
     ngx_game_mm_step_done(mq);
 }
 
 
+/* {last id, {ticket, rating, size, at, players, ...}, {gone id, ...}} */
 static void
 ngx_game_mm_read(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
 {
     size_t                i;
+    redisReply           *last, *live, *gone;
     ngx_game_mm_queue_t  *mq = cmd->data;
 
-    mq->pending--;
-
-    if (rc != NGX_OK || reply->type != REDIS_REPLY_ARRAY) {
+    if (rc != NGX_OK || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 3
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_ARRAY
+        || reply->element[2]->type != REDIS_REPLY_ARRAY)
+    {
+        mq->pending--;
+        mq->lost = 1;
         ngx_game_mm_step_done(mq);
         return;
     }
 
-    for (i = 0; i < reply->elements; i++) {
-        if (ngx_game_mm_append(mq, reply->element[i]) != NGX_OK) {
+    last = reply->element[0];
+    live = reply->element[1];
+    gone = reply->element[2];
+
+    if (last->len && last->len < sizeof(mq->last_id)) {
+        ngx_cpystrn(mq->last_id, (u_char *) last->str, last->len + 1);
+    }
+
+    for (i = 0; i + 5 <= live->elements; i += 5) {
+        if (ngx_game_mm_append(mq, &live->element[i]) != NGX_OK) {
             break;
         }
     }
 
-    ngx_game_mm_form(mq);
+    for (i = 0; i < gone->elements; i++) {
+        ngx_game_mm_drop(mq, gone->element[i]);
+    }
+
+    /* the engine must not see them */
+    ngx_game_mm_compact(mq);
+
+    /* the read stays pending until the engine is under way, so that the
+     * pass cannot end in between */
+    ngx_game_mm_engine(mq);
+
+    mq->pending--;
     ngx_game_mm_step_done(mq);
 }
 
 
-/* one stream entry: id, [ticket, ID, rating, R, size, N, at, MS, players, P] */
+/* one live ticket: id, rating, size, at, players */
 static ngx_int_t
-ngx_game_mm_append(ngx_game_mm_queue_t *mq, redisReply *entry)
+ngx_game_mm_append(ngx_game_mm_queue_t *mq, redisReply **f)
 {
     size_t                k, cap;
-    redisReply           *id, *f, *name, *value;
     game_mm_ticket_t     *t;
     ngx_game_mm_entry_t  *e;
 
-    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) {
-        return NGX_ERROR;
+    for (k = 0; k < 5; k++) {
+        if (f[k]->type != REDIS_REPLY_STRING) {
+            return NGX_OK;
+        }
     }
 
-    id = entry->element[0];
-    f = entry->element[1];
-
-    if (id->type != REDIS_REPLY_STRING || id->len >= sizeof(mq->last_id)
-        || f->type != REDIS_REPLY_ARRAY)
-    {
-        return NGX_ERROR;
+    if (f[0]->len != 36 || f[4]->len >= sizeof(e->players)) {
+        /* not ours to match: skip it, keep reading */
+        return NGX_OK;
     }
-
-    ngx_cpystrn(mq->last_id, (u_char *) id->str, id->len + 1);
 
     if (mq->n == mq->cap) {
         if (mq->cap >= mq->mode->max_queue) {
@@ -403,6 +432,9 @@ ngx_game_mm_append(ngx_game_mm_queue_t *mq, redisReply *entry)
         if (mq->n) {
             ngx_memcpy(t, mq->tickets, mq->n * sizeof(game_mm_ticket_t));
             ngx_memcpy(e, mq->entries, mq->n * sizeof(ngx_game_mm_entry_t));
+        }
+
+        if (mq->tickets) {
             ngx_free(mq->tickets);
             ngx_free(mq->entries);
         }
@@ -417,37 +449,13 @@ ngx_game_mm_append(ngx_game_mm_queue_t *mq, redisReply *entry)
     ngx_memzero(t, sizeof(game_mm_ticket_t));
     ngx_memzero(e, sizeof(ngx_game_mm_entry_t));
 
-    for (k = 0; k + 1 < f->elements; k += 2) {
-        name = f->element[k];
-        value = f->element[k + 1];
+    ngx_memcpy(e->id, f[0]->str, 36);
+    t->rating = strtod(f[1]->str, NULL);
+    t->size = (uint32_t) strtoul(f[2]->str, NULL, 10);
+    t->enqueued_ms = strtoll(f[3]->str, NULL, 10);
+    ngx_memcpy(e->players, f[4]->str, f[4]->len + 1);
 
-        if (name->type != REDIS_REPLY_STRING
-            || value->type != REDIS_REPLY_STRING)
-        {
-            continue;
-        }
-
-        if (ngx_strcmp(name->str, "ticket") == 0 && value->len == 36) {
-            ngx_memcpy(e->id, value->str, 37);
-
-        } else if (ngx_strcmp(name->str, "rating") == 0) {
-            t->rating = strtod(value->str, NULL);
-
-        } else if (ngx_strcmp(name->str, "size") == 0) {
-            t->size = (uint32_t) strtoul(value->str, NULL, 10);
-
-        } else if (ngx_strcmp(name->str, "at") == 0) {
-            t->enqueued_ms = strtoll(value->str, NULL, 10);
-
-        } else if (ngx_strcmp(name->str, "players") == 0
-                   && value->len < sizeof(e->players))
-        {
-            ngx_memcpy(e->players, value->str, value->len + 1);
-        }
-    }
-
-    if (e->id[0] == '\0' || t->size == 0) {
-        /* not ours to match: skip it, keep reading */
+    if (t->size == 0 || t->size > GAME_MM_MAX_TEAM_SIZE) {
         return NGX_OK;
     }
 
@@ -458,78 +466,202 @@ ngx_game_mm_append(ngx_game_mm_queue_t *mq, redisReply *entry)
 }
 
 
+/* a ticket left the queue (cancelled): forget it before matching */
 static void
-ngx_game_mm_form(ngx_game_mm_queue_t *mq)
+ngx_game_mm_drop(ngx_game_mm_queue_t *mq, redisReply *id)
 {
-    size_t                  i, cap;
-    ngx_time_t             *tp;
-    game_mm_result_t        res;
-    ngx_game_mm_forming_t  *f;
+    size_t  i;
 
-    if (mq->n == 0) {
+    if (id->type != REDIS_REPLY_STRING || id->len != 36) {
         return;
     }
 
-    if (ngx_game_mm_engine_cap < mq->n) {
+    for (i = 0; i < mq->n; i++) {
+        if (ngx_strncmp(mq->entries[i].id, id->str, 36) == 0) {
+            mq->entries[i].gone = 1;
+        }
+    }
+}
+
+
+/* close the gaps that tickets which left the queue made */
+static void
+ngx_game_mm_compact(ngx_game_mm_queue_t *mq)
+{
+    size_t  i, kept;
+
+    for (i = 0, kept = 0; i < mq->n; i++) {
+        if (mq->entries[i].gone) {
+            continue;
+        }
+        if (kept != i) {
+            mq->tickets[kept] = mq->tickets[i];
+            mq->entries[kept] = mq->entries[i];
+        }
+        mq->tickets[kept].id = kept;
+        kept++;
+    }
+
+    mq->n = kept;
+}
+
+
+/*
+ * One engine run over the queue.  The engine re-sorts the whole queue: at
+ * tens of thousands of tickets that is tens of milliseconds, which a
+ * thread pool keeps off the event loop.  The queue's arrays are not
+ * touched while the pass is in flight, so the thread reads them safely.
+ */
+
+static void
+ngx_game_mm_engine(ngx_game_mm_queue_t *mq)
+{
+    size_t                      cap;
+    ngx_time_t                 *tp;
+    game_mm_result_t           *res = &mq->res;
+#if (NGX_THREADS)
+    ngx_thread_task_t          *task;
+    ngx_game_mm_engine_task_t  *ctx;
+#endif
+
+    if (mq->n == 0) {
+        ngx_game_mm_sweep(mq);
+        return;
+    }
+
+    if (mq->engine_cap < mq->n) {
         cap = ngx_max(mq->cap, 1024);
-        game_mm_engine_destroy(ngx_game_mm_engine);
-        ngx_game_mm_engine = game_mm_engine_create(cap);
-        ngx_game_mm_engine_cap = ngx_game_mm_engine ? cap : 0;
-        if (ngx_game_mm_engine == NULL) {
+        game_mm_engine_destroy(mq->engine);
+        mq->engine = game_mm_engine_create(cap);
+        mq->engine_cap = mq->engine ? cap : 0;
+        if (mq->engine == NULL) {
             return;
         }
     }
 
-    ngx_memzero(&res, sizeof(res));
-    res.max_matches = NGX_GAME_MM_MATCHES_MAX;
-    res.max_members = NGX_GAME_MM_MATCHES_MAX * GAME_MM_MAX_MEMBERS;
-    res.max_expired = mq->n;
-    res.matches = ngx_palloc(mq->pass,
-                             res.max_matches * sizeof(game_mm_match_t));
-    res.members = ngx_palloc(mq->pass,
-                             res.max_members * sizeof(game_mm_member_t));
-    res.expired = ngx_palloc(mq->pass, res.max_expired * sizeof(uint32_t));
+    ngx_memzero(res, sizeof(game_mm_result_t));
+    res->max_matches = NGX_GAME_MM_MATCHES_MAX;
+    res->max_members = NGX_GAME_MM_MATCHES_MAX * GAME_MM_MAX_MEMBERS;
+    res->max_expired = mq->n;
+    res->matches = ngx_palloc(mq->pass,
+                              res->max_matches * sizeof(game_mm_match_t));
+    res->members = ngx_palloc(mq->pass,
+                              res->max_members * sizeof(game_mm_member_t));
+    res->expired = ngx_palloc(mq->pass, res->max_expired * sizeof(uint32_t));
 
-    if (res.matches == NULL || res.members == NULL || res.expired == NULL) {
+    if (res->matches == NULL || res->members == NULL
+        || res->expired == NULL)
+    {
         return;
     }
 
     tp = ngx_timeofday();
 
-    if (game_mm_engine_run(ngx_game_mm_engine, &mq->mode->rules, mq->tickets,
-                           mq->n, (int64_t) tp->sec * 1000 + tp->msec, &res)
-        < 0)
-    {
-        return;
-    }
+#if (NGX_THREADS)
 
-    ngx_game_mm_expire(mq, &res);
-
-    for (i = 0; i < res.nmatches; i++) {
-        f = ngx_pcalloc(mq->pass, sizeof(ngx_game_mm_forming_t));
-        if (f == NULL) {
+    if (mq->mmcf->thread_pool) {
+        task = ngx_thread_task_alloc(mq->pass,
+                                     sizeof(ngx_game_mm_engine_task_t));
+        if (task == NULL) {
             return;
         }
 
-        f->queue = mq;
-        f->match = res.matches[i];
-        ngx_memcpy(f->members, &res.members[f->match.first],
-                   f->match.count * sizeof(game_mm_member_t));
+        ctx = task->ctx;
+        ctx->queue = mq;
+        ctx->now_ms = (int64_t) tp->sec * 1000 + tp->msec;
 
-        ngx_game_mm_allocate(f);
+        task->handler = ngx_game_mm_engine_thread;
+        task->event.handler = ngx_game_mm_engine_done;
+        task->event.data = ctx;
+
+        mq->pending++;
+
+        if (ngx_thread_task_post(mq->mmcf->thread_pool, task) != NGX_OK) {
+            /* the pool's queue is full: match next time */
+            mq->pending--;
+        }
+
+        return;
     }
+
+#endif
+
+    ngx_game_mm_formed(mq, game_mm_engine_run(mq->engine, &mq->mode->rules,
+                                              mq->tickets, mq->n,
+                                              (int64_t) tp->sec * 1000
+                                              + tp->msec, res));
+}
+
+
+#if (NGX_THREADS)
+
+static void
+ngx_game_mm_engine_thread(void *data, ngx_log_t *log)
+{
+    ngx_game_mm_engine_task_t  *ctx = data;
+    ngx_game_mm_queue_t        *mq = ctx->queue;
+
+    ctx->rc = game_mm_engine_run(mq->engine, &mq->mode->rules, mq->tickets,
+                                 mq->n, ctx->now_ms, &mq->res);
 }
 
 
 static void
-ngx_game_mm_expire(ngx_game_mm_queue_t *mq, game_mm_result_t *res)
+ngx_game_mm_engine_done(ngx_event_t *ev)
 {
-    size_t       i, n;
-    u_char       minid[NGX_INT64_LEN + 3];
-    int64_t      oldest;
-    ngx_time_t  *tp;
-    const char **argv;
-    size_t      *argvlen;
+    ngx_game_mm_engine_task_t  *ctx = ev->data;
+    ngx_game_mm_queue_t        *mq = ctx->queue;
+
+    ngx_game_mm_formed(mq, ctx->rc);
+
+    mq->pending--;
+    ngx_game_mm_step_done(mq);
+}
+
+#endif
+
+
+static void
+ngx_game_mm_formed(ngx_game_mm_queue_t *mq, long rc)
+{
+    size_t                  i;
+    ngx_game_mm_forming_t  *f;
+    game_mm_result_t       *res = &mq->res;
+
+    if (rc < 0) {
+        ngx_game_mm_sweep(mq);
+        return;
+    }
+
+    ngx_game_mm_expire(mq);
+
+    for (i = 0; i < res->nmatches; i++) {
+        f = ngx_pcalloc(mq->pass, sizeof(ngx_game_mm_forming_t));
+        if (f == NULL) {
+            break;
+        }
+
+        f->queue = mq;
+        f->match = res->matches[i];
+        f->members = &res->members[f->match.first];
+
+        ngx_game_mm_make(f);
+    }
+
+    ngx_game_mm_sweep(mq);
+}
+
+
+static void
+ngx_game_mm_expire(ngx_game_mm_queue_t *mq)
+{
+    size_t             i, n;
+    u_char            *minid;
+    int64_t            oldest;
+    ngx_time_t        *tp;
+    const char       **argv;
+    size_t            *argvlen;
+    game_mm_result_t  *res = &mq->res;
 
     /* trim the stream now and then even when nothing expired */
     if (res->nexpired == 0 && mq->passes % 30 != 0) {
@@ -540,7 +672,8 @@ ngx_game_mm_expire(ngx_game_mm_queue_t *mq, game_mm_result_t *res)
 
     argv = ngx_palloc(mq->pass, n * sizeof(char *));
     argvlen = ngx_palloc(mq->pass, n * sizeof(size_t));
-    if (argv == NULL || argvlen == NULL) {
+    minid = ngx_pnalloc(mq->pass, NGX_INT64_LEN + 3);
+    if (argv == NULL || argvlen == NULL || minid == NULL) {
         return;
     }
 
@@ -555,12 +688,8 @@ ngx_game_mm_expire(ngx_game_mm_queue_t *mq, game_mm_result_t *res)
     argvlen[1] = mq->name.len;
     argv[2] = (char *) mq->fence;
     argvlen[2] = ngx_strlen(mq->fence);
-    argv[3] = ngx_pnalloc(mq->pass, sizeof(minid));
-    if (argv[3] == NULL) {
-        return;
-    }
-    argvlen[3] = ngx_sprintf((u_char *) argv[3], "%L-0", oldest)
-                 - (u_char *) argv[3];
+    argv[3] = (char *) minid;
+    argvlen[3] = ngx_sprintf(minid, "%L-0", oldest) - minid;
 
     for (i = 0; i + 4 < n; i++) {
         argv[i + 4] = (char *) mq->entries[res->expired[i]].id;
@@ -573,108 +702,41 @@ ngx_game_mm_expire(ngx_game_mm_queue_t *mq, game_mm_result_t *res)
 }
 
 
-static void
-ngx_game_mm_allocate(ngx_game_mm_forming_t *f)
-{
-    u_char                mode[64], region[64];
-    ngx_uint_t            i;
-    ngx_game_mm_queue_t  *mq = f->queue;
-    ngx_game_redis_cmd_t *cmd;
-    game_alloc_request_t  req;
+/*
+ * match.lua for one match.  The match id is the game session's id.  Its
+ * tickets leave the in-memory queue whatever the outcome but NO_SERVER:
+ * matched, gone, or (after a lost reply) read again from Redis.
+ */
 
-    /* the match id is the game session's id; the allocator is
-     * idempotent per match id */
+static void
+ngx_game_mm_make(ngx_game_mm_forming_t *f)
+{
+    u_char               *p;
+    size_t                n;
+    ngx_uint_t            k, players;
+    ngx_game_mm_queue_t  *mq = f->queue;
+    ngx_game_mm_entry_t  *e;
+    const char          **argv;
+    size_t               *argvlen;
+
     ngx_game_mm_uuid(f->id);
 
-    ngx_cpystrn(mode, mq->mode->server_mode.data,
-                ngx_min(mq->mode->server_mode.len + 1, sizeof(mode)));
-    ngx_cpystrn(region, mq->region->data,
-                ngx_min(mq->region->len + 1, sizeof(region)));
-
-    req.region = (char *) region;
-    req.mode = (char *) mode;
-    req.build = NULL;
-    req.match_id = (char *) f->id;
-    req.players = 0;
-
-    for (i = 0; i < f->match.count; i++) {
-        req.players += mq->tickets[f->members[i].ticket].size;
-    }
-
-    if (game_alloc_argv_allocate(&f->alloc,
-                                 (char *) mq->mmcf->alloc_prefix.data, &req)
-        != GAME_ALLOC_OK)
-    {
+    if (ngx_game_mm_roster(f) != NGX_OK) {
         return;
     }
 
-    cmd = ngx_game_redis_cmd_create(mq->pass, ngx_game_mm_log);
-    if (cmd == NULL) {
-        return;
-    }
-
-    cmd->handler = ngx_game_mm_allocated;
-    cmd->data = f;
-
-    mq->pending++;
-
-    /* the builder made "EVALSHA sha numkeys keys... args...": the core
-     * runs the rest by the same script, and resends its text on NOSCRIPT */
-    if (ngx_game_redis_eval(mq->mmcf->redis, cmd, &ngx_game_mm_alloc_script,
-                            (int) ngx_atoi((u_char *) f->alloc.argv[2],
-                                           f->alloc.argvlen[2]),
-                            f->alloc.argc - 3,
-                            f->alloc.argv + 3, f->alloc.argvlen + 3)
-        != NGX_AGAIN)
-    {
-        mq->pending--;
-    }
-}
-
-
-static void
-ngx_game_mm_allocated(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
-    redisReply *reply)
-{
-    size_t                  i, n;
-    ngx_uint_t              k;
-    game_alloc_str_t        elts[16];
-    ngx_game_mm_forming_t  *f = cmd->data;
-    ngx_game_mm_queue_t    *mq = f->queue;
-    const char            **argv;
-    size_t                 *argvlen;
-
-    mq->pending--;
-
-    if (rc != NGX_OK || reply->type != REDIS_REPLY_ARRAY) {
-        ngx_game_mm_step_done(mq);
-        return;
-    }
-
-    n = ngx_min(reply->elements, 16);
-    for (i = 0; i < n; i++) {
-        elts[i].data = reply->element[i]->str;
-        elts[i].len = reply->element[i]->str ? reply->element[i]->len : 0;
-    }
-
-    if (game_alloc_parse(GAME_ALLOC_ALLOCATE, elts, n, &f->server)
-        != GAME_ALLOC_OK)
-    {
-        /* no Ready server: the tickets stay queued for the next pass */
-        ngx_log_error(NGX_LOG_INFO, ngx_game_mm_log, 0,
-                      "game mm: queue \"%V\": no server for a match yet",
-                      &mq->name);
-        ngx_game_mm_step_done(mq);
-        return;
-    }
-
-    n = 4 + 2 * f->match.count;
+    n = 11 + 2 * f->match.count;
 
     argv = ngx_palloc(mq->pass, n * sizeof(char *));
     argvlen = ngx_palloc(mq->pass, n * sizeof(size_t));
-    if (argv == NULL || argvlen == NULL) {
-        ngx_game_mm_step_done(mq);
+    p = ngx_pnalloc(mq->pass, 2 * NGX_INT_T_LEN + f->match.count * 4);
+    if (argv == NULL || argvlen == NULL || p == NULL) {
         return;
+    }
+
+    players = 0;
+    for (k = 0; k < f->match.count; k++) {
+        players += mq->tickets[f->members[k].ticket].size;
     }
 
     argv[0] = (char *) mq->mmcf->prefix.data;
@@ -685,57 +747,69 @@ ngx_game_mm_allocated(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     argvlen[2] = ngx_strlen(mq->fence);
     argv[3] = (char *) f->id;
     argvlen[3] = 36;
+    argv[4] = (char *) mq->mmcf->alloc_prefix.data;
+    argvlen[4] = mq->mmcf->alloc_prefix.len;
+    argv[5] = (char *) mq->region->data;
+    argvlen[5] = mq->region->len;
+    argv[6] = (char *) mq->mode->server_mode.data;
+    argvlen[6] = mq->mode->server_mode.len;
+    argv[7] = "";
+    argvlen[7] = 0;
+    argv[8] = (char *) p;
+    argvlen[8] = ngx_sprintf(p, "%ui", players) - p;
+    p += argvlen[8];
+    argv[9] = (char *) f->roster.data;
+    argvlen[9] = f->roster.len;
+    argv[10] = (char *) p;
+    argvlen[10] = ngx_sprintf(p, "%M", mq->mmcf->match_ttl) - p;
+    p += argvlen[10];
 
     for (k = 0; k < f->match.count; k++) {
-        argv[4 + 2 * k] = (char *) mq->entries[f->members[k].ticket].id;
-        argvlen[4 + 2 * k] = 36;
-        argv[5 + 2 * k] = f->members[k].team ? "1" : "0";
-        argvlen[5 + 2 * k] = 1;
-
-        if (f->members[k].team > 1) {
-            argv[5 + 2 * k] = ngx_pnalloc(mq->pass, NGX_INT_T_LEN);
-            if (argv[5 + 2 * k] == NULL) {
-                ngx_game_mm_step_done(mq);
-                return;
-            }
-            argvlen[5 + 2 * k] = ngx_sprintf((u_char *) argv[5 + 2 * k],
-                                             "%uD", f->members[k].team)
-                                 - (u_char *) argv[5 + 2 * k];
-        }
+        e = &mq->entries[f->members[k].ticket];
+        argv[11 + 2 * k] = (char *) e->id;
+        argvlen[11 + 2 * k] = 36;
+        argv[12 + 2 * k] = (char *) p;
+        argvlen[12 + 2 * k] = ngx_sprintf(p, "%uD", f->members[k].team) - p;
+        p += argvlen[12 + 2 * k];
     }
 
-    (void) ngx_game_mm_send(mq, &ngx_game_mm_lua_claim, ngx_game_mm_claimed,
-                            f, (int) n, argv, argvlen);
-    ngx_game_mm_step_done(mq);
+    (void) ngx_game_mm_send(mq, &ngx_game_mm_lua_match, ngx_game_mm_made, f,
+                            (int) n, argv, argvlen);
 }
 
 
 static void
-ngx_game_mm_claimed(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
-    redisReply *reply)
+ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
 {
-    size_t                  i, k, n;
-    u_char                  port[NGX_INT_T_LEN];
+    size_t                  i;
+    ngx_uint_t              k;
     ngx_game_mm_forming_t  *f = cmd->data;
     ngx_game_mm_queue_t    *mq = f->queue;
-    const char            **argv;
-    size_t                 *argvlen;
     ngx_game_mm_entry_t    *e;
 
     mq->pending--;
 
     if (rc != NGX_OK) {
-        ngx_game_mm_step_done(mq);
-        return;
-    }
-
-    if (ngx_game_mm_is(reply, "FENCED")) {
+        /* the script ran entirely or not at all: read the queue again */
         mq->lost = 1;
         ngx_game_mm_step_done(mq);
         return;
     }
 
-    if (ngx_game_mm_is(reply, "GONE")) {
+    if (ngx_game_mm_reply_is(reply, "NO_SERVER")) {
+        /* the tickets stay queued for the next pass */
+        mq->no_server++;
+        ngx_game_mm_step_done(mq);
+        return;
+    }
+
+    if (ngx_game_mm_reply_is(reply, "FENCED")) {
+        mq->lost = 1;
+        ngx_game_mm_step_done(mq);
+        return;
+    }
+
+    if (ngx_game_mm_reply_is(reply, "GONE")) {
         /* cancelled or expired meanwhile: drop those, keep the others */
         for (i = 1; i < reply->elements; i++) {
             for (k = 0; k < f->match.count; k++) {
@@ -752,122 +826,124 @@ ngx_game_mm_claimed(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
         return;
     }
 
-    if (!ngx_game_mm_is(reply, "OK")) {
+    if (!ngx_game_mm_reply_is(reply, "OK") || reply->elements != 5) {
+        ngx_log_error(NGX_LOG_ERR, ngx_game_mm_log, 0,
+                      "game mm: queue \"%V\": match %s: unexpected answer "
+                      "from the allocator%s%*s", &mq->name, f->id,
+                      reply->elements ? ": " : "",
+                      (size_t) (reply->elements ? reply->element[0]->len : 0),
+                      reply->elements ? reply->element[0]->str : "");
+        mq->lost = 1;
         ngx_game_mm_step_done(mq);
         return;
+    }
+
+    for (k = 0; k < f->match.count; k++) {
+        mq->entries[f->members[k].ticket].gone = 1;
     }
 
     ngx_log_error(NGX_LOG_INFO, ngx_game_mm_log, 0,
-                  "game mm: queue \"%V\": match %s on server %s "
+                  "game mm: queue \"%V\": match %s on server %*s "
                   "(%ui tickets, spread %.0f)", &mq->name, f->id,
-                  f->server.server_id, (ngx_uint_t) f->match.count,
-                  f->match.spread);
+                  (size_t) reply->element[1]->len, reply->element[1]->str,
+                  (ngx_uint_t) f->match.count, f->match.spread);
 
-    n = 6 + 3 * f->match.count * GAME_MM_MAX_TEAM_SIZE;
-
-    argv = ngx_palloc(mq->pass, n * sizeof(char *));
-    argvlen = ngx_palloc(mq->pass, n * sizeof(size_t));
-    if (argv == NULL || argvlen == NULL) {
-        ngx_game_mm_step_done(mq);
-        return;
-    }
-
-    argv[0] = (char *) mq->mmcf->prefix.data;
-    argvlen[0] = mq->mmcf->prefix.len;
-    argv[1] = (char *) mq->name.data;
-    argvlen[1] = mq->name.len;
-    argv[2] = (char *) mq->fence;
-    argvlen[2] = ngx_strlen(mq->fence);
-    argv[3] = f->server.server_id;
-    argvlen[3] = ngx_strlen(f->server.server_id);
-    argv[4] = f->server.addr;
-    argvlen[4] = ngx_strlen(f->server.addr);
-    argv[5] = (char *) port;
-    argvlen[5] = ngx_sprintf(port, "%d", f->server.port) - port;
-
-    n = 6;
-
-    for (k = 0; k < f->match.count; k++) {
-        e = &mq->entries[f->members[k].ticket];
-        e->gone = 1;
-
-        if (ngx_game_mm_tickets(f, e, argv, argvlen, &n) != NGX_OK) {
-            ngx_log_error(NGX_LOG_ERR, ngx_game_mm_log, 0,
-                          "game mm: queue \"%V\": could not sign the "
-                          "connection tickets of match %s",
-                          &mq->name, f->id);
-        }
-    }
-
-    (void) ngx_game_mm_send(mq, &ngx_game_mm_lua_assign, ngx_game_mm_done,
-                            mq, (int) n, argv, argvlen);
-
-    ngx_game_mm_session_open(f);
+    ngx_game_mm_session_open(f, reply);
     ngx_game_mm_step_done(mq);
 }
 
 
+/* [{"player_id": "...", "team": 0}, ...], built with jansson */
+static ngx_int_t
+ngx_game_mm_roster(ngx_game_mm_forming_t *f)
+{
+    u_char               *p, *last;
+    size_t                len;
+    json_t               *roster, *item;
+    ngx_str_t             player;
+    ngx_uint_t            k;
+    ngx_game_mm_entry_t  *e;
+
+    roster = json_array();
+    if (roster == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (k = 0; k < f->match.count; k++) {
+        e = &f->queue->entries[f->members[k].ticket];
+        p = e->players;
+        last = e->players + ngx_strlen(e->players);
+
+        while (ngx_game_mm_next_id(&p, last, &player)) {
+            item = json_pack("{s:s#,s:i}", "player_id", player.data,
+                             (int) player.len, "team",
+                             (int) f->members[k].team);
+            if (item == NULL || json_array_append_new(roster, item) != 0) {
+                json_decref(roster);
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    len = json_dumpb(roster, NULL, 0, JSON_COMPACT);
+    f->roster.data = ngx_pnalloc(f->queue->pass, len + 1);
+    if (f->roster.data == NULL) {
+        json_decref(roster);
+        return NGX_ERROR;
+    }
+
+    f->roster.len = json_dumpb(roster, (char *) f->roster.data, len,
+                               JSON_COMPACT);
+    f->roster.data[f->roster.len] = '\0';
+    json_decref(roster);
+
+    return NGX_OK;
+}
+
+
 /*
- * Record the match in PostgreSQL (mm_session_open, sql/003): the session,
- * its server and its players with their teams and ratings before.  The
- * result consumer closes it.  A failure here is logged and the match goes
- * on: playing matters more than its bookkeeping.
+ * Record the match in PostgreSQL (mm_session_open): the session, its
+ * server and its players with their teams and ratings before.  A failure
+ * here is logged and the match goes on: the results consumer opens the
+ * session from the match's record in Redis if it is missing.
  */
 
 static void
-ngx_game_mm_session_open(ngx_game_mm_forming_t *f)
+ngx_game_mm_session_open(ngx_game_mm_forming_t *f, redisReply *reply)
 {
-    u_char               *p, *id, *last, *port, *json, *end;
-    size_t                size;
-    ngx_str_t             player;
-    ngx_uint_t            k;
     ngx_game_mm_queue_t  *mq = f->queue;
     ngx_game_pg_query_t  *q;
-    ngx_game_mm_entry_t  *e;
+    ngx_uint_t            i;
+    u_char               *v[3];
 
     if (mq->mmcf->pg == NULL) {
         return;
     }
 
-    size = 2 + f->match.count * GAME_MM_MAX_TEAM_SIZE * 80;
-    json = ngx_pnalloc(mq->pass, size);
-    port = ngx_pnalloc(mq->pass, NGX_INT_T_LEN + 1);
     q = ngx_game_pg_query_create(mq->pass, ngx_game_mm_log,
                                  &ngx_game_mm_session_stmt);
-    if (json == NULL || port == NULL || q == NULL) {
+    if (q == NULL) {
         return;
     }
 
-    end = json + size - 2;
-    p = json;
-    *p++ = '[';
-
-    for (k = 0; k < f->match.count; k++) {
-        e = &mq->entries[f->members[k].ticket];
-        id = e->players;
-        last = e->players + ngx_strlen(e->players);
-
-        while (ngx_game_mm_next_id(&id, last, &player)) {
-            /* player ids are UUIDs (join checks): no escaping needed */
-            p = ngx_slprintf(p, end, "%s{\"player_id\":\"%V\",\"team\":%uD}",
-                             p == json + 1 ? "" : ",", &player,
-                             f->members[k].team);
+    /* server id, host, port */
+    for (i = 0; i < 3; i++) {
+        v[i] = ngx_pstrdup(mq->pass, &(ngx_str_t) {
+                               reply->element[1 + i]->len + 1,
+                               (u_char *) reply->element[1 + i]->str });
+        if (v[i] == NULL) {
+            return;
         }
     }
-
-    *p++ = ']';
-    *p = '\0';
-
-    *ngx_sprintf(port, "%d", f->server.port) = '\0';
 
     q->values[0] = (char *) f->id;
     q->values[1] = (char *) mq->mode->name.data;
     q->values[2] = (char *) mq->region->data;
-    q->values[3] = f->server.server_id;
-    q->values[4] = f->server.addr;
-    q->values[5] = (char *) port;
-    q->values[6] = (char *) json;
-    q->handler = ngx_game_mm_session_opened;
+    q->values[3] = (char *) v[0];
+    q->values[4] = (char *) v[1];
+    q->values[5] = (char *) v[2];
+    q->values[6] = (char *) f->roster.data;
+    q->handler = ngx_game_mm_pg_done;
     q->data = mq;
 
     mq->pending++;
@@ -875,15 +951,124 @@ ngx_game_mm_session_open(ngx_game_mm_forming_t *f)
     if (ngx_game_pg_query_run(mq->mmcf->pg, q) != NGX_AGAIN) {
         mq->pending--;
         ngx_log_error(NGX_LOG_WARN, ngx_game_mm_log, 0,
-                      "game mm: match %s: no session record, the database "
-                      "is unavailable", f->id);
+                      "game mm: match %s: no session record yet, the "
+                      "database is unavailable", f->id);
     }
 }
 
 
 static void
-ngx_game_mm_session_opened(ngx_game_pg_query_t *q, ngx_int_t rc,
-    PGresult *res)
+ngx_game_mm_sweep(ngx_game_mm_queue_t *mq)
+{
+    u_char       from[NGX_INT_T_LEN], lost[NGX_INT_T_LEN];
+    const char  *argv[7];
+    size_t       argvlen[7];
+
+    argv[0] = (char *) mq->mmcf->prefix.data;
+    argvlen[0] = mq->mmcf->prefix.len;
+    argv[1] = (char *) mq->name.data;
+    argvlen[1] = mq->name.len;
+    argv[2] = (char *) mq->fence;
+    argvlen[2] = ngx_strlen(mq->fence);
+    argv[3] = (char *) mq->mmcf->alloc_prefix.data;
+    argvlen[3] = mq->mmcf->alloc_prefix.len;
+    argv[4] = (char *) lost;
+    argvlen[4] = ngx_sprintf(lost, "%M", mq->mmcf->lost_after) - lost;
+    argv[5] = (char *) from;
+    argvlen[5] = ngx_sprintf(from, "%ui", mq->sweep_from) - from;
+    argv[6] = NGX_GAME_MM_SWEEP_BATCH;
+    argvlen[6] = sizeof(NGX_GAME_MM_SWEEP_BATCH) - 1;
+
+    (void) ngx_game_mm_send(mq, &ngx_game_mm_lua_sweep, ngx_game_mm_swept,
+                            mq, 7, argv, argvlen);
+}
+
+
+/* {'OK', next from, {lost match, ...}, {started match, ...}} */
+static void
+ngx_game_mm_swept(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
+{
+    size_t                i;
+    redisReply           *lost, *started;
+    ngx_game_mm_queue_t  *mq = cmd->data;
+
+    mq->pending--;
+
+    if (rc != NGX_OK || !ngx_game_mm_reply_is(reply, "OK")
+        || reply->elements != 4
+        || reply->element[2]->type != REDIS_REPLY_ARRAY
+        || reply->element[3]->type != REDIS_REPLY_ARRAY)
+    {
+        if (rc == NGX_OK && ngx_game_mm_reply_is(reply, "FENCED")) {
+            mq->lost = 1;
+        }
+        ngx_game_mm_step_done(mq);
+        return;
+    }
+
+    mq->sweep_from = ngx_atoi((u_char *) reply->element[1]->str,
+                              reply->element[1]->len);
+    if (mq->sweep_from == (ngx_uint_t) NGX_ERROR) {
+        mq->sweep_from = 0;
+    }
+
+    lost = reply->element[2];
+    started = reply->element[3];
+
+    for (i = 0; i < lost->elements; i++) {
+        ngx_log_error(NGX_LOG_WARN, ngx_game_mm_log, 0,
+                      "game mm: queue \"%V\": match %*s lost its server; "
+                      "its players may queue again", &mq->name,
+                      (size_t) lost->element[i]->len, lost->element[i]->str);
+        ngx_game_mm_session_mark(mq, &ngx_game_mm_lost_stmt,
+                                 lost->element[i]);
+    }
+
+    for (i = 0; i < started->elements; i++) {
+        ngx_game_mm_session_mark(mq, &ngx_game_mm_started_stmt,
+                                 started->element[i]);
+    }
+
+    ngx_game_mm_step_done(mq);
+}
+
+
+/* the session's state follows what the sweep saw; best effort */
+static void
+ngx_game_mm_session_mark(ngx_game_mm_queue_t *mq, ngx_game_pg_stmt_t *stmt,
+    redisReply *match)
+{
+    u_char               *id;
+    ngx_game_pg_query_t  *q;
+
+    if (mq->mmcf->pg == NULL || match->type != REDIS_REPLY_STRING
+        || !ngx_game_mm_uuid_valid((u_char *) match->str, match->len))
+    {
+        return;
+    }
+
+    q = ngx_game_pg_query_create(mq->pass, ngx_game_mm_log, stmt);
+    id = ngx_pnalloc(mq->pass, 37);
+    if (q == NULL || id == NULL) {
+        return;
+    }
+
+    *ngx_cpymem(id, match->str, 36) = '\0';
+
+    q->values[0] = (char *) id;
+    q->handler = ngx_game_mm_pg_done;
+    q->data = mq;
+
+    mq->pending++;
+
+    if (ngx_game_pg_query_run(mq->mmcf->pg, q) != NGX_AGAIN) {
+        mq->pending--;
+    }
+}
+
+
+static void
+ngx_game_mm_pg_done(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
 {
     ngx_game_mm_queue_t  *mq = q->data;
 
@@ -891,8 +1076,8 @@ ngx_game_mm_session_opened(ngx_game_pg_query_t *q, ngx_int_t rc,
 
     if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_WARN, ngx_game_mm_log, 0,
-                      "game mm: queue \"%V\": a match has no session record",
-                      &mq->name);
+                      "game mm: queue \"%V\": %s did not run",
+                      &mq->name, q->stmt->name);
     }
 
     ngx_game_mm_step_done(mq);
@@ -906,72 +1091,11 @@ ngx_game_mm_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
 
     mq->pending--;
 
-    if (rc == NGX_OK && ngx_game_mm_is(reply, "FENCED")) {
+    if (rc == NGX_OK && ngx_game_mm_reply_is(reply, "FENCED")) {
         mq->lost = 1;
     }
 
     ngx_game_mm_step_done(mq);
-}
-
-
-/*
- * The connection tickets of one matchmaking ticket: for each of its
- * players, (ticket id, player id, signed token) go to assign.lua.  The
- * token is what the game server checks: who, which match, which server,
- * until when (PROTOCOL.md).
- */
-
-static ngx_int_t
-ngx_game_mm_tickets(ngx_game_mm_forming_t *f, ngx_game_mm_entry_t *e,
-    const char **argv, size_t *argvlen, size_t *n)
-{
-    u_char                   *p, *last, claims[512], jti[16];
-    time_t                    now;
-    ngx_str_t                 payload, token, player;
-    ngx_game_mm_main_conf_t  *mmcf = f->queue->mmcf;
-
-    if (mmcf->ticket_key == NULL) {
-        return NGX_OK;
-    }
-
-    now = ngx_time();
-    p = e->players;
-    last = e->players + ngx_strlen(e->players);
-
-    while (*n + 3 <= 6 + 3 * GAME_MM_MAX_MEMBERS
-           && ngx_game_mm_next_id(&p, last, &player))
-    {
-
-        if (RAND_bytes(jti, sizeof(jti)) != 1) {
-            return NGX_ERROR;
-        }
-
-        payload.data = claims;
-        payload.len = ngx_snprintf(claims, sizeof(claims),
-                          "{\"sub\":\"%V\",\"match_id\":\"%s\","
-                          "\"server_id\":\"%s\",\"iat\":%T,\"nbf\":%T,"
-                          "\"exp\":%T,\"jti\":\"%*xs\"}",
-                          &player, f->id, f->server.server_id, now, now,
-                          now + mmcf->connect_ttl, sizeof(jti), jti)
-                      - claims;
-
-        if (ngx_game_jwt_sign(mmcf->ticket_key, f->queue->pass, &payload,
-                              &token)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        argv[*n] = (char *) e->id;
-        argvlen[*n] = 36;
-        argv[*n + 1] = (char *) player.data;
-        argvlen[*n + 1] = player.len;
-        argv[*n + 2] = (char *) token.data;
-        argvlen[*n + 2] = token.len;
-        *n += 3;
-    }
-
-    return NGX_OK;
 }
 
 
@@ -983,28 +1107,22 @@ ngx_game_mm_tickets(ngx_game_mm_forming_t *f, ngx_game_mm_entry_t *e,
 static void
 ngx_game_mm_step_done(ngx_game_mm_queue_t *mq)
 {
-    size_t  i, kept;
-
     if (mq->pending || mq->pass == NULL) {
         return;
+    }
+
+    if (mq->no_server) {
+        ngx_log_error(NGX_LOG_INFO, ngx_game_mm_log, 0,
+                      "game mm: queue \"%V\": no Ready server for %ui "
+                      "match(es) yet; their tickets stay queued",
+                      &mq->name, mq->no_server);
     }
 
     if (mq->lost) {
         ngx_game_mm_reset(mq);
 
     } else {
-        for (i = 0, kept = 0; i < mq->n; i++) {
-            if (mq->entries[i].gone) {
-                continue;
-            }
-            if (kept != i) {
-                mq->tickets[kept] = mq->tickets[i];
-                mq->entries[kept] = mq->entries[i];
-            }
-            mq->tickets[kept].id = kept;
-            kept++;
-        }
-        mq->n = kept;
+        ngx_game_mm_compact(mq);
     }
 
     ngx_destroy_pool(mq->pass);
@@ -1012,12 +1130,18 @@ ngx_game_mm_step_done(ngx_game_mm_queue_t *mq)
 }
 
 
+/* forget the in-memory queue: the next read starts from the stream's start
+ * under the current lease, or a new one */
 static void
 ngx_game_mm_reset(ngx_game_mm_queue_t *mq)
 {
     mq->n = 0;
-    mq->fence[0] = '\0';
     mq->last_id[0] = '\0';
+    mq->sweep_from = 0;
+
+    if (!mq->lost) {
+        mq->fence[0] = '\0';
+    }
 }
 
 
@@ -1047,13 +1171,4 @@ ngx_game_mm_send(ngx_game_mm_queue_t *mq, ngx_game_redis_script_t *script,
     }
 
     return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_game_mm_is(redisReply *reply, const char *word)
-{
-    return reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0
-           && reply->element[0]->type == REDIS_REPLY_STRING
-           && ngx_strcmp(reply->element[0]->str, word) == 0;
 }

@@ -36,6 +36,12 @@ static char *ngx_game_mm_handler(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_game_mm_ticket_key(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_game_mm_join_limit(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_game_mm_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_game_mm_results(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_game_mm_init_process(ngx_cycle_t *cycle);
 
 
@@ -112,6 +118,51 @@ static ngx_command_t  ngx_game_mm_commands[] = {
       ngx_conf_set_sec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_game_mm_main_conf_t, connect_ttl),
+      NULL },
+
+    /* how long a match's record, and its tickets while it is played,
+     * live in Redis: longer than any match lasts */
+    { ngx_string("game_mm_match_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_mm_main_conf_t, match_ttl),
+      NULL },
+
+    /* game_mm_join_limit number time: tickets a player may open per
+     * window; more answer 429 with Retry-After */
+    { ngx_string("game_mm_join_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_game_mm_join_limit,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    /* the nginx thread_pool the matching engine runs in, off the event
+     * loop; without it the engine runs on the loop */
+    { ngx_string("game_mm_thread_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_game_mm_thread_pool,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    /* a match whose server has been without a heartbeat this long is
+     * lost: its players are released */
+    { ngx_string("game_mm_server_lost_after"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_mm_main_conf_t, lost_after),
+      NULL },
+
+    /* the results consumer on the event bus: game_mm_results [batch=50]
+     * [claim_idle=60s] [max_deliveries=5] [consumer_idle=1h] */
+    { ngx_string("game_mm_results"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_game_mm_results,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
       NULL },
 
     /* game_mm_mode name teams=N team_size=N regions=a,b [window=100]
@@ -217,6 +268,10 @@ ngx_game_mm_create_main_conf(ngx_conf_t *cf)
     mmcf->ticket_ttl = NGX_CONF_UNSET_MSEC;
     mmcf->tick = NGX_CONF_UNSET_MSEC;
     mmcf->connect_ttl = NGX_CONF_UNSET;
+    mmcf->match_ttl = NGX_CONF_UNSET_MSEC;
+    mmcf->join_limit = NGX_CONF_UNSET_UINT;
+    mmcf->join_window = NGX_CONF_UNSET_MSEC;
+    mmcf->lost_after = NGX_CONF_UNSET_MSEC;
     mmcf->default_rating = 1500.0;
 
     ngx_game_mm_used = 0;
@@ -235,6 +290,10 @@ ngx_game_mm_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(mmcf->ticket_ttl, 600000);
     ngx_conf_init_msec_value(mmcf->tick, 1000);
     ngx_conf_init_value(mmcf->connect_ttl, 60);
+    ngx_conf_init_msec_value(mmcf->match_ttl, 2 * 3600 * 1000);
+    ngx_conf_init_uint_value(mmcf->join_limit, 30);
+    ngx_conf_init_msec_value(mmcf->join_window, 60000);
+    ngx_conf_init_msec_value(mmcf->lost_after, 10000);
 
     if (mmcf->prefix.data == NULL) {
         ngx_str_set(&mmcf->prefix, "mm:");
@@ -271,6 +330,18 @@ ngx_game_mm_init_main_conf(ngx_conf_t *cf, void *conf)
     if (mmcf->ticket_ttl < 60000) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "\"game_mm_ticket_ttl\" must be at least 1m");
+        return NGX_CONF_ERROR;
+    }
+
+    if (mmcf->match_ttl < mmcf->ticket_ttl) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"game_mm_match_ttl\" must be at least "
+                      "\"game_mm_ticket_ttl\"");
+        return NGX_CONF_ERROR;
+    }
+
+    /* the game servers' results, through the core's event bus */
+    if (ngx_game_mm_results_init(cf, mmcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -340,6 +411,94 @@ ngx_game_mm_ticket_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* game_mm_join_limit 30 1m; */
+static char *
+ngx_game_mm_join_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_game_mm_main_conf_t  *mmcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (mmcf->join_limit != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    n = ngx_atoi(value[1].data, value[1].len);
+    if (n < 1 || n > 1000000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid number \"%V\" in \"%V\" directive, "
+                           "expected 1 to 1000000", &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    mmcf->join_limit = n;
+    mmcf->join_window = ngx_parse_time(&value[2], 0);
+
+    if (mmcf->join_window == (ngx_msec_t) NGX_ERROR
+        || mmcf->join_window < 1000)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid time \"%V\" in \"%V\" directive, "
+                           "expected 1s or more", &value[2], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_game_mm_results(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_game_mm_main_conf_t  *mmcf = conf;
+
+    if (mmcf->results.batch) {
+        return "is duplicate";
+    }
+
+    if (ngx_game_bus_conf_params(cf, cmd, 1, &mmcf->results)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    /* zeros take the bus's defaults; mark the directive as seen */
+    if (mmcf->results.batch == 0) {
+        mmcf->results.batch = 50;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_game_mm_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+#if (NGX_THREADS)
+    ngx_game_mm_main_conf_t  *mmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (mmcf->thread_pool) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    mmcf->thread_pool = ngx_thread_pool_add(cf, &value[1]);
+
+    return mmcf->thread_pool ? NGX_CONF_OK : NGX_CONF_ERROR;
+#else
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\" needs nginx built with threads", &cmd->name);
+    return NGX_CONF_ERROR;
+#endif
+}
+
+
 static ngx_int_t
 ngx_game_mm_init_process(ngx_cycle_t *cycle)
 {
@@ -348,9 +507,10 @@ ngx_game_mm_init_process(ngx_cycle_t *cycle)
     ngx_game_redis_script_init(&ngx_game_mm_lua_cancel);
     ngx_game_redis_script_init(&ngx_game_mm_lua_status);
     ngx_game_redis_script_init(&ngx_game_mm_lua_lease);
-    ngx_game_redis_script_init(&ngx_game_mm_lua_claim);
+    ngx_game_redis_script_init(&ngx_game_mm_lua_read);
+    ngx_game_redis_script_init(&ngx_game_mm_lua_match);
+    ngx_game_redis_script_init(&ngx_game_mm_lua_sweep);
     ngx_game_redis_script_init(&ngx_game_mm_lua_expire);
-    ngx_game_redis_script_init(&ngx_game_mm_lua_assign);
     ngx_game_redis_script_init(&ngx_game_mm_lua_party_create);
     ngx_game_redis_script_init(&ngx_game_mm_lua_party_join);
     ngx_game_redis_script_init(&ngx_game_mm_lua_party_get);
@@ -367,9 +527,5 @@ ngx_game_mm_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    if (ngx_game_mm_matcher_start(cycle, mmcf) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return ngx_game_mm_results_start(cycle, mmcf);
+    return ngx_game_mm_matcher_start(cycle, mmcf);
 }

@@ -4,42 +4,18 @@ Players are real accounts (device sign-in through the auth module); queues,
 tickets and ratings live in the stack's real Redis and PostgreSQL.
 """
 
+import os
+import subprocess
+import time
 import uuid
 
 import redis
 import requests
 
-from auth_helpers import bearer, psql
-
-
-def device_player(s):
-    r = requests.post(s.url("/auth/device"), timeout=10,
-                      json={"device_id": "dev-" + uuid.uuid4().hex})
-    assert r.status_code in (200, 201), r.text
-    body = r.json()
-    return body["player_id"], bearer(body["access_token"])
-
-
-def join(s, auth, mode="duel", regions=None, **extra):
-    body = {"game_mode": mode,
-            "regions": regions if regions is not None
-            else [{"region": "local", "latency_ms": 12}]}
-    body.update(extra)
-    return requests.post(s.url("/matchmaking/join"), json=body, headers=auth,
-                         timeout=10)
-
-
-def status(s, auth):
-    return requests.get(s.url("/matchmaking/status"), headers=auth, timeout=10)
-
-
-def cancel(s, auth):
-    return requests.delete(s.url("/matchmaking/ticket"), headers=auth,
-                           timeout=10)
-
-
-def error_code(r):
-    return r.json()["error"]["code"]
+from auth_helpers import psql
+from mm_helpers import (ALLOCATE, BOT_BIN, SERVER_BIN, FakeServer, cancel,
+                        device_player, error_code, join, party_create,
+                        party_join, status, wait_status)
 
 
 def test_join_then_status_then_cancel(stack):
@@ -184,49 +160,6 @@ def test_redis_down_is_a_503_and_recovers(ready_stack):
 
 # -- the matcher: queues -> engine -> allocator -> claimed tickets ---------
 
-import os
-import subprocess
-import time
-
-ALLOCATE = os.path.join(os.path.dirname(__file__), "..", "..", "gameserver",
-                        "build", "game-allocate")
-
-
-class FakeServer:
-    """A registered, heart-beating server entry in the allocator, standing
-    in for a game server (the game server tests cover the real one)."""
-
-    def __init__(self, stack, port, mode="duel"):
-        self.id = "mmtest-%d-%s" % (port, uuid.uuid4().hex[:6])
-        self.token = uuid.uuid4().hex
-        self.port = port
-        base = [ALLOCATE, "--redis", "127.0.0.1:%d" % stack.redis_port]
-        subprocess.run(base + ["register", "--id", self.id, "--addr",
-                               "127.0.0.1", "--port", str(port), "--region",
-                               "local", "--mode", mode, "--state", "Ready",
-                               "--token", self.token, "--ttl", "3000"],
-                       check=True, capture_output=True)
-        self.hb = subprocess.Popen(
-            base + ["heartbeat", "--id", self.id, "--token", self.token,
-                    "--repeat", "120", "--interval", "500"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def stop(self):
-        self.hb.kill()
-        self.hb.wait()
-
-
-def wait_status(s, auth, want, timeout=8.0):
-    end = time.monotonic() + timeout
-    while True:
-        st = status(s, auth).json()
-        if st.get("status") == want:
-            return st
-        if time.monotonic() > end:
-            raise AssertionError("status %r, wanted %r" % (st, want))
-        time.sleep(0.2)
-
-
 def test_two_players_are_matched_onto_a_ready_server(stack):
     server = FakeServer(stack, 41001, mode="pair1")
     try:
@@ -295,7 +228,8 @@ def test_matching_goes_on_when_the_lease_holder_dies(stack):
         time.sleep(0.1)
     holder = rds.hget("mm:lease:pair3:local", "holder")
     fence = int(rds.hget("mm:lease:pair3:local", "fence"))
-    pid = int(holder.rsplit(":", 1)[1])
+    # "hostname:pid:random": unique even across containers
+    pid = int(holder.rsplit(":", 2)[1])
 
     stack.killed_workers.append(pid)
     os.kill(pid, signal.SIGKILL)
@@ -315,12 +249,6 @@ def test_matching_goes_on_when_the_lease_holder_dies(stack):
 
 
 # -- the whole loop: join -> matched -> connect to a real game server -----
-
-SERVER_BIN = os.path.join(os.path.dirname(__file__), "..", "..", "gameserver",
-                          "build", "game-server")
-BOT_BIN = os.path.join(os.path.dirname(__file__), "..", "..", "gameserver",
-                       "build", "game-bot")
-
 
 def test_matched_players_connect_to_their_server_and_play(stack, tmp_path):
     """A real game-server in Ready takes the match; each player's status
@@ -500,15 +428,6 @@ def test_status_long_poll_answers_when_the_ticket_changes(stack):
 
 # -- parties -----------------------------------------------------------------
 
-def party_create(s, auth):
-    return requests.post(s.url("/party"), headers=auth, timeout=10)
-
-
-def party_join(s, auth, party):
-    return requests.post(s.url("/party/%s/join" % party), headers=auth,
-                         timeout=10)
-
-
 def test_party_membership_rules(stack):
     leader_id, leader = device_player(stack)
     friend_id, friend = device_player(stack)
@@ -602,8 +521,10 @@ def test_two_nginx_instances_never_match_a_ticket_twice(stack, tmp_path):
     os.makedirs(var2)
     for d in ("keys", "tls"):
         shutil.copytree(os.path.join(stack.var, d), os.path.join(var2, d))
-    env = dict(stack.env, GAME_VAR=var2, GAME_HTTP_PORT="18081",
-               GAME_HTTPS_PORT="18444")
+    # the second nginx listens next to the first
+    port2 = stack.http_port + 1
+    env = dict(stack.env, GAME_VAR=var2, GAME_HTTP_PORT=str(port2),
+               GAME_HTTPS_PORT=str(stack.https_port + 1))
     subprocess.run([os.path.join(stack.root, "scripts", "stack"), "render"],
                    env=env, check=True, capture_output=True)
     os.makedirs(os.path.join(var2, "log"), exist_ok=True)
@@ -613,7 +534,7 @@ def test_two_nginx_instances_never_match_a_ticket_twice(stack, tmp_path):
     r = subprocess.run(nginx2, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 
-    second = "http://127.0.0.1:18081"
+    second = "http://127.0.0.1:%d" % port2
     servers = [FakeServer(stack, 41100 + i, mode="pair5") for i in range(6)]
     try:
         players = []

@@ -13,13 +13,14 @@ if not lease_ok(q, fence) then
     return { 'FENCED' }
 end
 
-local n, now = 0, tostring(now_ms())
+local n = 0
 for i = 5, #ARGV do
     local id = ARGV[i]
     if status_of(id) == 'queued' then
-        redis.call('HSET', ticket_key(id), 'status', 'expired', 'ended', now)
+        end_ticket(id, 'expired', 'max_wait')
         n = n + 1
     end
+    redis.call('ZREM', live_key(q), id)
 end
 
 redis.call('XTRIM', queue_key(q), 'MINID', minid)
