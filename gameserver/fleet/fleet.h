@@ -93,7 +93,8 @@ int fleet_status_print(const char *path);
 /* entries of an earlier fleet: *n filled, region set to -1 when the
  * region is not configured; -1 when there is no status file */
 int fleet_status_load(const char *path, const fleet_conf_t *c,
-    fleet_server_t *s, int max, int *n, char regions[][GAME_ALLOC_NAME_MAX + 1]);
+    fleet_server_t *s, int max, int *n,
+    char regions[][GAME_ALLOC_NAME_MAX + 1]);
 
 /* fleet_adopt.c */
 void fleet_adopt(fleet_t *f);

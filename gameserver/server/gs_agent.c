@@ -190,7 +190,7 @@ gs_agent_update_view(gs_agent_t *a, const game_alloc_result_t *res)
     a->view.players = res->players;
     if (res->drain && !a->view.drained) {
         a->view.drained = 1;
-        gs_log("info", "drained by the allocator (state %s)",
+        gs_log("info", "the allocator marks this server drained (state %s)",
                game_alloc_state_name(res->state));
     }
     pthread_mutex_unlock(&a->lock);

@@ -55,6 +55,7 @@
 #define GS_ENDING_LINGER_MS    300      /* let MATCH_END reach clients */
 #define GS_ENDING_MAX_MS       2000
 #define GS_SPARE_PEERS         32       /* room for refusals when full */
+#define GS_IDLE_DRAIN_MS       5000     /* SIGTERM, idle: wait for drain.lua */
 #define GS_USED_MAX            1024     /* tickets remembered per match */
 #define GS_TICK_SAMPLES        (1 << 18)
 
@@ -96,6 +97,7 @@ typedef struct {
     uint32_t                 ticks_left;
     int                      draining;      /* SIGTERM: grace, then out */
     int                      drain_asked;   /* idle: drain.lua queued */
+    int64_t                  drain_asked_ms;
     int                      drained;       /* by the allocator: no grace */
     int                      exit_now;
     int64_t                  drain_deadline;
@@ -769,11 +771,17 @@ gs_server_idle(gs_server_t *s, const gs_agent_view_t *v, int64_t now)
     if (!s->drain_asked) {
         gs_agent_drain(s->agent);
         s->drain_asked = 1;
+        s->drain_asked_ms = now;
         return;
     }
 
-    /* without Redis the answer may never come: the grace bounds the wait */
-    if (v->state == GAME_ALLOC_SHUTDOWN || now >= s->drain_deadline) {
+    /* Without Redis the answer may never come.  An idle server does not
+     * wait out a match's grace for it: what it risks by leaving (an
+     * allocation it never heard of) is what a crash would cost. */
+    if (v->state == GAME_ALLOC_SHUTDOWN
+        || now >= s->drain_asked_ms + GS_IDLE_DRAIN_MS
+        || now >= s->drain_deadline)
+    {
         gs_server_shut_down(s, "");
     }
 }

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from test_gameserver import (ALLOC, FLEET, SERVER, env, keys,  # noqa: F401
-                             wait_for)
+                             postponed_scripts, wait_for, warm_scripts)
 
 _ports = iter(range(21800, 21950, 10))
 
@@ -209,17 +209,9 @@ def test_scale_down_drains_and_an_allocation_that_came_first_plays(env, fleets):
     f.write(min=0)
 
     def postponed(ids_before):
-        return [c["id"] for c in env.r.client_list()
-                if "b" in c["flags"] and c["cmd"] in ("eval", "evalsha")
-                and c["id"] not in ids_before]
+        return postponed_scripts(env.r, ids_before)
 
-    # both scripts in Redis' cache first: a NOSCRIPT would resend them
-    # after the pause, in another order
-    for args in (["allocate", "--region", "none", "--mode", "dm",
-                  "--match", "m-warm"], ["drain", "--id", "nobody"]):
-        subprocess.run([ALLOC, "--redis", env.redis_addr, "--prefix",
-                        env.prefix] + args, capture_output=True)
-
+    warm_scripts(env)
     before = {c["id"] for c in env.r.client_list()}
     env.r.client_pause(5000, all=False)
     try:
