@@ -43,6 +43,7 @@
 
 #define NGX_GAME_MM_READ_BATCH      "5000"
 #define NGX_GAME_MM_MATCHES_MAX     1000     /* per queue and pass */
+#define NGX_GAME_MM_WAVE            64       /* match.lua calls in flight */
 #define NGX_GAME_MM_SWEEP_BATCH     "500"    /* matches per pass */
 
 
@@ -77,6 +78,7 @@ typedef struct {
     ngx_pool_t                 *pass;
     ngx_uint_t                  pending;
     ngx_uint_t                  passes;
+    ngx_uint_t                  next_match;     /* of res, to send next */
     ngx_uint_t                  no_server;      /* matches without one */
     unsigned                    lost:1;         /* reread the queue */
 } ngx_game_mm_queue_t;
@@ -119,6 +121,7 @@ static void ngx_game_mm_compact(ngx_game_mm_queue_t *mq);
 static void ngx_game_mm_engine(ngx_game_mm_queue_t *mq);
 static void ngx_game_mm_formed(ngx_game_mm_queue_t *mq, long rc);
 static void ngx_game_mm_expire(ngx_game_mm_queue_t *mq);
+static void ngx_game_mm_next(ngx_game_mm_queue_t *mq);
 static void ngx_game_mm_make(ngx_game_mm_forming_t *f);
 static void ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
@@ -267,6 +270,7 @@ ngx_game_mm_pass(ngx_game_mm_queue_t *mq)
     mq->pending = 0;
     mq->lost = 0;
     mq->no_server = 0;
+    mq->next_match = 0;
     mq->passes++;
 
     me = ngx_game_instance_id();
@@ -624,9 +628,7 @@ ngx_game_mm_engine_done(ngx_event_t *ev)
 static void
 ngx_game_mm_formed(ngx_game_mm_queue_t *mq, long rc)
 {
-    size_t                  i;
-    ngx_game_mm_forming_t  *f;
-    game_mm_result_t       *res = &mq->res;
+    ngx_uint_t  i;
 
     if (rc < 0) {
         ngx_game_mm_sweep(mq);
@@ -635,20 +637,42 @@ ngx_game_mm_formed(ngx_game_mm_queue_t *mq, long rc)
 
     ngx_game_mm_expire(mq);
 
-    for (i = 0; i < res->nmatches; i++) {
-        f = ngx_pcalloc(mq->pass, sizeof(ngx_game_mm_forming_t));
-        if (f == NULL) {
-            break;
-        }
-
-        f->queue = mq;
-        f->match = res->matches[i];
-        f->members = &res->members[f->match.first];
-
-        ngx_game_mm_make(f);
+    for (i = 0; i < NGX_GAME_MM_WAVE; i++) {
+        ngx_game_mm_next(mq);
     }
 
     ngx_game_mm_sweep(mq);
+}
+
+
+/*
+ * Matches go to Redis a wave at a time, the next one as a reply comes
+ * back: a burst of a thousand matches never builds a thousand scripts in
+ * one turn of the event loop, and once the region has no Ready server
+ * left, the rest of the pass's matches are not even tried (their tickets
+ * stay queued for the next pass).
+ */
+
+static void
+ngx_game_mm_next(ngx_game_mm_queue_t *mq)
+{
+    ngx_game_mm_forming_t  *f;
+    game_mm_result_t       *res = &mq->res;
+
+    if (mq->next_match >= res->nmatches || mq->no_server || mq->lost) {
+        return;
+    }
+
+    f = ngx_pcalloc(mq->pass, sizeof(ngx_game_mm_forming_t));
+    if (f == NULL) {
+        return;
+    }
+
+    f->queue = mq;
+    f->match = res->matches[mq->next_match++];
+    f->members = &res->members[f->match.first];
+
+    ngx_game_mm_make(f);
 }
 
 
@@ -792,6 +816,7 @@ ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
     if (rc != NGX_OK) {
         /* the script ran entirely or not at all: read the queue again */
         mq->lost = 1;
+        ngx_game_mm_next(mq);
         ngx_game_mm_step_done(mq);
         return;
     }
@@ -799,12 +824,14 @@ ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
     if (ngx_game_mm_reply_is(reply, "NO_SERVER")) {
         /* the tickets stay queued for the next pass */
         mq->no_server++;
+        ngx_game_mm_next(mq);
         ngx_game_mm_step_done(mq);
         return;
     }
 
     if (ngx_game_mm_reply_is(reply, "FENCED")) {
         mq->lost = 1;
+        ngx_game_mm_next(mq);
         ngx_game_mm_step_done(mq);
         return;
     }
@@ -822,6 +849,7 @@ ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
             }
         }
 
+        ngx_game_mm_next(mq);
         ngx_game_mm_step_done(mq);
         return;
     }
@@ -834,6 +862,7 @@ ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
                       (size_t) (reply->elements ? reply->element[0]->len : 0),
                       reply->elements ? reply->element[0]->str : "");
         mq->lost = 1;
+        ngx_game_mm_next(mq);
         ngx_game_mm_step_done(mq);
         return;
     }
@@ -849,6 +878,7 @@ ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
                   (ngx_uint_t) f->match.count, f->match.spread);
 
     ngx_game_mm_session_open(f, reply);
+    ngx_game_mm_next(mq);
     ngx_game_mm_step_done(mq);
 }
 
@@ -1114,8 +1144,10 @@ ngx_game_mm_step_done(ngx_game_mm_queue_t *mq)
     if (mq->no_server) {
         ngx_log_error(NGX_LOG_INFO, ngx_game_mm_log, 0,
                       "game mm: queue \"%V\": no Ready server for %ui "
-                      "match(es) yet; their tickets stay queued",
-                      &mq->name, mq->no_server);
+                      "of %uz match(es); their tickets stay queued",
+                      &mq->name, mq->res.nmatches - mq->next_match
+                                 + mq->no_server,
+                      mq->res.nmatches);
     }
 
     if (mq->lost) {
