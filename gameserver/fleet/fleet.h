@@ -54,6 +54,8 @@ typedef struct {
     int64_t              spawned_ms;    /* CLOCK_MONOTONIC */
     int64_t              spawned_at_ms; /* wall clock, for the state file */
     int64_t              retire_by_ms;  /* drained idle: SIGTERM after */
+    int64_t              busy_ms;       /* unseen, last seen holding a
+                                           match in its health file */
     const char          *killed;        /* why we SIGKILLed it, or NULL */
 } fleet_server_t;
 

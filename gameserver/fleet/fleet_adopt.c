@@ -112,7 +112,7 @@ fleet_adopt(fleet_t *f)
     fleet_server_t        *o, *s;
     char                   health[FLEET_PATH_MAX + 80];
     int                    i, n;
-    int64_t                now, wall;
+    int64_t                now;
 
     if (fleet_status_load(f->conf.status, &f->conf, old, FLEET_SERVERS_MAX,
                           &n, regions) != 0)
@@ -121,7 +121,6 @@ fleet_adopt(fleet_t *f)
     }
 
     now = fleet_now_ms();
-    wall = fleet_wall_ms();
 
     for (i = 0; i < n; i++) {
         o = &old[i];
@@ -150,9 +149,9 @@ fleet_adopt(fleet_t *f)
         *s = *o;
         s->adopted = 1;
         s->state = GAME_ALLOC_STARTING;
-        /* the spawn time in our clock, for the register timeout */
-        s->spawned_ms = now - (o->spawned_at_ms > 0 && o->spawned_at_ms < wall
-                               ? wall - o->spawned_at_ms : 0);
+        /* Our clocks for it (register timeout, crash loop, back-off
+         * reset) start now: what it did before is not known to us. */
+        s->spawned_ms = now;
         fleet_log("region %s: adopted %s pid %d udp %d",
                   f->conf.regions[s->region].name, s->id, (int) s->pid,
                   s->port);

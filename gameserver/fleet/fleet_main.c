@@ -364,18 +364,35 @@ fleet_check_hung(fleet_t *f, int64_t now)
 }
 
 
-/* Judged only while the allocator answers us: without Redis no server
- * can register, and replacing them all would not help. */
+/*
+ * Judged only while the allocator answers us: without Redis no server
+ * can register, and replacing them all would not help.  A server whose
+ * loop holds a match (its health file says so) registered once, whatever
+ * the allocator remembers now (Redis may have lost its record, and it
+ * registers again after the match): it is left alone, and its time to
+ * register runs from the end of that match.
+ */
 static void
 fleet_check_registered(fleet_t *f, int64_t now)
 {
     fleet_server_t  *s;
+    gs_health_t      h;
+    char             path[FLEET_PATH_MAX + 80];
     int              i;
 
     for (i = 0; i < f->n; i++) {
         s = &f->servers[i];
-        if (s->seen || s->retiring
-            || now - s->spawned_ms <= f->conf.register_s * 1000)
+        if (s->seen || s->retiring) {
+            continue;
+        }
+        fleet_health_path(f, s->id, path, sizeof(path));
+        if (gs_health_read(path, &h) == 0 && h.pid == s->pid
+            && h.phase != GS_HEALTH_IDLE)
+        {
+            s->busy_ms = now;
+        }
+        if (now - (s->busy_ms > s->spawned_ms ? s->busy_ms : s->spawned_ms)
+            <= f->conf.register_s * 1000)
         {
             continue;
         }

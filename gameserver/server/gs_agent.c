@@ -175,6 +175,7 @@ gs_agent_forgotten(gs_agent_t *a, const char *what, game_alloc_status_t st)
            game_alloc_status_name(st));
     pthread_mutex_lock(&a->lock);
     a->view.registered = 0;
+    a->poke = 1;                /* register at once if the loop is idle */
     pthread_mutex_unlock(&a->lock);
 }
 
@@ -476,13 +477,13 @@ gs_agent_main(void *arg)
                 gs_agent_sleep_ms(GS_AGENT_RETRY_MS);
                 continue;
             }
+            /* a poke the op left (forgotten: register; drain BUSY: beat)
+             * stays set, so the next round starts at once */
             gs_agent_free_op(&op);
             pthread_mutex_lock(&a->lock);
             a->head = (a->head + 1) % GS_AGENT_QUEUE;
             a->n--;
             a->view.pending = a->n;
-            poke |= a->poke;
-            a->poke = 0;
             registered = a->view.registered;
             pthread_mutex_unlock(&a->lock);
         }
@@ -610,6 +611,9 @@ gs_agent_release(gs_agent_t *a)
 {
     pthread_mutex_lock(&a->lock);
     a->held[0] = '\0';
+    if (!a->view.registered) {
+        a->poke = 1;            /* the wait for registering is over */
+    }
     pthread_cond_signal(&a->cond);
     pthread_mutex_unlock(&a->lock);
 }

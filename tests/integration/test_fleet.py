@@ -293,6 +293,34 @@ def test_server_that_never_registers_is_replaced(env, fleets):
     assert not pid_alive(first["pid"])
 
 
+def test_a_busy_server_the_allocator_forgot_is_not_replaced(env, fleets):
+    """Redis lost the record of a server that waits for its players, and
+    the fleet restarts: the adopted server is not in the allocator, but its
+    health file says its loop holds a match, so it is left to finish."""
+    f = fleets(min=1, max=1, buffer=0, lines=["register-timeout 2"],
+               server_args=("--join-timeout", "6", "--match-seconds", "2"))
+    first = f.start()
+    wait_for(lambda: len(f.ready()) == 1, 10)
+    (srv,) = f.servers()
+    rc, a = env.allocate("m-forgotten", region=f.region)
+    assert rc == 0
+    wait_for(lambda: [l for l in f.lines(srv["id"])
+                      if l["event"] == "allocated"], 5)
+    first.kill()
+    first.wait()
+    env.r.delete(*env.r.scan_iter(match=env.prefix + "*"))
+
+    f.start()
+    wait_for(lambda: "adopted " + srv["id"] in f.log(), 5)
+    # the match ends at the join timeout (nobody came), the server
+    # registers again, and the fleet sees it at last
+    wait_for(lambda: [l for l in f.lines(srv["id"])
+                      if l["event"] == "ready"], 15)
+    wait_for(lambda: f.ready() and f.ready()[0]["id"] == srv["id"], 5)
+    assert pid_alive(srv["pid"])
+    assert "not registered" not in f.log()
+
+
 def test_crash_loop_backs_off(env, fleets):
     script = os.path.join(env.dir, "crasher.sh")
     with open(script, "w") as fh:
