@@ -41,10 +41,13 @@
 #include "ngx_game_mm.h"
 
 
-#define NGX_GAME_MM_READ_BATCH      "5000"
+#define NGX_GAME_MM_READ_BATCH      250      /* entries per read.lua */
+#define NGX_GAME_MM_READ_MAX        20000    /* entries per pass */
+#define NGX_GAME_MM_PG_INFLIGHT     4        /* session writes at once */
 #define NGX_GAME_MM_MATCHES_MAX     1000     /* per queue and pass */
 #define NGX_GAME_MM_WAVE            64       /* match.lua calls in flight */
-#define NGX_GAME_MM_SWEEP_BATCH     "500"    /* matches per pass */
+#define NGX_GAME_MM_SWEEP_BATCH     200      /* matches per sweep.lua */
+#define NGX_GAME_MM_SWEEP_MAX       1000     /* matches per pass */
 
 
 typedef struct {
@@ -72,16 +75,27 @@ typedef struct {
     size_t                      engine_cap;
     game_mm_result_t            res;            /* of the pass in flight */
 
-    ngx_uint_t                  sweep_from;
+    ngx_uint_t                  sweep_from;     /* rank, across passes */
+    ngx_uint_t                  swept;          /* matches this pass */
 
     /* the pass in flight */
     ngx_pool_t                 *pass;
     ngx_uint_t                  pending;
     ngx_uint_t                  passes;
     ngx_uint_t                  next_match;     /* of res, to send next */
+    ngx_uint_t                  read;           /* entries this pass */
+    ngx_queue_t                 pg_waiting;     /* ngx_game_mm_pg_job_t */
+    ngx_uint_t                  pg_inflight;
     ngx_uint_t                  no_server;      /* matches without one */
     unsigned                    lost:1;         /* reread the queue */
 } ngx_game_mm_queue_t;
+
+
+/* a session write waiting for its turn */
+typedef struct {
+    ngx_queue_t                 link;
+    ngx_game_pg_query_t        *query;
+} ngx_game_mm_pg_job_t;
 
 
 /* one match of a pass */
@@ -112,6 +126,7 @@ static void ngx_game_mm_tick(ngx_event_t *ev);
 static void ngx_game_mm_pass(ngx_game_mm_queue_t *mq);
 static void ngx_game_mm_leased(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
+static void ngx_game_mm_read_more(ngx_game_mm_queue_t *mq);
 static void ngx_game_mm_read(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
 static ngx_int_t ngx_game_mm_append(ngx_game_mm_queue_t *mq,
@@ -133,6 +148,7 @@ static void ngx_game_mm_swept(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
 static void ngx_game_mm_session_mark(ngx_game_mm_queue_t *mq,
     ngx_game_pg_stmt_t *stmt, redisReply *match);
+static void ngx_game_mm_pg(ngx_game_mm_queue_t *mq, ngx_game_pg_query_t *q);
 static void ngx_game_mm_pg_done(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *res);
 static void ngx_game_mm_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
@@ -271,6 +287,10 @@ ngx_game_mm_pass(ngx_game_mm_queue_t *mq)
     mq->lost = 0;
     mq->no_server = 0;
     mq->next_match = 0;
+    mq->read = 0;
+    mq->swept = 0;
+    mq->pg_inflight = 0;
+    ngx_queue_init(&mq->pg_waiting);
     mq->passes++;
 
     me = ngx_game_instance_id();
@@ -295,9 +315,6 @@ ngx_game_mm_leased(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
 {
     redisReply           *fence;
     ngx_game_mm_queue_t  *mq = cmd->data;
-    const char           *argv[4];
-    size_t                argvlen[4];
-    u_char                from[80];
 
     mq->pending--;
 
@@ -325,6 +342,19 @@ ngx_game_mm_leased(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
                       &mq->name, mq->fence);
     }
 
+    ngx_game_mm_read_more(mq);
+    ngx_game_mm_step_done(mq);
+}
+
+
+/* read.lua from the last entry read on */
+static void
+ngx_game_mm_read_more(ngx_game_mm_queue_t *mq)
+{
+    u_char       from[80], count[NGX_INT_T_LEN];
+    const char  *argv[4];
+    size_t       argvlen[4];
+
     argv[0] = (char *) mq->mmcf->prefix.data;
     argvlen[0] = mq->mmcf->prefix.len;
     argv[1] = (char *) mq->name.data;
@@ -337,16 +367,15 @@ ngx_game_mm_leased(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
     if (mq->last_id[0] == '\0') {
         from[0] = '-';
     }
-    argv[3] = NGX_GAME_MM_READ_BATCH;
-    argvlen[3] = sizeof(NGX_GAME_MM_READ_BATCH) - 1;
+    argv[3] = (char *) count;
+    argvlen[3] = ngx_sprintf(count, "%d", NGX_GAME_MM_READ_BATCH) - count;
 
     (void) ngx_game_mm_send(mq, &ngx_game_mm_lua_read, ngx_game_mm_read, mq,
                             4, argv, argvlen);
-    ngx_game_mm_step_done(mq);
 }
 
 
-/* {last id, {ticket, rating, size, at, players, ...}, {gone id, ...}} */
+/* {last id, {ticket, rating, size, at, players, ...}, {gone id, ...}, n} */
 static void
 ngx_game_mm_read(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
 {
@@ -355,10 +384,11 @@ ngx_game_mm_read(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
     ngx_game_mm_queue_t  *mq = cmd->data;
 
     if (rc != NGX_OK || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 3
+        || reply->elements != 4
         || reply->element[0]->type != REDIS_REPLY_STRING
         || reply->element[1]->type != REDIS_REPLY_ARRAY
-        || reply->element[2]->type != REDIS_REPLY_ARRAY)
+        || reply->element[2]->type != REDIS_REPLY_ARRAY
+        || reply->element[3]->type != REDIS_REPLY_INTEGER)
     {
         mq->pending--;
         mq->lost = 1;
@@ -387,9 +417,18 @@ ngx_game_mm_read(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
     /* the engine must not see them */
     ngx_game_mm_compact(mq);
 
-    /* the read stays pending until the engine is under way, so that the
-     * pass cannot end in between */
-    ngx_game_mm_engine(mq);
+    mq->read += reply->element[3]->integer;
+
+    /* the read stays pending until the next step is under way, so that
+     * the pass cannot end in between */
+    if (reply->element[3]->integer >= NGX_GAME_MM_READ_BATCH
+        && mq->read < NGX_GAME_MM_READ_MAX)
+    {
+        ngx_game_mm_read_more(mq);
+
+    } else {
+        ngx_game_mm_engine(mq);
+    }
 
     mq->pending--;
     ngx_game_mm_step_done(mq);
@@ -976,21 +1015,15 @@ ngx_game_mm_session_open(ngx_game_mm_forming_t *f, redisReply *reply)
     q->handler = ngx_game_mm_pg_done;
     q->data = mq;
 
-    mq->pending++;
-
-    if (ngx_game_pg_query_run(mq->mmcf->pg, q) != NGX_AGAIN) {
-        mq->pending--;
-        ngx_log_error(NGX_LOG_WARN, ngx_game_mm_log, 0,
-                      "game mm: match %s: no session record yet, the "
-                      "database is unavailable", f->id);
-    }
+    ngx_game_mm_pg(mq, q);
 }
 
 
 static void
 ngx_game_mm_sweep(ngx_game_mm_queue_t *mq)
 {
-    u_char       from[NGX_INT_T_LEN], lost[NGX_INT_T_LEN];
+    u_char       from[NGX_INT_T_LEN], lost[NGX_INT_T_LEN],
+                 count[NGX_INT_T_LEN];
     const char  *argv[7];
     size_t       argvlen[7];
 
@@ -1006,8 +1039,8 @@ ngx_game_mm_sweep(ngx_game_mm_queue_t *mq)
     argvlen[4] = ngx_sprintf(lost, "%M", mq->mmcf->lost_after) - lost;
     argv[5] = (char *) from;
     argvlen[5] = ngx_sprintf(from, "%ui", mq->sweep_from) - from;
-    argv[6] = NGX_GAME_MM_SWEEP_BATCH;
-    argvlen[6] = sizeof(NGX_GAME_MM_SWEEP_BATCH) - 1;
+    argv[6] = (char *) count;
+    argvlen[6] = ngx_sprintf(count, "%d", NGX_GAME_MM_SWEEP_BATCH) - count;
 
     (void) ngx_game_mm_send(mq, &ngx_game_mm_lua_sweep, ngx_game_mm_swept,
                             mq, 7, argv, argvlen);
@@ -1059,6 +1092,14 @@ ngx_game_mm_swept(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
                                  started->element[i]);
     }
 
+    /* more matches in play: on, in short scripts, up to a bound per pass
+     * (the rest is the next pass's) */
+    mq->swept += NGX_GAME_MM_SWEEP_BATCH;
+
+    if (mq->sweep_from && mq->swept < NGX_GAME_MM_SWEEP_MAX && !mq->lost) {
+        ngx_game_mm_sweep(mq);
+    }
+
     ngx_game_mm_step_done(mq);
 }
 
@@ -1089,10 +1130,43 @@ ngx_game_mm_session_mark(ngx_game_mm_queue_t *mq, ngx_game_pg_stmt_t *stmt,
     q->handler = ngx_game_mm_pg_done;
     q->data = mq;
 
+    ngx_game_mm_pg(mq, q);
+}
+
+
+/*
+ * The matcher's writes share the API's PostgreSQL pool: a burst of a
+ * thousand matches must not put a thousand statements ahead of every
+ * player's request.  A few run at a time; the others wait their turn
+ * here, in the pass's memory.
+ */
+
+static void
+ngx_game_mm_pg(ngx_game_mm_queue_t *mq, ngx_game_pg_query_t *q)
+{
+    ngx_game_mm_pg_job_t  *job;
+
+    if (mq->pg_inflight >= NGX_GAME_MM_PG_INFLIGHT) {
+        job = ngx_palloc(mq->pass, sizeof(ngx_game_mm_pg_job_t));
+        if (job == NULL) {
+            return;
+        }
+
+        job->query = q;
+        ngx_queue_insert_tail(&mq->pg_waiting, &job->link);
+        mq->pending++;
+        return;
+    }
+
     mq->pending++;
+    mq->pg_inflight++;
 
     if (ngx_game_pg_query_run(mq->mmcf->pg, q) != NGX_AGAIN) {
         mq->pending--;
+        mq->pg_inflight--;
+        ngx_log_error(NGX_LOG_WARN, ngx_game_mm_log, 0,
+                      "game mm: queue \"%V\": %s did not run, the database "
+                      "is unavailable", &mq->name, q->stmt->name);
     }
 }
 
@@ -1100,14 +1174,30 @@ ngx_game_mm_session_mark(ngx_game_mm_queue_t *mq, ngx_game_pg_stmt_t *stmt,
 static void
 ngx_game_mm_pg_done(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
 {
-    ngx_game_mm_queue_t  *mq = q->data;
+    ngx_queue_t           *next;
+    ngx_game_mm_queue_t   *mq = q->data;
+    ngx_game_mm_pg_job_t  *job;
 
     mq->pending--;
+    mq->pg_inflight--;
 
     if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_WARN, ngx_game_mm_log, 0,
                       "game mm: queue \"%V\": %s did not run",
                       &mq->name, q->stmt->name);
+    }
+
+    /* a write that fails at once frees its place too: loop */
+    while (mq->pg_inflight < NGX_GAME_MM_PG_INFLIGHT
+           && !ngx_queue_empty(&mq->pg_waiting))
+    {
+        next = ngx_queue_head(&mq->pg_waiting);
+        ngx_queue_remove(next);
+        job = ngx_queue_data(next, ngx_game_mm_pg_job_t, link);
+
+        /* it was counted as pending while it waited */
+        mq->pending--;
+        ngx_game_mm_pg(mq, job->query);
     }
 
     ngx_game_mm_step_done(mq);

@@ -125,9 +125,11 @@ def test_cancel_frees_the_player_and_tells_the_matcher(mm):
     assert mm.call("status", "nobody") == ["NONE"]
 
     # the matcher reads live tickets only, and hears of the cancellation
-    last, live, gone = mm.call("read", QUEUE, "-", 100)
-    assert live[0::5] == ["t2"] and gone == ["t1"]
-    assert mm.call("read", QUEUE, "(" + last, 100) == ["", [], []]
+    last, live, gone, n = mm.call("read", QUEUE, "-", 100)
+    assert live[0::5] == ["t2"] and gone == ["t1"] and n == 3
+    assert mm.call("read", QUEUE, "(" + last, 100) == ["", [], [], 0]
+    # a call reads at most "count" entries
+    assert mm.call("read", QUEUE, "-", 2)[3] == 2
 
 
 def test_lease_has_one_holder_and_fences_the_old_one(mm):

@@ -2,12 +2,14 @@
 --
 -- ARGV  prefix, queue, from ('-' for the start, '(id' after an id), count
 -- Reply {last id read or '', {ticket, rating, size, at, players, ...},
---        {ticket id that left, ...}}
+--        {ticket id that left, ...}, entries read}
 --
 -- Only tickets still queued come back: a matcher that reads the stream
 -- from its start (a new lease, after a reload or a takeover) never sees
 -- tickets long matched, cancelled or expired.  "gone" entries name
--- tickets cancelled after the matcher may have read them.
+-- tickets cancelled after the matcher may have read them.  A call reads
+-- at most "count" entries, so that a long queue is read in several short
+-- scripts between which Redis serves everyone else.
 
 local q, from, count = ARGV[2], ARGV[3], ARGV[4]
 
@@ -31,4 +33,4 @@ for _, e in ipairs(entries) do
     end
 end
 
-return { last, live, gone }
+return { last, live, gone, #entries }
