@@ -154,7 +154,7 @@ def start_server(stack, tmp_path, mode, *extra):
     subprocess.run(["openssl", "ec", "-in", priv, "-pubout", "-out", pub],
                    check=True, capture_output=True)
     sid = "%s-%s" % (mode, uuid.uuid4().hex[:6])
-    port = 21900 + (uuid.uuid4().int % 80)
+    port = 22000 + (uuid.uuid4().int % 80)
     proc = subprocess.Popen(
         [SERVER_BIN, "--id", sid, "--port", str(port), "--redis",
          "127.0.0.1:%d" % stack.redis_port, "--mode", mode,
