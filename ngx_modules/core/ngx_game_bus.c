@@ -20,7 +20,7 @@
  *     to a minute while they keep failing: Redis counts every delivery,
  *     and a dependency that is down for minutes must not turn good
  *     entries into dead letters after a few seconds (with the defaults,
- *     ten deliveries span about four minutes);
+ *     ten deliveries take minutes);
  *   - otherwise read new entries (XREADGROUP >), without blocking: the
  *     connection is shared and pipelined, so a blocked read would stall
  *     every command behind it.
