@@ -16,7 +16,6 @@ FORM_MS is from the lease's release to the last ticket matched (a matcher
 pass runs every second, so up to a second of it is waiting for the pass).
 """
 
-import os
 import re
 import subprocess
 import sys
@@ -26,23 +25,9 @@ import uuid
 
 import redis
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-MM = os.path.join(ROOT, "ngx_modules", "matchmaking")
-ALLOC = os.path.join(ROOT, "gameserver", "allocator")
+from game_lua import alloc_script, mm_script
+
 QUEUE = "burst:local"
-
-
-def mm_script(name):
-    return subprocess.run(["sh", os.path.join(MM, "gen_lua.sh"),
-                           os.path.join(MM, "lua"), ALLOC, name],
-                          check=True, capture_output=True, text=True).stdout
-
-
-def alloc_script(name):
-    with open(os.path.join(ALLOC, "common.lua")) as f:
-        common = f.read()
-    with open(os.path.join(ALLOC, name + ".lua")) as f:
-        return common + f.read()
 
 
 def wrk(url, seconds, out):

@@ -99,8 +99,9 @@ static void ngx_game_bus_cleanup_consumers(ngx_game_bus_t *bus);
 static void ngx_game_bus_consumers_got(ngx_game_redis_cmd_t *cmd,
     ngx_int_t rc, redisReply *reply);
 static ngx_int_t ngx_game_bus_cmd(ngx_game_bus_t *bus,
-    ngx_game_redis_handler_pt handler, void *data, int argc,
-    const char **argv, size_t *argvlen);
+    ngx_game_redis_handler_pt handler, void *data, ngx_game_redis_args_t *a);
+static void ngx_game_bus_args(ngx_game_redis_args_t *a, const char *command,
+    const char *sub, ngx_game_bus_t *bus);
 static void ngx_game_bus_cmd_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
 static ngx_uint_t ngx_game_bus_nogroup(ngx_game_bus_t *bus, ngx_int_t rc,
@@ -335,23 +336,13 @@ ngx_game_bus_step(ngx_game_bus_t *bus)
 static void
 ngx_game_bus_group_create(ngx_game_bus_t *bus)
 {
-    const char  *argv[6];
-    size_t       argvlen[6];
+    ngx_game_redis_args_t  a;
 
-    argv[0] = "XGROUP";
-    argvlen[0] = 6;
-    argv[1] = "CREATE";
-    argvlen[1] = 6;
-    argv[2] = (char *) bus->conf.stream.data;
-    argvlen[2] = bus->conf.stream.len;
-    argv[3] = (char *) bus->conf.group.data;
-    argvlen[3] = bus->conf.group.len;
-    argv[4] = "0";
-    argvlen[4] = 1;
-    argv[5] = "MKSTREAM";
-    argvlen[5] = 8;
+    ngx_game_bus_args(&a, "XGROUP", "CREATE", bus);
+    ngx_game_redis_arg_lit(&a, "0");
+    ngx_game_redis_arg_lit(&a, "MKSTREAM");
 
-    (void) ngx_game_bus_cmd(bus, ngx_game_bus_grouped, bus, 6, argv, argvlen);
+    (void) ngx_game_bus_cmd(bus, ngx_game_bus_grouped, bus, &a);
 }
 
 
@@ -385,57 +376,38 @@ ngx_game_bus_grouped(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
 static void
 ngx_game_bus_read(ngx_game_bus_t *bus, ngx_game_bus_read_e how)
 {
-    u_char       count[NGX_INT_T_LEN], idle[NGX_INT_T_LEN];
-    ngx_str_t   *me;
-    const char  *argv[10];
-    size_t       argvlen[10];
-
-    me = ngx_game_instance_id();
-
-    argvlen[0] = 0;
+    u_char                 count[NGX_INT_T_LEN], idle[NGX_INT_T_LEN];
+    ngx_game_redis_args_t  a;
 
     if (how == NGX_GAME_BUS_CLAIM) {
-        argv[0] = "XAUTOCLAIM";
-        argvlen[0] = 10;
-        argv[1] = (char *) bus->conf.stream.data;
-        argvlen[1] = bus->conf.stream.len;
-        argv[2] = (char *) bus->conf.group.data;
-        argvlen[2] = bus->conf.group.len;
-        argv[3] = (char *) me->data;
-        argvlen[3] = me->len;
-        argv[4] = (char *) idle;
-        argvlen[4] = ngx_sprintf(idle, "%M", bus->conf.claim_idle) - idle;
-        argv[5] = "0-0";
-        argvlen[5] = 3;
-        argv[6] = "COUNT";
-        argvlen[6] = 5;
-        argv[7] = (char *) count;
-        argvlen[7] = ngx_sprintf(count, "%ui", bus->conf.batch) - count;
+        ngx_game_bus_args(&a, "XAUTOCLAIM", NULL, bus);
+        ngx_game_redis_arg_str(&a, ngx_game_instance_id());
+        ngx_game_redis_arg(&a, idle,
+                           ngx_sprintf(idle, "%M", bus->conf.claim_idle)
+                           - idle);
+        ngx_game_redis_arg_lit(&a, "0-0");
+        ngx_game_redis_arg_lit(&a, "COUNT");
+        ngx_game_redis_arg(&a, count,
+                           ngx_sprintf(count, "%ui", bus->conf.batch)
+                           - count);
 
-        (void) ngx_game_bus_cmd(bus, ngx_game_bus_got, bus, 8, argv, argvlen);
+        (void) ngx_game_bus_cmd(bus, ngx_game_bus_got, bus, &a);
         return;
     }
 
-    argv[0] = "XREADGROUP";
-    argvlen[0] = 10;
-    argv[1] = "GROUP";
-    argvlen[1] = 5;
-    argv[2] = (char *) bus->conf.group.data;
-    argvlen[2] = bus->conf.group.len;
-    argv[3] = (char *) me->data;
-    argvlen[3] = me->len;
-    argv[4] = "COUNT";
-    argvlen[4] = 5;
-    argv[5] = (char *) count;
-    argvlen[5] = ngx_sprintf(count, "%ui", bus->conf.batch) - count;
-    argv[6] = "STREAMS";
-    argvlen[6] = 7;
-    argv[7] = (char *) bus->conf.stream.data;
-    argvlen[7] = bus->conf.stream.len;
-    argv[8] = (how == NGX_GAME_BUS_READ_OWN) ? "0" : ">";
-    argvlen[8] = 1;
+    ngx_memzero(&a, sizeof(ngx_game_redis_args_t));
+    ngx_game_redis_arg_lit(&a, "XREADGROUP");
+    ngx_game_redis_arg_lit(&a, "GROUP");
+    ngx_game_redis_arg_str(&a, &bus->conf.group);
+    ngx_game_redis_arg_str(&a, ngx_game_instance_id());
+    ngx_game_redis_arg_lit(&a, "COUNT");
+    ngx_game_redis_arg(&a, count,
+                       ngx_sprintf(count, "%ui", bus->conf.batch) - count);
+    ngx_game_redis_arg_lit(&a, "STREAMS");
+    ngx_game_redis_arg_str(&a, &bus->conf.stream);
+    ngx_game_redis_arg(&a, (how == NGX_GAME_BUS_READ_OWN) ? "0" : ">", 1);
 
-    (void) ngx_game_bus_cmd(bus, ngx_game_bus_got, bus, 9, argv, argvlen);
+    (void) ngx_game_bus_cmd(bus, ngx_game_bus_got, bus, &a);
 }
 
 
@@ -489,29 +461,17 @@ ngx_game_bus_got(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
 static void
 ngx_game_bus_own(ngx_game_bus_t *bus)
 {
-    u_char       count[NGX_INT_T_LEN];
-    ngx_str_t   *me;
-    const char  *argv[7];
-    size_t       argvlen[7];
+    u_char                 count[NGX_INT_T_LEN];
+    ngx_game_redis_args_t  a;
 
-    me = ngx_game_instance_id();
+    ngx_game_bus_args(&a, "XPENDING", NULL, bus);
+    ngx_game_redis_arg_lit(&a, "-");
+    ngx_game_redis_arg_lit(&a, "+");
+    ngx_game_redis_arg(&a, count,
+                       ngx_sprintf(count, "%ui", bus->conf.batch) - count);
+    ngx_game_redis_arg_str(&a, ngx_game_instance_id());
 
-    argv[0] = "XPENDING";
-    argvlen[0] = 8;
-    argv[1] = (char *) bus->conf.stream.data;
-    argvlen[1] = bus->conf.stream.len;
-    argv[2] = (char *) bus->conf.group.data;
-    argvlen[2] = bus->conf.group.len;
-    argv[3] = "-";
-    argvlen[3] = 1;
-    argv[4] = "+";
-    argvlen[4] = 1;
-    argv[5] = (char *) count;
-    argvlen[5] = ngx_sprintf(count, "%ui", bus->conf.batch) - count;
-    argv[6] = (char *) me->data;
-    argvlen[6] = me->len;
-
-    (void) ngx_game_bus_cmd(bus, ngx_game_bus_own_got, bus, 7, argv, argvlen);
+    (void) ngx_game_bus_cmd(bus, ngx_game_bus_own_got, bus, &a);
 }
 
 
@@ -768,22 +728,13 @@ ngx_game_bus_done(ngx_game_bus_entry_t *e, ngx_int_t rc, const char *reason)
 static void
 ngx_game_bus_ack(ngx_game_bus_entry_t *e)
 {
-    const char      *argv[4];
-    size_t           argvlen[4];
-    ngx_game_bus_t  *bus = e->bus;
+    ngx_game_bus_t         *bus = e->bus;
+    ngx_game_redis_args_t   a;
 
-    argv[0] = "XACK";
-    argvlen[0] = 4;
-    argv[1] = (char *) bus->conf.stream.data;
-    argvlen[1] = bus->conf.stream.len;
-    argv[2] = (char *) bus->conf.group.data;
-    argvlen[2] = bus->conf.group.len;
-    argv[3] = (char *) e->id.data;
-    argvlen[3] = e->id.len;
+    ngx_game_bus_args(&a, "XACK", NULL, bus);
+    ngx_game_redis_arg_str(&a, &e->id);
 
-    if (ngx_game_bus_cmd(bus, ngx_game_bus_cmd_done, bus, 4, argv, argvlen)
-        == NGX_OK)
-    {
+    if (ngx_game_bus_cmd(bus, ngx_game_bus_cmd_done, bus, &a) == NGX_OK) {
         bus->acked++;
 
     } else {
@@ -800,38 +751,26 @@ static void
 ngx_game_bus_dead_letter(ngx_game_bus_t *bus, ngx_str_t *ids, ngx_uint_t n,
     const char *reason)
 {
-    ngx_int_t              rc;
-    ngx_str_t             *me;
-    ngx_uint_t             i;
-    const char           **argv;
-    size_t                *argvlen;
-    ngx_game_redis_cmd_t  *cmd;
+    ngx_int_t               rc;
+    ngx_uint_t              i;
+    ngx_game_redis_cmd_t   *cmd;
+    ngx_game_redis_args_t   a;
 
-    n = ngx_min(n, NGX_GAME_REDIS_MAX_ARGS - 3 - 5);
-
-    argv = ngx_palloc(bus->pass, (5 + n) * sizeof(char *));
-    argvlen = ngx_palloc(bus->pass, (5 + n) * sizeof(size_t));
     cmd = ngx_game_redis_cmd_create(bus->pass, bus->log);
-    if (argv == NULL || argvlen == NULL || cmd == NULL) {
+    if (cmd == NULL) {
         return;
     }
 
-    me = ngx_game_instance_id();
+    ngx_memzero(&a, sizeof(ngx_game_redis_args_t));
+    ngx_game_redis_arg_str(&a, &bus->conf.stream);
+    ngx_game_redis_arg_str(&a, &bus->conf.group);
+    ngx_game_redis_arg_str(&a, &bus->conf.dead_stream);
+    ngx_game_redis_arg_cstr(&a, reason);
+    ngx_game_redis_arg_str(&a, ngx_game_instance_id());
 
-    argv[0] = (char *) bus->conf.stream.data;
-    argvlen[0] = bus->conf.stream.len;
-    argv[1] = (char *) bus->conf.group.data;
-    argvlen[1] = bus->conf.group.len;
-    argv[2] = (char *) bus->conf.dead_stream.data;
-    argvlen[2] = bus->conf.dead_stream.len;
-    argv[3] = reason;
-    argvlen[3] = ngx_strlen(reason);
-    argv[4] = (char *) me->data;
-    argvlen[4] = me->len;
-
-    for (i = 0; i < n; i++) {
-        argv[5 + i] = (char *) ids[i].data;
-        argvlen[5 + i] = ids[i].len;
+    /* EVAL takes three arguments of its own */
+    for (i = 0; i < n && a.argc < NGX_GAME_REDIS_MAX_ARGS - 3; i++) {
+        ngx_game_redis_arg_str(&a, &ids[i]);
     }
 
     cmd->handler = ngx_game_bus_cmd_done;
@@ -840,7 +779,7 @@ ngx_game_bus_dead_letter(ngx_game_bus_t *bus, ngx_str_t *ids, ngx_uint_t n,
     bus->pending++;
 
     rc = ngx_game_redis_eval(bus->conf.redis, cmd, &ngx_game_bus_dead_script,
-                             0, (int) (5 + n), argv, argvlen);
+                             0, a.argc, a.argv, a.argvlen);
     if (rc != NGX_AGAIN) {
         /* the entries stay pending and are tried again */
         bus->pending--;
@@ -848,7 +787,7 @@ ngx_game_bus_dead_letter(ngx_game_bus_t *bus, ngx_str_t *ids, ngx_uint_t n,
         return;
     }
 
-    bus->dead_lettered += n;
+    bus->dead_lettered += i;
 }
 
 
@@ -863,20 +802,11 @@ ngx_game_bus_dead_letter(ngx_game_bus_t *bus, ngx_str_t *ids, ngx_uint_t n,
 static void
 ngx_game_bus_cleanup_consumers(ngx_game_bus_t *bus)
 {
-    const char  *argv[4];
-    size_t       argvlen[4];
+    ngx_game_redis_args_t  a;
 
-    argv[0] = "XINFO";
-    argvlen[0] = 5;
-    argv[1] = "CONSUMERS";
-    argvlen[1] = 9;
-    argv[2] = (char *) bus->conf.stream.data;
-    argvlen[2] = bus->conf.stream.len;
-    argv[3] = (char *) bus->conf.group.data;
-    argvlen[3] = bus->conf.group.len;
+    ngx_game_bus_args(&a, "XINFO", "CONSUMERS", bus);
 
-    (void) ngx_game_bus_cmd(bus, ngx_game_bus_consumers_got, bus, 4, argv,
-                            argvlen);
+    (void) ngx_game_bus_cmd(bus, ngx_game_bus_consumers_got, bus, &a);
 }
 
 
@@ -885,12 +815,11 @@ ngx_game_bus_consumers_got(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply)
 {
     size_t           i, k;
-    long long        pending, idle;
-    ngx_str_t       *me;
-    redisReply      *c, *name;
-    const char      *argv[5];
-    size_t           argvlen[5];
-    ngx_game_bus_t  *bus = cmd->data;
+    long long               pending, idle;
+    ngx_str_t              *me;
+    redisReply             *c, *name;
+    ngx_game_bus_t         *bus = cmd->data;
+    ngx_game_redis_args_t   a;
 
     bus->pending--;
 
@@ -933,24 +862,15 @@ ngx_game_bus_consumers_got(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
             continue;
         }
 
-        argv[0] = "XGROUP";
-        argvlen[0] = 6;
-        argv[1] = "DELCONSUMER";
-        argvlen[1] = 11;
-        argv[2] = (char *) bus->conf.stream.data;
-        argvlen[2] = bus->conf.stream.len;
-        argv[3] = (char *) bus->conf.group.data;
-        argvlen[3] = bus->conf.group.len;
-        argv[4] = name->str;
-        argvlen[4] = name->len;
+        ngx_game_bus_args(&a, "XGROUP", "DELCONSUMER", bus);
+        ngx_game_redis_arg(&a, name->str, name->len);
 
         ngx_log_error(NGX_LOG_INFO, bus->log, 0,
                       "game bus: stream \"%V\": forgetting consumer \"%*s\", "
                       "idle for %L ms", &bus->conf.stream,
                       (size_t) name->len, name->str, (int64_t) idle);
 
-        (void) ngx_game_bus_cmd(bus, ngx_game_bus_cmd_done, bus, 5, argv,
-                                argvlen);
+        (void) ngx_game_bus_cmd(bus, ngx_game_bus_cmd_done, bus, &a);
     }
 
     ngx_game_bus_step_done(bus);
@@ -961,9 +881,13 @@ ngx_game_bus_consumers_got(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
 
 static ngx_int_t
 ngx_game_bus_cmd(ngx_game_bus_t *bus, ngx_game_redis_handler_pt handler,
-    void *data, int argc, const char **argv, size_t *argvlen)
+    void *data, ngx_game_redis_args_t *a)
 {
     ngx_game_redis_cmd_t  *cmd;
+
+    if (a->overflow) {
+        return NGX_ERROR;
+    }
 
     cmd = ngx_game_redis_cmd_create(bus->pass, bus->log);
     if (cmd == NULL) {
@@ -977,7 +901,8 @@ ngx_game_bus_cmd(ngx_game_bus_t *bus, ngx_game_redis_handler_pt handler,
 
     bus->pending++;
 
-    if (ngx_game_redis_cmd_run(bus->conf.redis, cmd, argc, argv, argvlen)
+    if (ngx_game_redis_cmd_run(bus->conf.redis, cmd, a->argc, a->argv,
+                               a->argvlen)
         != NGX_AGAIN)
     {
         bus->pending--;
@@ -985,6 +910,22 @@ ngx_game_bus_cmd(ngx_game_bus_t *bus, ngx_game_redis_handler_pt handler,
     }
 
     return NGX_OK;
+}
+
+
+/* "COMMAND [SUBCOMMAND] stream group": how most stream commands begin */
+static void
+ngx_game_bus_args(ngx_game_redis_args_t *a, const char *command,
+    const char *sub, ngx_game_bus_t *bus)
+{
+    ngx_memzero(a, sizeof(ngx_game_redis_args_t));
+
+    ngx_game_redis_arg_cstr(a, command);
+    if (sub) {
+        ngx_game_redis_arg_cstr(a, sub);
+    }
+    ngx_game_redis_arg_str(a, &bus->conf.stream);
+    ngx_game_redis_arg_str(a, &bus->conf.group);
 }
 
 

@@ -106,6 +106,39 @@ typedef struct {
 #define NGX_GAME_REDIS_MAX_ARGS  64
 
 
+/*
+ * A command's arguments, built in order, for ngx_game_redis_cmd_run() and
+ * ngx_game_redis_eval().  The strings are borrowed: they must live until
+ * that call returns (hiredis formats a command at once; eval copies its
+ * arguments).  Past NGX_GAME_REDIS_MAX_ARGS arguments "overflow" is set
+ * and the command must not be sent.
+ */
+typedef struct {
+    int                         argc;
+    const char                 *argv[NGX_GAME_REDIS_MAX_ARGS];
+    size_t                      argvlen[NGX_GAME_REDIS_MAX_ARGS];
+    unsigned                    overflow:1;
+} ngx_game_redis_args_t;
+
+
+static ngx_inline void
+ngx_game_redis_arg(ngx_game_redis_args_t *a, const void *s, size_t len)
+{
+    if (a->argc == NGX_GAME_REDIS_MAX_ARGS) {
+        a->overflow = 1;
+        return;
+    }
+
+    a->argv[a->argc] = s;
+    a->argvlen[a->argc] = len;
+    a->argc++;
+}
+
+#define ngx_game_redis_arg_str(a, v)    ngx_game_redis_arg(a, (v)->data, (v)->len)
+#define ngx_game_redis_arg_lit(a, s)    ngx_game_redis_arg(a, s, sizeof(s) - 1)
+#define ngx_game_redis_arg_cstr(a, s)   ngx_game_redis_arg(a, s, ngx_strlen(s))
+
+
 struct ngx_game_redis_cmd_s {
     ngx_game_redis_handler_pt   handler;
     void                       *data;

@@ -12,6 +12,10 @@
 #include "game_mm_engine.h"
 
 
+/* match.lua takes 11 arguments and two a ticket; EVAL adds three */
+#define NGX_GAME_MM_MAX_PLAYERS  ((NGX_GAME_REDIS_MAX_ARGS - 3 - 11) / 2)
+
+
 /* a game mode: its matching rules and the regions that serve it */
 typedef struct {
     ngx_str_t                   name;

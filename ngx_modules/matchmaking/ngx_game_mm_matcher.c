@@ -155,7 +155,9 @@ static void ngx_game_mm_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
 static ngx_int_t ngx_game_mm_send(ngx_game_mm_queue_t *mq,
     ngx_game_redis_script_t *script, ngx_game_redis_handler_pt handler,
-    void *data, int argc, const char **argv, size_t *argvlen);
+    void *data, ngx_game_redis_args_t *a);
+static void ngx_game_mm_args(ngx_game_redis_args_t *a,
+    ngx_game_mm_queue_t *mq, ngx_uint_t fenced);
 static void ngx_game_mm_step_done(ngx_game_mm_queue_t *mq);
 static void ngx_game_mm_reset(ngx_game_mm_queue_t *mq);
 
@@ -273,10 +275,8 @@ ngx_game_mm_tick(ngx_event_t *ev)
 static void
 ngx_game_mm_pass(ngx_game_mm_queue_t *mq)
 {
-    u_char       ms[NGX_INT_T_LEN];
-    ngx_str_t   *me;
-    const char  *argv[4];
-    size_t       argvlen[4];
+    u_char                 ms[NGX_INT_T_LEN];
+    ngx_game_redis_args_t  a;
 
     mq->pass = ngx_create_pool(4096, ngx_game_mm_log);
     if (mq->pass == NULL) {
@@ -293,19 +293,12 @@ ngx_game_mm_pass(ngx_game_mm_queue_t *mq)
     ngx_queue_init(&mq->pg_waiting);
     mq->passes++;
 
-    me = ngx_game_instance_id();
-
-    argv[0] = (char *) mq->mmcf->prefix.data;
-    argvlen[0] = mq->mmcf->prefix.len;
-    argv[1] = (char *) mq->name.data;
-    argvlen[1] = mq->name.len;
-    argv[2] = (char *) me->data;
-    argvlen[2] = me->len;
-    argv[3] = (char *) ms;
-    argvlen[3] = ngx_sprintf(ms, "%M", 3 * mq->mmcf->tick) - ms;
+    ngx_game_mm_args(&a, mq, 0);
+    ngx_game_redis_arg_str(&a, ngx_game_instance_id());
+    ngx_game_redis_arg(&a, ms, ngx_sprintf(ms, "%M", 3 * mq->mmcf->tick) - ms);
 
     (void) ngx_game_mm_send(mq, &ngx_game_mm_lua_lease, ngx_game_mm_leased,
-                            mq, 4, argv, argvlen);
+                            mq, &a);
     ngx_game_mm_step_done(mq);
 }
 
@@ -351,27 +344,25 @@ ngx_game_mm_leased(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
 static void
 ngx_game_mm_read_more(ngx_game_mm_queue_t *mq)
 {
-    u_char       from[80], count[NGX_INT_T_LEN];
-    const char  *argv[4];
-    size_t       argvlen[4];
+    u_char                 from[80], count[NGX_INT_T_LEN];
+    ngx_game_redis_args_t  a;
 
-    argv[0] = (char *) mq->mmcf->prefix.data;
-    argvlen[0] = mq->mmcf->prefix.len;
-    argv[1] = (char *) mq->name.data;
-    argvlen[1] = mq->name.len;
-    argv[2] = (char *) from;
-    argvlen[2] = mq->last_id[0]
-                 ? (size_t) (ngx_snprintf(from, sizeof(from), "(%s",
-                                          mq->last_id) - from)
-                 : 1;
-    if (mq->last_id[0] == '\0') {
-        from[0] = '-';
+    ngx_game_mm_args(&a, mq, 0);
+
+    if (mq->last_id[0]) {
+        ngx_game_redis_arg(&a, from,
+                           ngx_snprintf(from, sizeof(from), "(%s",
+                                        mq->last_id) - from);
+    } else {
+        ngx_game_redis_arg_lit(&a, "-");
     }
-    argv[3] = (char *) count;
-    argvlen[3] = ngx_sprintf(count, "%d", NGX_GAME_MM_READ_BATCH) - count;
+
+    ngx_game_redis_arg(&a, count,
+                       ngx_sprintf(count, "%d", NGX_GAME_MM_READ_BATCH)
+                       - count);
 
     (void) ngx_game_mm_send(mq, &ngx_game_mm_lua_read, ngx_game_mm_read, mq,
-                            4, argv, argvlen);
+                            &a);
 }
 
 
@@ -718,25 +709,15 @@ ngx_game_mm_next(ngx_game_mm_queue_t *mq)
 static void
 ngx_game_mm_expire(ngx_game_mm_queue_t *mq)
 {
-    size_t             i, n;
-    u_char            *minid;
-    int64_t            oldest;
-    ngx_time_t        *tp;
-    const char       **argv;
-    size_t            *argvlen;
-    game_mm_result_t  *res = &mq->res;
+    size_t                 i;
+    u_char                 minid[NGX_INT64_LEN + 3];
+    int64_t                oldest;
+    ngx_time_t            *tp;
+    game_mm_result_t      *res = &mq->res;
+    ngx_game_redis_args_t  a;
 
     /* trim the stream now and then even when nothing expired */
     if (res->nexpired == 0 && mq->passes % 30 != 0) {
-        return;
-    }
-
-    n = 4 + ngx_min(res->nexpired, NGX_GAME_REDIS_MAX_ARGS - 8);
-
-    argv = ngx_palloc(mq->pass, n * sizeof(char *));
-    argvlen = ngx_palloc(mq->pass, n * sizeof(size_t));
-    minid = ngx_pnalloc(mq->pass, NGX_INT64_LEN + 3);
-    if (argv == NULL || argvlen == NULL || minid == NULL) {
         return;
     }
 
@@ -745,23 +726,19 @@ ngx_game_mm_expire(ngx_game_mm_queue_t *mq)
     oldest = (int64_t) tp->sec * 1000 + tp->msec
              - mq->mode->rules.max_wait_ms - 60000;
 
-    argv[0] = (char *) mq->mmcf->prefix.data;
-    argvlen[0] = mq->mmcf->prefix.len;
-    argv[1] = (char *) mq->name.data;
-    argvlen[1] = mq->name.len;
-    argv[2] = (char *) mq->fence;
-    argvlen[2] = ngx_strlen(mq->fence);
-    argv[3] = (char *) minid;
-    argvlen[3] = ngx_sprintf(minid, "%L-0", oldest) - minid;
+    ngx_game_mm_args(&a, mq, 1);
+    ngx_game_redis_arg(&a, minid, ngx_sprintf(minid, "%L-0", oldest) - minid);
 
-    for (i = 0; i + 4 < n; i++) {
-        argv[i + 4] = (char *) mq->entries[res->expired[i]].id;
-        argvlen[i + 4] = 36;
+    /* as many as fit in a script; the others expire at the next pass */
+    for (i = 0; i < res->nexpired && a.argc < NGX_GAME_REDIS_MAX_ARGS - 3;
+         i++)
+    {
+        ngx_game_redis_arg(&a, mq->entries[res->expired[i]].id, 36);
         mq->entries[res->expired[i]].gone = 1;
     }
 
     (void) ngx_game_mm_send(mq, &ngx_game_mm_lua_expire, ngx_game_mm_done,
-                            mq, (int) n, argv, argvlen);
+                            mq, &a);
 }
 
 
@@ -774,13 +751,10 @@ ngx_game_mm_expire(ngx_game_mm_queue_t *mq)
 static void
 ngx_game_mm_make(ngx_game_mm_forming_t *f)
 {
-    u_char               *p;
-    size_t                n;
-    ngx_uint_t            k, players;
-    ngx_game_mm_queue_t  *mq = f->queue;
-    ngx_game_mm_entry_t  *e;
-    const char          **argv;
-    size_t               *argvlen;
+    u_char                 *p;
+    ngx_uint_t              k, players;
+    ngx_game_mm_queue_t    *mq = f->queue;
+    ngx_game_redis_args_t   a;
 
     ngx_game_mm_uuid(f->id);
 
@@ -788,12 +762,10 @@ ngx_game_mm_make(ngx_game_mm_forming_t *f)
         return;
     }
 
-    n = 11 + 2 * f->match.count;
-
-    argv = ngx_palloc(mq->pass, n * sizeof(char *));
-    argvlen = ngx_palloc(mq->pass, n * sizeof(size_t));
+    /* numbers live in the pass's memory: eval copies them, but only once
+     * the whole list is built */
     p = ngx_pnalloc(mq->pass, 2 * NGX_INT_T_LEN + f->match.count * 4);
-    if (argv == NULL || argvlen == NULL || p == NULL) {
+    if (p == NULL) {
         return;
     }
 
@@ -802,42 +774,27 @@ ngx_game_mm_make(ngx_game_mm_forming_t *f)
         players += mq->tickets[f->members[k].ticket].size;
     }
 
-    argv[0] = (char *) mq->mmcf->prefix.data;
-    argvlen[0] = mq->mmcf->prefix.len;
-    argv[1] = (char *) mq->name.data;
-    argvlen[1] = mq->name.len;
-    argv[2] = (char *) mq->fence;
-    argvlen[2] = ngx_strlen(mq->fence);
-    argv[3] = (char *) f->id;
-    argvlen[3] = 36;
-    argv[4] = (char *) mq->mmcf->alloc_prefix.data;
-    argvlen[4] = mq->mmcf->alloc_prefix.len;
-    argv[5] = (char *) mq->region->data;
-    argvlen[5] = mq->region->len;
-    argv[6] = (char *) mq->mode->server_mode.data;
-    argvlen[6] = mq->mode->server_mode.len;
-    argv[7] = "";
-    argvlen[7] = 0;
-    argv[8] = (char *) p;
-    argvlen[8] = ngx_sprintf(p, "%ui", players) - p;
-    p += argvlen[8];
-    argv[9] = (char *) f->roster.data;
-    argvlen[9] = f->roster.len;
-    argv[10] = (char *) p;
-    argvlen[10] = ngx_sprintf(p, "%M", mq->mmcf->match_ttl) - p;
-    p += argvlen[10];
+    ngx_game_mm_args(&a, mq, 1);
+    ngx_game_redis_arg(&a, f->id, 36);
+    ngx_game_redis_arg_str(&a, &mq->mmcf->alloc_prefix);
+    ngx_game_redis_arg_str(&a, mq->region);
+    ngx_game_redis_arg_str(&a, &mq->mode->server_mode);
+    ngx_game_redis_arg_lit(&a, "");             /* any build */
+    ngx_game_redis_arg(&a, p, ngx_sprintf(p, "%ui", players) - p);
+    p += a.argvlen[a.argc - 1];
+    ngx_game_redis_arg_str(&a, &f->roster);
+    ngx_game_redis_arg(&a, p, ngx_sprintf(p, "%M", mq->mmcf->match_ttl) - p);
+    p += a.argvlen[a.argc - 1];
 
     for (k = 0; k < f->match.count; k++) {
-        e = &mq->entries[f->members[k].ticket];
-        argv[11 + 2 * k] = (char *) e->id;
-        argvlen[11 + 2 * k] = 36;
-        argv[12 + 2 * k] = (char *) p;
-        argvlen[12 + 2 * k] = ngx_sprintf(p, "%uD", f->members[k].team) - p;
-        p += argvlen[12 + 2 * k];
+        ngx_game_redis_arg(&a, mq->entries[f->members[k].ticket].id, 36);
+        ngx_game_redis_arg(&a, p, ngx_sprintf(p, "%uD", f->members[k].team)
+                                  - p);
+        p += a.argvlen[a.argc - 1];
     }
 
     (void) ngx_game_mm_send(mq, &ngx_game_mm_lua_match, ngx_game_mm_made, f,
-                            (int) n, argv, argvlen);
+                            &a);
 }
 
 
@@ -1022,28 +979,22 @@ ngx_game_mm_session_open(ngx_game_mm_forming_t *f, redisReply *reply)
 static void
 ngx_game_mm_sweep(ngx_game_mm_queue_t *mq)
 {
-    u_char       from[NGX_INT_T_LEN], lost[NGX_INT_T_LEN],
-                 count[NGX_INT_T_LEN];
-    const char  *argv[7];
-    size_t       argvlen[7];
+    u_char                 from[NGX_INT_T_LEN], lost[NGX_INT_T_LEN],
+                           count[NGX_INT_T_LEN];
+    ngx_game_redis_args_t  a;
 
-    argv[0] = (char *) mq->mmcf->prefix.data;
-    argvlen[0] = mq->mmcf->prefix.len;
-    argv[1] = (char *) mq->name.data;
-    argvlen[1] = mq->name.len;
-    argv[2] = (char *) mq->fence;
-    argvlen[2] = ngx_strlen(mq->fence);
-    argv[3] = (char *) mq->mmcf->alloc_prefix.data;
-    argvlen[3] = mq->mmcf->alloc_prefix.len;
-    argv[4] = (char *) lost;
-    argvlen[4] = ngx_sprintf(lost, "%M", mq->mmcf->lost_after) - lost;
-    argv[5] = (char *) from;
-    argvlen[5] = ngx_sprintf(from, "%ui", mq->sweep_from) - from;
-    argv[6] = (char *) count;
-    argvlen[6] = ngx_sprintf(count, "%d", NGX_GAME_MM_SWEEP_BATCH) - count;
+    ngx_game_mm_args(&a, mq, 1);
+    ngx_game_redis_arg_str(&a, &mq->mmcf->alloc_prefix);
+    ngx_game_redis_arg(&a, lost,
+                       ngx_sprintf(lost, "%M", mq->mmcf->lost_after) - lost);
+    ngx_game_redis_arg(&a, from,
+                       ngx_sprintf(from, "%ui", mq->sweep_from) - from);
+    ngx_game_redis_arg(&a, count,
+                       ngx_sprintf(count, "%d", NGX_GAME_MM_SWEEP_BATCH)
+                       - count);
 
     (void) ngx_game_mm_send(mq, &ngx_game_mm_lua_sweep, ngx_game_mm_swept,
-                            mq, 7, argv, argvlen);
+                            mq, &a);
 }
 
 
@@ -1269,10 +1220,13 @@ ngx_game_mm_reset(ngx_game_mm_queue_t *mq)
 
 static ngx_int_t
 ngx_game_mm_send(ngx_game_mm_queue_t *mq, ngx_game_redis_script_t *script,
-    ngx_game_redis_handler_pt handler, void *data, int argc,
-    const char **argv, size_t *argvlen)
+    ngx_game_redis_handler_pt handler, void *data, ngx_game_redis_args_t *a)
 {
     ngx_game_redis_cmd_t  *cmd;
+
+    if (a->overflow) {
+        return NGX_ERROR;
+    }
 
     cmd = ngx_game_redis_cmd_create(mq->pass, ngx_game_mm_log);
     if (cmd == NULL) {
@@ -1284,8 +1238,8 @@ ngx_game_mm_send(ngx_game_mm_queue_t *mq, ngx_game_redis_script_t *script,
 
     mq->pending++;
 
-    if (ngx_game_redis_eval(mq->mmcf->redis, cmd, script, 0, argc, argv,
-                            argvlen)
+    if (ngx_game_redis_eval(mq->mmcf->redis, cmd, script, 0, a->argc,
+                            a->argv, a->argvlen)
         != NGX_AGAIN)
     {
         mq->pending--;
@@ -1293,4 +1247,21 @@ ngx_game_mm_send(ngx_game_mm_queue_t *mq, ngx_game_redis_script_t *script,
     }
 
     return NGX_OK;
+}
+
+
+/* every script of a queue begins "prefix, queue", the fenced ones go on
+ * with the lease's fencing token */
+static void
+ngx_game_mm_args(ngx_game_redis_args_t *a, ngx_game_mm_queue_t *mq,
+    ngx_uint_t fenced)
+{
+    ngx_memzero(a, sizeof(ngx_game_redis_args_t));
+
+    ngx_game_redis_arg_str(a, &mq->mmcf->prefix);
+    ngx_game_redis_arg_str(a, &mq->name);
+
+    if (fenced) {
+        ngx_game_redis_arg_cstr(a, mq->fence);
+    }
 }

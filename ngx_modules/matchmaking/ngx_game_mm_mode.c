@@ -190,12 +190,13 @@ ngx_game_mm_mode_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     mode->max_queue = p.max_queue;
     mode->max_latency = p.max_latency;
 
-    /* one Redis script writes a whole match's connection tickets, three
-     * arguments a player (NGX_GAME_REDIS_MAX_ARGS) */
-    if (p.teams * p.team_size > 18) {
+    /* one script (match.lua) claims a whole match, two arguments a
+     * ticket, and a ticket may hold a single player */
+    if (p.teams * p.team_size > NGX_GAME_MM_MAX_PLAYERS) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "mode \"%V\" in \"%V\" directive: at most 18 "
-                           "players a match", &mode->name, &cmd->name);
+                           "mode \"%V\" in \"%V\" directive: at most %d "
+                           "players a match", &mode->name, &cmd->name,
+                           NGX_GAME_MM_MAX_PLAYERS);
         return NGX_CONF_ERROR;
     }
 

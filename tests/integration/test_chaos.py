@@ -26,7 +26,6 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
 
 import pytest
 import redis

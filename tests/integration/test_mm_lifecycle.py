@@ -8,7 +8,6 @@ Everything runs against the real stack (nginx, Redis, PostgreSQL) and, where
 a server has to behave like one, a real game-server.
 """
 
-import json
 import os
 import socket
 import subprocess
@@ -18,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import jwt as pyjwt
 import redis
-import requests
 
 from auth_helpers import psql
 from mm_helpers import (SERVER_BIN, FakeServer, cancel, device_player,
@@ -43,6 +41,20 @@ def matched(stack, auth, timeout=10.0):
 
 def server_state(rds, server_id):
     return rds.hget("game:server:" + server_id, "state")
+
+
+def wait_session(stack, match_id, want, timeout=5.0):
+    """Wait until the match's game session says "want"."""
+    end = time.monotonic() + timeout
+    while session_status(stack, match_id) != want:
+        assert time.monotonic() < end, session_status(stack, match_id)
+        time.sleep(0.2)
+
+
+def session_status(stack, match_id):
+    rows = psql(stack, "SELECT status FROM game_sessions WHERE id = %s",
+                match_id)
+    return rows[0][0] if rows else None
 
 
 # -- cancelled tickets -------------------------------------------------------
@@ -228,20 +240,12 @@ def test_a_lost_server_frees_its_players_and_a_late_result_counts(stack):
     assert join(stack, players[0][1], mode="lost").status_code == 202
     cancel(stack, players[0][1])
 
-    end = time.monotonic() + 5
-    while psql(stack, "SELECT status FROM game_sessions WHERE id = %s",
-               match_id) != [("lost",)]:
-        assert time.monotonic() < end
-        time.sleep(0.2)
+    wait_session(stack, match_id, "lost", timeout=5)
 
     # the result comes late: it counts, once
     server.publish(rds, match_id, players=[p for p, _ in players],
                    winner=players[0][0])
-    end = time.monotonic() + 10
-    while psql(stack, "SELECT status FROM game_sessions WHERE id = %s",
-               match_id) != [("finished",)]:
-        assert time.monotonic() < end
-        time.sleep(0.2)
+    wait_session(stack, match_id, "finished", timeout=10)
     rows = psql(stack, "SELECT player_id::text, result FROM "
                        "game_session_players WHERE session_id = %s", match_id)
     assert dict(rows) == {players[0][0]: "win", players[1][0]: "loss"}
@@ -279,11 +283,7 @@ def test_seated_players_play_and_the_others_may_queue_again(stack):
         assert cancel(stack, players[0][1]).status_code == 409
         assert join(stack, players[0][1], mode="seated").status_code == 409
 
-        end = time.monotonic() + 5
-        while psql(stack, "SELECT status FROM game_sessions WHERE id = %s",
-                   match_id) != [("playing",)]:
-            assert time.monotonic() < end
-            time.sleep(0.2)
+        wait_session(stack, match_id, "playing", timeout=5)
 
         server.publish(rds, match_id, players=[seated], winner=seated)
         st = wait_status(stack, players[0][1], "finished")
@@ -301,12 +301,6 @@ def match_two(stack, mode, server):
     sts = [matched(stack, auth) for _, auth in players]
     assert sts[0]["server"]["port"] == server.port
     return players, sts[0]["match_id"]
-
-
-def session_status(stack, match_id):
-    rows = psql(stack, "SELECT status FROM game_sessions WHERE id = %s",
-                match_id)
-    return rows[0][0] if rows else None
 
 
 def dead_letters(rds, match_id):

@@ -4,7 +4,7 @@ gen_lua.sh makes (common.lua in front, and for match.lua the allocator's
 prelude), the key prefix as ARGV[1]."""
 
 import os
-import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -12,24 +12,13 @@ import uuid
 import pytest
 import redis
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-MM = os.path.join(ROOT, "ngx_modules", "matchmaking")
-ALLOC = os.path.join(ROOT, "gameserver", "allocator")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..",
+                                "scripts"))
+from game_lua import alloc_script, mm_script  # noqa: E402
 
 QUEUE = "duel:local"
 
-
-def script(name):
-    return subprocess.run(["sh", os.path.join(MM, "gen_lua.sh"),
-                           os.path.join(MM, "lua"), ALLOC, name],
-                          check=True, capture_output=True, text=True).stdout
-
-
-def alloc_script(name):
-    with open(os.path.join(ALLOC, "common.lua")) as f:
-        common = f.read()
-    with open(os.path.join(ALLOC, name + ".lua")) as f:
-        return common + f.read()
+script = mm_script
 
 
 @pytest.fixture
