@@ -88,6 +88,7 @@ extern ngx_game_redis_script_t  ngx_game_mm_lua_party_create;
 extern ngx_game_redis_script_t  ngx_game_mm_lua_party_join;
 extern ngx_game_redis_script_t  ngx_game_mm_lua_party_get;
 extern ngx_game_redis_script_t  ngx_game_mm_lua_finish;
+extern ngx_game_redis_script_t  ngx_game_mm_lua_publish;
 
 
 #endif /* _NGX_GAME_MM_H_INCLUDED_ */

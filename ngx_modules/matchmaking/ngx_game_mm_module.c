@@ -515,6 +515,7 @@ ngx_game_mm_init_process(ngx_cycle_t *cycle)
     ngx_game_redis_script_init(&ngx_game_mm_lua_party_join);
     ngx_game_redis_script_init(&ngx_game_mm_lua_party_get);
     ngx_game_redis_script_init(&ngx_game_mm_lua_finish);
+    ngx_game_redis_script_init(&ngx_game_mm_lua_publish);
 
     if (ngx_process != NGX_PROCESS_WORKER
         && ngx_process != NGX_PROCESS_SINGLE)

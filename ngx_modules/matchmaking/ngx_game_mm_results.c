@@ -15,9 +15,12 @@
  *      for a match already applied: applying is idempotent per match;
  *   3. ends the match's tickets (finish.lua), so that its players may
  *      queue again: "finished", or "failed" with reason "aborted" or
- *      "no_show" for players who never joined.
+ *      "no_show" for players who never joined;
+ *   4. publishes what the match meant for each player (win, loss, draw,
+ *      abandoned, flagged, kills, ratings) on mm:outcomes, once per match
+ *      (publish.lua): rewards, progression and leaderboards read that.
  *
- * The bus acknowledges the entry after both steps (NGX_OK).  A database or
+ * The bus acknowledges the entry after every step (NGX_OK).  A database or
  * Redis outage leaves it pending, delivered again later (NGX_AGAIN); an
  * entry that can never apply (not JSON, a result from the wrong server,
  * refused by the database) goes to the dead-letter stream "<stream>:dead"
@@ -39,7 +42,13 @@ typedef struct {
     ngx_str_t                  *text;       /* the result, as published */
     json_t                     *result;
     u_char                     *session;    /* JSON from Redis, or NULL */
+    ngx_str_t                   outcome;    /* mm_result_apply's answer */
 } ngx_game_mm_result_t;
+
+
+/* how long publish.lua remembers a match it published: a week, like the
+ * game servers' guard on their results */
+#define NGX_GAME_MM_OUTCOME_GUARD  "604800"
 
 
 static void ngx_game_mm_result_handler(ngx_game_bus_entry_t *e);
@@ -50,6 +59,9 @@ static void ngx_game_mm_result_applied(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *pgres);
 static void ngx_game_mm_result_finish(ngx_game_mm_result_t *res);
 static void ngx_game_mm_result_finished(ngx_game_redis_cmd_t *cmd,
+    ngx_int_t rc, redisReply *reply);
+static void ngx_game_mm_result_publish(ngx_game_mm_result_t *res);
+static void ngx_game_mm_result_published(ngx_game_redis_cmd_t *cmd,
     ngx_int_t rc, redisReply *reply);
 static void ngx_game_mm_result_json_cleanup(void *data);
 
@@ -274,7 +286,9 @@ static void
 ngx_game_mm_result_applied(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *pgres)
 {
-    const char            *outcome;
+    size_t                 len;
+    json_t                *answer, *outcome;
+    const char            *what;
     ngx_game_mm_result_t  *res = q->data;
     ngx_game_bus_entry_t  *e = res->entry;
 
@@ -290,19 +304,40 @@ ngx_game_mm_result_applied(ngx_game_pg_query_t *q, ngx_int_t rc,
         return;
     }
 
-    outcome = PQntuples(pgres) ? PQgetvalue(pgres, 0, 0) : "?";
+    answer = PQntuples(pgres) ? json_loads(PQgetvalue(pgres, 0, 0), 0, NULL)
+                              : NULL;
+    outcome = json_object_get(answer, "outcome");
+    what = json_is_string(outcome) ? json_string_value(outcome) : "?";
 
-    if (ngx_strcmp(outcome, "wrong_server") == 0) {
+    if (ngx_strcmp(what, "wrong_server") == 0) {
         ngx_log_error(NGX_LOG_WARN, e->log, 0,
                       "game mm: result %V of match %s comes from server "
                       "\"%V\", which does not hold that match", &e->id,
                       res->match, res->server);
+        json_decref(answer);
         ngx_game_bus_done(e, NGX_DECLINED, "wrong_server");
         return;
     }
 
     ngx_log_error(NGX_LOG_INFO, e->log, 0, "game mm: result %V of match %s: %s",
-                  &e->id, res->match, outcome);
+                  &e->id, res->match, what);
+
+    /* what the match meant for its players, to publish once the tickets
+     * are ended: kept in the entry's memory, as the reply goes */
+    if (ngx_strcmp(what, "applied") == 0 || ngx_strcmp(what, "duplicate") == 0)
+    {
+        len = ngx_strlen(PQgetvalue(pgres, 0, 0));
+        res->outcome.data = ngx_pnalloc(e->pool, len + 1);
+        if (res->outcome.data == NULL) {
+            json_decref(answer);
+            ngx_game_bus_done(e, NGX_AGAIN, NULL);
+            return;
+        }
+        ngx_memcpy(res->outcome.data, PQgetvalue(pgres, 0, 0), len + 1);
+        res->outcome.len = len;
+    }
+
+    json_decref(answer);
 
     ngx_game_mm_result_finish(res);
 }
@@ -367,7 +402,65 @@ ngx_game_mm_result_finished(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
 {
     ngx_game_mm_result_t  *res = cmd->data;
 
-    /* applying again is harmless: PostgreSQL answers "duplicate" */
+    if (rc != NGX_OK) {
+        /* applying again is harmless: PostgreSQL answers "duplicate" */
+        ngx_game_bus_done(res->entry, NGX_AGAIN, NULL);
+        return;
+    }
+
+    ngx_game_mm_result_publish(res);
+}
+
+
+/*
+ * mm:outcomes gets what the match meant for each player (publish.lua, once
+ * per match): economy and leaderboards read it, never the game server's
+ * raw result.  A match that was not ours has nothing to publish.
+ */
+
+static void
+ngx_game_mm_result_publish(ngx_game_mm_result_t *res)
+{
+    ngx_game_redis_cmd_t   *cmd;
+    ngx_game_bus_entry_t   *e = res->entry;
+    ngx_game_redis_args_t   a;
+
+    if (res->outcome.len == 0) {
+        ngx_game_bus_done(e, NGX_OK, NULL);
+        return;
+    }
+
+    cmd = ngx_game_redis_cmd_create(e->pool, e->log);
+    if (cmd == NULL) {
+        ngx_game_bus_done(e, NGX_AGAIN, NULL);
+        return;
+    }
+
+    cmd->handler = ngx_game_mm_result_published;
+    cmd->data = res;
+
+    ngx_memzero(&a, sizeof(ngx_game_redis_args_t));
+    ngx_game_redis_arg_str(&a, &res->mmcf->prefix);
+    ngx_game_redis_arg(&a, res->match, 36);
+    ngx_game_redis_arg_str(&a, &res->outcome);
+    /* as long as a late result could still come for the match */
+    ngx_game_redis_arg_lit(&a, NGX_GAME_MM_OUTCOME_GUARD);
+
+    if (ngx_game_redis_eval(res->mmcf->redis, cmd, &ngx_game_mm_lua_publish,
+                            0, a.argc, a.argv, a.argvlen)
+        != NGX_AGAIN)
+    {
+        ngx_game_bus_done(e, NGX_AGAIN, NULL);
+    }
+}
+
+
+static void
+ngx_game_mm_result_published(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply)
+{
+    ngx_game_mm_result_t  *res = cmd->data;
+
     ngx_game_bus_done(res->entry, rc == NGX_OK ? NGX_OK : NGX_AGAIN, NULL);
 }
 

@@ -8,6 +8,7 @@ Everything runs against the real stack (nginx, Redis, PostgreSQL) and, where
 a server has to behave like one, a real game-server.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -356,6 +357,46 @@ def test_a_result_opens_the_session_the_matcher_could_not_record(stack):
                            "WHERE s.id = %s ORDER BY p.team", match_id)
         assert [r[:2] for r in rows] == [("finished", server.id)] * 2
         assert {r[2]: r[4] for r in rows} == {ids[1]: "win", ids[0]: "loss"}
+    finally:
+        server.stop()
+
+
+def test_each_match_outcome_is_published_once(stack):
+    """What a match meant for its players goes to mm:outcomes, once per
+    match, even when the game server's result is delivered twice."""
+    rds = rds_of(stack)
+    server = FakeServer(stack, 41314, mode="results")
+    try:
+        players, match_id = match_two(stack, "results", server)
+        ids = [p for p, _ in players]
+        server.publish(rds, match_id, players=ids, winner=ids[0])
+        for _, auth in players:
+            wait_status(stack, auth, "finished")
+
+        def outcomes():
+            return [json.loads(f["outcome"])
+                    for _, f in rds.xrange("mm:outcomes")
+                    if f["match_id"] == match_id]
+
+        end = time.monotonic() + 5
+        while not outcomes():
+            assert time.monotonic() < end, "no outcome published"
+            time.sleep(0.2)
+        o = outcomes()[0]
+        assert o["outcome"] == "applied" and o["mode"] == "results"
+        by = {p["player_id"]: p for p in o["players"]}
+        assert by[ids[0]]["result"] == "win" and by[ids[1]]["result"] == "loss"
+        assert by[ids[0]]["rating_after"] > by[ids[0]]["rating_before"]
+        assert {p["team"] for p in o["players"]} == {0, 1}
+
+        # the result again, as a server retrying would: nothing new
+        rds.xadd("game:results", {"match_id": match_id,
+                                  "server_id": server.id,
+                                  "result": json.dumps({
+                                      "match_id": match_id,
+                                      "reason": "time", "players": []})})
+        time.sleep(2.5)
+        assert len(outcomes()) == 1
     finally:
         server.stop()
 
