@@ -573,8 +573,9 @@ END;
 $$;
 
 
--- GET /player/me/transactions: newest first, "p_before" the id the last
--- page ended at (keyset: stable while rows are added).
+-- GET /player/me/transactions: newest first, "p_before" the cursor the
+-- last page gave (the id it ended at: keyset, stable while rows are
+-- added, never OFFSET).
 CREATE FUNCTION econ_transactions(p_player uuid, p_before bigint,
                                   p_limit integer)
 RETURNS jsonb
@@ -599,7 +600,7 @@ LANGUAGE sql STABLE AS $$
                 'created_at', created_at)) ORDER BY id DESC)
             FROM (SELECT * FROM page ORDER BY id DESC LIMIT p_limit) p),
             '[]'::jsonb),
-        'next_before', (SELECT min(id)::text FROM
+        'next_cursor', (SELECT min(id)::text FROM
                           (SELECT id FROM page ORDER BY id DESC
                            LIMIT p_limit) p
                          WHERE (SELECT count(*) FROM page) > p_limit));
@@ -677,7 +678,7 @@ RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
     pay      econ_payments%ROWTYPE;
-    outcome  text;
+    verdict  text;
     take     bigint;
     bal      bigint;
 BEGIN
@@ -694,7 +695,7 @@ BEGIN
         IF p_player IS NULL OR p_amount IS NULL OR p_amount <= 0
            OR NOT econ_wallet_lock(p_player, p_start_soft, p_start_hard)
         THEN
-            outcome := 'no_player';
+            verdict := 'no_player';
         ELSE
             INSERT INTO econ_payments (payment_id, player_id, amount)
             VALUES (p_payment, p_player, p_amount)
@@ -704,9 +705,9 @@ BEGIN
                                           'payment:' || p_payment, NULL,
                                           NULL, p_payment,
                                           jsonb_build_object('event', p_event));
-                outcome := 'credited';
+                verdict := 'credited';
             ELSE
-                outcome := 'duplicate';
+                verdict := 'duplicate';
             END IF;
         END IF;
 
@@ -714,7 +715,7 @@ BEGIN
         SELECT * INTO pay FROM econ_payments WHERE payment_id = p_payment
            FOR UPDATE;
         IF NOT FOUND OR pay.reversed + pay.shortfall >= pay.amount THEN
-            outcome := 'ignored';
+            verdict := 'ignored';
         ELSE
             PERFORM econ_wallet_lock(pay.player_id, p_start_soft,
                                      p_start_hard);
@@ -739,18 +740,18 @@ BEGIN
              WHERE player_id = pay.player_id
                AND idempotency_key = 'payment:' || p_payment;
             p_player := pay.player_id;
-            outcome := 'reversed';
+            verdict := 'reversed';
         END IF;
 
     ELSE
-        outcome := 'ignored';
+        verdict := 'ignored';
     END IF;
 
-    UPDATE econ_payment_events SET outcome = econ_payment_event.outcome,
+    UPDATE econ_payment_events SET outcome = verdict,
                                    player_id = p_player
      WHERE event_id = p_event;
 
-    RETURN outcome;
+    RETURN verdict;
 END;
 $$;
 
@@ -871,4 +872,99 @@ LANGUAGE sql STABLE AS $$
                            JOIN achievements a ON a.id = pa.achievement_id
                           WHERE pa.player_id = p_player), '[]'::jsonb))
            END;
+$$;
+
+
+-- POST /admin/catalog: add or change an item of the catalogue.  Fields as
+-- in item_templates; missing ones keep their value (or the default).
+CREATE FUNCTION econ_catalog_put(p_item jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    id_  text := p_item->>'item_id';
+BEGIN
+    INSERT INTO item_templates AS t (id, name, kind, stackable, max_stack,
+                                     price_soft, price_hard, max_per_player,
+                                     available_from, available_until, slot,
+                                     enabled)
+    VALUES (id_, p_item->>'name', p_item->>'kind',
+            coalesce((p_item->>'stackable')::boolean, false),
+            coalesce((p_item->>'max_stack')::integer, 1),
+            (p_item->>'price_soft')::bigint, (p_item->>'price_hard')::bigint,
+            (p_item->>'max_per_player')::integer,
+            (p_item->>'available_from')::timestamptz,
+            (p_item->>'available_until')::timestamptz,
+            p_item->>'slot',
+            coalesce((p_item->>'enabled')::boolean, true))
+    ON CONFLICT (id) DO UPDATE
+       SET name = coalesce(excluded.name, t.name),
+           kind = coalesce(p_item->>'kind', t.kind),
+           stackable = coalesce((p_item->>'stackable')::boolean, t.stackable),
+           max_stack = coalesce((p_item->>'max_stack')::integer, t.max_stack),
+           price_soft = CASE WHEN p_item ? 'price_soft'
+                             THEN (p_item->>'price_soft')::bigint
+                             ELSE t.price_soft END,
+           price_hard = CASE WHEN p_item ? 'price_hard'
+                             THEN (p_item->>'price_hard')::bigint
+                             ELSE t.price_hard END,
+           max_per_player = CASE WHEN p_item ? 'max_per_player'
+                                 THEN (p_item->>'max_per_player')::integer
+                                 ELSE t.max_per_player END,
+           available_from = CASE WHEN p_item ? 'available_from'
+                                 THEN (p_item->>'available_from')::timestamptz
+                                 ELSE t.available_from END,
+           available_until = CASE WHEN p_item ? 'available_until'
+                                  THEN (p_item->>'available_until')::timestamptz
+                                  ELSE t.available_until END,
+           slot = CASE WHEN p_item ? 'slot' THEN p_item->>'slot'
+                       ELSE t.slot END,
+           enabled = coalesce((p_item->>'enabled')::boolean, t.enabled);
+
+    RETURN jsonb_build_object('status', 200, 'body',
+        (SELECT jsonb_strip_nulls(to_jsonb(t) - 'metadata')
+           FROM item_templates t WHERE t.id = id_));
+EXCEPTION
+    -- a bad value in the item: the constraint or the cast says which
+    WHEN check_violation OR not_null_violation OR invalid_text_representation
+         OR datetime_field_overflow OR invalid_datetime_format
+         OR numeric_value_out_of_range
+    THEN
+        RETURN econ_error(422, 'invalid_item', SQLERRM);
+END;
+$$;
+
+
+-- A match's rewards for all its players, from the matchmaker's outcome
+-- (mm:outcomes, sql/006), in one transaction.  p_rewards:
+-- {"win": {"soft": N, "xp": N}, "loss": {...}, "draw": {...}}.
+CREATE FUNCTION econ_match_rewards(p_outcome jsonb, p_rewards jsonb,
+                                   p_start_soft bigint, p_start_hard bigint)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    p     jsonb;
+    r     jsonb;
+    got   jsonb := '{}';
+    a     jsonb;
+BEGIN
+    FOR p IN SELECT * FROM jsonb_array_elements(p_outcome->'players') LOOP
+        r := coalesce(p_rewards->(p->>'result'), '{}');
+        a := econ_match_reward((p_outcome->>'match_id')::uuid,
+                               (p->>'player_id')::uuid,
+                               p_outcome->>'mode', p->>'result',
+                               coalesce((p->>'flagged')::boolean, false),
+                               coalesce((p->>'kills')::bigint, 0),
+                               coalesce((p->>'deaths')::bigint, 0),
+                               coalesce((p_outcome->>'duration_ms')::bigint,
+                                        0),
+                               coalesce((r->>'soft')::bigint, 0),
+                               coalesce((r->>'xp')::bigint, 0),
+                               p_start_soft, p_start_hard);
+        IF a IS NOT NULL AND jsonb_array_length(a) > 0 THEN
+            got := got || jsonb_build_object(p->>'player_id', a);
+        END IF;
+    END LOOP;
+
+    RETURN jsonb_build_object('achievements', got);
+END;
 $$;

@@ -288,8 +288,18 @@ void ngx_game_bus_done(ngx_game_bus_entry_t *e, ngx_int_t rc,
 typedef void (*ngx_game_http_json_handler_pt)(ngx_http_request_t *r,
     json_t *body);
 
+/*
+ * A check of a raw body before it is parsed: NGX_OK lets it be parsed; an
+ * HTTP status refuses it, and the core answers that status with the
+ * error's "code" and "message" (static strings).
+ */
+typedef ngx_int_t (*ngx_game_http_body_check_pt)(ngx_http_request_t *r,
+    ngx_str_t *body, const char **code, const char **message);
+
 ngx_int_t ngx_game_http_read_json(ngx_http_request_t *r,
     ngx_game_http_json_handler_pt handler);
+ngx_int_t ngx_game_http_read_json_checked(ngx_http_request_t *r,
+    ngx_game_http_body_check_pt check, ngx_game_http_json_handler_pt handler);
 ngx_int_t ngx_game_http_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *body);
 ngx_int_t ngx_game_http_send_json_retry(ngx_http_request_t *r,

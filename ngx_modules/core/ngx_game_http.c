@@ -17,6 +17,7 @@
 
 typedef struct {
     ngx_game_http_json_handler_pt   handler;
+    ngx_game_http_body_check_pt     check;
 } ngx_game_http_ctx_t;
 
 
@@ -241,6 +242,20 @@ ngx_int_t
 ngx_game_http_read_json(ngx_http_request_t *r,
     ngx_game_http_json_handler_pt handler)
 {
+    return ngx_game_http_read_json_checked(r, NULL, handler);
+}
+
+
+/*
+ * The same, with "check" called on the raw body before it is parsed: a
+ * signature over the bytes as they came (a payment gateway's) is checked
+ * before any parser sees them (see ngx_game_http_body_check_pt).
+ */
+
+ngx_int_t
+ngx_game_http_read_json_checked(ngx_http_request_t *r,
+    ngx_game_http_body_check_pt check, ngx_game_http_json_handler_pt handler)
+{
     ngx_int_t                  rc;
     ngx_str_t                 *type;
     ngx_game_http_ctx_t       *ctx;
@@ -279,6 +294,7 @@ ngx_game_http_read_json(ngx_http_request_t *r,
     }
 
     ctx->handler = handler;
+    ctx->check = check;
     ngx_http_set_ctx(r, ctx, ngx_game_core_module);
 
     rc = ngx_http_read_client_request_body(r, ngx_game_http_body_handler);
@@ -299,7 +315,9 @@ ngx_game_http_read_json(ngx_http_request_t *r,
 static void
 ngx_game_http_body_handler(ngx_http_request_t *r)
 {
+    ngx_int_t             rc;
     char                  msg[256];
+    const char           *code, *message;
     json_t               *json;
     ngx_str_t             body;
     json_error_t          err;
@@ -323,6 +341,15 @@ ngx_game_http_body_handler(ngx_http_request_t *r)
     default:
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
+    }
+
+    if (ctx->check) {
+        rc = ctx->check(r, &body, &code, &message);
+        if (rc != NGX_OK) {
+            ngx_http_finalize_request(r,
+                ngx_game_http_send_error(r, rc, code, message));
+            return;
+        }
     }
 
     if (body.len == 0) {
