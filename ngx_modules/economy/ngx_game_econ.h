@@ -40,6 +40,7 @@ typedef struct {
     ngx_uint_t                  start_soft;
     ngx_uint_t                  start_hard;
     ngx_msec_t                  catalog_ttl;
+    time_t                      inventory_ttl;  /* 0: no cache */
 
     ngx_array_t                 admins;         /* ngx_game_econ_admin_t */
     ngx_array_t                 webhook_secrets; /* ngx_str_t */
@@ -64,6 +65,27 @@ typedef struct {
 } ngx_game_econ_answer_t;
 
 
+/* a write endpoint's request: whose inventory it may change */
+typedef struct {
+    ngx_str_t                   player;
+    ngx_str_t                   key;
+} ngx_game_econ_write_t;
+
+
+/* an inventory document looked up in the cache (ngx_game_econ_cache.c) */
+typedef struct ngx_game_econ_cached_s  ngx_game_econ_cached_t;
+
+struct ngx_game_econ_cached_s {
+    ngx_str_t                   player;
+    ngx_str_t                   viewer;
+    const char                 *view;       /* "own" or "pub" */
+    ngx_str_t                   json;       /* a hit */
+    ngx_str_t                   version;    /* a miss: store under it */
+    void                      (*done)(ngx_http_request_t *r,
+                                      ngx_game_econ_cached_t *c);
+};
+
+
 ngx_int_t ngx_game_econ_catalog(ngx_http_request_t *r);
 ngx_int_t ngx_game_econ_purchase(ngx_http_request_t *r);
 ngx_int_t ngx_game_econ_inventory(ngx_http_request_t *r);
@@ -78,6 +100,14 @@ ngx_int_t ngx_game_econ_admin_catalog(ngx_http_request_t *r);
 
 ngx_int_t ngx_game_econ_rewards_init(ngx_conf_t *cf,
     ngx_game_econ_main_conf_t *emcf);
+
+void ngx_game_econ_cache_init(void);
+ngx_int_t ngx_game_econ_cache_get(ngx_http_request_t *r,
+    ngx_game_econ_cached_t *c);
+void ngx_game_econ_cache_put(ngx_http_request_t *r, ngx_game_econ_cached_t *c,
+    ngx_str_t *json);
+ngx_int_t ngx_game_econ_cache_bump(ngx_http_request_t *r, ngx_str_t *player,
+    ngx_game_econ_answer_t *answer);
 
 /* why ngx_game_econ_idempotency_key() refused */
 #define NGX_GAME_ECON_NO_KEY    -20
@@ -95,6 +125,8 @@ ngx_str_t *ngx_game_econ_header(ngx_http_request_t *r, const char *name);
 ngx_int_t ngx_game_econ_query(ngx_http_request_t *r, ngx_game_pg_stmt_t *stmt,
     const char **values, ngx_game_pg_handler_pt handler);
 void ngx_game_econ_answered(ngx_game_pg_query_t *q, ngx_int_t rc,
+    PGresult *res);
+void ngx_game_econ_written(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *res);
 ngx_int_t ngx_game_econ_send(ngx_http_request_t *r,
     ngx_game_econ_answer_t *a);

@@ -46,9 +46,8 @@ static ngx_game_pg_stmt_t  ngx_game_econ_catalog_put_stmt = {
 
 
 typedef struct {
+    ngx_game_econ_write_t       w;          /* first: the write's ctx */
     ngx_game_econ_admin_t      *admin;
-    ngx_str_t                   player;
-    ngx_str_t                   key;
 } ngx_game_econ_grant_t;
 
 
@@ -76,16 +75,16 @@ ngx_game_econ_admin_grant(ngx_http_request_t *r)
                                         "grant with POST");
     }
 
-    if (ngx_game_econ_path_id(r, 2, &g->player) != NGX_OK) {
+    if (ngx_game_econ_path_id(r, 2, &g->w.player) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (!ngx_game_econ_uuid_valid(&g->player)) {
+    if (!ngx_game_econ_uuid_valid(&g->w.player)) {
         return ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "no_player",
                                         "no such player");
     }
 
-    rc = ngx_game_econ_idempotency_key(r, &g->key);
+    rc = ngx_game_econ_idempotency_key(r, &g->w.key);
     if (rc != NGX_OK) {
         return ngx_game_econ_refuse(r, rc);
     }
@@ -129,8 +128,8 @@ ngx_game_econ_grant_body(ngx_http_request_t *r, json_t *body)
         return;
     }
 
-    values[0] = (char *) g->player.data;
-    values[1] = (char *) g->key.data;
+    values[0] = (char *) g->w.player.data;
+    values[1] = (char *) g->w.key.data;
     values[2] = (char *) g->admin->name.data;
     values[3] = (char *) ngx_game_econ_number(r->pool,
                                        soft ? json_integer_value(soft) : 0);
@@ -151,7 +150,7 @@ ngx_game_econ_grant_body(ngx_http_request_t *r, json_t *body)
     }
 
     rc = ngx_game_econ_query(r, &ngx_game_econ_grant_stmt, values,
-                             ngx_game_econ_answered);
+                             ngx_game_econ_written);
     ngx_http_finalize_request(r, rc);
 }
 

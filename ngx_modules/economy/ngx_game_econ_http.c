@@ -170,43 +170,82 @@ ngx_game_econ_query(ngx_http_request_t *r, ngx_game_pg_stmt_t *stmt,
 /*
  * The usual result: one row (status int, body jsonb, replayed bool), from
  * "SELECT (a->>'status')::int, a->'body', a ? 'replayed' FROM f(...) a".
+ * NGX_OK with "a" filled, or the answer to finalize the request with.
  */
 
-void
-ngx_game_econ_answered(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
+static ngx_int_t
+ngx_game_econ_answer_read(ngx_http_request_t *r, ngx_int_t rc, PGresult *res,
+    ngx_game_econ_answer_t *a)
 {
-    ngx_str_t                body;
-    ngx_http_request_t      *r = q->data;
-    ngx_game_econ_answer_t   a;
-
     if (rc != NGX_OK) {
-        ngx_http_finalize_request(r,
-            ngx_game_http_send_outcome(r, rc, "the economy database"));
-        return;
+        return ngx_game_http_send_outcome(r, rc, "the economy database");
     }
 
     if (PQntuples(res) != 1 || PQnfields(res) != 3 || PQgetisnull(res, 0, 0))
     {
-        ngx_http_finalize_request(r,
-            ngx_game_http_send_outcome(r, NGX_ERROR, "the economy database"));
+        return ngx_game_http_send_outcome(r, NGX_ERROR,
+                                          "the economy database");
+    }
+
+    /* the result goes when the query's handler returns: keep the body */
+    a->body.len = PQgetlength(res, 0, 1);
+    a->body.data = ngx_pnalloc(r->pool, a->body.len);
+    if (a->body.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_memcpy(a->body.data, PQgetvalue(res, 0, 1), a->body.len);
+
+    a->status = ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
+                         PQgetlength(res, 0, 0));
+    a->replayed = (PQgetvalue(res, 0, 2)[0] == 't');
+
+    return NGX_OK;
+}
+
+
+void
+ngx_game_econ_answered(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
+{
+    ngx_int_t                rv;
+    ngx_http_request_t      *r = q->data;
+    ngx_game_econ_answer_t   a;
+
+    rv = ngx_game_econ_answer_read(r, rc, res, &a);
+
+    ngx_http_finalize_request(r, rv == NGX_OK ? ngx_game_econ_send(r, &a)
+                                              : rv);
+}
+
+
+/*
+ * The same for a request that may have changed its player's inventory
+ * (the request's ctx is an ngx_game_econ_write_t): a success drops the
+ * player's cached inventory before it is answered.
+ */
+
+void
+ngx_game_econ_written(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
+{
+    ngx_int_t                rv;
+    ngx_http_request_t      *r = q->data;
+    ngx_game_econ_write_t   *w;
+    ngx_game_econ_answer_t   a;
+
+    rv = ngx_game_econ_answer_read(r, rc, res, &a);
+
+    if (rv != NGX_OK) {
+        ngx_http_finalize_request(r, rv);
         return;
     }
 
-    /* the result goes when this handler returns: keep the body */
-    body.len = PQgetlength(res, 0, 1);
-    body.data = ngx_pnalloc(r->pool, body.len);
-    if (body.data == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    w = ngx_http_get_module_ctx(r, ngx_game_econ_module);
+
+    if (a.status >= 300 || a.replayed || w == NULL) {
+        ngx_http_finalize_request(r, ngx_game_econ_send(r, &a));
         return;
     }
-    ngx_memcpy(body.data, PQgetvalue(res, 0, 1), body.len);
 
-    a.status = ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
-                        PQgetlength(res, 0, 0));
-    a.body = body;
-    a.replayed = (PQgetvalue(res, 0, 2)[0] == 't');
-
-    ngx_http_finalize_request(r, ngx_game_econ_send(r, &a));
+    ngx_http_finalize_request(r, ngx_game_econ_cache_bump(r, &w->player, &a));
 }
 
 

@@ -12,7 +12,8 @@
  *
  * Who may see what is decided in SQL from the two ids (owner, viewer), so
  * that no endpoint can forget the check; someone else's item answers 404,
- * as if it did not exist.
+ * as if it did not exist.  Inventories are served from their cache
+ * (ngx_game_econ_cache.c) when it has them.
  */
 
 #include <ngx_config.h>
@@ -26,6 +27,10 @@
 #define NGX_GAME_ECON_PAGE_MAX      200
 
 
+static void ngx_game_econ_inventory_cached(ngx_http_request_t *r,
+    ngx_game_econ_cached_t *c);
+static ngx_int_t ngx_game_econ_inventory_read(ngx_http_request_t *r,
+    ngx_game_econ_cached_t *c);
 static void ngx_game_econ_read_one(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *res);
 static ngx_int_t ngx_game_econ_equipping(ngx_http_request_t *r,
@@ -69,9 +74,8 @@ static ngx_game_pg_stmt_t  ngx_game_econ_achievements_stmt = {
 ngx_int_t
 ngx_game_econ_inventory(ngx_http_request_t *r)
 {
-    ngx_int_t    rc;
-    ngx_str_t    viewer, owner;
-    const char  *values[2];
+    ngx_int_t                rc;
+    ngx_game_econ_cached_t  *c;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
@@ -79,27 +83,68 @@ ngx_game_econ_inventory(ngx_http_request_t *r)
                                         "read an inventory with GET");
     }
 
-    rc = ngx_game_econ_who(r, &viewer);
+    c = ngx_pcalloc(r->pool, sizeof(ngx_game_econ_cached_t));
+    if (c == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_game_econ_who(r, &c->viewer);
     if (rc != NGX_OK) {
         return ngx_game_econ_refuse(r, rc);
     }
 
-    if (ngx_game_econ_path_id(r, 1, &owner) != NGX_OK) {
+    if (ngx_game_econ_path_id(r, 1, &c->player) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /* "me" reads one's own */
-    if (owner.len == 2 && ngx_strncmp(owner.data, "me", 2) == 0) {
-        owner = viewer;
+    if (c->player.len == 2 && ngx_strncmp(c->player.data, "me", 2) == 0) {
+        c->player = c->viewer;
     }
 
-    if (!ngx_game_econ_uuid_valid(&owner)) {
+    if (!ngx_game_econ_uuid_valid(&c->player)) {
         return ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "no_player",
                                         "no such player");
     }
 
-    values[0] = (char *) owner.data;
-    values[1] = (char *) viewer.data;
+    /* the view is decided here once, from the two ids: the owner's
+     * document or the public one, never a mix */
+    c->view = (ngx_strncasecmp(c->player.data, c->viewer.data, 36) == 0)
+              ? "own" : "pub";
+    c->done = ngx_game_econ_inventory_cached;
+    ngx_http_set_ctx(r, c, ngx_game_econ_module);
+
+    if (ngx_game_econ_cache_get(r, c) == NGX_AGAIN) {
+        r->main->count++;
+        return NGX_DONE;
+    }
+
+    return ngx_game_econ_inventory_read(r, c);
+}
+
+
+/* the cache answered: a hit is sent; a miss (or Redis away) reads */
+static void
+ngx_game_econ_inventory_cached(ngx_http_request_t *r,
+    ngx_game_econ_cached_t *c)
+{
+    if (c->json.len) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_text(r, NGX_HTTP_OK, &c->json));
+        return;
+    }
+
+    ngx_http_finalize_request(r, ngx_game_econ_inventory_read(r, c));
+}
+
+
+static ngx_int_t
+ngx_game_econ_inventory_read(ngx_http_request_t *r, ngx_game_econ_cached_t *c)
+{
+    const char  *values[2];
+
+    values[0] = (char *) c->player.data;
+    values[1] = (char *) c->viewer.data;
 
     return ngx_game_econ_query(r, &ngx_game_econ_inventory_stmt, values,
                                ngx_game_econ_read_one);
@@ -135,6 +180,13 @@ ngx_game_econ_read_one(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
     }
     ngx_memcpy(body.data, PQgetvalue(res, 0, 0), body.len);
 
+    /* an inventory read after a cache miss is kept for the next ones */
+    if (q->stmt == &ngx_game_econ_inventory_stmt) {
+        ngx_game_econ_cache_put(r, ngx_http_get_module_ctx(r,
+                                                    ngx_game_econ_module),
+                                &body);
+    }
+
     ngx_http_finalize_request(r,
                               ngx_game_http_send_text(r, NGX_HTTP_OK, &body));
 }
@@ -157,9 +209,10 @@ ngx_game_econ_unequip(ngx_http_request_t *r)
 static ngx_int_t
 ngx_game_econ_equipping(ngx_http_request_t *r, ngx_uint_t equip)
 {
-    ngx_int_t    rc;
-    ngx_str_t    player, item;
-    const char  *values[3];
+    ngx_int_t               rc;
+    ngx_str_t               item;
+    const char             *values[3];
+    ngx_game_econ_write_t  *w;
 
     if (r->method != NGX_HTTP_POST) {
         return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
@@ -167,7 +220,12 @@ ngx_game_econ_equipping(ngx_http_request_t *r, ngx_uint_t equip)
                                         "equip and unequip with POST");
     }
 
-    rc = ngx_game_econ_who(r, &player);
+    w = ngx_pcalloc(r->pool, sizeof(ngx_game_econ_write_t));
+    if (w == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_game_econ_who(r, &w->player);
     if (rc != NGX_OK) {
         return ngx_game_econ_refuse(r, rc);
     }
@@ -181,12 +239,14 @@ ngx_game_econ_equipping(ngx_http_request_t *r, ngx_uint_t equip)
                                         "no such item in this inventory");
     }
 
-    values[0] = (char *) player.data;
+    ngx_http_set_ctx(r, w, ngx_game_econ_module);
+
+    values[0] = (char *) w->player.data;
     values[1] = (char *) item.data;
     values[2] = equip ? "true" : "false";
 
     return ngx_game_econ_query(r, &ngx_game_econ_equip_stmt, values,
-                               ngx_game_econ_answered);
+                               ngx_game_econ_written);
 }
 
 

@@ -47,6 +47,7 @@ static char *ngx_game_econ_rewards(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_game_econ_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_game_econ_init_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_game_econ_read_secret(ngx_conf_t *cf,
     ngx_command_t *cmd, ngx_str_t *file, ngx_str_t *secret);
 
@@ -92,6 +93,15 @@ static ngx_command_t  ngx_game_econ_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_game_econ_main_conf_t, catalog_ttl),
+      NULL },
+
+    /* how long an inventory stays in its Redis cache; 0 turns the cache
+     * off (every read goes to PostgreSQL) */
+    { ngx_string("game_econ_inventory_cache_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_econ_main_conf_t, inventory_ttl),
       NULL },
 
     /* game_econ_admin name file: an admin and the file of its secret
@@ -182,7 +192,7 @@ ngx_module_t  ngx_game_econ_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_game_econ_init_process,            /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     NULL,                                  /* exit process */
@@ -246,6 +256,7 @@ ngx_game_econ_create_main_conf(ngx_conf_t *cf)
     emcf->start_soft = NGX_CONF_UNSET_UINT;
     emcf->start_hard = NGX_CONF_UNSET_UINT;
     emcf->catalog_ttl = NGX_CONF_UNSET_MSEC;
+    emcf->inventory_ttl = NGX_CONF_UNSET;
     emcf->webhook_tolerance = NGX_CONF_UNSET;
 
     ngx_game_econ_used = 0;
@@ -267,6 +278,7 @@ ngx_game_econ_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(emcf->start_soft, 0);
     ngx_conf_init_uint_value(emcf->start_hard, 0);
     ngx_conf_init_msec_value(emcf->catalog_ttl, 10000);
+    ngx_conf_init_value(emcf->inventory_ttl, 60);
     ngx_conf_init_value(emcf->webhook_tolerance, 300);
 
     if (emcf->outcomes.data == NULL) {
@@ -629,6 +641,15 @@ ngx_game_econ_read_secret(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_memcpy(p, secret->data, secret->len);
     secret->data = p;
     ngx_explicit_memzero(buf, sizeof(buf));
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_game_econ_init_process(ngx_cycle_t *cycle)
+{
+    ngx_game_econ_cache_init();
 
     return NGX_OK;
 }

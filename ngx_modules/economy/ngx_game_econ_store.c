@@ -135,17 +135,12 @@ ngx_game_econ_catalog_send(ngx_http_request_t *r)
 
 /* POST /store/purchase */
 
-typedef struct {
-    ngx_str_t                   player;
-    ngx_str_t                   key;
-} ngx_game_econ_purchase_t;
-
 
 ngx_int_t
 ngx_game_econ_purchase(ngx_http_request_t *r)
 {
     ngx_int_t                  rc;
-    ngx_game_econ_purchase_t  *p;
+    ngx_game_econ_write_t  *p;
 
     if (r->method != NGX_HTTP_POST) {
         return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
@@ -153,7 +148,7 @@ ngx_game_econ_purchase(ngx_http_request_t *r)
                                         "purchase with POST");
     }
 
-    p = ngx_pcalloc(r->pool, sizeof(ngx_game_econ_purchase_t));
+    p = ngx_pcalloc(r->pool, sizeof(ngx_game_econ_write_t));
     if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -180,7 +175,7 @@ ngx_game_econ_purchase_body(ngx_http_request_t *r, json_t *body)
     ngx_int_t                   rc;
     json_t                     *item, *qty, *cur;
     const char                 *values[7];
-    ngx_game_econ_purchase_t   *p;
+    ngx_game_econ_write_t   *p;
     ngx_game_econ_main_conf_t  *emcf;
 
     p = ngx_http_get_module_ctx(r, ngx_game_econ_module);
@@ -239,7 +234,7 @@ ngx_game_econ_purchase_body(ngx_http_request_t *r, json_t *body)
     /* the body's strings live as long as the request: the core keeps the
      * parsed body until it ends */
     rc = ngx_game_econ_query(r, &ngx_game_econ_purchase_stmt, values,
-                             ngx_game_econ_answered);
+                             ngx_game_econ_written);
 
     /* the query took its own reference on the request (NGX_DONE); this
      * body handler's one ends here */

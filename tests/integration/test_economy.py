@@ -449,3 +449,100 @@ def test_the_ledger_invariant_holds_for_everyone(stack):
     assert ledger_holds(stack)
     assert psql(stack, "SELECT count(*) FROM players WHERE soft_currency < 0 "
                        "OR hard_currency < 0") == [(0,)]
+
+
+# -- the inventory cache ------------------------------------------------------
+
+def inventory(stack, auth, owner="me"):
+    r = requests.get(stack.url("/inventory/" + owner), headers=auth,
+                     timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def cached(rds, key, timeout=2.0):
+    """Whether the cache holds "key" (it is stored right after the answer
+    that read it, without holding the answer up)."""
+    end = time.monotonic() + timeout
+    while rds.get(key) is None:
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_inventories_are_cached_and_every_write_drops_them(stack):
+    pid, auth = device_player(stack)
+    _, other = device_player(stack)
+    rds = redis.Redis(port=stack.redis_port, decode_responses=True)
+    assert inventory(stack, auth)["items"] == []
+    assert cached(rds, "econ:inv:own:" + pid)
+    inventory(stack, other, pid)
+    assert cached(rds, "econ:inv:pub:" + pid)
+
+    # a purchase drops both documents before it answers
+    item = buy(stack, auth, "skin.red").json()["inventory_item"]
+    assert rds.get("econ:inv:own:" + pid) is None
+    assert [i["item_id"] for i in inventory(stack, auth)["items"]] == \
+        ["skin.red"]
+    requests.post(stack.url("/inventory/%s/equip"
+                            % item["inventory_item_id"]),
+                  headers=auth, timeout=10)
+    assert [i["item_id"] for i in inventory(stack, other, pid)["items"]] == \
+        ["skin.red"]
+
+    # a refused purchase changes nothing and drops nothing
+    inventory(stack, auth)
+    assert cached(rds, "econ:inv:own:" + pid)
+    assert buy(stack, auth, "skin.red").status_code == 422
+    assert rds.get("econ:inv:own:" + pid) is not None
+
+
+def test_reads_racing_writes_never_leave_a_stale_inventory(stack):
+    """A read that may have read before a write committed must not cache
+    what it read: after any mix of concurrent purchases and reads, the
+    cached inventory is the database's."""
+    pid, auth = device_player(stack)
+    errors = []
+
+    def reader(stop):
+        s = requests.Session()
+        while not stop.is_set():
+            r = s.get(stack.url("/inventory/me"), headers=auth, timeout=10)
+            if r.status_code != 200:
+                errors.append(r.text)
+
+    stop = threading.Event()
+    readers = [threading.Thread(target=reader, args=(stop,))
+               for _ in range(4)]
+    for t in readers:
+        t.start()
+    try:
+        for _ in range(18):
+            assert buy(stack, auth, "potion.health").status_code == 201
+    finally:
+        stop.set()
+        for t in readers:
+            t.join()
+    assert not errors, errors[:3]
+    time.sleep(0.2)
+    items = inventory(stack, auth)["items"]
+    assert items[0]["quantity"] == 18
+    assert psql(stack, "SELECT quantity FROM inventory_items WHERE "
+                       "player_id = %s", pid) == [(18,)]
+
+
+def test_the_economy_works_while_redis_is_down(ready_stack):
+    s = ready_stack
+    pid, auth = device_player(s)
+    assert buy(s, auth).status_code == 201
+    s.run("stop", "redis")
+    try:
+        assert inventory(s, auth)["items"][0]["quantity"] == 1
+        assert buy(s, auth).status_code == 201
+        assert inventory(s, auth)["items"][0]["quantity"] == 2
+    finally:
+        s.run("start", "redis")
+    s.wait_ready()
+    # Redis came back empty: the next reads are fresh and cached again
+    assert inventory(s, auth)["items"][0]["quantity"] == 2
