@@ -5,6 +5,12 @@
  *     {"error":{"code":"invalid_json","message":"..."}}
  *
  * "code" is stable and meant for programs; "message" is for people.
+ *
+ * An answer may go out before the body was read (a wrong media type, a
+ * body too large, a method not allowed here).  The connection may then
+ * carry another request only once the unread body is gone from it, or
+ * its bytes would be parsed as the next request: see
+ * ngx_game_http_body_release().
  */
 
 #include <ngx_config.h>
@@ -20,12 +26,34 @@ typedef struct {
 } ngx_game_http_ctx_t;
 
 
+/* reason phrases for the statuses nginx 1.22 sends without one */
+typedef struct {
+    ngx_uint_t                      status;
+    ngx_str_t                       line;
+} ngx_game_http_status_line_t;
+
+
 static ngx_int_t ngx_game_http_send_buf(ngx_http_request_t *r,
     ngx_uint_t status, ngx_buf_t *b, time_t retry_after);
+static void ngx_game_http_status_line(ngx_http_request_t *r,
+    ngx_uint_t status);
+static void ngx_game_http_body_release(ngx_http_request_t *r,
+    ngx_uint_t status);
+static ngx_uint_t ngx_game_http_body_unread(ngx_http_request_t *r);
 static void ngx_game_http_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_game_http_body_copy(ngx_http_request_t *r,
     ngx_str_t *body);
 static void ngx_game_http_json_cleanup(void *data);
+
+
+static ngx_game_http_status_line_t  ngx_game_http_status_lines[] = {
+    { 422, ngx_string("422 Unprocessable Content") },
+    { 423, ngx_string("423 Locked") },
+    { 424, ngx_string("424 Failed Dependency") },
+    { 428, ngx_string("428 Precondition Required") },
+    { 431, ngx_string("431 Request Header Fields Too Large") },
+    { 0, ngx_null_string }
+};
 
 
 ngx_uint_t
@@ -132,6 +160,7 @@ ngx_game_http_send_buf(ngx_http_request_t *r, ngx_uint_t status,
     b->last_in_chain = 1;
 
     r->headers_out.status = status;
+    ngx_game_http_status_line(r, status);
     r->headers_out.content_length_n = b->last - b->pos;
     ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
@@ -159,10 +188,7 @@ ngx_game_http_send_buf(ngx_http_request_t *r, ngx_uint_t status,
                        - h->value.data;
     }
 
-    /* a body read for nothing would otherwise be left in the socket */
-    if (ngx_http_discard_request_body(r) != NGX_OK) {
-        r->keepalive = 0;
-    }
+    ngx_game_http_body_release(r, status);
 
     rc = ngx_http_send_header(r);
 
@@ -174,6 +200,82 @@ ngx_game_http_send_buf(ngx_http_request_t *r, ngx_uint_t status,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+static void
+ngx_game_http_status_line(ngx_http_request_t *r, ngx_uint_t status)
+{
+    ngx_game_http_status_line_t  *sl;
+
+    for (sl = ngx_game_http_status_lines; sl->status; sl++) {
+        if (sl->status == status) {
+            r->headers_out.status_line = sl->line;
+            return;
+        }
+    }
+}
+
+
+/*
+ * Make the connection safe for the request after this one, before the
+ * answer's header says whether it stays open:
+ *
+ *   - a body nginx has not started to read is discarded: nginx reads and
+ *     drops it after the answer (and closes when it cannot), as it does
+ *     for its own error pages; "100 Continue" is not sent for it;
+ *   - a body whose reading stopped half-way (a chunk over
+ *     client_max_body_size, a malformed chunk) closes the connection,
+ *     after a lingering close that lets the client read the answer;
+ *   - a 413 closes the connection in any case, as nginx's own does: the
+ *     client may still be sending a lot.
+ */
+
+static void
+ngx_game_http_body_release(ngx_http_request_t *r, ngx_uint_t status)
+{
+    if (status == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        r->keepalive = 0;
+    }
+
+    if (ngx_game_http_body_unread(r)) {
+        r->keepalive = 0;
+        r->lingering_close = 1;
+        return;
+    }
+
+    r->expect_tested = 1;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+}
+
+
+/*
+ * Did nginx start reading this request's body and stop before its end?
+ * "rest" is what nginx still expects: 0 once the body is whole.  A body
+ * being discarded, or one on an HTTP/2 stream (framed, so never parsed
+ * as a request), is not our concern.
+ */
+
+static ngx_uint_t
+ngx_game_http_body_unread(ngx_http_request_t *r)
+{
+    ngx_http_request_body_t  *rb = r->request_body;
+
+    if (rb == NULL || r->discard_body || r != r->main) {
+        return 0;
+    }
+
+#if (NGX_HTTP_V2)
+    if (r->stream) {
+        return 0;
+    }
+#endif
+
+    return rb->rest != 0
+           && (r->headers_in.chunked || r->headers_in.content_length_n > 0);
 }
 
 
@@ -283,16 +385,26 @@ ngx_game_http_read_json(ngx_http_request_t *r,
 
     rc = ngx_http_read_client_request_body(r, ngx_game_http_body_handler);
 
-    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+    if (rc < NGX_HTTP_SPECIAL_RESPONSE) {
+        return NGX_DONE;
+    }
+
+    /* nginx stopped reading the body half-way: answer, and the
+     * connection closes (ngx_game_http_body_release) */
+
+    switch (rc) {
+
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
         return ngx_game_http_send_error(r, rc, "payload_too_large",
                                         "the request body is too large");
-    }
 
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+    case NGX_HTTP_BAD_REQUEST:
+        return ngx_game_http_send_error(r, rc, "invalid_body",
+                                        "the request body is malformed");
+
+    default:
         return rc;
     }
-
-    return NGX_DONE;
 }
 
 
