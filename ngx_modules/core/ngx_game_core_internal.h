@@ -51,5 +51,8 @@ char *ngx_game_ready_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_game_json_echo_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
+/* postconfiguration: the request body filter of ngx_game_http.c */
+ngx_int_t ngx_game_http_init(ngx_conf_t *cf);
+
 
 #endif /* _NGX_GAME_CORE_INTERNAL_H_INCLUDED_ */

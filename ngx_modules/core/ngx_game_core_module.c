@@ -181,7 +181,7 @@ ngx_game_core_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    return NGX_OK;
+    return ngx_game_http_init(cf);
 }
 
 
