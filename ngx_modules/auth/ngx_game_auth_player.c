@@ -5,7 +5,8 @@
  *   GET    /player/{id}/profile  public profile, from the Redis cache
  *   GET    /player/me            the caller's own data, private fields too
  *   PATCH  /player/me            {username}
- *   DELETE /player/me            erasure (sql/002 auth_erase_player)
+ *   DELETE /player/me            erasure (sql/002 auth_erase_player); needs
+ *                                a recent login, revokes every access token
  *   GET    /player/me/export     everything stored about the caller
  *
  * Profiles are cached as the exact JSON text PostgreSQL builds, under
@@ -41,6 +42,7 @@ static void ngx_game_auth_erased(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *res);
 static void ngx_game_auth_invalidated(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
+static void ngx_game_auth_erased_revoked(ngx_game_auth_ctx_t *ctx);
 static void ngx_game_auth_changed_respond(ngx_game_auth_ctx_t *ctx);
 static ngx_int_t ngx_game_auth_start(ngx_game_auth_ctx_t *ctx,
     ngx_game_pg_stmt_t *stmt, ngx_game_pg_handler_pt handler);
@@ -137,7 +139,7 @@ ngx_game_auth_profile_handler(ngx_http_request_t *r)
     end = r->uri.data + r->uri.len - (sizeof(suffix) - 1);
 
     if (r->uri.len < sizeof(prefix) + sizeof(suffix) - 2
-        || !game_auth_uuid_valid((char *) p, end - p))
+        || !game_uuid_valid(p, end - p))
     {
         return ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
                                         "no such player");
@@ -148,8 +150,8 @@ ngx_game_auth_profile_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_memcpy(ctx->new_id, p, GAME_AUTH_UUID_LEN);
-    ctx->new_id[GAME_AUTH_UUID_LEN] = '\0';
+    ngx_memcpy(ctx->new_id, p, GAME_UUID_LEN);
+    ctx->new_id[GAME_UUID_LEN] = '\0';
 
     ngx_sprintf((u_char *) key, "game:profile:%s%Z", ctx->new_id);
 
@@ -338,6 +340,11 @@ ngx_game_auth_me_handler(ngx_http_request_t *r)
         return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
                                         "method_not_allowed",
                                         "use GET, PATCH or DELETE");
+    }
+
+    /* erasure is for the player, not for whoever holds their token */
+    if (r->method == NGX_HTTP_DELETE && !ngx_game_auth_is_recent(ctx)) {
+        return ngx_game_auth_send_stale(ctx);
     }
 
     /* the count first: the query may complete before the call returns */
@@ -553,6 +560,14 @@ ngx_game_auth_erased(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
 
     ctx->username.len = 0;      /* the answer says "erased" */
 
+    /* every access token of the player stops working, in every worker */
+    ngx_game_auth_revoke(ctx, 'p', ctx->new_id, ngx_game_auth_erased_revoked);
+}
+
+
+static void
+ngx_game_auth_erased_revoked(ngx_game_auth_ctx_t *ctx)
+{
     ngx_game_auth_profile_invalidate(ctx, ctx->new_id,
                                      ngx_game_auth_changed_respond);
 }

@@ -22,6 +22,7 @@
 #include <libpq-fe.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 
 
 /*
@@ -281,6 +282,82 @@ ngx_str_t *ngx_game_bus_field(ngx_game_bus_entry_t *e, const char *name);
 
 void ngx_game_bus_done(ngx_game_bus_entry_t *e, ngx_int_t rc,
     const char *reason);
+
+
+/*
+ * Keys and signed tokens.  One set of ES256 (EC P-256) keys per http
+ * block, declared once with
+ *
+ *     game_jwt_key  kid  file.pem  [use=sign|use=verify];
+ *
+ * and shared by every service: access tokens (auth), connection tickets
+ * (matchmaking) and the JWKS document are all signed by, and checked
+ * against, this one set.  Every key verifies and is published; one key
+ * signs: the one with use=sign, or else the last key with a private part
+ * that is not use=verify.  A file with only a public key verifies.
+ *
+ * Rotation: add the new key (last, or with use=verify first so that
+ * verifiers fetch it before it signs), reload; it signs, and tokens of
+ * the old key still verify.  Remove the old key once its tokens have
+ * expired, reload: its tokens stop verifying at once.
+ *
+ * Tokens of different types never pass for one another: the JOSE header
+ * names the type ("typ"), and a token is only accepted for the type whose
+ * header it carries, byte for byte.
+ */
+
+typedef enum {
+    NGX_GAME_JWT_ACCESS = 0,        /* typ "at+jwt": access tokens */
+    NGX_GAME_JWT_TICKET,            /* typ "JWT": game-server tickets */
+    NGX_GAME_JWT_NTYPES
+} ngx_game_jwt_type_e;
+
+
+typedef enum {
+    NGX_GAME_JWT_USE_AUTO = 0,
+    NGX_GAME_JWT_USE_SIGN,
+    NGX_GAME_JWT_USE_VERIFY
+} ngx_game_jwt_use_e;
+
+
+typedef struct {
+    ngx_str_t                   kid;
+    EVP_PKEY                   *pkey;
+    EVP_PKEY_CTX               *verify;     /* prepared once */
+    /* the base64url JOSE header of each type: what we sign with and the
+     * only header we accept under this kid */
+    ngx_str_t                   header[NGX_GAME_JWT_NTYPES];
+    ngx_uint_t                  use;        /* ngx_game_jwt_use_e */
+    unsigned                    private:1;
+} ngx_game_jwt_key_t;
+
+
+typedef struct {
+    ngx_array_t                 keys;       /* ngx_game_jwt_key_t */
+    ngx_game_jwt_key_t         *signer;     /* NULL: none can sign */
+    ngx_str_t                   jwks;       /* the JWKS document */
+    unsigned                    ready:1;
+} ngx_game_jwt_keys_t;
+
+
+/* configuration time, once all directives are read (init_main_conf,
+ * merge_loc_conf): the complete key set, or NULL with an error logged */
+ngx_game_jwt_keys_t *ngx_game_jwt_keys(ngx_conf_t *cf);
+
+/* the setter of a service's retired key directive: fails nginx -t and
+ * names game_jwt_key */
+char *ngx_game_jwt_key_replaced(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/* header.payload.signature of "claims" (serialised by jansson), in "pool" */
+ngx_int_t ngx_game_jwt_sign(ngx_game_jwt_keys_t *keys, ngx_uint_t type,
+    json_t *claims, ngx_pool_t *pool, ngx_str_t *token);
+
+/* NGX_OK with the claims of a token signed by one of the keys as "type"
+ * (the caller decrefs them), NGX_DECLINED for anything else, NGX_ERROR
+ * when out of memory.  The claims themselves are not checked. */
+ngx_int_t ngx_game_jwt_verify(ngx_game_jwt_keys_t *keys, ngx_uint_t type,
+    u_char *token, size_t len, json_t **claims);
 
 
 /* HTTP helpers */

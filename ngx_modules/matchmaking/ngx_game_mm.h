@@ -8,7 +8,6 @@
 
 
 #include "ngx_game_core.h"
-#include "ngx_game_jwt.h"
 #include "game_mm_engine.h"
 
 
@@ -37,7 +36,7 @@ typedef struct {
     ngx_msec_t                  ticket_ttl;
     ngx_msec_t                  tick;
     ngx_str_t                   alloc_prefix;
-    ngx_game_jwt_key_t         *ticket_key;
+    ngx_game_jwt_keys_t        *keys;           /* signs tickets */
     time_t                      connect_ttl;
     ngx_msec_t                  match_ttl;
     ngx_uint_t                  join_limit;     /* tickets per window */

@@ -560,9 +560,9 @@ ngx_game_mm_too_many(ngx_http_request_t *r, redisReply *ms)
  * GET /matchmaking/status[?wait=SECONDS]: the player's latest ticket.
  *
  * A ticket matched to a server carries a connection ticket for the player
- * who asks, signed now (ES256, game_mm_ticket_key): every read gets a
- * fresh one, so a player whose connection dropped can get back in, and
- * the signing costs one request one signature, never a burst on the
+ * who asks, signed now (ES256, the core's game_jwt_key set): every read
+ * gets a fresh one, so a player whose connection dropped can get back in,
+ * and the signing costs one request one signature, never a burst on the
  * matcher.
  *
  * With "wait" (at most 30), the answer waits until the ticket changes
@@ -940,16 +940,18 @@ ngx_game_mm_connection_ticket(ngx_http_request_t *r, json_t *body,
     ngx_str_t *player, const char *server_id)
 {
     u_char                    jti[16], hex[33];
-    char                     *text;
     time_t                    now;
     json_t                   *claims, *match;
-    ngx_str_t                 payload, token;
+    ngx_int_t                 rc;
+    ngx_str_t                 token;
     ngx_game_mm_main_conf_t  *mmcf;
 
     mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
     match = json_object_get(body, "match_id");
 
-    if (mmcf->ticket_key == NULL || !json_is_string(match)) {
+    if (mmcf->keys == NULL || mmcf->keys->signer == NULL
+        || !json_is_string(match))
+    {
         return NGX_OK;
     }
 
@@ -973,23 +975,13 @@ ngx_game_mm_connection_ticket(ngx_http_request_t *r, json_t *body,
         return NGX_ERROR;
     }
 
-    text = json_dumps(claims, JSON_COMPACT);
+    rc = ngx_game_jwt_sign(mmcf->keys, NGX_GAME_JWT_TICKET, claims, r->pool,
+                           &token);
     json_decref(claims);
-    if (text == NULL) {
+
+    if (rc != NGX_OK) {
         return NGX_ERROR;
     }
-
-    payload.data = (u_char *) text;
-    payload.len = ngx_strlen(text);
-
-    if (ngx_game_jwt_sign(mmcf->ticket_key, r->pool, &payload, &token)
-        != NGX_OK)
-    {
-        free(text);
-        return NGX_ERROR;
-    }
-
-    free(text);
 
     json_object_set_new(body, "connection_ticket",
                         json_stringn((char *) token.data, token.len));
