@@ -8,6 +8,7 @@
 
 
 #include "ngx_game_core.h"
+#include "game_util.h"        /* ids: game_uuid_generate, game_uuid_valid */
 #include "game_mm_engine.h"
 
 
@@ -68,8 +69,6 @@ ngx_int_t ngx_game_mm_script(ngx_http_request_t *r,
     ngx_game_redis_script_t *script, ngx_game_redis_handler_pt handler,
     void *data, int argc, const char **argv, const size_t *argvlen);
 ngx_int_t ngx_game_mm_reply_is(redisReply *reply, const char *word);
-ngx_uint_t ngx_game_mm_uuid_valid(u_char *s, size_t len);
-void ngx_game_mm_uuid(u_char *out);
 ngx_uint_t ngx_game_mm_next_id(u_char **p, u_char *last, ngx_str_t *id);
 
 
