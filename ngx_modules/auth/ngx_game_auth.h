@@ -167,7 +167,8 @@ struct ngx_game_auth_ctx_s {
     unsigned                    hash_ok:1;
     unsigned                    rehashed:1;
     unsigned                    hash_failed:1;
-    ngx_game_auth_step_pt       hash_done;
+    ngx_game_auth_step_pt       hash_done;      /* or the next step */
+    const char                 *redis_failed;
     time_t                      issued_auth_time;   /* for the answer */
 
     /* login state */
@@ -197,6 +198,8 @@ ngx_int_t ngx_game_auth_run(ngx_game_auth_ctx_t *ctx, ngx_game_pg_query_t *q);
 ngx_int_t ngx_game_auth_redis(ngx_game_auth_ctx_t *ctx,
     ngx_game_redis_handler_pt handler, int argc, const char **argv,
     const size_t *argvlen);
+void ngx_game_auth_redis_then(ngx_game_auth_ctx_t *ctx,
+    ngx_game_redis_args_t *a, const char *failed, ngx_game_auth_step_pt next);
 const char *ngx_game_auth_sqlstate(PGresult *res);
 const char *ngx_game_auth_constraint(PGresult *res);
 

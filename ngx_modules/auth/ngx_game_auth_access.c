@@ -341,48 +341,50 @@ ngx_game_auth_claims(ngx_game_auth_main_conf_t *amcf, json_t *claims,
 }
 
 
-/* NGX_OK, NGX_DECLINED when absent, NGX_ERROR when not an integer */
+/* NGX_OK, NGX_DECLINED when absent, NGX_ERROR when of another type */
+
+static ngx_int_t
+ngx_game_auth_claim(json_t *claims, const char *name, json_type type,
+    json_t **v)
+{
+    *v = json_object_get(claims, name);
+
+    if (*v == NULL) {
+        return NGX_DECLINED;
+    }
+
+    return json_typeof(*v) == type ? NGX_OK : NGX_ERROR;
+}
+
 
 static ngx_int_t
 ngx_game_auth_claim_time(json_t *claims, const char *name, time_t *t)
 {
-    json_t  *v;
+    json_t     *v;
+    ngx_int_t   rc;
 
-    v = json_object_get(claims, name);
-    if (v == NULL) {
-        return NGX_DECLINED;
+    rc = ngx_game_auth_claim(claims, name, JSON_INTEGER, &v);
+    if (rc == NGX_OK) {
+        *t = (time_t) json_integer_value(v);
     }
 
-    if (!json_is_integer(v)) {
-        return NGX_ERROR;
-    }
-
-    *t = (time_t) json_integer_value(v);
-
-    return NGX_OK;
+    return rc;
 }
 
-
-/* NGX_OK, NGX_DECLINED when absent, NGX_ERROR when not a string */
 
 static ngx_int_t
 ngx_game_auth_claim_str(json_t *claims, const char *name, ngx_str_t *s)
 {
-    json_t  *v;
+    json_t     *v;
+    ngx_int_t   rc;
 
-    v = json_object_get(claims, name);
-    if (v == NULL) {
-        return NGX_DECLINED;
+    rc = ngx_game_auth_claim(claims, name, JSON_STRING, &v);
+    if (rc == NGX_OK) {
+        s->data = (u_char *) json_string_value(v);
+        s->len = json_string_length(v);
     }
 
-    if (!json_is_string(v)) {
-        return NGX_ERROR;
-    }
-
-    s->data = (u_char *) json_string_value(v);
-    s->len = json_string_length(v);
-
-    return NGX_OK;
+    return rc;
 }
 
 

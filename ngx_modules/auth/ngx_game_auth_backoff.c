@@ -33,6 +33,8 @@ static void ngx_game_auth_backoff_reserved(ngx_game_redis_cmd_t *cmd,
     ngx_int_t rc, redisReply *reply);
 static void ngx_game_auth_backoff_succeeded(ngx_game_redis_cmd_t *cmd,
     ngx_int_t rc, redisReply *reply);
+static void ngx_game_auth_backoff_unavailable(ngx_game_auth_ctx_t *ctx,
+    ngx_int_t rc);
 static void ngx_game_auth_backoff_locked(ngx_game_auth_ctx_t *ctx,
     long long ms);
 static ngx_int_t ngx_game_auth_backoff_eval(ngx_game_auth_ctx_t *ctx,
@@ -166,11 +168,7 @@ ngx_game_auth_backoff_reserved(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
         || reply->element[0]->type != REDIS_REPLY_INTEGER
         || reply->element[1]->type != REDIS_REPLY_INTEGER)
     {
-        ngx_game_auth_finalize(ctx,
-            ngx_game_http_send_outcome(ctx->request,
-                                       rc == NGX_OK ? NGX_GAME_UNAVAILABLE
-                                                    : rc,
-                                       "the session store"));
+        ngx_game_auth_backoff_unavailable(ctx, rc);
         return;
     }
 
@@ -238,11 +236,7 @@ ngx_game_auth_backoff_succeeded(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     ngx_game_auth_ctx_t  *ctx = cmd->data;
 
     if (rc != NGX_OK || reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        ngx_game_auth_finalize(ctx,
-            ngx_game_http_send_outcome(ctx->request,
-                                       rc == NGX_OK ? NGX_GAME_UNAVAILABLE
-                                                    : rc,
-                                       "the session store"));
+        ngx_game_auth_backoff_unavailable(ctx, rc);
         return;
     }
 
@@ -252,6 +246,16 @@ ngx_game_auth_backoff_succeeded(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     }
 
     ctx->hash_done(ctx);
+}
+
+
+static void
+ngx_game_auth_backoff_unavailable(ngx_game_auth_ctx_t *ctx, ngx_int_t rc)
+{
+    ngx_game_auth_finalize(ctx,
+        ngx_game_http_send_outcome(ctx->request,
+                                   rc == NGX_OK ? NGX_GAME_UNAVAILABLE : rc,
+                                   "the session store"));
 }
 
 

@@ -52,7 +52,8 @@ static ngx_game_pg_stmt_t  ngx_game_auth_login_issue = {
     "INSERT INTO refresh_tokens (player_id, family_id, token_hash, expires_at) "
     "SELECT id, gen_random_uuid(), $2::bytea, "
     "       now() + make_interval(secs => $3::double precision) FROM p "
-    "RETURNING player_id, family_id",
+    "RETURNING player_id, family_id, "
+    "          floor(extract(epoch FROM issued_at))::bigint",
     5
 };
 
@@ -265,7 +266,7 @@ ngx_game_auth_login_issued(ngx_game_pg_query_t *q, ngx_int_t rc,
     }
 
     /* a password (and the second factor): an authentication, now */
-    if (ngx_game_auth_session_from(ctx, res, 0, 1, -1) != NGX_OK) {
+    if (ngx_game_auth_session_from(ctx, res, 0, 1, 2) != NGX_OK) {
         ngx_game_auth_finalize(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }

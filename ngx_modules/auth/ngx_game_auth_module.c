@@ -28,6 +28,8 @@ static char *ngx_game_auth_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_game_auth_needs(ngx_conf_t *cf,
     ngx_game_auth_main_conf_t *amcf, ngx_uint_t endpoint);
 static ngx_int_t ngx_game_auth_content_handler(ngx_http_request_t *r);
+static void ngx_game_auth_redis_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply);
 static ngx_int_t ngx_game_auth_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_game_auth_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_game_auth_init_process(ngx_cycle_t *cycle);
@@ -920,6 +922,43 @@ ngx_game_auth_redis(ngx_game_auth_ctx_t *ctx, ngx_game_redis_handler_pt handler,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A Redis command whose failure costs only a warning ("failed" says what
+ * is lost: a cache entry that expires by itself, a revocation that other
+ * nginx instances learn late).  "next" runs once it has been answered.
+ */
+
+void
+ngx_game_auth_redis_then(ngx_game_auth_ctx_t *ctx, ngx_game_redis_args_t *a,
+    const char *failed, ngx_game_auth_step_pt next)
+{
+    ctx->hash_done = next;
+    ctx->redis_failed = failed;
+
+    if (ctx->amcf->redis == NULL
+        || ngx_game_auth_redis(ctx, ngx_game_auth_redis_done, a->argc,
+                               a->argv, a->argvlen) != NGX_OK)
+    {
+        next(ctx);
+    }
+}
+
+
+static void
+ngx_game_auth_redis_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply)
+{
+    ngx_game_auth_ctx_t  *ctx = cmd->data;
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, ctx->request->connection->log, 0,
+                      "game auth: %s", ctx->redis_failed);
+    }
+
+    ctx->hash_done(ctx);
 }
 
 

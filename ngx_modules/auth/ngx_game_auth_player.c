@@ -40,8 +40,6 @@ static void ngx_game_auth_renamed(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *res);
 static void ngx_game_auth_erased(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *res);
-static void ngx_game_auth_invalidated(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
-    redisReply *reply);
 static void ngx_game_auth_erased_revoked(ngx_game_auth_ctx_t *ctx);
 static void ngx_game_auth_changed_respond(ngx_game_auth_ctx_t *ctx);
 static ngx_int_t ngx_game_auth_start(ngx_game_auth_ctx_t *ctx,
@@ -577,41 +575,18 @@ void
 ngx_game_auth_profile_invalidate(ngx_game_auth_ctx_t *ctx,
     const char *player_id, ngx_game_auth_step_pt next)
 {
-    char         key[NGX_GAME_AUTH_PROFILE_KEY];
-    const char  *argv[2];
-    size_t       argvlen[2];
+    char                    key[NGX_GAME_AUTH_PROFILE_KEY];
+    ngx_game_redis_args_t   a;
 
     ngx_sprintf((u_char *) key, "game:profile:%s%Z", player_id);
 
-    argv[0] = "DEL";
-    argv[1] = key;
-    argvlen[0] = 3;
-    argvlen[1] = ngx_strlen(key);
+    ngx_memzero(&a, sizeof(a));
+    ngx_game_redis_arg_lit(&a, "DEL");
+    ngx_game_redis_arg_cstr(&a, key);
 
-    ctx->hash_done = next;
-
-    if (ngx_game_auth_redis(ctx, ngx_game_auth_invalidated, 2, argv, argvlen)
-        != NGX_OK)
-    {
-        next(ctx);
-    }
-}
-
-
-static void
-ngx_game_auth_invalidated(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
-    redisReply *reply)
-{
-    ngx_game_auth_ctx_t  *ctx = cmd->data;
-
-    if (rc != NGX_OK) {
-        ngx_log_error(NGX_LOG_WARN, ctx->request->connection->log, 0,
-                      "game auth: profile cache of %s not invalidated; it "
-                      "expires within game_auth_profile_cache_ttl",
-                      ctx->new_id);
-    }
-
-    ctx->hash_done(ctx);
+    ngx_game_auth_redis_then(ctx, &a, "a cached profile was not "
+                             "invalidated; it expires within "
+                             "game_auth_profile_cache_ttl", next);
 }
 
 

@@ -72,7 +72,8 @@ static ngx_game_pg_stmt_t  ngx_game_auth_device_login = {
     "INSERT INTO refresh_tokens (player_id, family_id, token_hash, expires_at) "
     "SELECT id, gen_random_uuid(), $3::bytea, "
     "       now() + make_interval(secs => $4::double precision) FROM p "
-    "RETURNING player_id, family_id",
+    "RETURNING player_id, family_id, "
+    "          floor(extract(epoch FROM issued_at))::bigint",
     4
 };
 
@@ -388,7 +389,7 @@ ngx_game_auth_device_done(ngx_game_pg_query_t *q, ngx_int_t rc,
     }
 
     /* for a guest, its device id is its authentication */
-    if (ngx_game_auth_session_from(ctx, res, 0, 1, -1) != NGX_OK) {
+    if (ngx_game_auth_session_from(ctx, res, 0, 1, 2) != NGX_OK) {
         ngx_game_auth_finalize(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }

@@ -64,8 +64,6 @@ static void ngx_game_auth_revoke_read(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
 static ngx_uint_t ngx_game_auth_revoke_entries(ngx_game_auth_revoked_t *rv,
     redisReply *reply);
-static void ngx_game_auth_revoke_sent(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
-    redisReply *reply);
 
 
 ngx_int_t
@@ -263,31 +261,9 @@ ngx_game_auth_revoke(ngx_game_auth_ctx_t *ctx, char kind, const char *id,
     ngx_game_redis_arg_lit(&a, "x");
     ngx_game_redis_arg_cstr(&a, (char *) x);
 
-    ctx->hash_done = next;
-
-    if (amcf->redis == NULL
-        || ngx_game_auth_redis(ctx, ngx_game_auth_revoke_sent, a.argc, a.argv,
-                               a.argvlen) != NGX_OK)
-    {
-        next(ctx);
-    }
-}
-
-
-static void
-ngx_game_auth_revoke_sent(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
-    redisReply *reply)
-{
-    ngx_game_auth_ctx_t  *ctx = cmd->data;
-
-    if (rc != NGX_OK) {
-        ngx_log_error(NGX_LOG_WARN, ctx->request->connection->log, 0,
-                      "game auth: a revocation did not reach Redis: other "
-                      "nginx instances accept the session's access tokens "
-                      "until they expire");
-    }
-
-    ctx->hash_done(ctx);
+    ngx_game_auth_redis_then(ctx, &a, "a revocation did not reach Redis: "
+                             "other nginx instances accept the session's "
+                             "access tokens until they expire", next);
 }
 
 

@@ -36,7 +36,7 @@ static void ngx_game_auth_logout_respond(ngx_game_auth_ctx_t *ctx);
 static ngx_game_pg_stmt_t  ngx_game_auth_refresh_rotate = {
     "game_auth_refresh",
     "SELECT r.outcome, r.player_id, t.family_id, "
-    "       (SELECT extract(epoch FROM min(f.issued_at))::bigint "
+    "       (SELECT floor(extract(epoch FROM min(f.issued_at)))::bigint "
     "          FROM refresh_tokens f WHERE f.family_id = t.family_id) "
     "  FROM auth_refresh_rotate($1::bytea, $2::bytea, "
     "                           $3::double precision) r "

@@ -91,7 +91,9 @@ ngx_game_auth_send_tokens(ngx_game_auth_ctx_t *ctx, const char *player_id,
 /*
  * The session a statement just opened or continued: the player (column
  * "player"), the refresh-token family (column "family") and when the
- * player last authenticated (column "auth_time", seconds; -1 for now).
+ * player last authenticated (column "auth_time", seconds): the issue time
+ * of the family's first token, by PostgreSQL's clock, whether it was just
+ * made (login, device) or is being continued (refresh).
  */
 
 ngx_int_t
@@ -100,7 +102,8 @@ ngx_game_auth_session_from(ngx_game_auth_ctx_t *ctx, PGresult *res,
 {
     if (PQntuples(res) != 1
         || PQgetlength(res, 0, player) != GAME_UUID_LEN
-        || PQgetlength(res, 0, family) != GAME_UUID_LEN)
+        || PQgetlength(res, 0, family) != GAME_UUID_LEN
+        || PQgetisnull(res, 0, auth_time))
     {
         return NGX_ERROR;
     }
@@ -108,17 +111,8 @@ ngx_game_auth_session_from(ngx_game_auth_ctx_t *ctx, PGresult *res,
     ngx_memcpy(ctx->new_id, PQgetvalue(res, 0, player), GAME_UUID_LEN + 1);
     ngx_memcpy(ctx->session, PQgetvalue(res, 0, family), GAME_UUID_LEN + 1);
 
-    if (auth_time < 0 || PQgetisnull(res, 0, auth_time)) {
-        ctx->issued_auth_time = ngx_time();
+    ctx->issued_auth_time = ngx_atotm((u_char *) PQgetvalue(res, 0, auth_time),
+                                      PQgetlength(res, 0, auth_time));
 
-    } else {
-        ctx->issued_auth_time = ngx_atotm((u_char *) PQgetvalue(res, 0,
-                                                                auth_time),
-                                          PQgetlength(res, 0, auth_time));
-        if (ctx->issued_auth_time == NGX_ERROR) {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
+    return ctx->issued_auth_time == NGX_ERROR ? NGX_ERROR : NGX_OK;
 }

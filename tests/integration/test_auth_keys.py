@@ -33,13 +33,18 @@ def reload_with(s, conf):
     s.wait_ready()
 
 
+def make_key(s, n):
+    path = os.path.join(s.var, "keys", "jwt-%d.pem" % n)
+    if not os.path.exists(path):
+        subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-out", path],
+                       check=True, capture_output=True)
+    return path
+
+
 def test_key_rotation(stack):
     s = stack
-    new_key = os.path.join(s.var, "keys", "jwt-2.pem")
-    if not os.path.exists(new_key):
-        subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
-                        "ec_paramgen_curve:P-256", "-out", new_key],
-                       check=True, capture_output=True)
+    new_key = make_key(s, 2)
 
     old, _, _ = new_player(s)
     assert jwt.get_unverified_header(old["access_token"])["kid"] == "1"
@@ -87,11 +92,7 @@ def test_key_rotation(stack):
 
 def test_use_verify_publishes_without_signing(stack):
     s = stack
-    new_key = os.path.join(s.var, "keys", "jwt-3.pem")
-    if not os.path.exists(new_key):
-        subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
-                        "ec_paramgen_curve:P-256", "-out", new_key],
-                       check=True, capture_output=True)
+    new_key = make_key(s, 3)
 
     with open(s.nginx_conf) as f:
         original = f.read()

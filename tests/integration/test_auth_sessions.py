@@ -12,7 +12,7 @@ import jwt
 import requests
 
 from auth_helpers import (PASSWORD, bearer, error_code, key_pem, login,
-                          new_player, unique)
+                          logout, new_player, refresh, unique)
 
 
 GUARDED = "/test/guarded/x"
@@ -65,8 +65,7 @@ def test_tokens_carry_session_and_auth_time(stack):
 
     # a refreshed token keeps the session and the time of the login
     time.sleep(1.1)
-    r = requests.post(s.url("/auth/refresh"), timeout=5,
-                      json={"refresh_token": t["refresh_token"]})
+    r = refresh(s, t["refresh_token"])
     assert r.status_code == 200, r.text
     c2 = claims_of(r.json()["access_token"])
     assert c2["sid"] == c["sid"]
@@ -141,8 +140,7 @@ def test_logout_revokes_the_sessions_access_tokens(stack):
     other = login(s, username).json()          # another session
     assert accepted(s, t["access_token"])
 
-    r = requests.post(s.url("/auth/logout"), timeout=5,
-                      json={"refresh_token": t["refresh_token"]})
+    r = logout(s, t["refresh_token"])
     assert r.status_code == 200
 
     assert refused_everywhere(s, t["access_token"])
@@ -152,14 +150,12 @@ def test_logout_revokes_the_sessions_access_tokens(stack):
 def test_refresh_reuse_revokes_the_sessions_access_tokens(stack):
     s = stack
     t, _, _ = new_player(s)
-    r = requests.post(s.url("/auth/refresh"), timeout=5,
-                      json={"refresh_token": t["refresh_token"]})
+    r = refresh(s, t["refresh_token"])
     assert r.status_code == 200
     thief = r.json()
 
     # the spent token again: the family, and its access tokens, go
-    r = requests.post(s.url("/auth/refresh"), timeout=5,
-                      json={"refresh_token": t["refresh_token"]})
+    r = refresh(s, t["refresh_token"])
     assert r.status_code == 401
     assert refused_everywhere(s, thief["access_token"])
     assert refused_everywhere(s, t["access_token"])
@@ -168,8 +164,7 @@ def test_refresh_reuse_revokes_the_sessions_access_tokens(stack):
 def test_revocations_survive_a_reload(stack):
     s = stack
     t, _, _ = new_player(s)
-    r = requests.post(s.url("/auth/logout"), timeout=5,
-                      json={"refresh_token": t["refresh_token"]})
+    r = logout(s, t["refresh_token"])
     assert r.status_code == 200
     assert refused_everywhere(s, t["access_token"])
 
