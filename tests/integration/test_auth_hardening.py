@@ -213,3 +213,34 @@ def test_reload_with_shutdown_timeout_during_a_login_storm(stack):
             break
         time.sleep(0.2)
     s.assert_clean_error_log()
+
+
+# --- logs -----------------------------------------------------------------------
+
+def test_client_mistakes_log_at_info_without_personal_data(stack):
+    s = stack
+    path = "%s/log/nginx-error.log" % s.var
+    start = len(open(path, "rb").read())
+
+    r, username, email = register(s)
+    assert r.status_code == 201
+    secret = "not the password, but secret"
+    for _ in range(6):
+        login(s, email, password=secret)                   # then locked
+    login(s, unique("nobody") + "@example.com", password=secret)
+    requests.get(s.url("/test/guarded/x"), timeout=5,
+                 headers=bearer("not.a.token"))
+    requests.post(s.url("/auth/login"), data="{", timeout=5,
+                  headers={"Content-Type": "application/json"})
+    requests.post(s.url("/auth/device"), json={"device_id": "x"}, timeout=5)
+    register(s, email=email)                                # taken address
+
+    time.sleep(0.5)
+    with open(path, "rb") as f:
+        f.seek(start)
+        new = f.read().decode(errors="replace")
+
+    for line in new.splitlines():
+        assert not re.search(r"\[(warn|error|crit|alert|emerg)\]", line), line
+    for value in (username, email, secret):
+        assert value not in new
