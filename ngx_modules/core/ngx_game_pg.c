@@ -69,6 +69,9 @@ typedef struct {
     ngx_event_t                 timer;
     ngx_msec_t                  backoff;
 
+    /* a send failed: closed from a posted event, see ngx_game_pg_send() */
+    unsigned                    broken:1;
+
     ngx_uint_t                  nprepared;
     ngx_game_pg_stmt_t         *prepared[NGX_GAME_PG_MAX_STMTS];
 } ngx_game_pg_conn_t;
@@ -103,6 +106,7 @@ static void ngx_game_pg_connect_poll(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_connected(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t failed);
 static void ngx_game_pg_broken(ngx_game_pg_conn_t *pc, const char *what);
+static void ngx_game_pg_break_later(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_timer_handler(ngx_event_t *ev);
 static void ngx_game_pg_read_handler(ngx_event_t *ev);
 static void ngx_game_pg_write_handler(ngx_event_t *ev);
@@ -504,6 +508,7 @@ ngx_game_pg_connected(ngx_game_pg_conn_t *pc)
 
     pc->state = NGX_GAME_PG_READY;
     pc->backoff = 0;
+    pc->broken = 0;
     pc->nprepared = 0;
     pg->down = 0;
     pg->nconnected++;
@@ -534,6 +539,7 @@ ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t failed)
 
     /* closed first, so that handlers called below cannot pick it */
     pc->state = NGX_GAME_PG_CLOSED;
+    pc->broken = 0;
 
     if (pc->timer.timer_set) {
         ngx_del_timer(&pc->timer);
@@ -608,6 +614,24 @@ ngx_game_pg_broken(ngx_game_pg_conn_t *pc, const char *what)
 }
 
 
+/*
+ * A send failed where closing at once would call completion handlers from
+ * within the code that is sending: the connection is taken out of use now
+ * and closed from its write handler, posted to run later in this event
+ * loop iteration.
+ */
+
+static void
+ngx_game_pg_break_later(ngx_game_pg_conn_t *pc)
+{
+    pc->broken = 1;
+
+    if (!pc->c->write->posted) {
+        ngx_post_event(pc->c->write, &ngx_posted_events);
+    }
+}
+
+
 static void
 ngx_game_pg_timer_handler(ngx_event_t *ev)
 {
@@ -640,6 +664,13 @@ ngx_game_pg_read_handler(ngx_event_t *ev)
         return;
     }
 
+    /* after a failed send libpq's idea of the pipeline is not ours:
+     * nothing more is read from it */
+    if (pc->broken) {
+        ngx_game_pg_broken(pc, "send");
+        return;
+    }
+
     if (!PQconsumeInput(pc->pg) || PQstatus(pc->pg) == CONNECTION_BAD) {
         ngx_game_pg_broken(pc, "read");
         return;
@@ -661,7 +692,7 @@ ngx_game_pg_write_handler(ngx_event_t *ev)
         return;
     }
 
-    if (ngx_game_pg_flush(pc) != NGX_OK) {
+    if (pc->broken || ngx_game_pg_flush(pc) != NGX_OK) {
         ngx_game_pg_broken(pc, "write");
     }
 }
@@ -689,29 +720,30 @@ ngx_game_pg_flush(ngx_game_pg_conn_t *pc)
  * connection), Execute, Sync.  The statement counts as prepared from now
  * on, so that a query right behind it in the pipeline does not prepare it
  * again; if the Prepare fails, ngx_game_pg_result() forgets it.
+ *
+ * NGX_ERROR: the query is not in the pipeline and its caller fails it.
+ * NGX_OK: the query is in flight, and its handler will be called, once.
+ * That holds when the flush after it fails too: the connection then
+ * breaks later (ngx_game_pg_break_later()) and its close fails the query
+ * with the others in flight.  Either way the connection is not used again.
  */
 
 static ngx_int_t
 ngx_game_pg_send(ngx_game_pg_conn_t *pc, ngx_game_pg_query_t *q)
 {
+    ngx_uint_t            prepare;
     ngx_game_pg_stmt_t   *stmt = q->stmt;
     ngx_game_pg_entry_t  *e;
 
-    e = &pc->inflight[(pc->head + pc->count) % pc->pool->pipeline];
-    e->query = q;
-    e->stmt = stmt;
-    e->res = NULL;
-    e->results = 0;
-    e->prepare = 0;
+    prepare = !ngx_game_pg_is_prepared(pc, stmt);
 
-    if (!ngx_game_pg_is_prepared(pc, stmt)) {
+    if (prepare) {
         if (!PQsendPrepare(pc->pg, stmt->name, stmt->sql, stmt->nparams,
                            NULL))
         {
+            ngx_game_pg_break_later(pc);
             return NGX_ERROR;
         }
-
-        e->prepare = 1;
 
         if (pc->nprepared < NGX_GAME_PG_MAX_STMTS) {
             pc->prepared[pc->nprepared++] = stmt;
@@ -722,30 +754,58 @@ ngx_game_pg_send(ngx_game_pg_conn_t *pc, ngx_game_pg_query_t *q)
                              NULL, NULL, 0)
         || !PQpipelineSync(pc->pg))
     {
+        ngx_game_pg_break_later(pc);
         return NGX_ERROR;
     }
+
+    e = &pc->inflight[(pc->head + pc->count) % pc->pool->pipeline];
+    e->query = q;
+    e->stmt = stmt;
+    e->res = NULL;
+    e->results = 0;
+    e->prepare = prepare;
 
     pc->count++;
     q->conn = pc;
     q->entry = e;
 
-    return ngx_game_pg_flush(pc);
+    if (ngx_game_pg_flush(pc) != NGX_OK) {
+        ngx_game_pg_break_later(pc);
+    }
+
+    return NGX_OK;
 }
 
 
 static void
 ngx_game_pg_collect(ngx_game_pg_conn_t *pc)
 {
-    PGresult  *res;
+    PGresult    *res;
+    ngx_uint_t   ended;
+
+    ended = 0;
 
     while (pc->count && pc->state == NGX_GAME_PG_READY
            && !PQisBusy(pc->pg))
     {
         res = PQgetResult(pc->pg);
 
-        /* NULL ends one statement's results within the sync group */
         if (res != NULL) {
             ngx_game_pg_result(pc, res);
+            ended = 0;
+            continue;
+        }
+
+        /* NULL ends one statement's results within the sync group; a
+         * second one in a row means libpq has nothing in flight while we
+         * do: the two disagree, and the connection cannot be trusted */
+        if (ended++) {
+            ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
+                          "game: PostgreSQL pool \"%V\": the pipeline is "
+                          "out of step, closing the connection",
+                          &pc->pool->name);
+            ngx_game_pg_close(pc, 0);
+            return;
         }
     }
 }
@@ -854,7 +914,9 @@ ngx_game_pg_fill(ngx_game_pg_conn_t *pc)
     ngx_game_pg_pool_t   *pg = pc->pool;
     ngx_game_pg_query_t  *q;
 
-    while (pc->count < pg->pipeline && !ngx_queue_empty(&pg->waiting)) {
+    while (pc->count < pg->pipeline && !pc->broken
+           && !ngx_queue_empty(&pg->waiting))
+    {
         head = ngx_queue_head(&pg->waiting);
         q = ngx_queue_data(head, ngx_game_pg_query_t, queue);
         ngx_queue_remove(head);
@@ -863,7 +925,6 @@ ngx_game_pg_fill(ngx_game_pg_conn_t *pc)
 
         if (ngx_game_pg_send(pc, q) != NGX_OK) {
             ngx_game_pg_deliver(q, NGX_GAME_UNAVAILABLE, NULL);
-            ngx_game_pg_broken(pc, "send");
             return;
         }
     }
@@ -883,7 +944,9 @@ ngx_game_pg_pick(ngx_game_pg_pool_t *pg)
     for (i = 0; i < pg->connections; i++) {
         pc = &pg->conns[i];
 
-        if (pc->state != NGX_GAME_PG_READY || pc->count >= pg->pipeline) {
+        if (pc->state != NGX_GAME_PG_READY || pc->broken
+            || pc->count >= pg->pipeline)
+        {
             continue;
         }
 
@@ -997,8 +1060,6 @@ ngx_game_pg_query_run(ngx_game_pg_pool_t *pg, ngx_game_pg_query_t *q)
     if (pc) {
         if (ngx_game_pg_send(pc, q) != NGX_OK) {
             q->done = 1;
-            q->conn = NULL;
-            ngx_game_pg_broken(pc, "send");
             return NGX_GAME_UNAVAILABLE;
         }
 
@@ -1059,12 +1120,19 @@ ngx_game_pg_query_timeout(ngx_event_t *ev)
                   &q->pool->name, q->stmt->name);
 
     if (pc) {
-        /* mid-result: the connection cannot be reused */
+        /* mid-result: the connection cannot be reused.  It is taken out of
+         * use now and closed once this query's handler has run: closing
+         * fails the other queries on it, and their handlers may end the
+         * request that owns this one */
         ((ngx_game_pg_entry_t *) q->entry)->query = NULL;
-        ngx_game_pg_close(pc, 0);
+        pc->broken = 1;
     }
 
     ngx_game_pg_deliver(q, NGX_GAME_TIMEOUT, NULL);
+
+    if (pc && pc->state != NGX_GAME_PG_CLOSED) {
+        ngx_game_pg_close(pc, 0);
+    }
 }
 
 
