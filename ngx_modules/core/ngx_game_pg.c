@@ -12,6 +12,11 @@
  * connection runs them and stay prepared for its lifetime.  When every
  * connection is full, queries wait in the pool's queue (max_queue).
  *
+ * Host names are refused at configuration time: libpq resolves them with a
+ * blocking getaddrinfo() in PQconnectStart(), which would stall the worker
+ * (a pool names its server by address, a unix socket directory, or
+ * hostaddr= beside the name).
+ *
  * Failure rules, chosen so that a request never hangs on a dead database:
  *   - a query that times out takes its connection down with it: the
  *     connection is mid-result and cannot be reused, so it is closed and
@@ -80,6 +85,12 @@ typedef struct {
 struct ngx_game_pg_pool_s {
     ngx_str_t                   name;
     ngx_str_t                   conninfo;
+
+    /* libpq's connection parameters, NULL-terminated: our defaults, then
+     * what the pool's connection string sets (ngx_game_pg_params_init) */
+    const char                **keys;
+    const char                **values;
+
     ngx_uint_t                  connections;
     ngx_uint_t                  pipeline;
     ngx_uint_t                  max_queue;
@@ -101,6 +112,12 @@ struct ngx_game_pg_pool_s {
 };
 
 
+static char *ngx_game_pg_params_init(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_game_pg_pool_t *pg);
+static char *ngx_game_pg_hosts_check(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_game_pg_pool_t *pg, const char *host, const char *hostaddr);
+static ngx_uint_t ngx_game_pg_is_address(u_char *p, size_t len);
+static const char *ngx_game_pg_strdup(ngx_conf_t *cf, const char *s);
 static void ngx_game_pg_connect(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_connect_poll(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_connected(ngx_game_pg_conn_t *pc);
@@ -261,27 +278,240 @@ ngx_game_pg_pool_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    /* a malformed connection string is a configuration error, not an
-     * outage to retry forever */
-    {
-        char               *err = NULL;
-        PQconninfoOption   *opts;
+    return ngx_game_pg_params_init(cf, cmd, pg);
+}
 
-        opts = PQconninfoParse((char *) pg->conninfo.data, &err);
-        if (opts == NULL) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid connection string \"%V\" in \"%V\" "
-                               "directive: %s", &value[2], &cmd->name,
-                               err ? err : "out of memory");
-            if (err) {
-                PQfreemem(err);
-            }
-            return NGX_CONF_ERROR;
+
+/*
+ * libpq's connection parameters, built once: our defaults for what the
+ * connection string leaves unset, then everything it sets.  A malformed
+ * string is a configuration error, not an outage to retry forever; so is
+ * a host libpq would resolve with a blocking call, and a service file
+ * (read at every connect, and it may name hosts).
+ */
+
+static char *
+ngx_game_pg_params_init(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_game_pg_pool_t *pg)
+{
+    char               *err, *rv;
+    u_char             *p;
+    ngx_uint_t          i, n;
+    const char         *host, *hostaddr;
+    PQconninfoOption   *opts, *o;
+
+    /* keyword, default: the keepalive values follow the pool's keepalive */
+    static const char  *defaults[] = {
+        "application_name", "nginx-game",
+        /* GSS encryption would be negotiated first when the worker finds
+         * Kerberos credentials, with calls that may block */
+        "gssencmode", "disable",
+        "keepalives", NULL,
+        "keepalives_idle", NULL,
+        NULL
+    };
+
+    err = NULL;
+    opts = PQconninfoParse((char *) pg->conninfo.data, &err);
+
+    if (opts == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid connection string \"%V\" in \"%V\" "
+                           "directive: %s", &pg->conninfo, &cmd->name,
+                           err ? err : "out of memory");
+        if (err) {
+            PQfreemem(err);
         }
-        PQconninfoFree(opts);
+        return NGX_CONF_ERROR;
     }
 
-    return NGX_CONF_OK;
+    rv = NGX_CONF_ERROR;
+    host = NULL;
+    hostaddr = NULL;
+    n = sizeof(defaults) / sizeof(defaults[0]) / 2;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL) {
+            continue;
+        }
+
+        if (ngx_strcmp(o->keyword, "service") == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"service\" in the connection string of "
+                               "\"%V\" pool \"%V\": libpq would read the "
+                               "service file at every connect; give its "
+                               "parameters in the connection string",
+                               &cmd->name, &pg->name);
+            goto done;
+        }
+
+        if (ngx_strcmp(o->keyword, "host") == 0) {
+            host = o->val;
+
+        } else if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
+            hostaddr = o->val;
+        }
+
+        n++;
+    }
+
+    if (ngx_game_pg_hosts_check(cf, cmd, pg, host, hostaddr) != NGX_CONF_OK) {
+        goto done;
+    }
+
+    pg->keys = ngx_pcalloc(cf->pool, (n + 1) * sizeof(char *));
+    pg->values = ngx_pcalloc(cf->pool, (n + 1) * sizeof(char *));
+    if (pg->keys == NULL || pg->values == NULL) {
+        goto done;
+    }
+
+    n = 0;
+
+    for (i = 0; defaults[i]; i += 2) {
+        for (o = opts; o->keyword; o++) {
+            if (o->val && ngx_strcmp(o->keyword, defaults[i]) == 0) {
+                break;
+            }
+        }
+
+        if (o->keyword) {
+            /* the connection string says */
+            continue;
+        }
+
+        pg->keys[n] = defaults[i];
+        pg->values[n] = defaults[i + 1];
+
+        if (ngx_strcmp(defaults[i], "keepalives") == 0) {
+            pg->values[n] = pg->keepalive ? "1" : "0";
+
+        } else if (ngx_strcmp(defaults[i], "keepalives_idle") == 0) {
+            p = ngx_pnalloc(cf->pool, NGX_TIME_T_LEN + 1);
+            if (p == NULL) {
+                goto done;
+            }
+            *ngx_sprintf(p, "%T", pg->keepalive) = '\0';
+            pg->values[n] = (const char *) p;
+        }
+
+        n++;
+    }
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL) {
+            continue;
+        }
+
+        pg->keys[n] = ngx_game_pg_strdup(cf, o->keyword);
+        pg->values[n] = ngx_game_pg_strdup(cf, o->val);
+        if (pg->keys[n] == NULL || pg->values[n] == NULL) {
+            goto done;
+        }
+
+        n++;
+    }
+
+    rv = NGX_CONF_OK;
+
+done:
+
+    PQconninfoFree(opts);
+
+    return rv;
+}
+
+
+/*
+ * Every server of the (comma-separated) host list must be reachable
+ * without a name lookup: an IP address, a unix socket directory ("/..."
+ * or "@..."), the default local socket (empty), or a name with its
+ * address in the matching hostaddr entry.
+ */
+
+static char *
+ngx_game_pg_hosts_check(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_game_pg_pool_t *pg, const char *host, const char *hostaddr)
+{
+    u_char  *h, *he, *a, *ae, *hend, *aend;
+
+    h = (u_char *) (host ? host : "");
+    a = (u_char *) (hostaddr ? hostaddr : "");
+    hend = h + ngx_strlen(h);
+    aend = a + ngx_strlen(a);
+
+    for ( ;; ) {
+        he = ngx_strlchr(h, hend, ',');
+        if (he == NULL) {
+            he = hend;
+        }
+
+        ae = ngx_strlchr(a, aend, ',');
+        if (ae == NULL) {
+            ae = aend;
+        }
+
+        if (ae > a) {
+            if (!ngx_game_pg_is_address(a, ae - a)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid hostaddr \"%*s\" in \"%V\" "
+                                   "pool \"%V\": an IP address is expected",
+                                   ae - a, a, &cmd->name, &pg->name);
+                return NGX_CONF_ERROR;
+            }
+
+        } else if (he > h && h[0] != '/' && h[0] != '@'
+                   && !ngx_game_pg_is_address(h, he - h))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "host \"%*s\" in \"%V\" pool \"%V\" is a "
+                               "name, which libpq resolves with a blocking "
+                               "call: give its IP address, as host= or as "
+                               "hostaddr= beside the name",
+                               he - h, h, &cmd->name, &pg->name);
+            return NGX_CONF_ERROR;
+        }
+
+        if (he == hend && ae == aend) {
+            return NGX_CONF_OK;
+        }
+
+        h = (he == hend) ? hend : he + 1;
+        a = (ae == aend) ? aend : ae + 1;
+    }
+}
+
+
+static ngx_uint_t
+ngx_game_pg_is_address(u_char *p, size_t len)
+{
+#if (NGX_HAVE_INET6)
+    u_char  addr6[16];
+
+    if (ngx_inet6_addr(p, len, addr6) == NGX_OK) {
+        return 1;
+    }
+#endif
+
+    return ngx_inet_addr(p, len) != INADDR_NONE;
+}
+
+
+static const char *
+ngx_game_pg_strdup(ngx_conf_t *cf, const char *s)
+{
+    size_t   len;
+    u_char  *p;
+
+    len = ngx_strlen(s);
+
+    p = ngx_pnalloc(cf->pool, len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, s, len + 1);
+
+    return (const char *) p;
 }
 
 
@@ -390,29 +620,13 @@ ngx_game_pg_pools_stop(ngx_array_t *pools)
 static void
 ngx_game_pg_connect(ngx_game_pg_conn_t *pc)
 {
-    char                 keepalive[NGX_INT_T_LEN + 1];
     ngx_game_pg_pool_t  *pg = pc->pool;
-
-    /* our defaults first: with expand_dbname, the pool's connection
-     * string comes last and overrides any of them */
-    const char  *keys[] = { "application_name", "keepalives",
-                            "keepalives_idle", "dbname", NULL };
-    const char  *vals[] = { "nginx-game", "1", keepalive,
-                            (const char *) pg->conninfo.data, NULL };
 
     if (ngx_exiting || ngx_terminate || ngx_quit) {
         return;
     }
 
-    *ngx_snprintf((u_char *) keepalive, sizeof(keepalive) - 1, "%T",
-                  pg->keepalive) = '\0';
-
-    if (pg->keepalive == 0) {
-        vals[1] = "0";
-        vals[2] = "0";
-    }
-
-    pc->pg = PQconnectStartParams(keys, vals, 1);
+    pc->pg = PQconnectStartParams(pg->keys, pg->values, 0);
 
     if (pc->pg == NULL || PQstatus(pc->pg) == CONNECTION_BAD) {
         ngx_game_pg_log_error(pc, NGX_LOG_ERR, "PQconnectStart()");

@@ -7,7 +7,8 @@ import tempfile
 import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-MODULE = os.path.join(ROOT, "build", "modules", "ngx_game_core_module.so")
+MODULES = os.environ.get("GAME_MODULES", os.path.join(ROOT, "build", "modules"))
+MODULE = os.path.join(MODULES, "ngx_game_core_module.so")
 
 
 def nginx_t(http_body):
@@ -36,6 +37,20 @@ def test_good_configuration_passes():
     assert "syntax is ok" in err
 
 
+@pytest.mark.parametrize("conninfo", [
+    "host=10.0.0.1 port=5432 dbname=game",
+    "host=::1 dbname=game",
+    "host=/var/run/postgresql dbname=game",
+    "dbname=game",
+    "host=db.internal hostaddr=10.0.0.1 dbname=game",
+    "host=10.0.0.1,10.0.0.2 port=5432,5433 dbname=game",
+    "postgresql://game@10.0.0.1:5432/game",
+])
+def test_pool_addresses_that_need_no_name_lookup_pass(conninfo):
+    rc, err = nginx_t('game_pg_pool main "%s";' % conninfo)
+    assert rc == 0, err
+
+
 @pytest.mark.parametrize("body, directive, word", [
     ('game_pg_pool main "dbname=x" connections=abc;', "game_pg_pool",
      "connections=abc"),
@@ -49,6 +64,18 @@ def test_good_configuration_passes():
      "nosuchkey"),
     ('game_pg_pool main "dbname=x"; game_pg_pool main "dbname=y";',
      "game_pg_pool", "main"),
+    # libpq and hiredis resolve names with blocking calls
+    ('game_pg_pool main "host=db.internal dbname=x";', "game_pg_pool",
+     "db.internal"),
+    ('game_pg_pool main "host=10.0.0.1,db2.internal dbname=x";',
+     "game_pg_pool", "db2.internal"),
+    ('game_pg_pool main "host=a.internal,b.internal hostaddr=10.0.0.1,";',
+     "game_pg_pool", "b.internal"),
+    ('game_pg_pool main "postgresql://game@db.internal/game";',
+     "game_pg_pool", "db.internal"),
+    ('game_pg_pool main "hostaddr=db.internal";', "game_pg_pool",
+     "db.internal"),
+    ('game_pg_pool main "service=game";', "game_pg_pool", "service"),
     ('game_redis_pool main localhost:6379;', "game_redis_pool",
      "localhost:6379"),
     ('game_redis_pool main 127.0.0.1:70000;', "game_redis_pool",
