@@ -86,6 +86,7 @@ struct ngx_game_pg_query_s {
     ngx_log_t                  *log;
     unsigned                    queued:1;
     unsigned                    done:1;
+    unsigned                    retried:1;
 };
 
 

@@ -17,13 +17,24 @@
  * (a pool names its server by address, a unix socket directory, or
  * hostaddr= beside the name).
  *
- * Failure rules, chosen so that a request never hangs on a dead database:
+ * Failure rules, chosen so that a request never hangs on a dead database
+ * and the database never works for a request that is gone:
+ *   - every statement is bounded on the server too: each connection starts
+ *     with statement_timeout and lock_timeout set to query_timeout, and
+ *     client_connection_check_interval, so that a backend abandons a
+ *     statement whose connection we closed (ngx_game_pg_params_init);
  *   - a query that times out takes its connection down with it: the
- *     connection is mid-result and cannot be reused, so it is closed and
- *     reopened, and the other queries on it fail as unavailable;
+ *     connection is mid-result and cannot be reused, so it is closed (which
+ *     cancels the statement, see above) and reopened, and the other queries
+ *     on it fail as unavailable.  PQcancel() is not used: in libpq 15 it
+ *     connects and waits, blocking the worker;
+ *   - the server giving up on a statement (57014, or 55P03 from
+ *     lock_timeout) is a timeout too, unless the query expects that error;
  *   - a connection that breaks fails its queries with NGX_GAME_UNAVAILABLE
- *     and reconnects, after a backoff of 100 ms doubling to 1 s when the
- *     attempts fail;
+ *     and reconnects at once the first time; until a query succeeds on the
+ *     new connection, further breaks, timeouts and failed attempts back off
+ *     from 100 ms doubling to 1 s, so that a lock incident or a server
+ *     that kills its backends does not make us reconnect in a loop;
  *   - while no connection of a pool is up and the last attempt failed, the
  *     pool is "down": queries fail at once instead of queueing.
  */
@@ -47,6 +58,14 @@ typedef enum {
     NGX_GAME_PG_CONNECTING,
     NGX_GAME_PG_READY
 } ngx_game_pg_state_e;
+
+
+/* why a connection is closed: decides when it is opened again */
+typedef enum {
+    NGX_GAME_PG_BROKE = 0,      /* a connection that worked went away */
+    NGX_GAME_PG_FAILED,         /* connecting failed */
+    NGX_GAME_PG_STUCK           /* a query timed out on it */
+} ngx_game_pg_why_e;
 
 
 /* a query in flight: outlives its request, whose results must be read */
@@ -121,7 +140,7 @@ static const char *ngx_game_pg_strdup(ngx_conf_t *cf, const char *s);
 static void ngx_game_pg_connect(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_connect_poll(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_connected(ngx_game_pg_conn_t *pc);
-static void ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t failed);
+static void ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t why);
 static void ngx_game_pg_broken(ngx_game_pg_conn_t *pc, const char *what);
 static void ngx_game_pg_break_later(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_timer_handler(ngx_event_t *ev);
@@ -133,6 +152,8 @@ static ngx_int_t ngx_game_pg_flush(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_collect(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_result(ngx_game_pg_conn_t *pc, PGresult *res);
 static void ngx_game_pg_complete(ngx_game_pg_conn_t *pc);
+static ngx_int_t ngx_game_pg_outcome(ngx_game_pg_conn_t *pc,
+    ngx_game_pg_entry_t *e, ngx_game_pg_query_t *q, PGresult *res);
 static void ngx_game_pg_fill(ngx_game_pg_conn_t *pc);
 static ngx_game_pg_conn_t *ngx_game_pg_pick(ngx_game_pg_pool_t *pg);
 static void ngx_game_pg_fail_waiting(ngx_game_pg_pool_t *pg);
@@ -288,6 +309,15 @@ ngx_game_pg_pool_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
  * string is a configuration error, not an outage to retry forever; so is
  * a host libpq would resolve with a blocking call, and a service file
  * (read at every connect, and it may name hosts).
+ *
+ * Every backend starts with the pool's bounds (the server's "options"),
+ * ahead of any the connection string gives, which therefore win:
+ *   statement_timeout, lock_timeout = query_timeout: the server never
+ *     works on, or waits for a lock for, a statement longer than we wait
+ *     for its answer (our wait also counts the queue, so ours ends first);
+ *   client_connection_check_interval (PostgreSQL 14 and later): a backend
+ *     running a statement notices within it that we closed the connection
+ *     (which is what a query timeout does) and abandons the statement.
  */
 
 static char *
@@ -296,8 +326,9 @@ ngx_game_pg_params_init(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     char               *err, *rv;
     u_char             *p;
+    size_t              len;
     ngx_uint_t          i, n;
-    const char         *host, *hostaddr;
+    const char         *host, *hostaddr, *options;
     PQconninfoOption   *opts, *o;
 
     /* keyword, default: the keepalive values follow the pool's keepalive */
@@ -328,7 +359,8 @@ ngx_game_pg_params_init(ngx_conf_t *cf, ngx_command_t *cmd,
     rv = NGX_CONF_ERROR;
     host = NULL;
     hostaddr = NULL;
-    n = sizeof(defaults) / sizeof(defaults[0]) / 2;
+    options = NULL;
+    n = sizeof(defaults) / sizeof(defaults[0]) / 2 + 1;
 
     for (o = opts; o->keyword; o++) {
         if (o->val == NULL) {
@@ -350,6 +382,9 @@ ngx_game_pg_params_init(ngx_conf_t *cf, ngx_command_t *cmd,
 
         } else if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
             hostaddr = o->val;
+
+        } else if (ngx_strcmp(o->keyword, "options") == 0) {
+            options = o->val;
         }
 
         n++;
@@ -365,7 +400,25 @@ ngx_game_pg_params_init(ngx_conf_t *cf, ngx_command_t *cmd,
         goto done;
     }
 
-    n = 0;
+    len = sizeof("-c statement_timeout= -c lock_timeout= "
+                 "-c client_connection_check_interval= ") - 1
+          + 3 * NGX_INT_T_LEN + (options ? ngx_strlen(options) : 0);
+
+    p = ngx_pnalloc(cf->pool, len + 1);
+    if (p == NULL) {
+        goto done;
+    }
+
+    *ngx_snprintf(p, len, "-c statement_timeout=%M -c lock_timeout=%M "
+                  "-c client_connection_check_interval=%M %s",
+                  pg->query_timeout, pg->query_timeout,
+                  ngx_min(pg->query_timeout, (ngx_msec_t) 1000),
+                  options ? options : "")
+        = '\0';
+
+    pg->keys[0] = "options";
+    pg->values[0] = (const char *) p;
+    n = 1;
 
     for (i = 0; defaults[i]; i += 2) {
         for (o = opts; o->keyword; o++) {
@@ -398,7 +451,7 @@ ngx_game_pg_params_init(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     for (o = opts; o->keyword; o++) {
-        if (o->val == NULL) {
+        if (o->val == NULL || ngx_strcmp(o->keyword, "options") == 0) {
             continue;
         }
 
@@ -630,7 +683,7 @@ ngx_game_pg_connect(ngx_game_pg_conn_t *pc)
 
     if (pc->pg == NULL || PQstatus(pc->pg) == CONNECTION_BAD) {
         ngx_game_pg_log_error(pc, NGX_LOG_ERR, "PQconnectStart()");
-        ngx_game_pg_close(pc, 1);
+        ngx_game_pg_close(pc, NGX_GAME_PG_FAILED);
         return;
     }
 
@@ -638,7 +691,7 @@ ngx_game_pg_connect(ngx_game_pg_conn_t *pc)
                                ngx_game_pg_read_handler,
                                ngx_game_pg_write_handler, pc);
     if (pc->c == NULL) {
-        ngx_game_pg_close(pc, 1);
+        ngx_game_pg_close(pc, NGX_GAME_PG_FAILED);
         return;
     }
 
@@ -647,7 +700,7 @@ ngx_game_pg_connect(ngx_game_pg_conn_t *pc)
 
     /* libpq: start as if PQconnectPoll() had asked for writability */
     if (ngx_game_conn_watch(pc->c, 0, 1) != NGX_OK) {
-        ngx_game_pg_close(pc, 1);
+        ngx_game_pg_close(pc, NGX_GAME_PG_FAILED);
     }
 }
 
@@ -684,12 +737,12 @@ ngx_game_pg_connect_poll(ngx_game_pg_conn_t *pc)
 
     default: /* PGRES_POLLING_FAILED */
         ngx_game_pg_log_error(pc, NGX_LOG_ERR, "connect");
-        ngx_game_pg_close(pc, 1);
+        ngx_game_pg_close(pc, NGX_GAME_PG_FAILED);
         return;
     }
 
     if (rc != NGX_OK) {
-        ngx_game_pg_close(pc, 1);
+        ngx_game_pg_close(pc, NGX_GAME_PG_FAILED);
     }
 }
 
@@ -708,7 +761,7 @@ ngx_game_pg_connected(ngx_game_pg_conn_t *pc)
         || ngx_game_conn_watch(pc->c, 1, 0) != NGX_OK)
     {
         ngx_game_pg_log_error(pc, NGX_LOG_ERR, "entering pipeline mode");
-        ngx_game_pg_close(pc, 1);
+        ngx_game_pg_close(pc, NGX_GAME_PG_FAILED);
         return;
     }
 
@@ -721,7 +774,6 @@ ngx_game_pg_connected(ngx_game_pg_conn_t *pc)
                    "game pg \"%V\": connected", &pg->name);
 
     pc->state = NGX_GAME_PG_READY;
-    pc->backoff = 0;
     pc->broken = 0;
     pc->nprepared = 0;
     pg->down = 0;
@@ -739,7 +791,7 @@ ngx_game_pg_connected(ngx_game_pg_conn_t *pc)
  */
 
 static void
-ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t failed)
+ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t why)
 {
     ngx_uint_t            i, n;
     ngx_msec_t            delay;
@@ -770,15 +822,20 @@ ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t failed)
         pc->pg = NULL;
     }
 
-    if (!failed) {
-        pc->backoff = 0;
+    /* the backoff is reset only when a query succeeds on a connection */
+
+    if (why == NGX_GAME_PG_BROKE && pc->backoff == 0) {
         delay = 1;
+        pc->backoff = NGX_GAME_BACKOFF_MIN / 2;
 
     } else {
-        /* a connection attempt failed: the database is likely down */
         pc->backoff = game_backoff_next(pc->backoff, NGX_GAME_BACKOFF_MIN,
                                         NGX_GAME_BACKOFF_MAX);
         delay = pc->backoff;
+    }
+
+    if (why == NGX_GAME_PG_FAILED) {
+        /* a connection attempt failed: the database is likely down */
 
         if (pg->nconnected == 0 && !pg->down) {
             ngx_log_error(NGX_LOG_ERR, pg->log, 0,
@@ -824,7 +881,7 @@ ngx_game_pg_broken(ngx_game_pg_conn_t *pc, const char *what)
     ngx_game_pg_log_error(pc, NGX_LOG_WARN, what);
 
     /* the server went away under us: try again at once, then back off */
-    ngx_game_pg_close(pc, 0);
+    ngx_game_pg_close(pc, NGX_GAME_PG_BROKE);
 }
 
 
@@ -855,7 +912,7 @@ ngx_game_pg_timer_handler(ngx_event_t *ev)
         ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
                       "game: PostgreSQL pool \"%V\": connect timed out",
                       &pc->pool->name);
-        ngx_game_pg_close(pc, 1);
+        ngx_game_pg_close(pc, NGX_GAME_PG_FAILED);
         return;
     }
 
@@ -1018,7 +1075,7 @@ ngx_game_pg_collect(ngx_game_pg_conn_t *pc)
                           "game: PostgreSQL pool \"%V\": the pipeline is "
                           "out of step, closing the connection",
                           &pc->pool->name);
-            ngx_game_pg_close(pc, 0);
+            ngx_game_pg_close(pc, NGX_GAME_PG_BROKE);
             return;
         }
     }
@@ -1077,7 +1134,6 @@ ngx_game_pg_complete(ngx_game_pg_conn_t *pc)
 {
     ngx_int_t             rc;
     PGresult             *res;
-    ExecStatusType        status;
     ngx_game_pg_pool_t   *pg = pc->pool;
     ngx_game_pg_query_t  *q;
     ngx_game_pg_entry_t  *e;
@@ -1091,21 +1147,25 @@ ngx_game_pg_complete(ngx_game_pg_conn_t *pc)
     pc->head = (pc->head + 1) % pg->pipeline;
     pc->count--;
 
-    status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-
-    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
-        rc = NGX_OK;
-
-    } else {
-        rc = NGX_GAME_QUERY_ERROR;
-        ngx_log_error(NGX_LOG_ERR, pg->log, 0,
-                      "game: PostgreSQL pool \"%V\": statement \"%s\" "
-                      "failed: %s", &pg->name, e->stmt->name,
-                      res ? PQresultErrorMessage(res) : "no result\n");
+    if (res) {
+        /* the server answered: the connection works, reconnects after
+         * its next failure start quick again */
+        pc->backoff = 0;
     }
 
-    if (q) {
-        ngx_game_pg_deliver(q, rc, res);
+    rc = ngx_game_pg_outcome(pc, e, q, res);
+
+    if (rc == NGX_AGAIN) {
+        /* sent again, first in line: its Prepare goes with it this time */
+        q->conn = NULL;
+        q->entry = NULL;
+        q->retried = 1;
+        q->queued = 1;
+        ngx_queue_insert_head(&pg->waiting, &q->queue);
+        pg->nwaiting++;
+
+    } else if (q) {
+        ngx_game_pg_deliver(q, rc, rc == NGX_GAME_TIMEOUT ? NULL : res);
     }
 
     if (res) {
@@ -1116,6 +1176,63 @@ ngx_game_pg_complete(ngx_game_pg_conn_t *pc)
     if (pc->state == NGX_GAME_PG_READY) {
         ngx_game_pg_fill(pc);
     }
+}
+
+
+/*
+ * What a finished statement means for its caller.  The server giving up
+ * on it (statement_timeout, lock_timeout: see ngx_game_pg_params_init) is
+ * a timeout like our own.
+ *
+ * NGX_AGAIN: run it again.  A query sent right behind the first use of
+ * its statement on a connection relies on that Prepare; when the Prepare
+ * failed (a lock timeout, say), the query's Execute found no statement
+ * (26000) and never ran, so it is safe to send once more, with a Prepare.
+ */
+
+static ngx_int_t
+ngx_game_pg_outcome(ngx_game_pg_conn_t *pc, ngx_game_pg_entry_t *e,
+    ngx_game_pg_query_t *q, PGresult *res)
+{
+    const char          *state;
+    ExecStatusType       status;
+    ngx_game_pg_stmt_t  *stmt = e->stmt;
+    ngx_game_pg_pool_t  *pg = pc->pool;
+
+    status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
+    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
+        return NGX_OK;
+    }
+
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    if (state && ngx_strcmp(state, "26000") == 0 /* no such statement */
+        && !e->prepare && q && !q->retried)
+    {
+        ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pg->log, 0,
+                       "game pg \"%V\": \"%s\" again, its Prepare failed",
+                       &pg->name, stmt->name);
+        return NGX_AGAIN;
+    }
+
+    if (state
+        && (ngx_strcmp(state, "57014") == 0     /* query_canceled */
+            || ngx_strcmp(state, "55P03") == 0)) /* lock_not_available */
+    {
+        ngx_log_error(NGX_LOG_WARN, pg->log, 0,
+                      "game: PostgreSQL pool \"%V\": statement \"%s\" "
+                      "ran out of time on the server (%s)",
+                      &pg->name, stmt->name, state);
+        return NGX_GAME_TIMEOUT;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, pg->log, 0,
+                  "game: PostgreSQL pool \"%V\": statement \"%s\" "
+                  "failed: %s", &pg->name, stmt->name,
+                  res ? PQresultErrorMessage(res) : "no result\n");
+
+    return NGX_GAME_QUERY_ERROR;
 }
 
 
@@ -1266,6 +1383,7 @@ ngx_game_pg_query_run(ngx_game_pg_pool_t *pg, ngx_game_pg_query_t *q)
     }
 
     q->done = 0;
+    q->retried = 0;
     q->conn = NULL;
     q->entry = NULL;
 
@@ -1345,7 +1463,7 @@ ngx_game_pg_query_timeout(ngx_event_t *ev)
     ngx_game_pg_deliver(q, NGX_GAME_TIMEOUT, NULL);
 
     if (pc && pc->state != NGX_GAME_PG_CLOSED) {
-        ngx_game_pg_close(pc, 0);
+        ngx_game_pg_close(pc, NGX_GAME_PG_STUCK);
     }
 }
 
