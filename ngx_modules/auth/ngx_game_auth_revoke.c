@@ -16,8 +16,9 @@
  * the Redis stream game:auth:revoked, trimmed by age on every addition.
  * The worker that revokes adds the entry to its own tree at once and to
  * the stream; every worker reads the stream from where it left off once a
- * second, and a worker that starts reads it from the beginning, so a
- * reload or a new nginx knows what is still revoked.  A stream rather than
+ * second, and a worker that starts reads it from the beginning (trying
+ * every 100 ms until Redis answers), so a reload or a new nginx knows what
+ * is still revoked.  A stream rather than
  * pub/sub because a worker whose connection blinked reads on from its last
  * entry instead of missing what was said meanwhile.
  */
@@ -27,6 +28,7 @@
 
 #define NGX_GAME_AUTH_REVOKED_STREAM  "game:auth:revoked"
 #define NGX_GAME_AUTH_REVOKED_POLL    1000
+#define NGX_GAME_AUTH_REVOKED_START   100     /* until the first read */
 #define NGX_GAME_AUTH_REVOKED_BATCH   256
 #define NGX_GAME_AUTH_REVOKED_TEXT    (2 + GAME_UUID_LEN)
 
@@ -51,6 +53,7 @@ struct ngx_game_auth_revoked_s {
     ngx_event_t                 poll;
     ngx_pool_t                 *reading;    /* the XREAD in flight */
     u_char                      last[48];   /* the last entry id read */
+    unsigned                    loaded:1;   /* read once to the end */
 };
 
 
@@ -62,6 +65,8 @@ static void ngx_game_auth_revoked_expire(ngx_game_auth_revoked_t *rv);
 static void ngx_game_auth_revoke_poll(ngx_event_t *ev);
 static void ngx_game_auth_revoke_read(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
+static ngx_msec_t ngx_game_auth_revoke_next(ngx_game_auth_revoked_t *rv,
+    ngx_uint_t read);
 static ngx_uint_t ngx_game_auth_revoke_entries(ngx_game_auth_revoked_t *rv,
     redisReply *reply);
 
@@ -286,7 +291,7 @@ ngx_game_auth_revoke_poll(ngx_event_t *ev)
 
     rv->reading = ngx_create_pool(4096, rv->log);
     if (rv->reading == NULL) {
-        ngx_add_timer(&rv->poll, NGX_GAME_AUTH_REVOKED_POLL);
+        ngx_add_timer(&rv->poll, ngx_game_auth_revoke_next(rv, 0));
         return;
     }
 
@@ -318,7 +323,21 @@ failed:
 
     ngx_destroy_pool(rv->reading);
     rv->reading = NULL;
-    ngx_add_timer(&rv->poll, NGX_GAME_AUTH_REVOKED_POLL);
+    ngx_add_timer(&rv->poll, ngx_game_auth_revoke_next(rv, 0));
+}
+
+
+/* a new worker's list is incomplete until its first read: retry soon */
+
+static ngx_msec_t
+ngx_game_auth_revoke_next(ngx_game_auth_revoked_t *rv, ngx_uint_t read)
+{
+    if (read == NGX_GAME_AUTH_REVOKED_BATCH) {
+        return 1;
+    }
+
+    return rv->loaded ? NGX_GAME_AUTH_REVOKED_POLL
+                      : NGX_GAME_AUTH_REVOKED_START;
 }
 
 
@@ -340,6 +359,11 @@ ngx_game_auth_revoke_read(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
         n = ngx_game_auth_revoke_entries(rv, reply->element[0]->element[1]);
     }
 
+    /* a full batch: more is waiting, read on at once */
+    if (rc == NGX_OK && n < NGX_GAME_AUTH_REVOKED_BATCH) {
+        rv->loaded = 1;
+    }
+
     ngx_destroy_pool(rv->reading);
     rv->reading = NULL;
 
@@ -347,9 +371,7 @@ ngx_game_auth_revoke_read(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
         return;
     }
 
-    /* a full batch: more is waiting, read on at once */
-    ngx_add_timer(&rv->poll, n == NGX_GAME_AUTH_REVOKED_BATCH
-                             ? 1 : NGX_GAME_AUTH_REVOKED_POLL);
+    ngx_add_timer(&rv->poll, ngx_game_auth_revoke_next(rv, n));
 }
 
 

@@ -240,7 +240,11 @@ def test_client_mistakes_log_at_info_without_personal_data(stack):
         f.seek(start)
         new = f.read().decode(errors="replace")
 
+    # what auth logs, itself or through the pools (other tests' reloads may
+    # still be logging their workers' exits meanwhile)
     for line in new.splitlines():
-        assert not re.search(r"\[(warn|error|crit|alert|emerg)\]", line), line
+        if "game auth" in line or 'statement "game_auth_' in line:
+            assert not re.search(r"\[(warn|error|crit|alert|emerg)\]",
+                                 line), line
     for value in (username, email, secret):
         assert value not in new
