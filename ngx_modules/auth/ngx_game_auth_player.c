@@ -495,6 +495,9 @@ ngx_game_auth_rename_body(ngx_http_request_t *r, json_t *body)
     q->values[0] = ctx->new_id;
     q->values[1] = (char *) ctx->username.data;
 
+    /* a taken username is the client's, not an operator's */
+    q->expect = "23505";
+
     (void) ngx_game_auth_run(ctx, q);
 }
 

@@ -203,6 +203,9 @@ ngx_game_auth_credentials_write(ngx_game_auth_ctx_t *ctx,
     q->values[3] = ctx->email_ix;
     q->values[4] = ctx->hash;
 
+    /* a taken username or address is the client's, not an operator's */
+    q->expect = "23505";
+
     (void) ngx_game_auth_run(ctx, q);
 }
 

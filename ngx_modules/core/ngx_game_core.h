@@ -60,6 +60,26 @@ typedef struct {
 
 
 /*
+ * Errors and the log.  A statement that fails reaches its handler as
+ * NGX_GAME_QUERY_ERROR with the PGresult, and the pool logs it:
+ *
+ *   - an SQLSTATE the query expects (its "expect" list) at info, with the
+ *     SQLSTATE and the constraint's name only: it is the client's doing,
+ *     not the operator's;
+ *   - any other at error, with the SQLSTATE, the constraint and
+ *     PostgreSQL's primary message.
+ *
+ * PostgreSQL's DETAIL (which quotes the values: "Key (username)=(alice)
+ * already exists"), HINT and CONTEXT are never logged: they may hold
+ * personal data.  A handler that needs them reads the PGresult.
+ *
+ * The server giving up on a statement (57014, and 55P03 from lock_timeout)
+ * reaches the handler as NGX_GAME_TIMEOUT, unless the query expects that
+ * SQLSTATE (55P03 from a NOWAIT lock, say).
+ */
+
+
+/*
  * Called exactly once per query that ngx_game_pg_query() accepted, unless
  * the owning pool is destroyed first (the request's cleanup cancels the
  * query).  On NGX_OK and NGX_GAME_QUERY_ERROR "res" is valid until the
@@ -76,6 +96,14 @@ struct ngx_game_pg_query_s {
 
     ngx_game_pg_handler_pt      handler;
     void                       *data;
+
+    /*
+     * The SQLSTATEs this query fails with in normal operation, errors the
+     * handler turns into an answer to the client, separated by spaces:
+     * "23505" where a taken username answers 409.  NULL (the default):
+     * every error is unexpected.  Like a Redis command's "quiet".
+     */
+    const char                 *expect;
 
     /* private to the pool */
     ngx_game_pg_pool_t         *pool;

@@ -154,6 +154,12 @@ static void ngx_game_pg_result(ngx_game_pg_conn_t *pc, PGresult *res);
 static void ngx_game_pg_complete(ngx_game_pg_conn_t *pc);
 static ngx_int_t ngx_game_pg_outcome(ngx_game_pg_conn_t *pc,
     ngx_game_pg_entry_t *e, ngx_game_pg_query_t *q, PGresult *res);
+static ngx_uint_t ngx_game_pg_expected(ngx_game_pg_query_t *q,
+    const char *state);
+static void ngx_game_pg_log_result(ngx_game_pg_conn_t *pc,
+    ngx_game_pg_stmt_t *stmt, PGresult *res, ngx_uint_t expected);
+static void ngx_game_pg_notice(void *data, const PGresult *res);
+static size_t ngx_game_pg_text_len(const char *msg);
 static void ngx_game_pg_fill(ngx_game_pg_conn_t *pc);
 static ngx_game_pg_conn_t *ngx_game_pg_pick(ngx_game_pg_pool_t *pg);
 static void ngx_game_pg_fail_waiting(ngx_game_pg_pool_t *pg);
@@ -687,6 +693,8 @@ ngx_game_pg_connect(ngx_game_pg_conn_t *pc)
         return;
     }
 
+    (void) PQsetNoticeReceiver(pc->pg, ngx_game_pg_notice, pc);
+
     pc->c = ngx_game_conn_bind(PQsocket(pc->pg), pg->log,
                                ngx_game_pg_read_handler,
                                ngx_game_pg_write_handler, pc);
@@ -1194,6 +1202,7 @@ static ngx_int_t
 ngx_game_pg_outcome(ngx_game_pg_conn_t *pc, ngx_game_pg_entry_t *e,
     ngx_game_pg_query_t *q, PGresult *res)
 {
+    ngx_uint_t           expected;
     const char          *state;
     ExecStatusType       status;
     ngx_game_pg_stmt_t  *stmt = e->stmt;
@@ -1216,7 +1225,9 @@ ngx_game_pg_outcome(ngx_game_pg_conn_t *pc, ngx_game_pg_entry_t *e,
         return NGX_AGAIN;
     }
 
-    if (state
+    expected = ngx_game_pg_expected(q, state);
+
+    if (state && !expected
         && (ngx_strcmp(state, "57014") == 0     /* query_canceled */
             || ngx_strcmp(state, "55P03") == 0)) /* lock_not_available */
     {
@@ -1227,12 +1238,115 @@ ngx_game_pg_outcome(ngx_game_pg_conn_t *pc, ngx_game_pg_entry_t *e,
         return NGX_GAME_TIMEOUT;
     }
 
-    ngx_log_error(NGX_LOG_ERR, pg->log, 0,
-                  "game: PostgreSQL pool \"%V\": statement \"%s\" "
-                  "failed: %s", &pg->name, stmt->name,
-                  res ? PQresultErrorMessage(res) : "no result\n");
+    ngx_game_pg_log_result(pc, stmt, res, expected);
 
     return NGX_GAME_QUERY_ERROR;
+}
+
+
+/* is "state" in the query's list of expected SQLSTATEs? */
+
+static ngx_uint_t
+ngx_game_pg_expected(ngx_game_pg_query_t *q, const char *state)
+{
+    size_t       len;
+    const char  *p;
+
+    if (q == NULL || q->expect == NULL || state == NULL) {
+        return 0;
+    }
+
+    len = ngx_strlen(state);
+
+    for (p = q->expect; *p; /* void */) {
+        if (ngx_strncmp(p, state, len) == 0
+            && (p[len] == '\0' || p[len] == ' ' || p[len] == ','))
+        {
+            return 1;
+        }
+
+        while (*p && *p != ' ' && *p != ',') {
+            p++;
+        }
+
+        while (*p == ' ' || *p == ',') {
+            p++;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * A failed statement in the log: never PostgreSQL's DETAIL, HINT or
+ * CONTEXT, which quote values (a duplicate key's username, a failing row);
+ * an expected error at info without even the primary message.
+ */
+
+static void
+ngx_game_pg_log_result(ngx_game_pg_conn_t *pc, ngx_game_pg_stmt_t *stmt,
+    PGresult *res, ngx_uint_t expected)
+{
+    size_t               len;
+    const char          *state, *constraint, *msg;
+    ngx_game_pg_pool_t  *pg = pc->pool;
+
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    constraint = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME)
+                     : NULL;
+
+    if (expected) {
+        ngx_log_error(NGX_LOG_INFO, pg->log, 0,
+                      "game: PostgreSQL pool \"%V\": statement \"%s\": "
+                      "expected error %s%s%s",
+                      &pg->name, stmt->name, state,
+                      constraint ? " on " : "", constraint ? constraint : "");
+        return;
+    }
+
+    msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (msg == NULL) {
+        msg = res ? "no message" : "no result";
+    }
+
+    len = ngx_game_pg_text_len(msg);
+
+    ngx_log_error(NGX_LOG_ERR, pg->log, 0,
+                  "game: PostgreSQL pool \"%V\": statement \"%s\" failed: "
+                  "%s%s%s%s%s: %*s",
+                  &pg->name, stmt->name,
+                  state ? "SQLSTATE " : "", state ? state : "",
+                  constraint ? " (" : "", constraint ? constraint : "",
+                  constraint ? ")" : "", len, msg);
+}
+
+
+/*
+ * What the server (or libpq) says outside of results: a warning, a
+ * notice, or libpq's own complaints.  libpq would print them on stderr;
+ * they go to the log, without their DETAIL.
+ */
+
+static void
+ngx_game_pg_notice(void *data, const PGresult *res)
+{
+    ngx_game_pg_conn_t  *pc = data;
+
+    const char  *severity, *msg;
+
+    severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+    if (msg == NULL) {
+        /* libpq's own notices have only the message text */
+        msg = PQresultErrorMessage(res);
+    }
+
+    ngx_log_error(NGX_LOG_WARN, pc->pool->log, 0,
+                  "game: PostgreSQL pool \"%V\": %s: %*s",
+                  &pc->pool->name, severity ? severity : "notice",
+                  ngx_game_pg_text_len(msg), msg);
 }
 
 
@@ -1502,18 +1616,30 @@ static void
 ngx_game_pg_log_error(ngx_game_pg_conn_t *pc, ngx_uint_t level,
     const char *what)
 {
-    size_t       len;
     const char  *msg;
 
     msg = pc->pg ? PQerrorMessage(pc->pg) : "out of memory";
-    len = ngx_strlen(msg);
-
-    /* libpq ends its messages with a newline */
-    while (len && (msg[len - 1] == '\n' || msg[len - 1] == '\r')) {
-        len--;
-    }
 
     ngx_log_error(level, pc->pool->log, 0,
                   "game: PostgreSQL pool \"%V\": %s failed: %*s",
-                  &pc->pool->name, what, len, msg);
+                  &pc->pool->name, what, ngx_game_pg_text_len(msg), msg);
+}
+
+
+/*
+ * The first line of a libpq message: the rest is an explanation ("This
+ * probably means the server terminated abnormally") or PostgreSQL's
+ * DETAIL, which may quote values.
+ */
+
+static size_t
+ngx_game_pg_text_len(const char *msg)
+{
+    size_t  len;
+
+    for (len = 0; msg[len] && msg[len] != '\n' && msg[len] != '\r'; len++) {
+        /* void */
+    }
+
+    return len;
 }
