@@ -348,7 +348,10 @@ ngx_game_redis_pools_stop(ngx_array_t *pools)
         rp = rps[i];
         conns = rp->conns;
 
-        /* a pool without connections never reconnects: the worker ends */
+        /* the worker ends: a pool without connections never reconnects,
+         * calls no handler of the commands that hiredis fails below (their
+         * requests are gone or going), and has lost nothing worth a line
+         * in the log */
         rp->conns = NULL;
 
         for (k = 0; conns && k < rp->connections; k++) {
@@ -753,7 +756,7 @@ ngx_game_redis_on_reply(redisAsyncContext *ac, void *r, void *data)
     slot->next = rp->free;
     rp->free = slot;
 
-    if (cmd == NULL) {
+    if (cmd == NULL || rp->conns == NULL) {
         return;
     }
 
@@ -933,6 +936,13 @@ ngx_game_redis_ev_cleanup(void *data)
     rc->ac = NULL;
     rc->writing = 0;
     rc->closing = 0;
+
+    if (rc->pool->conns == NULL) {
+        /* ngx_game_redis_pools_stop() */
+        rc->state = NGX_GAME_REDIS_CLOSED;
+        return;
+    }
+
     was_ready = (rc->state == NGX_GAME_REDIS_READY);
 
     if (was_ready) {
