@@ -234,6 +234,11 @@ def test_client_mistakes_log_at_info_without_personal_data(stack):
                   headers={"Content-Type": "application/json"})
     requests.post(s.url("/auth/device"), json={"device_id": "x"}, timeout=5)
     register(s, email=email)                                # taken address
+    register(s, username=username.upper())                  # taken name
+    other, _, _ = new_player(s)
+    r = requests.patch(s.url("/player/me"), json={"username": username},
+                       headers=bearer(other["access_token"]), timeout=5)
+    assert r.status_code == 409
 
     time.sleep(0.5)
     with open(path, "rb") as f:
@@ -246,5 +251,5 @@ def test_client_mistakes_log_at_info_without_personal_data(stack):
         if "game auth" in line or 'statement "game_auth_' in line:
             assert not re.search(r"\[(warn|error|crit|alert|emerg)\]",
                                  line), line
-    for value in (username, email, secret):
+    for value in (username, username.upper(), email, secret):
         assert value not in new
