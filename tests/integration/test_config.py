@@ -140,3 +140,28 @@ def test_bad_matchmaking_mode_fails_naming_the_directive(mode, word):
     assert r.returncode != 0
     assert '"game_mm_mode"' in r.stderr, r.stderr
     assert word in r.stderr, r.stderr
+
+
+def stack_check(tmp, command, conf=None):
+    env = dict(os.environ, GAME_VAR=str(tmp), GAME_MODULES=MODULES)
+    if conf:
+        env["GAME_CONF"] = os.path.join(ROOT, "conf", conf)
+    return subprocess.run([os.path.join(ROOT, "scripts", "stack"), command],
+                          env=env, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("conf", ["dev.conf", "test.conf"])
+def test_shipped_configuration_passes_nginx_t(conf, tmp_path):
+    """Rendered as scripts/stack renders it, with the keys and certificate
+    it makes for a fresh folder."""
+    r = stack_check(tmp_path, "check", conf)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "test is successful" in r.stderr
+
+
+def test_production_edge_passes_nginx_t(tmp_path):
+    """conf/production-edge.conf, its placeholders filled with throwaway
+    secrets and a certificate (scripts/stack check-edge)."""
+    r = stack_check(tmp_path, "check-edge")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "test is successful" in r.stderr
