@@ -11,17 +11,23 @@ MODULES = os.environ.get("GAME_MODULES", os.path.join(ROOT, "build", "modules"))
 MODULE = os.path.join(MODULES, "ngx_game_core_module.so")
 
 
+def nginx_t_text(text):
+    """nginx -t on a configuration ("@D@" is its throwaway folder)."""
+    with tempfile.TemporaryDirectory(prefix="game-conf.") as d:
+        conf = os.path.join(d, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(text.replace("@D@", d))
+        r = subprocess.run(["nginx", "-t", "-p", d, "-c", conf, "-e",
+                            "stderr"], capture_output=True, text=True)
+    return r
+
+
 def nginx_t(http_body):
-    d = tempfile.mkdtemp(prefix="game-conf.")
-    conf = os.path.join(d, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write("load_module %s;\n"
-                "pid %s/nginx.pid;\n"
-                "error_log stderr;\n"
-                "events {}\n"
-                "http {\n%s\n}\n" % (MODULE, d, http_body))
-    r = subprocess.run(["nginx", "-t", "-p", d, "-c", conf, "-e", "stderr"],
-                       capture_output=True, text=True)
+    r = nginx_t_text("load_module %s;\n"
+                     "pid @D@/nginx.pid;\n"
+                     "error_log stderr;\n"
+                     "events {}\n"
+                     "http {\n%s\n}\n" % (MODULE, http_body))
     return r.returncode, r.stderr
 
 
@@ -107,13 +113,8 @@ def test_a_pool_named_but_never_declared_fails():
             'game_mm_player $remote_user;\n'
             'game_mm_mode duel regions=local;\n'
             'server { listen 127.0.0.1:1; location / { game_mm_join; } }')
-    d = tempfile.mkdtemp(prefix="game-conf.")
-    conf = os.path.join(d, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write("load_module %s;\nload_module %s;\npid %s/nginx.pid;\n"
-                "events {}\nhttp {\n%s\n}\n" % (MODULE, mm, d, body))
-    r = subprocess.run(["nginx", "-t", "-p", d, "-c", conf, "-e", "stderr"],
-                       capture_output=True, text=True)
+    r = nginx_t_text("load_module %s;\nload_module %s;\npid @D@/nginx.pid;\n"
+                     "events {}\nhttp {\n%s\n}\n" % (MODULE, mm, body))
     assert r.returncode != 0
     assert 'Redis pool "nope"' in r.stderr
     assert "game_redis_pool" in r.stderr
@@ -129,14 +130,9 @@ def test_a_pool_named_but_never_declared_fails():
 ])
 def test_bad_matchmaking_mode_fails_naming_the_directive(mode, word):
     mm = MODULE.replace("ngx_game_core_module", "ngx_game_mm_module")
-    d = tempfile.mkdtemp(prefix="game-conf.")
-    conf = os.path.join(d, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write("load_module %s;\nload_module %s;\npid %s/nginx.pid;\n"
-                "events {}\nhttp {\ngame_mm_mode %s;\n}\n"
-                % (MODULE, mm, d, mode))
-    r = subprocess.run(["nginx", "-t", "-p", d, "-c", conf, "-e", "stderr"],
-                       capture_output=True, text=True)
+    r = nginx_t_text("load_module %s;\nload_module %s;\npid @D@/nginx.pid;\n"
+                     "events {}\nhttp {\ngame_mm_mode %s;\n}\n"
+                     % (MODULE, mm, mode))
     assert r.returncode != 0
     assert '"game_mm_mode"' in r.stderr, r.stderr
     assert word in r.stderr, r.stderr

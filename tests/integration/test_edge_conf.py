@@ -10,6 +10,7 @@ which client address counts, body limits).
 
 import json
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -73,6 +74,7 @@ def edge(stack):
             if not os.path.exists("/proc/%d" % master):
                 break
             time.sleep(0.05)
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def curl(*args):

@@ -7,6 +7,7 @@ PostgreSQL serves it; only this nginx sees the faults.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -127,6 +128,7 @@ def test_a_flush_failure_after_the_query_entered_the_pipeline(stack):
             time.sleep(0.05)
     with open(os.path.join(d, "error.log"), errors="replace") as f:
         log = f.read()
+    shutil.rmtree(d, ignore_errors=True)
     bad = [line for line in log.splitlines()
            if "[alert]" in line or "[crit]" in line or "[emerg]" in line
            or "exited on signal" in line]
