@@ -34,8 +34,6 @@ static char *ngx_game_mm_pool(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_game_mm_handler(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_game_mm_ticket_key(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 static char *ngx_game_mm_join_limit(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_game_mm_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -103,11 +101,11 @@ static ngx_command_t  ngx_game_mm_commands[] = {
       offsetof(ngx_game_mm_main_conf_t, alloc_prefix),
       NULL },
 
-    /* the key that signs connection tickets; the game servers hold its
-     * public half (game-server --ticket-key kid=file) */
+    /* retired: connection tickets are signed by the core's key set
+     * (game_jwt_key), whose public halves the game servers hold */
     { ngx_string("game_mm_ticket_key"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
-      ngx_game_mm_ticket_key,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_ANY,
+      ngx_game_jwt_key_replaced,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -340,6 +338,12 @@ ngx_game_mm_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    /* connection tickets are signed with the core's key set */
+    mmcf->keys = ngx_game_jwt_keys(cf);
+    if (mmcf->keys == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
     /* the game servers' results, through the core's event bus */
     if (ngx_game_mm_results_init(cf, mmcf) != NGX_OK) {
         return NGX_CONF_ERROR;
@@ -383,31 +387,6 @@ ngx_game_mm_handler(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_game_mm_used = 1;
 
     return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_game_mm_ticket_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_game_mm_main_conf_t  *mmcf = conf;
-
-    ngx_str_t  *value;
-
-    if (mmcf->ticket_key) {
-        return "is duplicate";
-    }
-
-    mmcf->ticket_key = ngx_pcalloc(cf->pool, sizeof(ngx_game_jwt_key_t));
-    if (mmcf->ticket_key == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    value = cf->args->elts;
-
-    /* typ "JWT": what the game server accepts for a connection ticket,
-     * and not the "at+jwt" of access tokens, which it refuses */
-    return ngx_game_jwt_key_load(cf, cmd, mmcf->ticket_key, &value[1],
-                                 &value[2], "JWT");
 }
 
 

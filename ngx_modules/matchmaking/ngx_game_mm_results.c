@@ -117,7 +117,7 @@ ngx_game_mm_result_handler(ngx_game_bus_entry_t *e)
 
     /* a match the matchmaker did not make (a test, a direct bot):
      * nothing of ours to update */
-    if (match == NULL || !ngx_game_mm_uuid_valid(match->data, match->len)) {
+    if (match == NULL || !game_uuid_valid(match->data, match->len)) {
         ngx_game_bus_done(e, NGX_OK, NULL);
         return;
     }
