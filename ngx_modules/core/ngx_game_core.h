@@ -199,6 +199,17 @@ ngx_game_redis_pool_t *ngx_game_redis_pool_lookup(ngx_conf_t *cf,
     ngx_str_t *name);
 
 /*
+ * Setters for a service's "use this pool" directive, like nginx's stock
+ * ngx_conf_set_*_slot: the field at cmd->offset is a pool pointer, set to
+ * NGX_CONF_UNSET_PTR by create_main_conf; a second use is "is duplicate".
+ * A pool named but never declared fails nginx -t, naming the place.
+ */
+char *ngx_game_conf_set_pg_pool_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_game_conf_set_redis_pool_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/*
  * Queries and commands.  "pool" is the memory pool that owns the object
  * (normally r->pool): when it is destroyed early, the operation is
  * cancelled and its handler is never called.  NGX_AGAIN means the handler
@@ -311,6 +322,14 @@ ngx_str_t *ngx_game_bus_field(ngx_game_bus_entry_t *e, const char *name);
 
 void ngx_game_bus_done(ngx_game_bus_entry_t *e, ngx_int_t rc,
     const char *reason);
+
+/*
+ * A handler's query or command ended with "rc", not NGX_OK: refused by
+ * the server (NGX_GAME_QUERY_ERROR, logged by the pool) the entry can
+ * never apply and goes to the dead letters; anything else (unavailable,
+ * timed out) is "not now".
+ */
+void ngx_game_bus_failed(ngx_game_bus_entry_t *e, ngx_int_t rc);
 
 
 /*

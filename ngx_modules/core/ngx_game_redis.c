@@ -183,6 +183,26 @@ ngx_game_redis_pool_lookup(ngx_conf_t *cf, ngx_str_t *name)
 }
 
 
+char *
+ngx_game_conf_set_redis_pool_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    void       **field;
+    ngx_str_t   *value;
+
+    field = (void **) ((u_char *) conf + cmd->offset);
+
+    if (*field != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    *field = ngx_game_redis_pool_lookup(cf, &value[1]);
+
+    return *field ? NGX_CONF_OK : NGX_CONF_ERROR;
+}
+
+
 ngx_str_t *
 ngx_game_redis_pool_name(ngx_game_redis_pool_t *rp)
 {

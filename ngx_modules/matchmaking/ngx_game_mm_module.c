@@ -30,8 +30,6 @@
 
 static void *ngx_game_mm_create_main_conf(ngx_conf_t *cf);
 static char *ngx_game_mm_init_main_conf(ngx_conf_t *cf, void *conf);
-static char *ngx_game_mm_pool(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 static char *ngx_game_mm_handler(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_game_mm_join_limit(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -48,7 +46,7 @@ static ngx_command_t  ngx_game_mm_commands[] = {
     /* the Redis pool that holds queues, tickets and leases */
     { ngx_string("game_mm_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_game_mm_pool,
+      ngx_game_conf_set_redis_pool_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_game_mm_main_conf_t, redis),
       NULL },
@@ -56,7 +54,7 @@ static ngx_command_t  ngx_game_mm_commands[] = {
     /* the PostgreSQL pool that holds ratings */
     { ngx_string("game_mm_pg"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_game_mm_pool,
+      ngx_game_conf_set_pg_pool_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_game_mm_main_conf_t, pg),
       NULL },
@@ -350,30 +348,6 @@ ngx_game_mm_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_game_mm_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    void       **field;
-    ngx_str_t   *value;
-
-    field = (void **) ((u_char *) conf + cmd->offset);
-
-    if (*field != NGX_CONF_UNSET_PTR) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (cmd->offset == offsetof(ngx_game_mm_main_conf_t, redis)) {
-        *field = ngx_game_redis_pool_lookup(cf, &value[1]);
-    } else {
-        *field = ngx_game_pg_pool_lookup(cf, &value[1]);
-    }
-
-    return *field ? NGX_CONF_OK : NGX_CONF_ERROR;
 }
 
 

@@ -292,15 +292,9 @@ ngx_game_mm_result_applied(ngx_game_pg_query_t *q, ngx_int_t rc,
     ngx_game_mm_result_t  *res = q->data;
     ngx_game_bus_entry_t  *e = res->entry;
 
-    if (rc == NGX_GAME_QUERY_ERROR) {
-        /* refused for good (the core logged why): retrying cannot help */
-        ngx_game_bus_done(e, NGX_DECLINED, "refused by the database");
-        return;
-    }
-
     if (rc != NGX_OK) {
-        /* unavailable or timed out: delivered again later */
-        ngx_game_bus_done(e, NGX_AGAIN, NULL);
+        /* refused for good, or the database is away: retried later */
+        ngx_game_bus_failed(e, rc);
         return;
     }
 
