@@ -79,6 +79,34 @@ game_json_error_describe(const json_error_t *err, char *buf, size_t size)
 }
 
 
+json_t *
+game_json_body_parse(const unsigned char *data, size_t len, char *msg,
+    size_t size)
+{
+    json_t        *json;
+    json_error_t   err;
+
+    if (len == 0) {
+        snprintf(msg, size, "a JSON object body is required");
+        return NULL;
+    }
+
+    json = json_loadb((const char *) data, len, JSON_REJECT_DUPLICATES, &err);
+    if (json == NULL) {
+        (void) game_json_error_describe(&err, msg, size);
+        return NULL;
+    }
+
+    if (!json_is_object(json)) {
+        json_decref(json);
+        snprintf(msg, size, "the body must be a JSON object");
+        return NULL;
+    }
+
+    return json;
+}
+
+
 void
 game_uuid_generate(char *out)
 {

@@ -25,6 +25,12 @@ unsigned long game_backoff_next(unsigned long current, unsigned long min,
 size_t game_json_error_describe(const json_error_t *err, char *buf,
     size_t size);
 
+/* a request body as every JSON endpoint reads it: one JSON object, no
+ * member twice; NULL with the client's message in "msg" otherwise (the
+ * caller decrefs what it gets) */
+json_t *game_json_body_parse(const unsigned char *data, size_t len,
+    char *msg, size_t size);
+
 
 /*
  * Ids.  Every id we hand out is a random (version 4) UUID in canonical

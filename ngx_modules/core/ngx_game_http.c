@@ -565,7 +565,6 @@ ngx_game_http_body_handler(ngx_http_request_t *r)
     const char           *code, *message;
     json_t               *json;
     ngx_str_t             body;
-    json_error_t          err;
     ngx_pool_cleanup_t   *cln;
     ngx_game_http_ctx_t  *ctx;
 
@@ -598,17 +597,8 @@ ngx_game_http_body_handler(ngx_http_request_t *r)
         }
     }
 
-    if (body.len == 0) {
-        ngx_http_finalize_request(r,
-            ngx_game_http_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid_json",
-                                     "a JSON object body is required"));
-        return;
-    }
-
-    json = json_loadb((char *) body.data, body.len, JSON_REJECT_DUPLICATES,
-                      &err);
+    json = game_json_body_parse(body.data, body.len, msg, sizeof(msg));
     if (json == NULL) {
-        (void) game_json_error_describe(&err, msg, sizeof(msg));
         ngx_http_finalize_request(r,
             ngx_game_http_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid_json",
                                      msg));
@@ -624,13 +614,6 @@ ngx_game_http_body_handler(ngx_http_request_t *r)
 
     cln->handler = ngx_game_http_json_cleanup;
     cln->data = json;
-
-    if (!json_is_object(json)) {
-        ngx_http_finalize_request(r,
-            ngx_game_http_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid_json",
-                                     "the body must be a JSON object"));
-        return;
-    }
 
     ctx->handler(r, json);
 }

@@ -131,6 +131,48 @@ test_uuid_one_spelling(void **state)
 }
 
 
+static json_t *
+body(const char *s, char *msg, size_t size)
+{
+    return game_json_body_parse((const unsigned char *) s, strlen(s), msg,
+                                size);
+}
+
+
+static void
+test_json_body_one_object(void **state)
+{
+    char     msg[256];
+    json_t  *j;
+
+    j = body("{\"a\": [1, 2], \"b\": {\"a\": 1}}", msg, sizeof(msg));
+    assert_non_null(j);
+    assert_true(json_is_object(j));
+    json_decref(j);
+
+    assert_null(body("", msg, sizeof(msg)));
+    assert_string_equal(msg, "a JSON object body is required");
+
+    assert_null(body("[1]", msg, sizeof(msg)));
+    assert_string_equal(msg, "the body must be a JSON object");
+
+    /* jansson reads only an object or an array at the top */
+    assert_null(body("\"text\"", msg, sizeof(msg)));
+    assert_non_null(strstr(msg, "invalid JSON"));
+
+    /* a member twice is refused: which one would a handler read? */
+    assert_null(body("{\"a\": 1, \"a\": 2}", msg, sizeof(msg)));
+    assert_non_null(strstr(msg, "invalid JSON"));
+
+    assert_null(body("{} {}", msg, sizeof(msg)));
+    assert_null(body("{\"a\": \"\\u0000\"}", msg, sizeof(msg)));
+
+    /* a message that does not fit is cut, never overrun */
+    assert_null(body("[", msg, 8));
+    assert_int_equal(strlen(msg), 7);
+}
+
+
 int
 main(void)
 {
@@ -140,6 +182,7 @@ main(void)
         cmocka_unit_test(test_backoff_doubles_and_caps),
         cmocka_unit_test(test_json_error_names_position),
         cmocka_unit_test(test_json_error_truncates_safely),
+        cmocka_unit_test(test_json_body_one_object),
         cmocka_unit_test(test_uuid_generated_are_valid_v4_and_distinct),
         cmocka_unit_test(test_uuid_one_spelling),
     };
