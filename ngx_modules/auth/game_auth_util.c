@@ -3,6 +3,7 @@
  * Pure helpers of the auth module; see game_auth_util.h.
  */
 
+#include <stdio.h>
 #include <string.h>
 
 #include "game_auth_util.h"
@@ -103,4 +104,63 @@ game_auth_utf8_chars(const char *s, size_t len)
     }
 
     return n;
+}
+
+
+int
+game_auth_device_id_valid(const char *s, size_t len)
+{
+    size_t  i;
+
+    if (len < 16 || len > 255) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')
+              || (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_'
+              || s[i] == '.' || s[i] == ':'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+int
+game_auth_field(json_t *body, const char *name, int required, size_t max,
+    const char **value, size_t *len, char *msg, size_t size)
+{
+    json_t  *v;
+
+    *value = NULL;
+    *len = 0;
+
+    v = json_object_get(body, name);
+
+    if (v == NULL || json_is_null(v)) {
+        if (!required) {
+            return 0;
+        }
+
+        snprintf(msg, size, "\"%s\" is required", name);
+        return -1;
+    }
+
+    if (!json_is_string(v)) {
+        snprintf(msg, size, "\"%s\" must be a string", name);
+        return -1;
+    }
+
+    if (json_string_length(v) == 0 || json_string_length(v) > max) {
+        snprintf(msg, size, "\"%s\" must be 1 to %zu bytes long", name, max);
+        return -1;
+    }
+
+    *value = json_string_value(v);
+    *len = json_string_length(v);
+
+    return 0;
 }

@@ -44,11 +44,6 @@
 #define NGX_GAME_AUTH_HTTP_UNPROCESSABLE  422
 
 
-#define ngx_game_auth_isalnum(c)                                             \
-    (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z')                \
-     || ((c) >= '0' && (c) <= '9'))
-
-
 typedef enum {
     NGX_GAME_AUTH_NONE = 0,
     NGX_GAME_AUTH_REGISTER,

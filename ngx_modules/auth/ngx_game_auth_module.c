@@ -820,7 +820,7 @@ ngx_game_auth_field(ngx_http_request_t *r, json_t *body, const char *name,
     ngx_str_t *out, ngx_uint_t required, size_t max)
 {
     size_t                len;
-    json_t               *v;
+    const char           *value;
     ngx_game_auth_ctx_t  *ctx;
 
     ctx = ngx_game_auth_ctx(r);
@@ -828,28 +828,15 @@ ngx_game_auth_field(ngx_http_request_t *r, json_t *body, const char *name,
     out->len = 0;
     out->data = NULL;
 
-    v = json_object_get(body, name);
-
-    if (v == NULL || json_is_null(v)) {
-        if (!required) {
-            return NGX_OK;
-        }
-
-        ngx_sprintf((u_char *) ctx->errmsg, "\"%s\" is required%Z", name);
+    if (game_auth_field(body, name, required, max, &value, &len, ctx->errmsg,
+                        sizeof(ctx->errmsg))
+        != 0)
+    {
         return NGX_DECLINED;
     }
 
-    if (!json_is_string(v)) {
-        ngx_sprintf((u_char *) ctx->errmsg, "\"%s\" must be a string%Z", name);
-        return NGX_DECLINED;
-    }
-
-    len = json_string_length(v);
-
-    if (len == 0 || len > max) {
-        ngx_sprintf((u_char *) ctx->errmsg,
-                    "\"%s\" must be 1 to %uz bytes long%Z", name, max);
-        return NGX_DECLINED;
+    if (value == NULL) {
+        return NGX_OK;
     }
 
     out->data = ngx_pnalloc(r->pool, len + 1);
@@ -857,7 +844,7 @@ ngx_game_auth_field(ngx_http_request_t *r, json_t *body, const char *name,
         return NGX_ERROR;
     }
 
-    ngx_memcpy(out->data, json_string_value(v), len);
+    ngx_memcpy(out->data, value, len);
     out->data[len] = '\0';
     out->len = len;
 

@@ -315,7 +315,6 @@ ngx_game_auth_device_handler(ngx_http_request_t *r)
 static void
 ngx_game_auth_device_body(ngx_http_request_t *r, json_t *body)
 {
-    u_char               *p;
     ngx_str_t             device;
     ngx_game_pg_query_t  *q;
     ngx_game_auth_ctx_t  *ctx;
@@ -329,15 +328,7 @@ ngx_game_auth_device_body(ngx_http_request_t *r, json_t *body)
         return;
     }
 
-    for (p = device.data; p < device.data + device.len; p++) {
-        if (!(ngx_game_auth_isalnum(*p) || *p == '-' || *p == '_' || *p == '.'
-              || *p == ':'))
-        {
-            break;
-        }
-    }
-
-    if (device.len < 16 || p != device.data + device.len) {
+    if (!game_auth_device_id_valid((char *) device.data, device.len)) {
         ngx_game_auth_finalize(ctx,
             ngx_game_http_send_error(r, NGX_GAME_AUTH_HTTP_UNPROCESSABLE,
                                      "invalid_device_id",
