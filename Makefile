@@ -4,12 +4,14 @@
 #   make test    build, run every test on a throwaway stack, tear it down
 #   make bench   measure our endpoints against nginx's `return 200`
 #   make down    stop the dev stack
+#   make fuzz    run every fuzz harness for FUZZ_SECONDS (300) each
+#   make deb     build the Debian packages into build/deb/
 
 SHELL := /bin/bash
 ROOT  := $(CURDIR)
 
 .PHONY: all deps build modules gameserver tools up down status test unit \
-        integration bench clean
+        integration bench fuzz deb clean
 
 all: build
 
@@ -53,7 +55,15 @@ unit: deps
 bench: build
 	@scripts/bench
 
+# libFuzzer harnesses (tests/fuzz): `make test` runs each for seconds
+fuzz: deps modules gameserver
+	@$(MAKE) -s -C tests/fuzz fuzz
+
+deb: deps
+	@scripts/build-deb
+
 clean:
 	rm -rf build
 	@$(MAKE) -s -C tests/unit clean
+	@$(MAKE) -s -C tests/fuzz clean
 	@if [ -f gameserver/Makefile ]; then $(MAKE) -s -C gameserver clean; fi
