@@ -14,6 +14,7 @@
 
 #include "ngx_game_core.h"
 #include "game_util.h"          /* ids: game_uuid_valid */
+#include "game_econ_check.h"    /* request bodies */
 
 
 /* a reward per match result: win, loss, draw */

@@ -100,7 +100,7 @@ ngx_game_econ_grant_body(ngx_http_request_t *r, json_t *body)
 {
     json_t                     *soft, *hard, *item, *qty, *reason;
     ngx_int_t                   rc;
-    const char                 *values[10];
+    const char                 *values[10], *code, *message;
     ngx_game_econ_grant_t      *g;
     ngx_game_econ_main_conf_t  *emcf;
 
@@ -113,18 +113,10 @@ ngx_game_econ_grant_body(ngx_http_request_t *r, json_t *body)
     qty = json_object_get(body, "quantity");
     reason = json_object_get(body, "reason");
 
-    if ((soft && !json_is_integer(soft)) || (hard && !json_is_integer(hard))
-        || (item && !json_is_string(item))
-        || (qty && (!json_is_integer(qty) || json_integer_value(qty) < 1))
-        || !json_is_string(reason) || json_string_length(reason) == 0
-        || (soft == NULL && hard == NULL && item == NULL))
-    {
+    if (game_econ_grant_check(body, &code, &message) != 0) {
         ngx_http_finalize_request(r,
-            ngx_game_http_send_error(r, NGX_GAME_HTTP_UNPROCESSABLE,
-                                     "invalid_grant",
-                                     "a grant is {soft?, hard?, item_id?, "
-                                     "quantity?, reason}: whole numbers, an "
-                                     "item's id, and why"));
+            ngx_game_http_send_error(r, NGX_GAME_HTTP_UNPROCESSABLE, code,
+                                     message));
         return;
     }
 
@@ -178,17 +170,13 @@ static void
 ngx_game_econ_catalog_body(ngx_http_request_t *r, json_t *body)
 {
     char        *text;
-    json_t      *id;
     ngx_int_t    rc;
-    const char  *values[1];
+    const char  *values[1], *code, *message;
 
-    id = json_object_get(body, "item_id");
-
-    if (!json_is_string(id) || json_string_length(id) == 0) {
+    if (game_econ_item_check(body, &code, &message) != 0) {
         ngx_http_finalize_request(r,
-            ngx_game_http_send_error(r, NGX_GAME_HTTP_UNPROCESSABLE,
-                                     "invalid_item",
-                                     "an item needs its \"item_id\""));
+            ngx_game_http_send_error(r, NGX_GAME_HTTP_UNPROCESSABLE, code,
+                                     message));
         return;
     }
 

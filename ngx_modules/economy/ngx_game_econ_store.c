@@ -16,9 +16,6 @@
 #include "ngx_game_econ.h"
 
 
-#define NGX_GAME_ECON_QTY_MAX   1000000
-
-
 static void ngx_game_econ_catalog_read(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *res);
 static ngx_int_t ngx_game_econ_catalog_send(ngx_http_request_t *r);
@@ -174,48 +171,23 @@ ngx_game_econ_purchase_body(ngx_http_request_t *r, json_t *body)
 {
     ngx_int_t                   rc;
     json_t                     *item, *qty, *cur;
-    const char                 *values[7];
+    const char                 *values[7], *code, *message;
     ngx_game_econ_write_t   *p;
     ngx_game_econ_main_conf_t  *emcf;
 
     p = ngx_http_get_module_ctx(r, ngx_game_econ_module);
     emcf = ngx_http_get_module_main_conf(r, ngx_game_econ_module);
 
+    if (game_econ_purchase_check(body, &code, &message) != 0) {
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_GAME_HTTP_UNPROCESSABLE, code,
+                                     message));
+        return;
+    }
+
     item = json_object_get(body, "item_id");
     qty = json_object_get(body, "quantity");
     cur = json_object_get(body, "currency");
-
-    if (!json_is_string(item) || json_string_length(item) == 0
-        || json_string_length(item) > 64)
-    {
-        ngx_http_finalize_request(r,
-            ngx_game_http_send_error(r, NGX_GAME_HTTP_UNPROCESSABLE,
-                                     "invalid_field",
-                                     "\"item_id\" must be an item's id"));
-        return;
-    }
-
-    if (!json_is_integer(qty) || json_integer_value(qty) < 1
-        || json_integer_value(qty) > NGX_GAME_ECON_QTY_MAX)
-    {
-        ngx_http_finalize_request(r,
-            ngx_game_http_send_error(r, NGX_GAME_HTTP_UNPROCESSABLE,
-                                     "invalid_quantity",
-                                     "\"quantity\" must be a whole number "
-                                     "from 1 on"));
-        return;
-    }
-
-    if (!json_is_string(cur)
-        || (ngx_strcmp(json_string_value(cur), "soft") != 0
-            && ngx_strcmp(json_string_value(cur), "hard") != 0))
-    {
-        ngx_http_finalize_request(r,
-            ngx_game_http_send_error(r, NGX_GAME_HTTP_UNPROCESSABLE,
-                                     "invalid_currency",
-                                     "\"currency\" is \"soft\" or \"hard\""));
-        return;
-    }
 
     values[0] = (char *) p->player.data;
     values[1] = (char *) p->key.data;
