@@ -10,6 +10,7 @@
 #include "ngx_game_core.h"
 #include "game_util.h"        /* ids: game_uuid_generate, game_uuid_valid */
 #include "game_mm_engine.h"
+#include "game_mm_join.h"
 
 
 /* match.lua takes 11 arguments and two a ticket; EVAL adds three */

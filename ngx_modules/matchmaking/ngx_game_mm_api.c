@@ -34,8 +34,8 @@ typedef struct {
 
 static ngx_int_t ngx_game_mm_player(ngx_http_request_t *r, ngx_str_t *id);
 static void ngx_game_mm_join_body(ngx_http_request_t *r, json_t *body);
-static ngx_str_t *ngx_game_mm_pick_region(ngx_game_mm_mode_t *mode,
-    json_t *regions, const char **err);
+static ngx_str_t *ngx_game_mm_pick_region(ngx_http_request_t *r,
+    ngx_game_mm_mode_t *mode, json_t *regions, const char **err);
 static void ngx_game_mm_join_party(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
 static void ngx_game_mm_join_rate(ngx_game_mm_join_t *j);
@@ -194,9 +194,14 @@ ngx_game_mm_join_body(ngx_http_request_t *r, json_t *body)
         return;
     }
 
-    j->region = ngx_game_mm_pick_region(j->mode,
+    j->region = ngx_game_mm_pick_region(r, j->mode,
                                         json_object_get(body, "regions"),
                                         &err);
+    if (j->region == NULL && err == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
     if (j->region == NULL) {
         ngx_http_finalize_request(r,
             ngx_game_http_send_error(r, NGX_GAME_HTTP_UNPROCESSABLE,
@@ -328,68 +333,37 @@ ngx_game_mm_join_rate(ngx_game_mm_join_t *j)
 
 
 /*
- * The lowest-latency region the mode serves, if within its max latency.
- * "regions" is [{"region": "eu", "latency_ms": 35}, ...].
+ * The lowest-latency region the mode serves, if within its max latency:
+ * game_mm_pick_region() over the mode's regions.
  */
 
 static ngx_str_t *
-ngx_game_mm_pick_region(ngx_game_mm_mode_t *mode, json_t *regions,
-    const char **err)
+ngx_game_mm_pick_region(ngx_http_request_t *r, ngx_game_mm_mode_t *mode,
+    json_t *regions, const char **err)
 {
-    size_t       i;
-    double       lat, best_lat;
-    json_t      *item, *name, *ms;
-    ngx_str_t   *served, *best;
-    ngx_uint_t   k;
+    int              best;
+    ngx_str_t       *served;
+    ngx_uint_t       k;
+    game_mm_name_t  *names;
 
-    if (!json_is_array(regions) || json_array_size(regions) == 0
-        || json_array_size(regions) > 64)
-    {
-        *err = "\"regions\" must be a list of 1 to 64 "
-               "{\"region\", \"latency_ms\"} objects";
+    served = mode->regions.elts;
+
+    names = ngx_palloc(r->pool, (mode->regions.nelts + 1)
+                                * sizeof(game_mm_name_t));
+    if (names == NULL) {
+        *err = NULL;
         return NULL;
     }
 
-    best = NULL;
-    best_lat = 0;
-    served = mode->regions.elts;
-
-    json_array_foreach(regions, i, item) {
-        name = json_object_get(item, "region");
-        ms = json_object_get(item, "latency_ms");
-
-        if (!json_is_string(name) || !json_is_number(ms)
-            || json_number_value(ms) < 0)
-        {
-            *err = "each region needs a \"region\" name and a "
-                   "non-negative \"latency_ms\"";
-            return NULL;
-        }
-
-        lat = json_number_value(ms);
-
-        if (lat > (double) mode->max_latency) {
-            continue;
-        }
-
-        for (k = 0; k < mode->regions.nelts; k++) {
-            if (served[k].len == json_string_length(name)
-                && ngx_strncmp(served[k].data, json_string_value(name),
-                               served[k].len) == 0
-                && (best == NULL || lat < best_lat))
-            {
-                best = &served[k];
-                best_lat = lat;
-            }
-        }
+    for (k = 0; k < mode->regions.nelts; k++) {
+        names[k].data = (const char *) served[k].data;
+        names[k].len = served[k].len;
     }
 
-    if (best == NULL) {
-        *err = "none of these regions serves this mode within its "
-               "maximum latency";
-    }
+    best = game_mm_pick_region(regions, names, mode->regions.nelts,
+                               (double) mode->max_latency, err);
 
-    return best;
+    return best < 0 ? NULL : &served[best];
 }
 
 
