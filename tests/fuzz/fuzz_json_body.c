@@ -3,7 +3,8 @@
  * Request bodies, read as the endpoints read them: the core's body check
  * (game_json_body_parse: one object, no member twice), then each
  * endpoint's members through the same pure checks its handler calls
- * (ngx_modules/auth/game_auth_util.c, ngx_modules/core/game_util.c).
+ * (core/game_util.c, auth/game_auth_util.c, economy/game_econ_check.c,
+ * matchmaking/game_mm_join.c under ngx_modules/).
  *
  * Beyond memory errors, it checks what the handlers take for granted: a
  * member that passes is exactly as long as it says (no NUL inside, since
@@ -17,6 +18,8 @@
 
 #include "game_util.h"
 #include "game_auth_util.h"
+#include "game_econ_check.h"
+#include "game_mm_join.h"
 
 
 #define FUZZ_CHECK(cond)  do { if (!(cond)) abort(); } while (0)
@@ -97,6 +100,125 @@ fuzz_value(const char *name, const char *v, size_t len)
 }
 
 
+/* a string the handlers pass on as a C string: all of it must be there */
+static int
+fuzz_c_string(json_t *v)
+{
+    return json_is_string(v)
+           && strlen(json_string_value(v)) == json_string_length(v);
+}
+
+
+static void
+fuzz_economy(json_t *body)
+{
+    json_t      *qty, *cur, *item;
+    const char  *code, *message;
+
+    code = NULL;
+    message = NULL;
+
+    if (game_econ_purchase_check(body, &code, &message) == 0) {
+        item = json_object_get(body, "item_id");
+        qty = json_object_get(body, "quantity");
+        cur = json_object_get(body, "currency");
+
+        FUZZ_CHECK(fuzz_c_string(item) && json_string_length(item) >= 1
+                   && json_string_length(item) <= 64);
+        FUZZ_CHECK(json_integer_value(qty) >= 1
+                   && json_integer_value(qty) <= GAME_ECON_QTY_MAX);
+        FUZZ_CHECK(fuzz_c_string(cur));
+
+    } else {
+        FUZZ_CHECK(code != NULL && message != NULL);
+    }
+
+    code = NULL;
+
+    if (game_econ_grant_check(body, &code, &message) == 0) {
+        FUZZ_CHECK(fuzz_c_string(json_object_get(body, "reason")));
+        item = json_object_get(body, "item_id");
+        FUZZ_CHECK(item == NULL || fuzz_c_string(item));
+
+    } else {
+        FUZZ_CHECK(code != NULL);
+    }
+
+    code = NULL;
+
+    if (game_econ_item_check(body, &code, &message) == 0) {
+        FUZZ_CHECK(fuzz_c_string(json_object_get(body, "item_id")));
+
+    } else {
+        FUZZ_CHECK(code != NULL);
+    }
+}
+
+
+/* the regions a mode of the test configuration serves, and its limit */
+static const game_mm_name_t  fuzz_served[] = {
+    { "eu", 2 }, { "us-east", 7 }, { "asia", 4 }
+};
+
+#define FUZZ_MAX_LATENCY  150.0
+
+
+static void
+fuzz_matchmaking(json_t *body)
+{
+    int          k;
+    size_t       i, n;
+    double       lat, best;
+    json_t      *regions, *item, *name;
+    const char  *err;
+
+    regions = json_object_get(body, "regions");
+    n = sizeof(fuzz_served) / sizeof(fuzz_served[0]);
+
+    err = NULL;
+    k = game_mm_pick_region(regions, fuzz_served, n, FUZZ_MAX_LATENCY, &err);
+
+    FUZZ_CHECK(k >= -1 && k < (int) n);
+
+    if (k < 0) {
+        FUZZ_CHECK(err != NULL);
+        return;
+    }
+
+    /* the choice is served, within the limit, and none served is closer */
+    best = -1;
+
+    json_array_foreach(regions, i, item) {
+        name = json_object_get(item, "region");
+        lat = json_number_value(json_object_get(item, "latency_ms"));
+
+        if (json_string_length(name) == fuzz_served[k].len
+            && memcmp(json_string_value(name), fuzz_served[k].data,
+                      fuzz_served[k].len) == 0
+            && lat <= FUZZ_MAX_LATENCY && (best < 0 || lat < best))
+        {
+            best = lat;
+        }
+    }
+
+    FUZZ_CHECK(best >= 0);
+
+    json_array_foreach(regions, i, item) {
+        lat = json_number_value(json_object_get(item, "latency_ms"));
+        name = json_object_get(item, "region");
+
+        for (n = 0; n < sizeof(fuzz_served) / sizeof(fuzz_served[0]); n++) {
+            if (json_string_length(name) == fuzz_served[n].len
+                && memcmp(json_string_value(name), fuzz_served[n].data,
+                          fuzz_served[n].len) == 0)
+            {
+                FUZZ_CHECK(lat > FUZZ_MAX_LATENCY || lat >= best);
+            }
+        }
+    }
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -140,6 +262,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fuzz_value(m->name, v, len);
         }
     }
+
+    fuzz_economy(body);
+    fuzz_matchmaking(body);
 
     json_decref(body);
 
