@@ -11,6 +11,7 @@
 #include "game_util.h"        /* ids: game_uuid_generate, game_uuid_valid */
 #include "game_mm_engine.h"
 #include "game_mm_join.h"
+#include "game_mm_ticket.h"
 
 
 /* match.lua takes 11 arguments and two a ticket; EVAL adds three */

@@ -563,7 +563,7 @@ static ngx_int_t ngx_game_mm_status_ask(ngx_game_mm_status_t *st);
 static void ngx_game_mm_status_poll(ngx_event_t *ev);
 static void ngx_game_mm_status_cleanup(void *data);
 static json_t *ngx_game_mm_status_body(ngx_game_mm_status_t *st,
-    redisReply *reply);
+    redisReply *reply, ngx_pool_t *pool);
 static ngx_int_t ngx_game_mm_connection_ticket(ngx_http_request_t *r,
     json_t *body, ngx_str_t *player, const char *server_id);
 
@@ -743,7 +743,8 @@ ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
         goto done;
     }
 
-    body = ngx_game_mm_status_body(st, reply);
+    /* the record's fields are read with the read's memory */
+    body = ngx_game_mm_status_body(st, reply, poll ? poll : r->pool);
     if (body == NULL) {
         ngx_http_finalize_request(r,
             ngx_game_http_send_outcome(r, NGX_ERROR, "the matchmaker"));
@@ -792,14 +793,16 @@ done:
  */
 
 static json_t *
-ngx_game_mm_status_body(ngx_game_mm_status_t *st, redisReply *reply)
+ngx_game_mm_status_body(ngx_game_mm_status_t *st, redisReply *reply,
+    ngx_pool_t *pool)
 {
-    size_t       i;
-    json_t      *body, *server, *status;
-    int64_t      created;
-    redisReply  *k, *v;
-    ngx_time_t  *tp;
-    const char  *queue, *colon, *server_id;
+    size_t                    i, n;
+    json_t                   *body, *server, *status;
+    redisReply               *k, *v;
+    ngx_time_t               *tp;
+    const char               *server_id;
+    game_mm_name_t            id, *fields;
+    game_mm_ticket_answer_t   a;
 
     if (!ngx_game_mm_reply_is(reply, "TICKET") || reply->elements < 2
         || reply->element[1]->type != REDIS_REPLY_STRING)
@@ -807,19 +810,13 @@ ngx_game_mm_status_body(ngx_game_mm_status_t *st, redisReply *reply)
         return NULL;
     }
 
-    body = json_object();
-    server = json_object();
-    if (body == NULL || server == NULL) {
-        json_decref(body);
-        json_decref(server);
+    /* the record's pairs of strings: a pair of anything else is skipped */
+    fields = ngx_palloc(pool, (reply->elements + 1) * sizeof(game_mm_name_t));
+    if (fields == NULL) {
         return NULL;
     }
 
-    json_object_set_new(body, "ticket_id",
-                        json_stringn(reply->element[1]->str,
-                                     reply->element[1]->len));
-    created = -1;
-    server_id = NULL;
+    n = 0;
 
     for (i = 2; i + 1 < reply->elements; i += 2) {
         k = reply->element[i];
@@ -829,52 +826,26 @@ ngx_game_mm_status_body(ngx_game_mm_status_t *st, redisReply *reply)
             continue;
         }
 
-        if (ngx_strcmp(k->str, "status") == 0
-            || ngx_strcmp(k->str, "match") == 0)
-        {
-            json_object_set_new(body,
-                                ngx_strcmp(k->str, "match") == 0
-                                ? "match_id" : k->str,
-                                json_stringn(v->str, v->len));
-
-        } else if (ngx_strcmp(k->str, "reason") == 0 && v->len) {
-            json_object_set_new(body, "reason", json_stringn(v->str, v->len));
-
-        } else if (ngx_strcmp(k->str, "team") == 0) {
-            json_object_set_new(body, "team",
-                                json_integer(strtoll(v->str, NULL, 10)));
-
-        } else if (ngx_strcmp(k->str, "queue") == 0) {
-            /* "mode:region" */
-            queue = v->str;
-            colon = strchr(queue, ':');
-            if (colon) {
-                json_object_set_new(body, "game_mode",
-                                    json_stringn(queue, colon - queue));
-                json_object_set_new(body, "region", json_string(colon + 1));
-            }
-
-        } else if (ngx_strcmp(k->str, "created") == 0) {
-            created = strtoll(v->str, NULL, 10);
-
-        } else if (ngx_strcmp(k->str, "server_id") == 0) {
-            server_id = v->str;
-
-        } else if (ngx_strcmp(k->str, "server_host") == 0) {
-            json_object_set_new(server, "host", json_stringn(v->str, v->len));
-
-        } else if (ngx_strcmp(k->str, "server_port") == 0) {
-            json_object_set_new(server, "port",
-                                json_integer(strtoll(v->str, NULL, 10)));
-        }
+        fields[n].data = k->str;
+        fields[n++].len = k->len;
+        fields[n].data = v->str;
+        fields[n++].len = v->len;
     }
 
-    if (created >= 0) {
-        tp = ngx_timeofday();
-        json_object_set_new(body, "queued_for_ms",
-            json_integer((json_int_t) ((int64_t) tp->sec * 1000 + tp->msec
-                                       - created)));
+    id.data = reply->element[1]->str;
+    id.len = reply->element[1]->len;
+    tp = ngx_timeofday();
+
+    if (game_mm_ticket_answer(&id, fields, n,
+                              (int64_t) tp->sec * 1000 + tp->msec, &a)
+        != 0)
+    {
+        return NULL;
     }
+
+    body = a.body;
+    server = a.server;
+    server_id = a.server_id;
 
     status = json_object_get(body, "status");
 
