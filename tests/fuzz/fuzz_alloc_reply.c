@@ -14,6 +14,7 @@
 #include <hiredis/hiredis.h>
 
 #include "game_alloc.h"
+#include "fuzz_resp.h"
 
 
 #define FUZZ_CHECK(cond)  do { if (!(cond)) abort(); } while (0)
@@ -64,59 +65,6 @@ fuzz_alloc_check(game_alloc_script_e script, game_alloc_status_t status,
 }
 
 
-/*
- * hiredis (0.14) believes an array header of any size and allocates for it
- * before one element arrives: Redis is trusted with that, and the harness
- * is after our parser, not hiredis's allocations, so arrays larger than any
- * reply of ours are refused as the reader refuses on out of memory.  (The
- * first input this harness found: corpus/alloc_reply/oom-huge-array.)
- */
-
-static redisReplyObjectFunctions  *fuzz_reader_default;
-
-
-static void *
-fuzz_reader_array(const redisReadTask *task, int elements)
-{
-    return elements > 1024 ? NULL
-                           : fuzz_reader_default->createArray(task, elements);
-}
-
-
-static void *
-fuzz_reader_string(const redisReadTask *task, char *str, size_t len)
-{
-    return fuzz_reader_default->createString(task, str, len);
-}
-
-
-static void *
-fuzz_reader_integer(const redisReadTask *task, long long value)
-{
-    return fuzz_reader_default->createInteger(task, value);
-}
-
-
-static void *
-fuzz_reader_nil(const redisReadTask *task)
-{
-    return fuzz_reader_default->createNil(task);
-}
-
-
-static void
-fuzz_reader_free(void *reply)
-{
-    fuzz_reader_default->freeObject(reply);
-}
-
-
-static redisReplyObjectFunctions  fuzz_reader_functions = {
-    fuzz_reader_string, fuzz_reader_array, fuzz_reader_integer,
-    fuzz_reader_nil, fuzz_reader_free
-};
-
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -133,13 +81,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     script = (game_alloc_script_e) (data[0] % GAME_ALLOC_NSCRIPTS);
 
-    reader = redisReaderCreate();
+    reader = fuzz_resp_reader();
     if (reader == NULL) {
         return 0;
     }
-
-    fuzz_reader_default = reader->fn;
-    reader->fn = &fuzz_reader_functions;
 
     if (redisReaderFeed(reader, (const char *) data + 1, size - 1)
         != REDIS_OK)
