@@ -718,6 +718,7 @@ ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
 {
     u_char                 seen[64], *last;
     json_t                *body, *status;
+    ngx_int_t              answer;
     ngx_msec_t             left;
     ngx_pool_t            *poll;
     ngx_http_request_t    *r = cmd->data;
@@ -731,23 +732,20 @@ ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     st->poll = NULL;
 
     if (rc != NGX_OK) {
-        ngx_http_finalize_request(r,
-            ngx_game_http_send_outcome(r, rc, "the matchmaker"));
+        answer = ngx_game_http_send_outcome(r, rc, "the matchmaker");
         goto done;
     }
 
     if (ngx_game_mm_reply_is(reply, "NONE")) {
-        ngx_http_finalize_request(r,
-            ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "no_ticket",
-                                     "the player has no ticket"));
+        answer = ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "no_ticket",
+                                          "the player has no ticket");
         goto done;
     }
 
     /* the record's fields are read with the read's memory */
     body = ngx_game_mm_status_body(st, reply, poll ? poll : r->pool);
     if (body == NULL) {
-        ngx_http_finalize_request(r,
-            ngx_game_http_send_outcome(r, NGX_ERROR, "the matchmaker"));
+        answer = ngx_game_http_send_outcome(r, NGX_ERROR, "the matchmaker");
         goto done;
     }
 
@@ -770,19 +768,32 @@ ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
             /* nothing new yet: look again shortly */
             json_decref(body);
             ngx_add_timer(&st->timer, ngx_min(left, NGX_GAME_MM_POLL_MS));
-            goto done;
+
+            if (poll) {
+                ngx_destroy_pool(poll);
+            }
+
+            return;
         }
     }
 
-    ngx_http_finalize_request(r, ngx_game_http_send_json(r, NGX_HTTP_OK,
-                                                         body));
+    answer = ngx_game_http_send_json(r, NGX_HTTP_OK, body);
     json_decref(body);
 
 done:
 
+    /*
+     * The read's pool (and its command) logs through the connection's log:
+     * it goes first, since finalizing the request may close the connection
+     * and free that log (a worker that is shutting down keeps no idle
+     * connection).
+     */
+
     if (poll) {
         ngx_destroy_pool(poll);
     }
+
+    ngx_http_finalize_request(r, answer);
 }
 
 
