@@ -31,7 +31,11 @@
  * collect one consumer per worker that ever ran.
  *
  * An entry is acknowledged only after its handler said NGX_OK, that is
- * after the handler's own writes committed.
+ * after the handler's own writes committed.  A consumer that sets
+ * "delete" has its entries deleted from the stream as they are
+ * acknowledged or dead-lettered, in the same script, so that the stream
+ * holds only what still waits; a consumer that sets "flush" hears when
+ * all entries of a read have been handed out, and can load them together.
  */
 
 #include <ngx_config.h>
@@ -92,6 +96,8 @@ static void ngx_game_bus_own(ngx_game_bus_t *bus);
 static void ngx_game_bus_own_got(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
 static void ngx_game_bus_deliver(ngx_game_bus_t *bus, redisReply *entries);
+static void ngx_game_bus_deliver_entries(ngx_game_bus_t *bus,
+    redisReply *entries);
 static void ngx_game_bus_ack(ngx_game_bus_entry_t *e);
 static void ngx_game_bus_dead_letter(ngx_game_bus_t *bus, ngx_str_t *ids,
     ngx_uint_t n, const char *reason);
@@ -100,6 +106,8 @@ static void ngx_game_bus_consumers_got(ngx_game_redis_cmd_t *cmd,
     ngx_int_t rc, redisReply *reply);
 static ngx_int_t ngx_game_bus_cmd(ngx_game_bus_t *bus,
     ngx_game_redis_handler_pt handler, void *data, ngx_game_redis_args_t *a);
+static ngx_int_t ngx_game_bus_eval(ngx_game_bus_t *bus,
+    ngx_game_redis_script_t *script, ngx_game_redis_args_t *a);
 static void ngx_game_bus_args(ngx_game_redis_args_t *a, const char *command,
     const char *sub, ngx_game_bus_t *bus);
 static void ngx_game_bus_cmd_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
@@ -111,12 +119,13 @@ static void ngx_game_bus_step_done(ngx_game_bus_t *bus);
 
 /*
  * Copy entries to the dead-letter stream with why and where from, then
- * acknowledge them: one script, so that an entry is never both lost and
- * acknowledged.  ARGV: stream, group, dead stream, reason, consumer, id...
+ * acknowledge them (and delete them, for a "delete" consumer): one script,
+ * so that an entry is never both lost and acknowledged.  ARGV: stream,
+ * group, dead stream, reason, consumer, delete ("1" or "0"), id...
  */
 static ngx_game_redis_script_t  ngx_game_bus_dead_script = {
     "local n = 0\n"
-    "for i = 6, #ARGV do\n"
+    "for i = 7, #ARGV do\n"
     "  local e = redis.call('XRANGE', ARGV[1], ARGV[i], ARGV[i])\n"
     "  local f = {}\n"
     "  if #e == 1 and e[1][2] then f = e[1][2] end\n"
@@ -126,7 +135,22 @@ static ngx_game_redis_script_t  ngx_game_bus_dead_script = {
     "             'group', ARGV[2], 'reason', ARGV[4],\n"
     "             'consumer', ARGV[5], unpack(f))\n"
     "  n = n + redis.call('XACK', ARGV[1], ARGV[2], ARGV[i])\n"
+    "  if ARGV[6] == '1' then redis.call('XDEL', ARGV[1], ARGV[i]) end\n"
     "end\n"
+    "return n\n",
+    0, ""
+};
+
+
+/*
+ * Acknowledge and delete an entry, for a "delete" consumer: the stream
+ * keeps only what still waits.  Deleted whatever XACK says: a copy another
+ * consumer took over and acknowledged first is done with too.  ARGV:
+ * stream, group, id.
+ */
+static ngx_game_redis_script_t  ngx_game_bus_ack_delete_script = {
+    "local n = redis.call('XACK', ARGV[1], ARGV[2], ARGV[3])\n"
+    "redis.call('XDEL', ARGV[1], ARGV[3])\n"
     "return n\n",
     0, ""
 };
@@ -220,6 +244,10 @@ ngx_game_bus_start(ngx_cycle_t *cycle, ngx_array_t *buses)
     if (ngx_game_bus_dead_script.len == 0) {
         ngx_game_bus_dead_script.len = ngx_strlen(ngx_game_bus_dead_script.text);
         ngx_game_redis_script_init(&ngx_game_bus_dead_script);
+
+        ngx_game_bus_ack_delete_script.len =
+                               ngx_strlen(ngx_game_bus_ack_delete_script.text);
+        ngx_game_redis_script_init(&ngx_game_bus_ack_delete_script);
     }
 
     b = buses->elts;
@@ -551,8 +579,29 @@ ngx_game_bus_own_got(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
 }
 
 
+/*
+ * Hand out the entries of a read, then tell a "flush" consumer that they
+ * are all out.  The read still counts as pending meanwhile (see
+ * ngx_game_bus_got), so the pass cannot end under the flush.
+ */
+
 static void
 ngx_game_bus_deliver(ngx_game_bus_t *bus, redisReply *entries)
+{
+    ngx_uint_t  delivered;
+
+    delivered = bus->delivered;
+
+    ngx_game_bus_deliver_entries(bus, entries);
+
+    if (bus->conf.flush && bus->delivered != delivered) {
+        bus->conf.flush(bus->conf.data);
+    }
+}
+
+
+static void
+ngx_game_bus_deliver_entries(ngx_game_bus_t *bus, redisReply *entries)
 {
     size_t                 i, k, n;
     ngx_str_t             *dead;
@@ -740,13 +789,26 @@ ngx_game_bus_failed(ngx_game_bus_entry_t *e, ngx_int_t rc)
 static void
 ngx_game_bus_ack(ngx_game_bus_entry_t *e)
 {
+    ngx_int_t               rc;
     ngx_game_bus_t         *bus = e->bus;
     ngx_game_redis_args_t   a;
 
-    ngx_game_bus_args(&a, "XACK", NULL, bus);
-    ngx_game_redis_arg_str(&a, &e->id);
+    if (bus->conf.delete) {
+        ngx_memzero(&a, sizeof(ngx_game_redis_args_t));
+        ngx_game_redis_arg_str(&a, &bus->conf.stream);
+        ngx_game_redis_arg_str(&a, &bus->conf.group);
+        ngx_game_redis_arg_str(&a, &e->id);
 
-    if (ngx_game_bus_cmd(bus, ngx_game_bus_cmd_done, bus, &a) == NGX_OK) {
+        rc = ngx_game_bus_eval(bus, &ngx_game_bus_ack_delete_script, &a);
+
+    } else {
+        ngx_game_bus_args(&a, "XACK", NULL, bus);
+        ngx_game_redis_arg_str(&a, &e->id);
+
+        rc = ngx_game_bus_cmd(bus, ngx_game_bus_cmd_done, bus, &a);
+    }
+
+    if (rc == NGX_OK) {
         bus->acked++;
 
     } else {
@@ -779,6 +841,7 @@ ngx_game_bus_dead_letter(ngx_game_bus_t *bus, ngx_str_t *ids, ngx_uint_t n,
     ngx_game_redis_arg_str(&a, &bus->conf.dead_stream);
     ngx_game_redis_arg_cstr(&a, reason);
     ngx_game_redis_arg_str(&a, ngx_game_instance_id());
+    ngx_game_redis_arg(&a, bus->conf.delete ? "1" : "0", 1);
 
     /* EVAL takes three arguments of its own */
     for (i = 0; i < n && a.argc < NGX_GAME_REDIS_MAX_ARGS - 3; i++) {
@@ -915,6 +978,40 @@ ngx_game_bus_cmd(ngx_game_bus_t *bus, ngx_game_redis_handler_pt handler,
 
     if (ngx_game_redis_cmd_run(bus->conf.redis, cmd, a->argc, a->argv,
                                a->argvlen)
+        != NGX_AGAIN)
+    {
+        bus->pending--;
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a script of the bus's own, its reply read like a command's */
+static ngx_int_t
+ngx_game_bus_eval(ngx_game_bus_t *bus, ngx_game_redis_script_t *script,
+    ngx_game_redis_args_t *a)
+{
+    ngx_game_redis_cmd_t  *cmd;
+
+    if (a->overflow) {
+        return NGX_ERROR;
+    }
+
+    cmd = ngx_game_redis_cmd_create(bus->pass, bus->log);
+    if (cmd == NULL) {
+        return NGX_ERROR;
+    }
+
+    cmd->handler = ngx_game_bus_cmd_done;
+    cmd->data = bus;
+    cmd->quiet = 1;
+
+    bus->pending++;
+
+    if (ngx_game_redis_eval(bus->conf.redis, cmd, script, 0, a->argc,
+                            a->argv, a->argvlen)
         != NGX_AGAIN)
     {
         bus->pending--;

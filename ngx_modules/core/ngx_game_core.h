@@ -269,6 +269,7 @@ typedef struct ngx_game_bus_s        ngx_game_bus_t;
 typedef struct ngx_game_bus_entry_s  ngx_game_bus_entry_t;
 
 typedef void (*ngx_game_bus_handler_pt)(ngx_game_bus_entry_t *e);
+typedef void (*ngx_game_bus_flush_pt)(void *data);
 
 
 typedef struct {
@@ -306,6 +307,21 @@ typedef struct {
     ngx_uint_t                  max_deliveries; /* then dead-letter: 10 */
     ngx_msec_t                  consumer_idle;  /* forget consumers: 1h */
     ngx_str_t                   dead_stream;    /* "<stream>:dead" */
+
+    /*
+     * Called once every entry of a read has been handed to "handler", with
+     * "data": a consumer that loads many entries with one statement
+     * gathers them in its handler and sends them here.  NULL: none.
+     */
+    ngx_game_bus_flush_pt       flush;
+
+    /*
+     * Entries are deleted from the stream when they are acknowledged or
+     * dead-lettered (XACK and XDEL in one script), so that the stream's
+     * length is what still waits: a producer can refuse work when it is
+     * too long.  Only for a stream that this one group reads.
+     */
+    unsigned                    delete:1;
 } ngx_game_bus_conf_t;
 
 
@@ -453,6 +469,10 @@ ngx_int_t ngx_game_http_read_json(ngx_http_request_t *r,
     ngx_game_http_json_handler_pt handler);
 ngx_int_t ngx_game_http_read_json_checked(ngx_http_request_t *r,
     ngx_game_http_body_check_pt check, ngx_game_http_json_handler_pt handler);
+/* with "limit" in place of the location's game_body_limit */
+ngx_int_t ngx_game_http_read_json_limited(ngx_http_request_t *r,
+    size_t limit, ngx_game_http_body_check_pt check,
+    ngx_game_http_json_handler_pt handler);
 ngx_int_t ngx_game_http_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *body);
 ngx_int_t ngx_game_http_send_json_retry(ngx_http_request_t *r,

@@ -391,12 +391,28 @@ ngx_int_t
 ngx_game_http_read_json_checked(ngx_http_request_t *r,
     ngx_game_http_body_check_pt check, ngx_game_http_json_handler_pt handler)
 {
-    ngx_int_t                  rc;
-    ngx_str_t                 *type;
-    ngx_game_http_ctx_t       *ctx;
     ngx_game_core_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_game_core_module);
+
+    return ngx_game_http_read_json_limited(r, clcf->body_limit, check,
+                                           handler);
+}
+
+
+/*
+ * The same with a limit of the endpoint's own instead of the location's
+ * game_body_limit: an endpoint whose bodies are bounded by a directive of
+ * its service (a telemetry batch).
+ */
+
+ngx_int_t
+ngx_game_http_read_json_limited(ngx_http_request_t *r, size_t limit,
+    ngx_game_http_body_check_pt check, ngx_game_http_json_handler_pt handler)
+{
+    ngx_int_t             rc;
+    ngx_str_t            *type;
+    ngx_game_http_ctx_t  *ctx;
 
     if (r->headers_in.content_type == NULL) {
         return ngx_game_http_send_error(r,
@@ -416,7 +432,7 @@ ngx_game_http_read_json_checked(ngx_http_request_t *r,
                                         "application/json");
     }
 
-    if (r->headers_in.content_length_n > (off_t) clcf->body_limit) {
+    if (r->headers_in.content_length_n > (off_t) limit) {
         return ngx_game_http_send_error(r,
                                         NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                                         "payload_too_large",
@@ -430,7 +446,7 @@ ngx_game_http_read_json_checked(ngx_http_request_t *r,
 
     ctx->handler = handler;
     ctx->check = check;
-    ctx->limit = clcf->body_limit;
+    ctx->limit = limit;
     ctx->collect = 1;
     ngx_http_set_ctx(r, ctx, ngx_game_core_module);
 
