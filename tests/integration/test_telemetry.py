@@ -739,3 +739,52 @@ def test_the_counters_add_up(stack):
     wait_until(moved, what="counters")
     body = stats(stack)
     assert set(body) == {"counters", "backlog", "dead_letters"}
+
+
+# --------------------------------------------------------------------------
+# Partitions (last: it looks at what every test above wrote)
+# --------------------------------------------------------------------------
+
+def test_partitions_are_kept_ahead_old_ones_expire_and_none_is_default(
+        stack):
+    """test.conf: daily partitions 3 days ahead, 40 days of retention, the
+    job every second.  A day partition 70 days old is dropped by the job;
+    every day from yesterday to 3 days ahead is covered; and nothing any
+    test wrote sits in the default partition."""
+    old = psql(stack, "SELECT to_char(now() AT TIME ZONE 'UTC' "
+                      "- interval '70 days', '\"game_events_y\"YYYY\"m\"MM"
+                      "\"d\"DD')")[0][0]
+    psql(stack, "SELECT tel_partition_create(date_trunc('day', "
+                "(now() AT TIME ZONE 'UTC') - interval '70 days'), 'day')")
+    assert psql(stack, "SELECT count(*) FROM tel_partitions() "
+                       "WHERE name = %s", old) == [(1,)]
+    wait_until(lambda: psql(stack, "SELECT count(*) FROM tel_partitions() "
+                                   "WHERE name = %s", old) == [(0,)],
+               timeout=30, what="the old partition dropped")
+    report = psql(stack, "SELECT report FROM tel_maintenance")[0][0]
+    assert report["outcome"] == "done"
+
+    for d in range(-1, 4):
+        assert psql(stack, "SELECT tel_partition_covers("
+                           "date_trunc('day', (now() AT TIME ZONE 'UTC') "
+                           "+ %s * interval '1 day'), "
+                           "date_trunc('day', (now() AT TIME ZONE 'UTC') "
+                           "+ (%s + 1) * interval '1 day'))", d, d) \
+            == [(True,)], d
+
+    # days beyond what exists are made as days, and only once
+    ensure = ("SELECT tel_partitions_ensure('day', d + interval '400 days', "
+              "d + interval '403 days') FROM (SELECT date_trunc('day', "
+              "now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS d) t")
+    assert psql(stack, ensure) == [(3,)]
+    assert psql(stack, ensure) == [(0,)]
+
+    # events at the edges of what ingest takes: nearly a day old, and
+    # minutes ahead
+    _, auth = device_player(stack)
+    edge = [event(ts=now_ms() - 23 * 3600 * 1000),
+            event(ts=now_ms() + 4 * 60 * 1000), event()]
+    assert send(stack, auth, edge).json()["accepted"] == 3
+    wait_written(stack, [e["event_id"] for e in edge])
+    assert psql(stack, "SELECT count(*) FROM game_events")[0][0] >= 3
+    assert psql(stack, "SELECT count(*) FROM game_events_default") == [(0,)]
