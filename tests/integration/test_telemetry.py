@@ -788,3 +788,33 @@ def test_partitions_are_kept_ahead_old_ones_expire_and_none_is_default(
     wait_written(stack, [e["event_id"] for e in edge])
     assert psql(stack, "SELECT count(*) FROM game_events")[0][0] >= 3
     assert psql(stack, "SELECT count(*) FROM game_events_default") == [(0,)]
+
+
+def test_redis_flushall_and_telemetry_goes_on(stack):
+    """Someone empties Redis: the streams, the writer's group, the rate
+    buckets, the counters and the job's lease are gone.  What the writer
+    had already written stays written once; the bus makes its group again
+    (NOGROUP), and new batches from players and servers are written.
+    (Accepted events still waiting on the stream are lost with it: Redis'
+    own persistence is what keeps them, see the README.)"""
+    pid, auth = device_player(stack)
+    before = events(5)
+    assert send(stack, auth, before).status_code == 202
+    wait_written(stack, [e["event_id"] for e in before])
+
+    rds(stack).flushall()
+
+    after = events(5)
+    wait_until(lambda: send(stack, auth, after).status_code == 202,
+               timeout=20, what="ingest after FLUSHALL")
+    from_server = [server_event("kill", pid, {"match_id": "m",
+                                              "victim": "v"})]
+    server_batch(stack, "flush-" + uuid.uuid4().hex[:6], from_server)
+    # a replay of the first batch: tel_seen, not Redis, remembers it
+    assert send(stack, auth, before).status_code == 202
+    wait_written(stack, [e["event_id"] for e in after + from_server + before],
+                 timeout=60)
+    wait_until(lambda: stats(stack)["backlog"]["events"] == 0,
+               what="an empty backlog")
+    assert set(copies(stack, [e["event_id"] for e in before]).values()) \
+        == {1}
