@@ -67,15 +67,6 @@ static void ngx_game_tel_types_cleanup(void *data);
 static ngx_int_t ngx_game_tel_init_process(ngx_cycle_t *cycle);
 
 
-static ngx_conf_num_bounds_t  ngx_game_tel_max_events_bounds = {
-    ngx_conf_check_num_bounds, 1, 1000
-};
-
-static ngx_conf_num_bounds_t  ngx_game_tel_positive_bounds = {
-    ngx_conf_check_num_bounds, 1, 1000000000
-};
-
-
 static ngx_command_t  ngx_game_tel_commands[] = {
 
     /* the PostgreSQL pool of the admin endpoints */
@@ -134,7 +125,7 @@ static ngx_command_t  ngx_game_tel_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_game_tel_main_conf_t, max_events),
-      &ngx_game_tel_max_events_bounds },
+      NULL },
 
     /* the size of one batch's body, at most */
     { ngx_string("game_tel_max_bytes"),
@@ -174,7 +165,7 @@ static ngx_command_t  ngx_game_tel_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_game_tel_main_conf_t, max_backlog),
-      &ngx_game_tel_positive_bounds },
+      NULL },
 
     /* the writer's tuning: [batch=100] [claim_idle=60s]
      * [max_deliveries=50] [consumer_idle=1h] */
@@ -250,7 +241,7 @@ static ngx_command_t  ngx_game_tel_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_game_tel_main_conf_t, threshold),
-      &ngx_game_tel_positive_bounds },
+      NULL },
 
     /* game_tel_admin name file: an admin and its secret; repeatable */
     { ngx_string("game_tel_admin"),
@@ -403,6 +394,23 @@ ngx_game_tel_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(tmcf->dedupe_window, 48 * 3600);
     ngx_conf_init_msec_value(tmcf->maintenance, 60000);
     ngx_conf_init_uint_value(tmcf->threshold, 100);
+
+    /* ranges here rather than in ngx_conf_check_num_bounds, whose message
+     * does not name the directive */
+    if (tmcf->max_events < 1 || tmcf->max_events > 1000) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "invalid value \"%ui\" in \"game_tel_max_events\" "
+                      "directive: 1 to 1000 events", tmcf->max_events);
+        return NGX_CONF_ERROR;
+    }
+
+    if (tmcf->max_backlog < 1 || tmcf->threshold < 1) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"%s\" must be at least 1",
+                      tmcf->max_backlog < 1 ? "game_tel_max_backlog"
+                                            : "game_tel_flag_threshold");
+        return NGX_CONF_ERROR;
+    }
 
     if (tmcf->period.data == NULL) {
         ngx_str_set(&tmcf->period, "month");
