@@ -41,6 +41,8 @@ static void ngx_game_lb_dropped(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
 static ngx_int_t ngx_game_lb_admin_begin(ngx_http_request_t *r,
     ngx_game_lb_admin_ctx_t **ctx);
+static ngx_int_t ngx_game_lb_admin_refuse(ngx_http_request_t *r,
+    ngx_int_t why);
 static json_t *ngx_game_lb_admin_json(ngx_http_request_t *r,
     ngx_game_lb_admin_ctx_t *ctx, PGresult *res);
 static ngx_int_t ngx_game_lb_admin_query(ngx_http_request_t *r,
@@ -69,7 +71,7 @@ ngx_game_lb_admin_remove(ngx_http_request_t *r)
 
     rc = ngx_game_lb_admin_begin(r, &ctx);
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_game_lb_admin_refuse(r, rc);
     }
 
     if (ngx_game_lb_path_segment(r, 3, &ctx->player) != NGX_OK) {
@@ -236,7 +238,7 @@ ngx_game_lb_admin_recompute(ngx_http_request_t *r)
 
     rc = ngx_game_lb_admin_begin(r, &ctx);
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_game_lb_admin_refuse(r, rc);
     }
 
     if (ngx_game_lb_path_segment(r, 2, &name) != NGX_OK) {
@@ -374,7 +376,16 @@ ngx_game_lb_dropped(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
 }
 
 
-/* the admin, the method; NGX_OK or the answer already sent */
+#define NGX_GAME_LB_NOT_ADMIN   -40
+#define NGX_GAME_LB_NOT_POST    -41
+
+
+/*
+ * The admin and the method.  NGX_OK, or why not: the caller answers with
+ * ngx_game_lb_admin_refuse().  A helper that sent the answer itself would
+ * return what the send returned, often NGX_OK, and its caller would go on
+ * to run the action for a request already answered.
+ */
 static ngx_int_t
 ngx_game_lb_admin_begin(ngx_http_request_t *r, ngx_game_lb_admin_ctx_t **ctx)
 {
@@ -384,25 +395,42 @@ ngx_game_lb_admin_begin(ngx_http_request_t *r, ngx_game_lb_admin_ctx_t **ctx)
 
     *ctx = ngx_pcalloc(r->pool, sizeof(ngx_game_lb_admin_ctx_t));
     if (*ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     (*ctx)->admin = ngx_game_admin_who(r, &lmcf->admins);
     if ((*ctx)->admin == NULL) {
-        return ngx_game_http_send_error(r, NGX_HTTP_UNAUTHORIZED,
-                                        "unauthorized",
-                                        "an admin credential is required");
+        return NGX_GAME_LB_NOT_ADMIN;
     }
 
     if (r->method != NGX_HTTP_POST) {
-        return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                        "method_not_allowed",
-                                        "admin actions are POSTed");
+        return NGX_GAME_LB_NOT_POST;
     }
 
     ngx_http_set_ctx(r, *ctx, ngx_game_lb_module);
 
     return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_game_lb_admin_refuse(ngx_http_request_t *r, ngx_int_t why)
+{
+    switch (why) {
+
+    case NGX_GAME_LB_NOT_ADMIN:
+        return ngx_game_http_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                                        "unauthorized",
+                                        "an admin credential is required");
+
+    case NGX_GAME_LB_NOT_POST:
+        return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                        "method_not_allowed",
+                                        "admin actions are POSTed");
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 }
 
 

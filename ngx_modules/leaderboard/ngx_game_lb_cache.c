@@ -9,8 +9,8 @@
  * queue from least to most recently stored, the way limit_req keeps its
  * states; when the zone is full the oldest pages go.  An expired page is
  * refreshed by one request, which reads Redis while the others keep
- * getting the expired copy for up to a second: the page is never stale by
- * more than its ttl plus one read, and Redis sees one read per page per
+ * getting the expired copy, for a second at most: a page is never older
+ * than its ttl plus a second, and Redis sees about one read per page per
  * ttl, however many ask.
  */
 
@@ -175,8 +175,14 @@ ngx_game_lb_cache_get(ngx_http_request_t *r, ngx_str_t *key, ngx_str_t *body)
     cn = ngx_game_lb_cache_find(c, key, hash);
 
     if (cn) {
-        if ((ngx_msec_int_t) (cn->expires - now) <= 0
-            && (ngx_msec_int_t) (cn->refreshing - now) <= 0)
+        if ((ngx_msec_int_t) (cn->expires + NGX_GAME_LB_CACHE_REFRESH - now)
+            <= 0)
+        {
+            /* too old to be served at all: every request reads until a
+             * fresh page is stored (Redis may be rebuilding) */
+
+        } else if ((ngx_msec_int_t) (cn->expires - now) <= 0
+                   && (ngx_msec_int_t) (cn->refreshing - now) <= 0)
         {
             /* expired, and nobody refreshes it: this request does */
             cn->refreshing = now + NGX_GAME_LB_CACHE_REFRESH;
