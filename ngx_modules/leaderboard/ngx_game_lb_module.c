@@ -48,6 +48,8 @@ static char *ngx_game_lb_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_game_lb_boards_json(ngx_conf_t *cf,
     ngx_game_lb_main_conf_t *lmcf);
+static char *ngx_game_lb_stock(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_game_lb_init_process(ngx_cycle_t *cycle);
 
 
@@ -134,7 +136,7 @@ static ngx_command_t  ngx_game_lb_commands[] = {
      * archives, drops removed entries and rebuilds */
     { ngx_string("game_lb_tick"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_msec_slot,
+      ngx_game_lb_stock,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_game_lb_main_conf_t, tick),
       NULL },
@@ -143,7 +145,7 @@ static ngx_command_t  ngx_game_lb_commands[] = {
      * script each, so that no step holds the event loop or Redis long */
     { ngx_string("game_lb_rebuild_batch"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_num_slot,
+      ngx_game_lb_stock,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_game_lb_main_conf_t, rebuild_batch),
       NULL },
@@ -152,7 +154,7 @@ static ngx_command_t  ngx_game_lb_commands[] = {
      * set in the table leaderboard_clock (never in production) */
     { ngx_string("game_lb_clock"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_game_lb_stock,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_game_lb_main_conf_t, test_clock),
       &ngx_game_lb_clocks },
@@ -168,7 +170,7 @@ static ngx_command_t  ngx_game_lb_commands[] = {
     /* how long a first page stays in the cache */
     { ngx_string("game_lb_cache_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_msec_slot,
+      ngx_game_lb_stock,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_game_lb_main_conf_t, cache_ttl),
       NULL },
@@ -684,6 +686,56 @@ ngx_game_lb_live(ngx_game_lb_main_conf_t *lmcf, ngx_game_lb_board_t *board)
 
     return &ngx_game_lb_lives[board - (ngx_game_lb_board_t *)
                                       lmcf->boards.elts];
+}
+
+
+/*
+ * nginx's stock setters, chosen by the field, with an error that names
+ * the directive and the value (theirs name one or the other).
+ */
+static char *
+ngx_game_lb_stock(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char             *rv;
+    ngx_str_t        *value;
+    ngx_conf_enum_t  *e;
+
+    value = cf->args->elts;
+
+    switch (cmd->offset) {
+
+    case offsetof(ngx_game_lb_main_conf_t, test_clock):
+        /* the stock enum setter logs the value alone: check it first */
+        for (e = cmd->post; e->name.len; e++) {
+            if (e->name.len == value[1].len
+                && ngx_strcmp(e->name.data, value[1].data) == 0)
+            {
+                break;
+            }
+        }
+
+        rv = e->name.len ? ngx_conf_set_enum_slot(cf, cmd, conf)
+                         : "is not \"real\" or \"test\"";
+        break;
+
+    case offsetof(ngx_game_lb_main_conf_t, rebuild_batch):
+        rv = ngx_conf_set_num_slot(cf, cmd, conf);
+        break;
+
+    default:
+        rv = ngx_conf_set_msec_slot(cf, cmd, conf);
+        break;
+    }
+
+    if (rv == NGX_CONF_OK || rv == NGX_CONF_ERROR) {
+        return rv;
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\" directive (%s)",
+                       &value[1], &cmd->name, rv);
+
+    return NGX_CONF_ERROR;
 }
 
 
