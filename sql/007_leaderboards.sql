@@ -285,14 +285,28 @@ DECLARE
     b        jsonb;
     p        jsonb;
     season_  text;
-    fresh    boolean;
     took     bigint[];
-    player_  uuid;
+    scoring  jsonb;
+    everyone uuid[];
     ups      jsonb := '[]';
 BEGIN
     IF region_ IS NULL OR region_ !~ '^[a-z0-9][a-z0-9_.-]{0,63}$' THEN
         region_ := NULL;
     END IF;
+
+    SELECT coalesce(array_agg((x->>'player_id')::uuid), '{}')
+      INTO everyone FROM jsonb_array_elements(p_outcome->'players') x;
+
+    -- who may score from this match, once for every board
+    SELECT coalesce(jsonb_agg(x), '[]') INTO scoring
+      FROM jsonb_array_elements(p_outcome->'players') x
+     WHERE NOT coalesce((x->>'flagged')::boolean, false)
+       AND x->>'result' IS DISTINCT FROM 'abandoned'
+       AND EXISTS (SELECT 1 FROM players
+                    WHERE id = (x->>'player_id')::uuid
+                      AND deleted_at IS NULL)
+       AND NOT EXISTS (SELECT 1 FROM leaderboard_barred
+                        WHERE player_id = (x->>'player_id')::uuid);
 
     FOR b IN SELECT * FROM jsonb_array_elements(p_boards) LOOP
         IF b->>'mode' IS NOT NULL AND b->>'mode' IS DISTINCT FROM mode_ THEN
@@ -314,38 +328,28 @@ BEGIN
         INSERT INTO leaderboard_applied (source_id, leaderboard)
         VALUES (src, b->>'name')
         ON CONFLICT DO NOTHING;
-        fresh := FOUND;
 
-        FOR p IN SELECT * FROM jsonb_array_elements(p_outcome->'players')
-        LOOP
-            player_ := (p->>'player_id')::uuid;
-
-            IF fresh
-               AND NOT coalesce((p->>'flagged')::boolean, false)
-               AND p->>'result' IS DISTINCT FROM 'abandoned'
-               AND NOT EXISTS (SELECT 1 FROM leaderboard_barred
-                                WHERE player_id = player_)
-               AND EXISTS (SELECT 1 FROM players
-                            WHERE id = player_ AND deleted_at IS NULL)
-            THEN
+        IF FOUND THEN
+            FOR p IN SELECT * FROM jsonb_array_elements(scoring) LOOP
                 took := lb_take(b, p);
-                IF took IS NOT NULL THEN
-                    PERFORM lb_put(b, season_, '*', player_, took[1],
-                                   took[2], now_);
-                    IF (b->>'regions')::boolean AND region_ IS NOT NULL THEN
-                        PERFORM lb_put(b, season_, region_, player_,
-                                       took[1], took[2], now_);
-                    END IF;
-                END IF;
-            END IF;
+                CONTINUE WHEN took IS NULL;
 
-            SELECT ups || coalesce(jsonb_agg(lb_entry_json(e)), '[]')
-              INTO ups
-              FROM leaderboard_entries e
-             WHERE e.leaderboard = b->>'name' AND e.season = season_
-               AND e.player_id = player_
-               AND (e.region = '*' OR e.region = region_);
-        END LOOP;
+                PERFORM lb_put(b, season_, '*', (p->>'player_id')::uuid,
+                               took[1], took[2], now_);
+                IF (b->>'regions')::boolean AND region_ IS NOT NULL THEN
+                    PERFORM lb_put(b, season_, region_,
+                                   (p->>'player_id')::uuid, took[1],
+                                   took[2], now_);
+                END IF;
+            END LOOP;
+        END IF;
+
+        -- the entries as they now are, also for a match taken before
+        SELECT ups || coalesce(jsonb_agg(lb_entry_json(e)), '[]') INTO ups
+          FROM leaderboard_entries e
+         WHERE e.leaderboard = b->>'name' AND e.season = season_
+           AND e.player_id = ANY (everyone)
+           AND (e.region = '*' OR e.region = region_);
     END LOOP;
 
     RETURN jsonb_build_object('updates', ups);
@@ -450,19 +454,6 @@ LANGUAGE sql STABLE AS $$
        AND (e.region, e.player_id) > (p_region, p_player)
      ORDER BY e.region, e.player_id
      LIMIT p_limit;
-$$;
-
-
--- The usernames of the players of a page, by id (JSON array of ids in):
--- {id: username or null}; erased and unknown players are left out, and
--- the page with them.
-CREATE FUNCTION lb_names(p_ids jsonb)
-RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(jsonb_object_agg(p.id, p.username), '{}')
-      FROM players p
-     WHERE p.id IN (SELECT (jsonb_array_elements_text(p_ids))::uuid)
-       AND p.deleted_at IS NULL;
 $$;
 
 

@@ -92,9 +92,14 @@ static ngx_int_t ngx_game_lb_send(ngx_http_request_t *r, json_t *body,
     ngx_str_t *cache_key);
 
 
+/* the usernames of a page's players ({id: name or null}); erased and
+ * unknown players are left out, and the page leaves them out.  A plain
+ * statement rather than a SQL function: prepared once per connection,
+ * where a function's body would be planned again at every call */
 static ngx_game_pg_stmt_t  ngx_game_lb_names_stmt = {
     "game_lb_names",
-    "SELECT lb_names($1::jsonb)",
+    "SELECT coalesce(jsonb_object_agg(p.id, p.username), '{}') "
+    "FROM players p WHERE p.id = ANY($1::uuid[]) AND p.deleted_at IS NULL",
     1
 };
 
@@ -620,24 +625,27 @@ ngx_game_lb_names(ngx_http_request_t *r, ngx_game_lb_ctx_t *ctx)
     ngx_uint_t    i;
     const char   *values[1];
 
-    p = ngx_pnalloc(r->pool, ctx->n * 40 + 3);
+    /* an array literal of ids: members hold checked UUIDs only */
+    p = ngx_pnalloc(r->pool, ctx->n * 37 + 3);
     if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     values[0] = (char *) p;
-    *p++ = '[';
+    *p++ = '{';
 
     for (i = 0; i < ctx->n; i++) {
-        if (ctx->members[i].len != GAME_LB_MEMBER_LEN) {
+        if (ctx->members[i].len != GAME_LB_MEMBER_LEN
+            || !game_lb_uuid_valid((char *) ctx->members[i].data + 44, 36))
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        p = ngx_sprintf(p, "%s\"%*s\"", i ? "," : "", (size_t) 36,
+        p = ngx_sprintf(p, "%s%*s", i ? "," : "", (size_t) 36,
                         ctx->members[i].data + 44);
     }
 
-    *p++ = ']';
+    *p++ = '}';
     *p = '\0';
 
     return ngx_game_lb_query(r, &ngx_game_lb_names_stmt, values,
