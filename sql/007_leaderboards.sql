@@ -287,15 +287,11 @@ DECLARE
     season_  text;
     took     bigint[];
     scoring  jsonb;
-    everyone uuid[];
     ups      jsonb := '[]';
 BEGIN
     IF region_ IS NULL OR region_ !~ '^[a-z0-9][a-z0-9_.-]{0,63}$' THEN
         region_ := NULL;
     END IF;
-
-    SELECT coalesce(array_agg((x->>'player_id')::uuid), '{}')
-      INTO everyone FROM jsonb_array_elements(p_outcome->'players') x;
 
     -- who may score from this match, once for every board
     SELECT coalesce(jsonb_agg(x), '[]') INTO scoring
@@ -344,12 +340,27 @@ BEGIN
             END LOOP;
         END IF;
 
-        -- the entries as they now are, also for a match taken before
-        SELECT ups || coalesce(jsonb_agg(lb_entry_json(e)), '[]') INTO ups
-          FROM leaderboard_entries e
-         WHERE e.leaderboard = b->>'name' AND e.season = season_
-           AND e.player_id = ANY (everyone)
-           AND (e.region = '*' OR e.region = region_);
+        -- the entries as they now are, also for a match taken before:
+        -- each by its whole primary key, so that no plan can scan a
+        -- season (a young board's statistics may say it is tiny)
+        FOR p IN SELECT * FROM jsonb_array_elements(p_outcome->'players')
+        LOOP
+            SELECT ups || coalesce(jsonb_agg(lb_entry_json(e)), '[]')
+              INTO ups
+              FROM leaderboard_entries e
+             WHERE e.leaderboard = b->>'name' AND e.season = season_
+               AND e.region = '*'
+               AND e.player_id = (p->>'player_id')::uuid;
+
+            IF (b->>'regions')::boolean AND region_ IS NOT NULL THEN
+                SELECT ups || coalesce(jsonb_agg(lb_entry_json(e)), '[]')
+                  INTO ups
+                  FROM leaderboard_entries e
+                 WHERE e.leaderboard = b->>'name' AND e.season = season_
+                   AND e.region = region_
+                   AND e.player_id = (p->>'player_id')::uuid;
+            END IF;
+        END LOOP;
     END LOOP;
 
     RETURN jsonb_build_object('updates', ups);
