@@ -4,7 +4,8 @@
  * the JWT guard.  Each file of the module owns one idea:
  *
  *   ngx_game_auth_module.c    directives, configuration, phase handlers
- *   ngx_game_auth_keys.c      ES256 keys, JWKS, signing and verification
+ *   ngx_game_auth_access.c    access tokens: issued, verified, cached; JWKS
+ *   ngx_game_auth_revoke.c    revoked sessions, known to every worker
  *   ngx_game_auth_guard.c     the game_auth_jwt guard and $game_player_id
  *   ngx_game_auth_password.c  Argon2id in the thread pool, password policy
  *   ngx_game_auth_crypto.c    email encryption, blind index, token hashes
@@ -28,6 +29,7 @@
 #include <openssl/evp.h>
 
 #include "ngx_game_core.h"
+#include "game_util.h"
 #include "game_auth_util.h"
 
 
@@ -64,28 +66,20 @@ typedef enum {
 } ngx_game_auth_endpoint_e;
 
 
-typedef struct {
-    ngx_str_t                   kid;
-    EVP_PKEY                   *pkey;
-    /* prepared once so that verifying a token allocates nothing */
-    EVP_PKEY_CTX               *verify;
-    /* the base64url JOSE header we sign with under this kid; the guard
-     * accepts exactly this text, which pins alg, typ and kid at once */
-    ngx_str_t                   header;
-    unsigned                    can_sign:1;
-} ngx_game_auth_key_t;
+typedef struct ngx_game_auth_cache_s    ngx_game_auth_cache_t;
+typedef struct ngx_game_auth_revoked_s  ngx_game_auth_revoked_t;
 
 
 typedef struct {
-    ngx_array_t                 keys;           /* ngx_game_auth_key_t */
-    ngx_game_auth_key_t        *signer;
-    ngx_str_t                   jwks;
+    ngx_game_jwt_keys_t        *keys;           /* the core's key set */
 
     ngx_str_t                   issuer;
     ngx_str_t                   audience;
     time_t                      access_ttl;
     time_t                      refresh_ttl;
     time_t                      leeway;
+    time_t                      recent_auth;    /* sensitive changes */
+    ngx_uint_t                  cache_size;     /* verified tokens */
 
     ngx_str_t                   pg_name;
     ngx_str_t                   redis_name;
@@ -115,6 +109,10 @@ typedef struct {
 
     time_t                      profile_cache_ttl;
     ngx_str_t                   totp_issuer;
+
+    /* per worker, from init_process on */
+    ngx_game_auth_cache_t      *cache;
+    ngx_game_auth_revoked_t    *revoked;
 } ngx_game_auth_main_conf_t;
 
 
@@ -134,9 +132,13 @@ struct ngx_game_auth_ctx_s {
     ngx_http_request_t         *request;
     ngx_game_auth_main_conf_t  *amcf;
 
-    /* set by the guard */
-    u_char                      player_id[GAME_AUTH_UUID_LEN + 1];
+    /* set by the guard: who, in which session, authenticated when */
+    u_char                      player_id[GAME_UUID_LEN + 1];
+    u_char                      sid[GAME_UUID_LEN + 1];     /* or "" */
+    time_t                      iat;
+    time_t                      auth_time;                  /* or 0 */
     unsigned                    authenticated:1;
+    unsigned                    refused:1;
 
     char                        errmsg[128];
 
@@ -148,21 +150,26 @@ struct ngx_game_auth_ctx_s {
     ngx_str_t                   otp;
 
     /* derived values, ready to be SQL parameters */
-    char                        new_id[GAME_AUTH_UUID_LEN + 1];
+    char                        new_id[GAME_UUID_LEN + 1];
+    char                        session[GAME_UUID_LEN + 1]; /* family */
     char                       *email_ct;       /* "\x..." bytea text */
     char                       *email_ix;
-    char                        backoff_key[64 + 16];
+    char                        backoff_key[64 + 1];
+    char                        backoff_n[NGX_INT_T_LEN + 1];
     u_char                      refresh[NGX_GAME_AUTH_REFRESH_LEN + 1];
     char                        refresh_hash[NGX_GAME_AUTH_HASH_HEX + 1];
     char                        ttl[NGX_INT_T_LEN + 1];
 
-    /* Argon2id work, done in the thread pool */
+    /* Argon2id work, done in the thread pool: the thread works on a task
+     * of its own (ngx_game_auth_password.c); the outcome lands here */
     const char                 *stored_hash;
     char                        hash[NGX_GAME_AUTH_ARGON2_MAX];
     unsigned                    hash_ok:1;
     unsigned                    rehashed:1;
     unsigned                    hash_failed:1;
-    ngx_game_auth_step_pt       hash_done;
+    ngx_game_auth_step_pt       hash_done;      /* or the next step */
+    const char                 *redis_failed;
+    time_t                      issued_auth_time;   /* for the answer */
 
     /* login state */
     unsigned                    found:1;
@@ -191,22 +198,35 @@ ngx_int_t ngx_game_auth_run(ngx_game_auth_ctx_t *ctx, ngx_game_pg_query_t *q);
 ngx_int_t ngx_game_auth_redis(ngx_game_auth_ctx_t *ctx,
     ngx_game_redis_handler_pt handler, int argc, const char **argv,
     const size_t *argvlen);
+void ngx_game_auth_redis_then(ngx_game_auth_ctx_t *ctx,
+    ngx_game_redis_args_t *a, const char *failed, ngx_game_auth_step_pt next);
 const char *ngx_game_auth_sqlstate(PGresult *res);
 const char *ngx_game_auth_constraint(PGresult *res);
 
-/* ngx_game_auth_keys.c */
-char *ngx_game_auth_key_directive(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+/* ngx_game_auth_access.c */
 char *ngx_game_auth_keys_init(ngx_conf_t *cf, ngx_game_auth_main_conf_t *amcf);
-ngx_int_t ngx_game_auth_sign(ngx_game_auth_main_conf_t *amcf, ngx_pool_t *pool,
-    const char *sub, ngx_str_t *token);
-ngx_int_t ngx_game_auth_keys_init_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_game_auth_sign(ngx_game_auth_ctx_t *ctx, const char *sub,
+    ngx_str_t *token);
+ngx_int_t ngx_game_auth_cache_init(ngx_cycle_t *cycle,
+    ngx_game_auth_main_conf_t *amcf);
 ngx_int_t ngx_game_auth_verify(ngx_game_auth_main_conf_t *amcf, u_char *token,
-    size_t len, u_char *player_id);
+    size_t len, ngx_game_auth_ctx_t *ctx);
+ngx_uint_t ngx_game_auth_is_recent(ngx_game_auth_ctx_t *ctx);
+ngx_int_t ngx_game_auth_send_stale(ngx_game_auth_ctx_t *ctx);
+
+/* ngx_game_auth_revoke.c */
+ngx_int_t ngx_game_auth_revoke_init(ngx_cycle_t *cycle,
+    ngx_game_auth_main_conf_t *amcf);
+ngx_uint_t ngx_game_auth_revoked(ngx_game_auth_main_conf_t *amcf,
+    ngx_game_auth_ctx_t *ctx);
+void ngx_game_auth_revoke(ngx_game_auth_ctx_t *ctx, char kind,
+    const char *id, ngx_game_auth_step_pt next);
 
 /* ngx_game_auth_guard.c */
-ngx_int_t ngx_game_auth_guard_handler(ngx_http_request_t *r);
+ngx_int_t ngx_game_auth_guard_init(ngx_conf_t *cf);
 ngx_int_t ngx_game_auth_add_variables(ngx_conf_t *cf);
+ngx_int_t ngx_game_auth_send_refusal(ngx_http_request_t *r,
+    ngx_game_auth_ctx_t *ctx);
 
 /* ngx_game_auth_password.c */
 char *ngx_game_auth_passwords_load(ngx_conf_t *cf,
@@ -221,7 +241,6 @@ ngx_int_t ngx_game_auth_hash(ngx_game_auth_ctx_t *ctx,
 /* ngx_game_auth_crypto.c */
 char *ngx_game_auth_key_file(ngx_conf_t *cf, const char *directive,
     ngx_str_t *file, u_char *key);
-ngx_int_t ngx_game_auth_random_uuid(char *out);
 ngx_int_t ngx_game_auth_email_seal(ngx_game_auth_ctx_t *ctx, const char *aad_id);
 ngx_int_t ngx_game_auth_secret_seal(ngx_game_auth_main_conf_t *amcf,
     ngx_pool_t *pool, const char *purpose, const char *id, u_char *plain,
@@ -238,13 +257,16 @@ char *ngx_game_auth_token_hash(ngx_pool_t *pool, ngx_str_t *token);
 ngx_int_t ngx_game_auth_refresh_new(ngx_game_auth_ctx_t *ctx);
 ngx_int_t ngx_game_auth_send_tokens(ngx_game_auth_ctx_t *ctx,
     const char *player_id, ngx_uint_t status);
+ngx_int_t ngx_game_auth_session_from(ngx_game_auth_ctx_t *ctx, PGresult *res,
+    int player, int family, int auth_time);
 
 /* ngx_game_auth_backoff.c */
-ngx_int_t ngx_game_auth_backoff_check(ngx_game_auth_ctx_t *ctx,
+void ngx_game_auth_backoff_init(void);
+void ngx_game_auth_backoff_reserve(ngx_game_auth_ctx_t *ctx,
     ngx_game_auth_step_pt next);
 void ngx_game_auth_backoff_fail(ngx_game_auth_ctx_t *ctx);
-void ngx_game_auth_backoff_clear(ngx_game_auth_ctx_t *ctx,
-    const char *player_id, ngx_game_auth_step_pt next);
+void ngx_game_auth_backoff_succeed(ngx_game_auth_ctx_t *ctx,
+    ngx_game_auth_step_pt next);
 
 /* endpoints */
 ngx_int_t ngx_game_auth_register_handler(ngx_http_request_t *r);

@@ -13,6 +13,8 @@
  * bytea values travel as "\x<hex>" text parameters.
  */
 
+#include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -30,6 +32,8 @@
 static char *ngx_game_auth_bytea(ngx_pool_t *pool, u_char *data, size_t len);
 static size_t ngx_game_auth_aad(u_char *buf, size_t size, const char *purpose,
     const char *id);
+static ssize_t ngx_game_auth_unhex(u_char *dst, size_t size, u_char *hex,
+    size_t len);
 
 
 /* a key file holds 64 hex digits (32 bytes), as "openssl rand -hex 32" */
@@ -69,7 +73,8 @@ ngx_game_auth_key_file(ngx_conf_t *cf, const char *directive, ngx_str_t *file,
 
     /* the message never shows the file's content: it is a secret */
     if (n != 2 * NGX_GAME_AUTH_KEY_LEN
-        || game_auth_unhex(key, (char *) buf, n) != 0)
+        || ngx_game_auth_unhex(key, NGX_GAME_AUTH_KEY_LEN, buf, n)
+           != NGX_GAME_AUTH_KEY_LEN)
     {
         ngx_explicit_memzero(buf, sizeof(buf));
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -81,29 +86,6 @@ ngx_game_auth_key_file(ngx_conf_t *cf, const char *directive, ngx_str_t *file,
     ngx_explicit_memzero(buf, sizeof(buf));
 
     return NGX_CONF_OK;
-}
-
-
-ngx_int_t
-ngx_game_auth_random_uuid(char *out)
-{
-    u_char  b[16];
-    char    hex[32];
-
-    if (RAND_bytes(b, sizeof(b)) != 1) {
-        return NGX_ERROR;
-    }
-
-    b[6] = (b[6] & 0x0f) | 0x40;        /* version 4 */
-    b[8] = (b[8] & 0x3f) | 0x80;        /* RFC 4122 variant */
-
-    game_auth_hex(hex, b, sizeof(b));
-
-    ngx_sprintf((u_char *) out, "%*s-%*s-%*s-%*s-%*s%Z",
-                (size_t) 8, hex, (size_t) 4, hex + 8, (size_t) 4, hex + 12,
-                (size_t) 4, hex + 16, (size_t) 12, hex + 20);
-
-    return NGX_OK;
 }
 
 
@@ -203,7 +185,8 @@ ngx_game_auth_secret_open(ngx_game_auth_main_conf_t *amcf, ngx_pool_t *pool,
 
     if (len % 2 || len / 2 > sizeof(buf)
         || len / 2 < 1 + NGX_GAME_AUTH_NONCE_LEN + NGX_GAME_AUTH_TAG_LEN
-        || game_auth_unhex(buf, hex, len) != 0
+        || ngx_game_auth_unhex(buf, sizeof(buf), (u_char *) hex, len)
+           != (ssize_t) len / 2
         || buf[0] != NGX_GAME_AUTH_SEAL_VERSION)
     {
         return NGX_ERROR;
@@ -297,8 +280,7 @@ ngx_game_auth_bytea(ngx_pool_t *pool, u_char *data, size_t len)
 
     s[0] = '\\';
     s[1] = 'x';
-    game_auth_hex(s + 2, data, len);
-    s[2 + 2 * len] = '\0';
+    *ngx_hex_dump((u_char *) s + 2, data, len) = '\0';
 
     return s;
 }
@@ -309,4 +291,29 @@ ngx_game_auth_aad(u_char *buf, size_t size, const char *purpose,
     const char *id)
 {
     return ngx_snprintf(buf, size, "game:%s:%s", purpose, id) - buf;
+}
+
+
+/* hex digits, without separators, into bytes: their number, or -1 */
+
+static ssize_t
+ngx_game_auth_unhex(u_char *dst, size_t size, u_char *hex, size_t len)
+{
+    char    text[2 * NGX_GAME_AUTH_SEAL_MAX + 1];
+    size_t  n;
+
+    if (len >= sizeof(text)) {
+        return -1;
+    }
+
+    /* OpenSSL wants a C string */
+    ngx_memcpy(text, hex, len);
+    text[len] = '\0';
+
+    if (!OPENSSL_hexstr2buf_ex(dst, size, &n, text, '\0')) {
+        ERR_clear_error();
+        return -1;
+    }
+
+    return n;
 }

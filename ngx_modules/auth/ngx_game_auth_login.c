@@ -2,9 +2,10 @@
 /*
  * POST /auth/login {login, password, otp?}
  *
- *   back-off check (Redis) -> look the account up (PostgreSQL) ->
- *   Argon2id verify (thread pool) -> TOTP -> store a refresh token and
- *   stamp last_login (one statement) -> forget failures -> tokens
+ *   look the account up (PostgreSQL) -> count the attempt, or 429 when
+ *   locked (Redis) -> Argon2id verify (thread pool) -> TOTP -> check the
+ *   lock again and forget the attempts (Redis) -> store a refresh token
+ *   and stamp last_login (one statement) -> tokens
  *
  * An unknown login is verified against a dummy hash and fails through the
  * same path as a wrong password: same status, same body, same work.
@@ -17,10 +18,11 @@ static void ngx_game_auth_login_body(ngx_http_request_t *r, json_t *body);
 static void ngx_game_auth_login_lookup(ngx_game_auth_ctx_t *ctx);
 static void ngx_game_auth_login_found(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *res);
+static void ngx_game_auth_login_reserved(ngx_game_auth_ctx_t *ctx);
 static void ngx_game_auth_login_verified(ngx_game_auth_ctx_t *ctx);
+static void ngx_game_auth_login_issue_tokens(ngx_game_auth_ctx_t *ctx);
 static void ngx_game_auth_login_issued(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *res);
-static void ngx_game_auth_login_respond(ngx_game_auth_ctx_t *ctx);
 
 
 static ngx_game_pg_stmt_t  ngx_game_auth_login_find = {
@@ -50,7 +52,8 @@ static ngx_game_pg_stmt_t  ngx_game_auth_login_issue = {
     "INSERT INTO refresh_tokens (player_id, family_id, token_hash, expires_at) "
     "SELECT id, gen_random_uuid(), $2::bytea, "
     "       now() + make_interval(secs => $3::double precision) FROM p "
-    "RETURNING player_id",
+    "RETURNING player_id, family_id, "
+    "          floor(extract(epoch FROM issued_at))::bigint",
     5
 };
 
@@ -80,14 +83,10 @@ ngx_game_auth_login_body(ngx_http_request_t *r, json_t *body)
         return;
     }
 
-    /* names and addresses are case-insensitive: one account, one counter */
+    /* names and addresses are case-insensitive */
     ngx_game_auth_lower(&ctx->login);
 
-    if (ngx_game_auth_backoff_check(ctx, ngx_game_auth_login_lookup)
-        != NGX_OK)
-    {
-        ngx_game_auth_finalize(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
-    }
+    ngx_game_auth_login_lookup(ctx);
 }
 
 
@@ -174,9 +173,17 @@ ngx_game_auth_login_found(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
         }
     }
 
+    /* the attempt counts before any hashing (ngx_game_auth_backoff.c) */
+    ngx_game_auth_backoff_reserve(ctx, ngx_game_auth_login_reserved);
+}
+
+
+static void
+ngx_game_auth_login_reserved(ngx_game_auth_ctx_t *ctx)
+{
     if (ngx_game_auth_hash(ctx, ngx_game_auth_login_verified) != NGX_OK) {
         ngx_game_auth_finalize(ctx,
-            ngx_game_http_send_outcome(r, NGX_GAME_UNAVAILABLE,
+            ngx_game_http_send_outcome(ctx->request, NGX_GAME_UNAVAILABLE,
                                        "the password service"));
     }
 }
@@ -185,8 +192,7 @@ ngx_game_auth_login_found(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
 static void
 ngx_game_auth_login_verified(ngx_game_auth_ctx_t *ctx)
 {
-    ngx_game_pg_query_t  *q;
-    ngx_http_request_t   *r = ctx->request;
+    ngx_http_request_t  *r = ctx->request;
 
     if (!ctx->found || !ctx->hash_ok) {
         ngx_game_auth_backoff_fail(ctx);
@@ -208,6 +214,15 @@ ngx_game_auth_login_verified(ngx_game_auth_ctx_t *ctx)
             return;
         }
     }
+
+    ngx_game_auth_backoff_succeed(ctx, ngx_game_auth_login_issue_tokens);
+}
+
+
+static void
+ngx_game_auth_login_issue_tokens(ngx_game_auth_ctx_t *ctx)
+{
+    ngx_game_pg_query_t  *q;
 
     if (ngx_game_auth_refresh_new(ctx) != NGX_OK) {
         ngx_game_auth_finalize(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -250,13 +265,12 @@ ngx_game_auth_login_issued(ngx_game_pg_query_t *q, ngx_int_t rc,
         return;
     }
 
-    ngx_game_auth_backoff_clear(ctx, ctx->new_id, ngx_game_auth_login_respond);
-}
+    /* a password (and the second factor): an authentication, now */
+    if (ngx_game_auth_session_from(ctx, res, 0, 1, 2) != NGX_OK) {
+        ngx_game_auth_finalize(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
 
-
-static void
-ngx_game_auth_login_respond(ngx_game_auth_ctx_t *ctx)
-{
     ngx_game_auth_finalize(ctx,
         ngx_game_auth_send_tokens(ctx, ctx->new_id, NGX_HTTP_OK));
 }

@@ -27,6 +27,9 @@ static char *ngx_game_auth_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_game_auth_needs(ngx_conf_t *cf,
     ngx_game_auth_main_conf_t *amcf, ngx_uint_t endpoint);
+static ngx_int_t ngx_game_auth_content_handler(ngx_http_request_t *r);
+static void ngx_game_auth_redis_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply);
 static ngx_int_t ngx_game_auth_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_game_auth_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_game_auth_init_process(ngx_cycle_t *cycle);
@@ -67,17 +70,31 @@ static ngx_http_handler_pt  ngx_game_auth_handlers[] = {
 };
 
 
-
-
-
-
 static ngx_command_t  ngx_game_auth_commands[] = {
 
+    /* retired: keys are the core's (game_jwt_key), shared by every
+     * service; nginx -t says so */
     { ngx_string("game_auth_jwt_key"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
-      ngx_game_auth_key_directive,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_ANY,
+      ngx_game_jwt_key_replaced,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
+      NULL },
+
+    /* verified tokens each worker remembers (0: none) */
+    { ngx_string("game_auth_jwt_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_auth_main_conf_t, cache_size),
+      NULL },
+
+    /* how recent a login sensitive changes want (TOTP, link, erasure) */
+    { ngx_string("game_auth_recent_auth"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_auth_main_conf_t, recent_auth),
       NULL },
 
     { ngx_string("game_auth_jwt_issuer"),
@@ -273,15 +290,11 @@ ngx_game_auth_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
-    if (ngx_array_init(&amcf->keys, cf->pool, 2, sizeof(ngx_game_auth_key_t))
-        != NGX_OK)
-    {
-        return NULL;
-    }
-
     amcf->access_ttl = NGX_CONF_UNSET;
     amcf->refresh_ttl = NGX_CONF_UNSET;
     amcf->leeway = NGX_CONF_UNSET;
+    amcf->recent_auth = NGX_CONF_UNSET;
+    amcf->cache_size = NGX_CONF_UNSET_UINT;
     amcf->argon2_memory = NGX_CONF_UNSET_SIZE;
     amcf->argon2_iterations = NGX_CONF_UNSET_UINT;
     amcf->argon2_parallelism = NGX_CONF_UNSET_UINT;
@@ -294,22 +307,31 @@ ngx_game_auth_create_main_conf(ngx_conf_t *cf)
 }
 
 
-/* iss, aud and the TOTP issuer are written into JSON and URIs verbatim */
+/*
+ * iss and aud go into tokens through jansson and may be URLs
+ * ("https://api.example.com"); the TOTP issuer goes into an otpauth:// URI
+ * verbatim, so it may not hold URI delimiters.
+ */
 
 static char *
-ngx_game_auth_check_plain(ngx_conf_t *cf, const char *directive, ngx_str_t *v)
+ngx_game_auth_check_plain(ngx_conf_t *cf, const char *directive, ngx_str_t *v,
+    ngx_uint_t uri)
 {
+    u_char      c;
     ngx_uint_t  i;
 
     for (i = 0; i < v->len; i++) {
-        if (v->data[i] <= 0x20 || v->data[i] >= 0x7f || v->data[i] == '"'
-            || v->data[i] == '\\' || v->data[i] == ':' || v->data[i] == '&'
-            || v->data[i] == '?' || v->data[i] == '#' || v->data[i] == '%')
+        c = v->data[i];
+
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\'
+            || (uri && (c == ':' || c == '&' || c == '?' || c == '#'
+                        || c == '%' || c == '/')))
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid value \"%V\" in \"%s\" directive: "
-                               "use printable ASCII without spaces, quotes "
-                               "or URI delimiters", v, directive);
+                               "use printable ASCII without spaces or "
+                               "quotes%s", v, directive,
+                               uri ? ", or URI delimiters" : "");
             return NGX_CONF_ERROR;
         }
     }
@@ -332,6 +354,10 @@ ngx_game_auth_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(amcf->access_ttl, 900);
     ngx_conf_init_value(amcf->refresh_ttl, 30 * 86400);
     ngx_conf_init_value(amcf->leeway, 30);
+    ngx_conf_init_value(amcf->recent_auth, 300);
+    /* ~150 bytes each: 32768 is ~5 MB a worker, for ~15,000 players
+     * active within an access token's lifetime without thrashing */
+    ngx_conf_init_uint_value(amcf->cache_size, 32768);
     /* OWASP's Argon2id recommendation: 19 MiB, 2 iterations, 1 lane */
     ngx_conf_init_size_value(amcf->argon2_memory, 19 * 1024 * 1024);
     ngx_conf_init_uint_value(amcf->argon2_iterations, 2);
@@ -360,12 +386,13 @@ ngx_game_auth_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_str_set(&amcf->thread_pool_name, "default");
     }
 
-    if (ngx_game_auth_check_plain(cf, "game_auth_jwt_issuer", &amcf->issuer)
+    if (ngx_game_auth_check_plain(cf, "game_auth_jwt_issuer", &amcf->issuer,
+                                  0)
         != NGX_CONF_OK
         || ngx_game_auth_check_plain(cf, "game_auth_jwt_audience",
-                                     &amcf->audience) != NGX_CONF_OK
+                                     &amcf->audience, 0) != NGX_CONF_OK
         || ngx_game_auth_check_plain(cf, "game_auth_totp_issuer",
-                                     &amcf->totp_issuer) != NGX_CONF_OK)
+                                     &amcf->totp_issuer, 1) != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;
     }
@@ -374,6 +401,19 @@ ngx_game_auth_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"game_auth_access_ttl\" must be at least 1s and "
                            "\"game_auth_refresh_ttl\" at least 60s");
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->recent_auth < 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"game_auth_recent_auth\" must be at least 1s");
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->cache_size > 16 * 1024 * 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"game_auth_jwt_cache\" must be 0 to 16777216 "
+                           "entries");
         return NGX_CONF_ERROR;
     }
 
@@ -413,6 +453,8 @@ ngx_game_auth_init_main_conf(ngx_conf_t *cf, void *conf)
                            "\"game_auth_login_backoff_max\"");
         return NGX_CONF_ERROR;
     }
+
+    ngx_game_auth_backoff_init();
 
     if (ngx_game_auth_keys_init(cf, amcf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
@@ -505,10 +547,10 @@ ngx_game_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_game_auth_module);
 
-    if (conf->jwt && amcf->keys.nelts == 0) {
+    if (conf->jwt && amcf->keys->keys.nelts == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"game_auth_jwt\" needs at least one "
-                           "\"game_auth_jwt_key\" at http level");
+                           "\"game_jwt_key\" at http level");
         return NGX_CONF_ERROR;
     }
 
@@ -531,19 +573,19 @@ ngx_game_auth_needs(ngx_conf_t *cf, ngx_game_auth_main_conf_t *amcf,
     ngx_uint_t endpoint)
 {
     if (endpoint == NGX_GAME_AUTH_JWKS) {
-        if (amcf->keys.nelts == 0) {
+        if (amcf->keys->keys.nelts == 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"game_auth jwks\" needs at least one "
-                               "\"game_auth_jwt_key\"");
+                               "\"game_jwt_key\"");
             return NGX_CONF_ERROR;
         }
         return NGX_CONF_OK;
     }
 
-    if (amcf->signer == NULL) {
+    if (amcf->keys->signer == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"game_auth\" endpoints need a private "
-                           "\"game_auth_jwt_key\" to sign with");
+                           "\"game_auth\" endpoints need a \"game_jwt_key\" "
+                           "with a private part to sign with");
         return NGX_CONF_ERROR;
     }
 
@@ -591,8 +633,6 @@ ngx_game_auth_needs(ngx_conf_t *cf, ngx_game_auth_main_conf_t *amcf,
 static char *
 ngx_game_auth_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_game_auth_loc_conf_t  *alcf = conf;
-
     char                      *rv;
     ngx_http_core_loc_conf_t  *clcf;
 
@@ -602,9 +642,48 @@ ngx_game_auth_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_game_auth_handlers[alcf->endpoint];
+    clcf->handler = ngx_game_auth_content_handler;
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * The endpoints that act on "the caller's account" come with the guard,
+ * but "satisfy any" may have let the request in without a token.
+ */
+
+static ngx_int_t
+ngx_game_auth_content_handler(ngx_http_request_t *r)
+{
+    ngx_game_auth_ctx_t       *ctx;
+    ngx_game_auth_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_game_auth_module);
+
+    switch (alcf->endpoint) {
+
+    case NGX_GAME_AUTH_LINK:
+    case NGX_GAME_AUTH_TOTP:
+    case NGX_GAME_AUTH_TOTP_CONFIRM:
+    case NGX_GAME_AUTH_ME:
+    case NGX_GAME_AUTH_EXPORT:
+        ctx = ngx_game_auth_ctx(r);
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (!ctx->authenticated) {
+            return ngx_game_auth_send_refusal(r, ctx);
+        }
+
+        break;
+
+    default:
+        break;
+    }
+
+    return ngx_game_auth_handlers[alcf->endpoint](r);
 }
 
 
@@ -618,32 +697,39 @@ ngx_game_auth_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_game_auth_postconfiguration(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
-
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_game_auth_guard_handler;
-
-    return NGX_OK;
+    return ngx_game_auth_guard_init(cf);
 }
 
 
 static ngx_int_t
 ngx_game_auth_init_process(ngx_cycle_t *cycle)
 {
+    ngx_game_auth_main_conf_t  *amcf;
+
     /* liboath's global state: set up once per worker, before any request */
     if (oath_init() != OATH_OK) {
         ngx_log_error(NGX_LOG_ALERT, cycle->log, 0, "oath_init() failed");
         return NGX_ERROR;
     }
 
-    return ngx_game_auth_keys_init_process(cycle);
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_game_auth_module);
+    if (amcf == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_game_auth_cache_init(cycle, amcf) != NGX_OK
+        || ngx_game_auth_revoke_init(cycle, amcf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -836,6 +922,43 @@ ngx_game_auth_redis(ngx_game_auth_ctx_t *ctx, ngx_game_redis_handler_pt handler,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A Redis command whose failure costs only a warning ("failed" says what
+ * is lost: a cache entry that expires by itself, a revocation that other
+ * nginx instances learn late).  "next" runs once it has been answered.
+ */
+
+void
+ngx_game_auth_redis_then(ngx_game_auth_ctx_t *ctx, ngx_game_redis_args_t *a,
+    const char *failed, ngx_game_auth_step_pt next)
+{
+    ctx->hash_done = next;
+    ctx->redis_failed = failed;
+
+    if (ctx->amcf->redis == NULL
+        || ngx_game_auth_redis(ctx, ngx_game_auth_redis_done, a->argc,
+                               a->argv, a->argvlen) != NGX_OK)
+    {
+        next(ctx);
+    }
+}
+
+
+static void
+ngx_game_auth_redis_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply)
+{
+    ngx_game_auth_ctx_t  *ctx = cmd->data;
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, ctx->request->connection->log, 0,
+                      "game auth: %s", ctx->redis_failed);
+    }
+
+    ctx->hash_done(ctx);
 }
 
 

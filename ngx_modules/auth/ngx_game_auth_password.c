@@ -17,13 +17,43 @@
 #define NGX_GAME_AUTH_HASH_LEN  32
 
 
+/*
+ * What a hashing thread works on.  It has a pool of its own, freed by the
+ * completion handler on the event loop, never by the request: a request
+ * can be terminated while its password is being hashed (a worker that
+ * reaches worker_shutdown_timeout closes every connection), and the thread
+ * must not write into freed memory.  The request is held meanwhile as
+ * nginx holds it for its own thread tasks (r->main->blocked, r->aio), and
+ * a timer that is not cancelable keeps an exiting worker until the thread
+ * is done.
+ */
+
 typedef struct {
+    ngx_pool_t                 *pool;
+    ngx_http_request_t         *request;
     ngx_game_auth_ctx_t        *ctx;
+    ngx_game_auth_main_conf_t  *amcf;
+    ngx_event_t                 guard;
+
+    /* in: copies */
+    ngx_str_t                   password;
+    char                       *stored;         /* NULL: a new hash */
+
+    /* out */
+    char                        hash[NGX_GAME_AUTH_ARGON2_MAX];
+    unsigned                    ok:1;
+    unsigned                    rehashed:1;
+    unsigned                    failed:1;
 } ngx_game_auth_task_t;
+
+
+#define NGX_GAME_AUTH_HASH_GUARD   60000
 
 
 static void ngx_game_auth_hash_thread(void *data, ngx_log_t *log);
 static void ngx_game_auth_hash_event(ngx_event_t *ev);
+static void ngx_game_auth_hash_guard(ngx_event_t *ev);
+static void ngx_game_auth_task_free(ngx_game_auth_task_t *t);
 static int ngx_game_auth_argon2_new(ngx_game_auth_main_conf_t *amcf,
     const char *pwd, size_t len, char *out, size_t size);
 static int ngx_game_auth_cmp_str(const void *one, const void *two);
@@ -230,25 +260,70 @@ ngx_game_auth_password_weak(ngx_game_auth_main_conf_t *amcf,
 ngx_int_t
 ngx_game_auth_hash(ngx_game_auth_ctx_t *ctx, ngx_game_auth_step_pt done)
 {
+    size_t                 n;
+    ngx_pool_t            *pool;
     ngx_thread_task_t     *task;
+    ngx_http_request_t    *r = ctx->request;
     ngx_game_auth_task_t  *t;
 
-    task = ngx_thread_task_alloc(ctx->request->pool,
-                                 sizeof(ngx_game_auth_task_t));
+    pool = ngx_create_pool(1024, r->connection->log);
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    task = ngx_thread_task_alloc(pool, sizeof(ngx_game_auth_task_t));
     if (task == NULL) {
+        ngx_destroy_pool(pool);
         return NGX_ERROR;
     }
 
     t = task->ctx;
+    t->pool = pool;
+    t->request = r;
     t->ctx = ctx;
-    ctx->hash_done = done;
+    t->amcf = ctx->amcf;
+
+    t->password.len = ctx->password.len;
+    t->password.data = ngx_pnalloc(pool, ctx->password.len);
+    if (t->password.data == NULL) {
+        ngx_game_auth_task_free(t);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(t->password.data, ctx->password.data, ctx->password.len);
+
+    if (ctx->stored_hash) {
+        n = ngx_strlen(ctx->stored_hash) + 1;
+        t->stored = ngx_pnalloc(pool, n);
+        if (t->stored == NULL) {
+            ngx_game_auth_task_free(t);
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(t->stored, ctx->stored_hash, n);
+    }
 
     task->handler = ngx_game_auth_hash_thread;
     task->event.handler = ngx_game_auth_hash_event;
     task->event.data = t;
 
     /* a full queue means overload: the caller answers 503 */
-    return ngx_thread_task_post(ctx->amcf->thread_pool, task);
+    if (ngx_thread_task_post(ctx->amcf->thread_pool, task) != NGX_OK) {
+        ngx_game_auth_task_free(t);
+        return NGX_ERROR;
+    }
+
+    ctx->hash_done = done;
+
+    r->main->blocked++;
+    r->aio = 1;
+
+    t->guard.handler = ngx_game_auth_hash_guard;
+    t->guard.data = t;
+    t->guard.log = r->connection->log;
+    ngx_add_timer(&t->guard, NGX_GAME_AUTH_HASH_GUARD);
+
+    return NGX_OK;
 }
 
 
@@ -259,8 +334,7 @@ ngx_game_auth_hash_thread(void *data, ngx_log_t *log)
 
     int                         rc;
     unsigned                    m, it, par;
-    ngx_game_auth_ctx_t        *ctx = t->ctx;
-    ngx_game_auth_main_conf_t  *amcf = ctx->amcf;
+    ngx_game_auth_main_conf_t  *amcf = t->amcf;
 
     static __thread unsigned    niced;
 
@@ -274,36 +348,34 @@ ngx_game_auth_hash_thread(void *data, ngx_log_t *log)
         (void) setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), 10);
     }
 
-    if (ctx->stored_hash == NULL) {
-        rc = ngx_game_auth_argon2_new(amcf, (char *) ctx->password.data,
-                                      ctx->password.len, ctx->hash,
-                                      sizeof(ctx->hash));
-        ctx->hash_failed = (rc != ARGON2_OK);
+    if (t->stored == NULL) {
+        rc = ngx_game_auth_argon2_new(amcf, (char *) t->password.data,
+                                      t->password.len, t->hash,
+                                      sizeof(t->hash));
+        t->failed = (rc != ARGON2_OK);
         return;
     }
 
-    rc = argon2id_verify(ctx->stored_hash, ctx->password.data,
-                         ctx->password.len);
-    ctx->hash_ok = (rc == ARGON2_OK);
+    rc = argon2id_verify(t->stored, t->password.data, t->password.len);
+    t->ok = (rc == ARGON2_OK);
 
-    if (!ctx->hash_ok) {
+    if (!t->ok) {
         return;
     }
 
     /* upgrade a hash made with older parameters while we know the
      * password: this is the only moment we do */
-    if (sscanf(ctx->stored_hash, "$argon2id$v=19$m=%u,t=%u,p=%u$",
-               &m, &it, &par) == 3
+    if (sscanf(t->stored, "$argon2id$v=19$m=%u,t=%u,p=%u$", &m, &it, &par)
+        == 3
         && m == amcf->argon2_memory / 1024 && it == amcf->argon2_iterations
         && par == amcf->argon2_parallelism)
     {
         return;
     }
 
-    rc = ngx_game_auth_argon2_new(amcf, (char *) ctx->password.data,
-                                  ctx->password.len, ctx->hash,
-                                  sizeof(ctx->hash));
-    ctx->rehashed = (rc == ARGON2_OK);
+    rc = ngx_game_auth_argon2_new(amcf, (char *) t->password.data,
+                                  t->password.len, t->hash, sizeof(t->hash));
+    t->rehashed = (rc == ARGON2_OK);
 }
 
 
@@ -312,13 +384,62 @@ ngx_game_auth_hash_event(ngx_event_t *ev)
 {
     ngx_game_auth_task_t  *t = ev->data;
 
-    ngx_connection_t  *c;
+    ngx_connection_t     *c;
+    ngx_http_request_t   *r;
+    ngx_game_auth_ctx_t  *ctx;
 
-    c = t->ctx->request->connection;
+    r = t->request;
+    c = r->connection;
+    ctx = t->ctx;
 
-    t->ctx->hash_done(t->ctx);
+    if (t->guard.timer_set) {
+        ngx_del_timer(&t->guard);
+    }
+
+    r->main->blocked--;
+    r->aio = 0;
+
+    ngx_memcpy(ctx->hash, t->hash, sizeof(ctx->hash));
+    ctx->hash_ok = t->ok;
+    ctx->rehashed = t->rehashed;
+    ctx->hash_failed = t->failed;
+
+    ngx_game_auth_task_free(t);
+
+    if (c->error) {
+        /* terminated while the thread ran: nginx's finalizer ends it */
+        r->write_event_handler(r);
+
+    } else {
+        ctx->hash_done(ctx);
+    }
 
     ngx_http_run_posted_requests(c);
+}
+
+
+/* Argon2id does not take a minute; should it, the worker still waits */
+
+static void
+ngx_game_auth_hash_guard(ngx_event_t *ev)
+{
+    ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                  "game auth: a password hash runs for over %M ms",
+                  (ngx_msec_t) NGX_GAME_AUTH_HASH_GUARD);
+
+    ngx_add_timer(ev, NGX_GAME_AUTH_HASH_GUARD);
+}
+
+
+static void
+ngx_game_auth_task_free(ngx_game_auth_task_t *t)
+{
+    if (t->password.data) {
+        ngx_explicit_memzero(t->password.data, t->password.len);
+    }
+
+    ngx_explicit_memzero(t->hash, sizeof(t->hash));
+    ngx_destroy_pool(t->pool);
 }
 
 

@@ -5,7 +5,8 @@
  *   GET    /player/{id}/profile  public profile, from the Redis cache
  *   GET    /player/me            the caller's own data, private fields too
  *   PATCH  /player/me            {username}
- *   DELETE /player/me            erasure (sql/002 auth_erase_player)
+ *   DELETE /player/me            erasure (sql/002 auth_erase_player); needs
+ *                                a recent login, revokes every access token
  *   GET    /player/me/export     everything stored about the caller
  *
  * Profiles are cached as the exact JSON text PostgreSQL builds, under
@@ -39,8 +40,7 @@ static void ngx_game_auth_renamed(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *res);
 static void ngx_game_auth_erased(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *res);
-static void ngx_game_auth_invalidated(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
-    redisReply *reply);
+static void ngx_game_auth_erased_revoked(ngx_game_auth_ctx_t *ctx);
 static void ngx_game_auth_changed_respond(ngx_game_auth_ctx_t *ctx);
 static ngx_int_t ngx_game_auth_start(ngx_game_auth_ctx_t *ctx,
     ngx_game_pg_stmt_t *stmt, ngx_game_pg_handler_pt handler);
@@ -137,7 +137,7 @@ ngx_game_auth_profile_handler(ngx_http_request_t *r)
     end = r->uri.data + r->uri.len - (sizeof(suffix) - 1);
 
     if (r->uri.len < sizeof(prefix) + sizeof(suffix) - 2
-        || !game_auth_uuid_valid((char *) p, end - p))
+        || !game_uuid_valid(p, end - p))
     {
         return ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
                                         "no such player");
@@ -148,8 +148,8 @@ ngx_game_auth_profile_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_memcpy(ctx->new_id, p, GAME_AUTH_UUID_LEN);
-    ctx->new_id[GAME_AUTH_UUID_LEN] = '\0';
+    ngx_memcpy(ctx->new_id, p, GAME_UUID_LEN);
+    ctx->new_id[GAME_UUID_LEN] = '\0';
 
     ngx_sprintf((u_char *) key, "game:profile:%s%Z", ctx->new_id);
 
@@ -340,6 +340,11 @@ ngx_game_auth_me_handler(ngx_http_request_t *r)
                                         "use GET, PATCH or DELETE");
     }
 
+    /* erasure is for the player, not for whoever holds their token */
+    if (r->method == NGX_HTTP_DELETE && !ngx_game_auth_is_recent(ctx)) {
+        return ngx_game_auth_send_stale(ctx);
+    }
+
     /* the count first: the query may complete before the call returns */
     r->main->count++;
 
@@ -490,6 +495,9 @@ ngx_game_auth_rename_body(ngx_http_request_t *r, json_t *body)
     q->values[0] = ctx->new_id;
     q->values[1] = (char *) ctx->username.data;
 
+    /* a taken username is the client's, not an operator's */
+    q->expect = "23505";
+
     (void) ngx_game_auth_run(ctx, q);
 }
 
@@ -553,6 +561,14 @@ ngx_game_auth_erased(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
 
     ctx->username.len = 0;      /* the answer says "erased" */
 
+    /* every access token of the player stops working, in every worker */
+    ngx_game_auth_revoke(ctx, 'p', ctx->new_id, ngx_game_auth_erased_revoked);
+}
+
+
+static void
+ngx_game_auth_erased_revoked(ngx_game_auth_ctx_t *ctx)
+{
     ngx_game_auth_profile_invalidate(ctx, ctx->new_id,
                                      ngx_game_auth_changed_respond);
 }
@@ -562,41 +578,18 @@ void
 ngx_game_auth_profile_invalidate(ngx_game_auth_ctx_t *ctx,
     const char *player_id, ngx_game_auth_step_pt next)
 {
-    char         key[NGX_GAME_AUTH_PROFILE_KEY];
-    const char  *argv[2];
-    size_t       argvlen[2];
+    char                    key[NGX_GAME_AUTH_PROFILE_KEY];
+    ngx_game_redis_args_t   a;
 
     ngx_sprintf((u_char *) key, "game:profile:%s%Z", player_id);
 
-    argv[0] = "DEL";
-    argv[1] = key;
-    argvlen[0] = 3;
-    argvlen[1] = ngx_strlen(key);
+    ngx_memzero(&a, sizeof(a));
+    ngx_game_redis_arg_lit(&a, "DEL");
+    ngx_game_redis_arg_cstr(&a, key);
 
-    ctx->hash_done = next;
-
-    if (ngx_game_auth_redis(ctx, ngx_game_auth_invalidated, 2, argv, argvlen)
-        != NGX_OK)
-    {
-        next(ctx);
-    }
-}
-
-
-static void
-ngx_game_auth_invalidated(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
-    redisReply *reply)
-{
-    ngx_game_auth_ctx_t  *ctx = cmd->data;
-
-    if (rc != NGX_OK) {
-        ngx_log_error(NGX_LOG_WARN, ctx->request->connection->log, 0,
-                      "game auth: profile cache of %s not invalidated; it "
-                      "expires within game_auth_profile_cache_ttl",
-                      ctx->new_id);
-    }
-
-    ctx->hash_done(ctx);
+    ngx_game_auth_redis_then(ctx, &a, "a cached profile was not "
+                             "invalidated; it expires within "
+                             "game_auth_profile_cache_ttl", next);
 }
 
 

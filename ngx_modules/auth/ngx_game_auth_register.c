@@ -5,8 +5,17 @@
  *   POST /auth/register {username, email, password}   -> 201
  *   POST /auth/device   {device_id}                    -> tokens of the
  *        guest account tied to that device, created on first use
- *   POST /auth/link     {username, email, password}   (authenticated)
- *        turns the caller's guest account into a full one
+ *   POST /auth/link     {username, email, password}   (authenticated,
+ *        recently) turns the caller's guest account into a full one
+ *
+ * Registration does not tell whether an address is registered: with a
+ * taken address it answers exactly as when the account was made (and
+ * makes none), after the same Argon2id work.  A taken username is said:
+ * usernames are public anyway.
+ *
+ * A device id is a guest's only credential.  Once the account has a
+ * password (link), the device id no longer logs in: it would be a second
+ * password that skips the second factor.
  *
  * The player id is made here rather than by PostgreSQL because the
  * sealed email is bound to it (see ngx_game_auth_crypto.c).
@@ -35,17 +44,21 @@ static ngx_int_t ngx_game_auth_send_account(ngx_game_auth_ctx_t *ctx,
     ngx_uint_t status);
 
 
+/* a taken address inserts nothing and says nothing: no 23505 for it */
 static ngx_game_pg_stmt_t  ngx_game_auth_register_insert = {
     "game_auth_register",
     "INSERT INTO players (id, username, email_ciphertext, email_index, "
     "                     password_hash, auth_provider) "
-    "VALUES ($1::uuid, $2, $3::bytea, $4::bytea, $5, 'password')",
+    "VALUES ($1::uuid, $2, $3::bytea, $4::bytea, $5, 'password') "
+    "ON CONFLICT (email_index) WHERE email_index IS NOT NULL DO NOTHING",
     5
 };
 
 /*
  * Find-or-create and open a session in one round trip.  The FK check of
  * refresh_tokens runs at the end of the statement and sees the new row.
+ * A linked account (it has a password) is not updated, so nothing comes
+ * back for it.
  */
 static ngx_game_pg_stmt_t  ngx_game_auth_device_login = {
     "game_auth_device",
@@ -53,11 +66,14 @@ static ngx_game_pg_stmt_t  ngx_game_auth_device_login = {
     "  INSERT INTO players (id, device_id, auth_provider, last_login) "
     "  VALUES ($1::uuid, $2, 'device', now()) "
     "  ON CONFLICT (device_id) DO UPDATE SET last_login = now() "
+    "     WHERE players.password_hash IS NULL "
+    "       AND players.deleted_at IS NULL "
     "  RETURNING id) "
     "INSERT INTO refresh_tokens (player_id, family_id, token_hash, expires_at) "
     "SELECT id, gen_random_uuid(), $3::bytea, "
     "       now() + make_interval(secs => $4::double precision) FROM p "
-    "RETURNING player_id",
+    "RETURNING player_id, family_id, "
+    "          floor(extract(epoch FROM issued_at))::bigint",
     4
 };
 
@@ -89,9 +105,9 @@ ngx_game_auth_register_body(ngx_http_request_t *r, json_t *body)
         return;
     }
 
-    if (ngx_game_auth_random_uuid(ctx->new_id) != NGX_OK
-        || ngx_game_auth_email_seal(ctx, ctx->new_id) != NGX_OK)
-    {
+    game_uuid_generate(ctx->new_id);
+
+    if (ngx_game_auth_email_seal(ctx, ctx->new_id) != NGX_OK) {
         ngx_game_auth_finalize(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -187,6 +203,9 @@ ngx_game_auth_credentials_write(ngx_game_auth_ctx_t *ctx,
     q->values[3] = ctx->email_ix;
     q->values[4] = ctx->hash;
 
+    /* a taken username or address is the client's, not an operator's */
+    q->expect = "23505";
+
     (void) ngx_game_auth_run(ctx, q);
 }
 
@@ -230,11 +249,14 @@ ngx_game_auth_account_refused(ngx_game_auth_ctx_t *ctx, ngx_int_t rc,
     {
         constraint = ngx_game_auth_constraint(res);
 
+        /* only linking gets here with a taken address (registration does
+         * not conflict on it): the caller learns no more than that these
+         * credentials cannot be used */
         if (ngx_strcmp(constraint, "players_email_index_key") == 0) {
             return ngx_game_http_send_error(r, NGX_HTTP_CONFLICT,
-                                            "email_taken",
-                                            "this email address is already "
-                                            "registered");
+                                            "credentials_unavailable",
+                                            "this username or email address "
+                                            "cannot be used");
         }
 
         return ngx_game_http_send_error(r, NGX_HTTP_CONFLICT,
@@ -242,15 +264,16 @@ ngx_game_auth_account_refused(ngx_game_auth_ctx_t *ctx, ngx_int_t rc,
                                         "this username is taken");
     }
 
-    if (rc == NGX_GAME_QUERY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "game auth: account statement failed: %s",
-                      res ? PQresultErrorMessage(res) : "");
-    }
-
+    /* the pool has logged the statement's error already */
     return ngx_game_http_send_outcome(r, rc, "the database");
 }
 
+
+/*
+ * Registration answers with the username only: an id that a taken
+ * address did not get would give the pretence away (the account's id
+ * comes with its first login).  Linking names the caller's own account.
+ */
 
 static ngx_int_t
 ngx_game_auth_send_account(ngx_game_auth_ctx_t *ctx, ngx_uint_t status)
@@ -258,8 +281,14 @@ ngx_game_auth_send_account(ngx_game_auth_ctx_t *ctx, ngx_uint_t status)
     json_t     *body;
     ngx_int_t   rc;
 
-    body = json_pack("{s:s,s:s}", "player_id", ctx->new_id,
-                     "username", (char *) ctx->username.data);
+    if (status == NGX_HTTP_CREATED) {
+        body = json_pack("{s:s}", "username", (char *) ctx->username.data);
+
+    } else {
+        body = json_pack("{s:s,s:s}", "player_id", ctx->new_id,
+                         "username", (char *) ctx->username.data);
+    }
+
     if (body == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -317,9 +346,9 @@ ngx_game_auth_device_body(ngx_http_request_t *r, json_t *body)
         return;
     }
 
-    if (ngx_game_auth_random_uuid(ctx->new_id) != NGX_OK
-        || ngx_game_auth_refresh_new(ctx) != NGX_OK)
-    {
+    game_uuid_generate(ctx->new_id);
+
+    if (ngx_game_auth_refresh_new(ctx) != NGX_OK) {
         ngx_game_auth_finalize(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -353,8 +382,20 @@ ngx_game_auth_device_done(ngx_game_pg_query_t *q, ngx_int_t rc,
         return;
     }
 
-    ngx_cpystrn((u_char *) ctx->new_id, (u_char *) PQgetvalue(res, 0, 0),
-                sizeof(ctx->new_id));
+    if (PQntuples(res) == 0) {
+        ngx_game_auth_finalize(ctx,
+            ngx_game_http_send_error(ctx->request, NGX_HTTP_UNAUTHORIZED,
+                                     "account_linked",
+                                     "this device's account has a password "
+                                     "now: log in with it"));
+        return;
+    }
+
+    /* for a guest, its device id is its authentication */
+    if (ngx_game_auth_session_from(ctx, res, 0, 1, 2) != NGX_OK) {
+        ngx_game_auth_finalize(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
 
     ngx_game_auth_finalize(ctx,
         ngx_game_auth_send_tokens(ctx, ctx->new_id, NGX_HTTP_OK));
@@ -374,6 +415,11 @@ ngx_game_auth_link_body(ngx_http_request_t *r, json_t *body)
     ngx_game_auth_ctx_t  *ctx;
 
     ctx = ngx_game_auth_ctx(r);
+
+    if (!ngx_game_auth_is_recent(ctx)) {
+        ngx_game_auth_finalize(ctx, ngx_game_auth_send_stale(ctx));
+        return;
+    }
 
     if (ngx_game_auth_account_fields(ctx, body) != NGX_OK) {
         return;

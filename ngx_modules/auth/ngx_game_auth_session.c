@@ -10,6 +10,11 @@
  *
  * Rotation is one call of auth_refresh_rotate() (sql/002), which locks
  * the token row, so two refreshes racing with one token cannot both win.
+ *
+ * A family is a session: its access tokens carry its id ("sid"), and when
+ * the family is revoked (logout, reuse) so are they, in every worker
+ * (ngx_game_auth_revoke.c).  A refreshed access token keeps the session's
+ * auth_time: the time of the login that started the family.
  */
 
 #include "ngx_game_auth.h"
@@ -22,21 +27,33 @@ static void ngx_game_auth_logout_body(ngx_http_request_t *r, json_t *body);
 static void ngx_game_auth_logout_done(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *res);
 static char *ngx_game_auth_presented(ngx_game_auth_ctx_t *ctx, json_t *body);
+static void ngx_game_auth_refresh_refused(ngx_game_auth_ctx_t *ctx);
+static void ngx_game_auth_logout_respond(ngx_game_auth_ctx_t *ctx);
 
 
+/* the family of the presented token is the family of its successor; its
+ * first token was issued by the login that started the session */
 static ngx_game_pg_stmt_t  ngx_game_auth_refresh_rotate = {
     "game_auth_refresh",
-    "SELECT outcome, player_id FROM auth_refresh_rotate($1::bytea, "
-    "$2::bytea, $3::double precision)",
+    "SELECT r.outcome, r.player_id, t.family_id, "
+    "       (SELECT floor(extract(epoch FROM min(f.issued_at)))::bigint "
+    "          FROM refresh_tokens f WHERE f.family_id = t.family_id) "
+    "  FROM auth_refresh_rotate($1::bytea, $2::bytea, "
+    "                           $3::double precision) r "
+    "  LEFT JOIN refresh_tokens t ON t.token_hash = $1::bytea",
     3
 };
 
 static ngx_game_pg_stmt_t  ngx_game_auth_logout_revoke = {
     "game_auth_logout",
-    "UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'logout' "
-    " WHERE family_id = (SELECT family_id FROM refresh_tokens "
-    "                     WHERE token_hash = $1::bytea) "
-    "   AND revoked_at IS NULL",
+    "WITH u AS ("
+    "  UPDATE refresh_tokens SET revoked_at = now(), "
+    "         revoked_reason = 'logout' "
+    "   WHERE family_id = (SELECT family_id FROM refresh_tokens "
+    "                       WHERE token_hash = $1::bytea) "
+    "     AND revoked_at IS NULL "
+    "  RETURNING family_id) "
+    "SELECT DISTINCT family_id FROM u",
     1
 };
 
@@ -134,27 +151,45 @@ ngx_game_auth_refresh_done(ngx_game_pg_query_t *q, ngx_int_t rc,
 
     outcome = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "unknown";
 
-    if (ngx_strcmp(outcome, "ok") != 0) {
-        if (ngx_strcmp(outcome, "reused") == 0) {
-            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                          "game auth: refresh token reuse for player %s, "
-                          "session family revoked", PQgetvalue(res, 0, 1));
-        }
+    if (ngx_strcmp(outcome, "reused") == 0
+        && PQgetlength(res, 0, 2) == GAME_UUID_LEN)
+    {
+        /* a security event, with no personal data but the player's id */
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "game auth: refresh token reuse for player %s, "
+                      "session revoked", PQgetvalue(res, 0, 1));
 
-        /* one answer for unknown, spent, revoked and expired tokens */
-        ngx_game_auth_finalize(ctx,
-            ngx_game_http_send_error(r, NGX_HTTP_UNAUTHORIZED,
-                                     "invalid_refresh_token",
-                                     "the refresh token is invalid, expired "
-                                     "or revoked; log in again"));
+        /* the thief's access tokens go with the family */
+        ngx_game_auth_revoke(ctx, 's', PQgetvalue(res, 0, 2),
+                             ngx_game_auth_refresh_refused);
         return;
     }
 
-    ngx_cpystrn((u_char *) ctx->new_id, (u_char *) PQgetvalue(res, 0, 1),
-                sizeof(ctx->new_id));
+    if (ngx_strcmp(outcome, "ok") != 0) {
+        ngx_game_auth_refresh_refused(ctx);
+        return;
+    }
+
+    if (ngx_game_auth_session_from(ctx, res, 1, 2, 3) != NGX_OK) {
+        ngx_game_auth_finalize(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
 
     ngx_game_auth_finalize(ctx,
         ngx_game_auth_send_tokens(ctx, ctx->new_id, NGX_HTTP_OK));
+}
+
+
+/* one answer for unknown, spent, revoked and expired tokens */
+
+static void
+ngx_game_auth_refresh_refused(ngx_game_auth_ctx_t *ctx)
+{
+    ngx_game_auth_finalize(ctx,
+        ngx_game_http_send_error(ctx->request, NGX_HTTP_UNAUTHORIZED,
+                                 "invalid_refresh_token",
+                                 "the refresh token is invalid, expired or "
+                                 "revoked; log in again"));
 }
 
 
@@ -192,14 +227,29 @@ ngx_game_auth_logout_done(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
 {
     ngx_game_auth_ctx_t  *ctx = q->data;
 
-    static ngx_str_t  ok = ngx_string("{\"status\":\"logged_out\"}\n");
-
     if (rc != NGX_OK) {
         ngx_game_auth_finalize(ctx,
                                ngx_game_http_send_outcome(ctx->request, rc,
                                                           "the database"));
         return;
     }
+
+    /* the session's access tokens stop working too (once is enough: a
+     * second logout finds the family revoked and nothing to do) */
+    if (PQntuples(res) == 1 && PQgetlength(res, 0, 0) == GAME_UUID_LEN) {
+        ngx_game_auth_revoke(ctx, 's', PQgetvalue(res, 0, 0),
+                             ngx_game_auth_logout_respond);
+        return;
+    }
+
+    ngx_game_auth_logout_respond(ctx);
+}
+
+
+static void
+ngx_game_auth_logout_respond(ngx_game_auth_ctx_t *ctx)
+{
+    static ngx_str_t  ok = ngx_string("{\"status\":\"logged_out\"}\n");
 
     ngx_game_auth_finalize(ctx,
                            ngx_game_http_send_text(ctx->request, NGX_HTTP_OK,

@@ -17,18 +17,18 @@ ngx_game_auth_refresh_new(ngx_game_auth_ctx_t *ctx)
 {
     u_char      raw[32];
     char       *hash;
-    ngx_str_t   token;
+    ngx_str_t   token, src;
 
     if (RAND_bytes(raw, sizeof(raw)) != 1) {
         return NGX_ERROR;
     }
 
-    ctx->refresh[game_auth_b64url_encode((char *) ctx->refresh, raw,
-                                         sizeof(raw))] = '\0';
-    ngx_explicit_memzero(raw, sizeof(raw));
-
+    src.data = raw;
+    src.len = sizeof(raw);
     token.data = ctx->refresh;
-    token.len = NGX_GAME_AUTH_REFRESH_LEN;
+    ngx_encode_base64url(&token, &src);
+    ctx->refresh[token.len] = '\0';
+    ngx_explicit_memzero(raw, sizeof(raw));
 
     hash = ngx_game_auth_token_hash(ctx->request->pool, &token);
     if (hash == NULL) {
@@ -54,7 +54,7 @@ ngx_game_auth_send_tokens(ngx_game_auth_ctx_t *ctx, const char *player_id,
     ngx_table_elt_t     *h;
     ngx_http_request_t  *r = ctx->request;
 
-    if (ngx_game_auth_sign(ctx->amcf, r->pool, player_id, &access) != NGX_OK) {
+    if (ngx_game_auth_sign(ctx, player_id, &access) != NGX_OK) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "game auth: signing an access token failed");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -85,4 +85,34 @@ ngx_game_auth_send_tokens(ngx_game_auth_ctx_t *ctx, const char *player_id,
     json_decref(body);
 
     return rc;
+}
+
+
+/*
+ * The session a statement just opened or continued: the player (column
+ * "player"), the refresh-token family (column "family") and when the
+ * player last authenticated (column "auth_time", seconds): the issue time
+ * of the family's first token, by PostgreSQL's clock, whether it was just
+ * made (login, device) or is being continued (refresh).
+ */
+
+ngx_int_t
+ngx_game_auth_session_from(ngx_game_auth_ctx_t *ctx, PGresult *res,
+    int player, int family, int auth_time)
+{
+    if (PQntuples(res) != 1
+        || PQgetlength(res, 0, player) != GAME_UUID_LEN
+        || PQgetlength(res, 0, family) != GAME_UUID_LEN
+        || PQgetisnull(res, 0, auth_time))
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(ctx->new_id, PQgetvalue(res, 0, player), GAME_UUID_LEN + 1);
+    ngx_memcpy(ctx->session, PQgetvalue(res, 0, family), GAME_UUID_LEN + 1);
+
+    ctx->issued_auth_time = ngx_atotm((u_char *) PQgetvalue(res, 0, auth_time),
+                                      PQgetlength(res, 0, auth_time));
+
+    return ctx->issued_auth_time == NGX_ERROR ? NGX_ERROR : NGX_OK;
 }

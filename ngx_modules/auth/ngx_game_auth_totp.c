@@ -4,7 +4,8 @@
  * drift either way), with liboath.
  *
  *   POST /auth/mfa/totp          a new secret and its otpauth:// URI; not
- *                                active until confirmed
+ *                                active until confirmed; needs a recent
+ *                                login (game_auth_recent_auth)
  *   POST /auth/mfa/totp/confirm  {otp}: proves the authenticator works and
  *                                turns the factor on
  *
@@ -79,6 +80,11 @@ ngx_game_auth_totp_handler(ngx_http_request_t *r)
     t = ngx_palloc(r->pool, sizeof(ngx_game_auth_totp_t));
     if (ctx == NULL || t == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* whoever holds a stolen token must not get to set the second factor */
+    if (!ngx_game_auth_is_recent(ctx)) {
+        return ngx_game_auth_send_stale(ctx);
     }
 
     if (RAND_bytes(t->secret, sizeof(t->secret)) != 1

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <uuid/uuid.h>
 
 #include "game_util.h"
 
@@ -75,4 +76,38 @@ game_json_error_describe(const json_error_t *err, char *buf, size_t size)
     }
 
     return (size_t) n < size ? (size_t) n : size - 1;
+}
+
+
+void
+game_uuid_generate(char *out)
+{
+    uuid_t  u;
+
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, out);
+}
+
+
+int
+game_uuid_valid(const unsigned char *s, size_t len)
+{
+    char    text[GAME_UUID_LEN + 1];
+    size_t  i;
+    uuid_t  u;
+
+    if (len != GAME_UUID_LEN) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (s[i] >= 'A' && s[i] <= 'F') {
+            return 0;
+        }
+    }
+
+    memcpy(text, s, len);
+    text[len] = '\0';
+
+    return uuid_parse(text, u) == 0;
 }

@@ -26,4 +26,17 @@ size_t game_json_error_describe(const json_error_t *err, char *buf,
     size_t size);
 
 
+/*
+ * Ids.  Every id we hand out is a random (version 4) UUID in canonical
+ * text: 36 characters, lower case.  PostgreSQL and libuuid read upper case
+ * too, but a Redis key or a text comparison does not, so upper case is
+ * refused: one id, one spelling.
+ */
+#define GAME_UUID_LEN  36
+
+/* writes 37 bytes: the UUID and a NUL */
+void game_uuid_generate(char *out);
+int game_uuid_valid(const unsigned char *s, size_t len);
+
+
 #endif /* _GAME_UTIL_H_INCLUDED_ */

@@ -724,6 +724,18 @@ ngx_game_bus_done(ngx_game_bus_entry_t *e, ngx_int_t rc, const char *reason)
 }
 
 
+void
+ngx_game_bus_failed(ngx_game_bus_entry_t *e, ngx_int_t rc)
+{
+    if (rc == NGX_GAME_QUERY_ERROR) {
+        ngx_game_bus_done(e, NGX_DECLINED, "refused by the database");
+        return;
+    }
+
+    ngx_game_bus_done(e, NGX_AGAIN, NULL);
+}
+
+
 /* called with the entry counted in bus->pending; uncounts it */
 static void
 ngx_game_bus_ack(ngx_game_bus_entry_t *e)

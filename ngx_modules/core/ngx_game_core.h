@@ -22,6 +22,7 @@
 #include <libpq-fe.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 
 
 /*
@@ -59,6 +60,26 @@ typedef struct {
 
 
 /*
+ * Errors and the log.  A statement that fails reaches its handler as
+ * NGX_GAME_QUERY_ERROR with the PGresult, and the pool logs it:
+ *
+ *   - an SQLSTATE the query expects (its "expect" list) at info, with the
+ *     SQLSTATE and the constraint's name only: it is the client's doing,
+ *     not the operator's;
+ *   - any other at error, with the SQLSTATE, the constraint and
+ *     PostgreSQL's primary message.
+ *
+ * PostgreSQL's DETAIL (which quotes the values: "Key (username)=(alice)
+ * already exists"), HINT and CONTEXT are never logged: they may hold
+ * personal data.  A handler that needs them reads the PGresult.
+ *
+ * The server giving up on a statement (57014, and 55P03 from lock_timeout)
+ * reaches the handler as NGX_GAME_TIMEOUT, unless the query expects that
+ * SQLSTATE (55P03 from a NOWAIT lock, say).
+ */
+
+
+/*
  * Called exactly once per query that ngx_game_pg_query() accepted, unless
  * the owning pool is destroyed first (the request's cleanup cancels the
  * query).  On NGX_OK and NGX_GAME_QUERY_ERROR "res" is valid until the
@@ -76,6 +97,14 @@ struct ngx_game_pg_query_s {
     ngx_game_pg_handler_pt      handler;
     void                       *data;
 
+    /*
+     * The SQLSTATEs this query fails with in normal operation, errors the
+     * handler turns into an answer to the client, separated by spaces:
+     * "23505" where a taken username answers 409.  NULL (the default):
+     * every error is unexpected.  Like a Redis command's "quiet".
+     */
+    const char                 *expect;
+
     /* private to the pool */
     ngx_game_pg_pool_t         *pool;
     void                       *conn;
@@ -85,6 +114,7 @@ struct ngx_game_pg_query_s {
     ngx_log_t                  *log;
     unsigned                    queued:1;
     unsigned                    done:1;
+    unsigned                    retried:1;
 };
 
 
@@ -167,6 +197,17 @@ struct ngx_game_redis_cmd_s {
 ngx_game_pg_pool_t *ngx_game_pg_pool_lookup(ngx_conf_t *cf, ngx_str_t *name);
 ngx_game_redis_pool_t *ngx_game_redis_pool_lookup(ngx_conf_t *cf,
     ngx_str_t *name);
+
+/*
+ * Setters for a service's "use this pool" directive, like nginx's stock
+ * ngx_conf_set_*_slot: the field at cmd->offset is a pool pointer, set to
+ * NGX_CONF_UNSET_PTR by create_main_conf; a second use is "is duplicate".
+ * A pool named but never declared fails nginx -t, naming the place.
+ */
+char *ngx_game_conf_set_pg_pool_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_game_conf_set_redis_pool_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /*
  * Queries and commands.  "pool" is the memory pool that owns the object
@@ -281,6 +322,90 @@ ngx_str_t *ngx_game_bus_field(ngx_game_bus_entry_t *e, const char *name);
 
 void ngx_game_bus_done(ngx_game_bus_entry_t *e, ngx_int_t rc,
     const char *reason);
+
+/*
+ * A handler's query or command ended with "rc", not NGX_OK: refused by
+ * the server (NGX_GAME_QUERY_ERROR, logged by the pool) the entry can
+ * never apply and goes to the dead letters; anything else (unavailable,
+ * timed out) is "not now".
+ */
+void ngx_game_bus_failed(ngx_game_bus_entry_t *e, ngx_int_t rc);
+
+
+/*
+ * Keys and signed tokens.  One set of ES256 (EC P-256) keys per http
+ * block, declared once with
+ *
+ *     game_jwt_key  kid  file.pem  [use=sign|use=verify];
+ *
+ * and shared by every service: access tokens (auth), connection tickets
+ * (matchmaking) and the JWKS document are all signed by, and checked
+ * against, this one set.  Every key verifies and is published; one key
+ * signs: the one with use=sign, or else the last key with a private part
+ * that is not use=verify.  A file with only a public key verifies.
+ *
+ * Rotation: add the new key (last, or with use=verify first so that
+ * verifiers fetch it before it signs), reload; it signs, and tokens of
+ * the old key still verify.  Remove the old key once its tokens have
+ * expired, reload: its tokens stop verifying at once.
+ *
+ * Tokens of different types never pass for one another: the JOSE header
+ * names the type ("typ"), and a token is only accepted for the type whose
+ * header it carries, byte for byte.
+ */
+
+typedef enum {
+    NGX_GAME_JWT_ACCESS = 0,        /* typ "at+jwt": access tokens */
+    NGX_GAME_JWT_TICKET,            /* typ "JWT": game-server tickets */
+    NGX_GAME_JWT_NTYPES
+} ngx_game_jwt_type_e;
+
+
+typedef enum {
+    NGX_GAME_JWT_USE_AUTO = 0,
+    NGX_GAME_JWT_USE_SIGN,
+    NGX_GAME_JWT_USE_VERIFY
+} ngx_game_jwt_use_e;
+
+
+typedef struct {
+    ngx_str_t                   kid;
+    EVP_PKEY                   *pkey;
+    EVP_PKEY_CTX               *verify;     /* prepared once */
+    /* the base64url JOSE header of each type: what we sign with and the
+     * only header we accept under this kid */
+    ngx_str_t                   header[NGX_GAME_JWT_NTYPES];
+    ngx_uint_t                  use;        /* ngx_game_jwt_use_e */
+    unsigned                    private:1;
+} ngx_game_jwt_key_t;
+
+
+typedef struct {
+    ngx_array_t                 keys;       /* ngx_game_jwt_key_t */
+    ngx_game_jwt_key_t         *signer;     /* NULL: none can sign */
+    ngx_str_t                   jwks;       /* the JWKS document */
+    unsigned                    ready:1;
+} ngx_game_jwt_keys_t;
+
+
+/* configuration time, once all directives are read (init_main_conf,
+ * merge_loc_conf): the complete key set, or NULL with an error logged */
+ngx_game_jwt_keys_t *ngx_game_jwt_keys(ngx_conf_t *cf);
+
+/* the setter of a service's retired key directive: fails nginx -t and
+ * names game_jwt_key */
+char *ngx_game_jwt_key_replaced(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/* header.payload.signature of "claims" (serialised by jansson), in "pool" */
+ngx_int_t ngx_game_jwt_sign(ngx_game_jwt_keys_t *keys, ngx_uint_t type,
+    json_t *claims, ngx_pool_t *pool, ngx_str_t *token);
+
+/* NGX_OK with the claims of a token signed by one of the keys as "type"
+ * (the caller decrefs them), NGX_DECLINED for anything else, NGX_ERROR
+ * when out of memory.  The claims themselves are not checked. */
+ngx_int_t ngx_game_jwt_verify(ngx_game_jwt_keys_t *keys, ngx_uint_t type,
+    u_char *token, size_t len, json_t **claims);
 
 
 /*

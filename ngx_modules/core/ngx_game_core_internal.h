@@ -14,6 +14,7 @@ typedef struct {
     ngx_array_t                 pg_pools;       /* ngx_game_pg_pool_t * */
     ngx_array_t                 redis_pools;    /* ngx_game_redis_pool_t * */
     ngx_array_t                 buses;          /* ngx_game_bus_t * */
+    ngx_game_jwt_keys_t         jwt;            /* game_jwt_key */
 } ngx_game_core_main_conf_t;
 
 
@@ -44,12 +45,18 @@ void ngx_game_redis_pools_stop(ngx_array_t *pools);
 ngx_int_t ngx_game_bus_start(ngx_cycle_t *cycle, ngx_array_t *buses);
 void ngx_game_bus_stop(ngx_array_t *buses);
 
+char *ngx_game_jwt_key_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
 char *ngx_game_health_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_game_ready_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_game_json_echo_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+
+/* postconfiguration: the request body filter of ngx_game_http.c */
+ngx_int_t ngx_game_http_init(ngx_conf_t *cf);
 
 
 #endif /* _NGX_GAME_CORE_INTERNAL_H_INCLUDED_ */

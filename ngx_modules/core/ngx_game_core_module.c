@@ -63,6 +63,15 @@ static ngx_command_t  ngx_game_core_commands[] = {
       0,
       NULL },
 
+    /* game_jwt_key kid file [use=sign|use=verify]: the one key set that
+     * signs and checks access tokens, connection tickets and the JWKS */
+    { ngx_string("game_jwt_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE23,
+      ngx_game_jwt_key_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     /* largest JSON request body accepted; larger ones get 413 */
     { ngx_string("game_body_limit"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -153,6 +162,9 @@ ngx_game_core_create_main_conf(ngx_conf_t *cf)
         || ngx_array_init(&cmcf->redis_pools, cf->pool, 2, sizeof(void *))
            != NGX_OK
         || ngx_array_init(&cmcf->buses, cf->pool, 2, sizeof(void *))
+           != NGX_OK
+        || ngx_array_init(&cmcf->jwt.keys, cf->pool, 2,
+                          sizeof(ngx_game_jwt_key_t))
            != NGX_OK)
     {
         return NULL;
@@ -181,7 +193,7 @@ ngx_game_core_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    return NGX_OK;
+    return ngx_game_http_init(cf);
 }
 
 

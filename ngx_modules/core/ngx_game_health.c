@@ -19,21 +19,26 @@
 #include "ngx_game_core_internal.h"
 
 
+typedef struct ngx_game_ready_ctx_s  ngx_game_ready_ctx_t;
+
+
 /* one dependency's answer; JSON is built only when it is sent */
 typedef struct {
+    ngx_game_ready_ctx_t       *ctx;
     const char                 *kind;       /* "postgres", "redis" */
     ngx_str_t                  *name;
     ngx_int_t                   rc;
+    unsigned                    done:1;
 } ngx_game_ready_check_t;
 
 
-typedef struct {
+struct ngx_game_ready_ctx_s {
     ngx_http_request_t         *request;
     ngx_game_ready_check_t     *checks;
     ngx_uint_t                  nchecks;
     ngx_uint_t                  pending;
     ngx_game_ready_check_t     *failed;     /* the first failure */
-} ngx_game_ready_ctx_t;
+};
 
 
 static ngx_int_t ngx_game_health_handler(ngx_http_request_t *r);
@@ -42,8 +47,9 @@ static void ngx_game_ready_pg_done(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *res);
 static void ngx_game_ready_redis_done(ngx_game_redis_cmd_t *cmd,
     ngx_int_t rc, redisReply *reply);
-static void ngx_game_ready_record(ngx_game_ready_ctx_t *ctx,
-    const char *kind, ngx_str_t *name, ngx_int_t rc);
+static ngx_game_ready_check_t *ngx_game_ready_check(
+    ngx_game_ready_ctx_t *ctx, const char *kind, ngx_str_t *name);
+static void ngx_game_ready_record(ngx_game_ready_check_t *c, ngx_int_t rc);
 static ngx_int_t ngx_game_ready_respond(ngx_game_ready_ctx_t *ctx);
 static ngx_int_t ngx_game_ready_send_ok(ngx_game_ready_ctx_t *ctx);
 static json_t *ngx_game_ready_checks(ngx_game_ready_ctx_t *ctx);
@@ -127,6 +133,7 @@ ngx_game_ready_handler(ngx_http_request_t *r)
     ngx_game_pg_query_t        *q;
     ngx_game_redis_cmd_t       *cmd;
     ngx_game_ready_ctx_t       *ctx;
+    ngx_game_ready_check_t     *c;
     ngx_game_redis_pool_t     **rp;
     ngx_game_core_main_conf_t  *cmcf;
 
@@ -145,9 +152,9 @@ ngx_game_ready_handler(ngx_http_request_t *r)
     }
 
     ctx->request = r;
-    ctx->checks = ngx_palloc(r->pool, (cmcf->pg_pools.nelts
-                                       + cmcf->redis_pools.nelts + 1)
-                                      * sizeof(ngx_game_ready_check_t));
+    ctx->checks = ngx_pcalloc(r->pool, (cmcf->pg_pools.nelts
+                                        + cmcf->redis_pools.nelts)
+                                       * sizeof(ngx_game_ready_check_t));
     if (ctx->checks == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -164,8 +171,11 @@ ngx_game_ready_handler(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
+        c = ngx_game_ready_check(ctx, "postgres",
+                                 ngx_game_pg_pool_name(pg[i]));
+
         q->handler = ngx_game_ready_pg_done;
-        q->data = ctx;
+        q->data = c;
         ctx->pending++;
 
         rc = ngx_game_pg_query_run(pg[i], q);
@@ -181,8 +191,11 @@ ngx_game_ready_handler(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
+        c = ngx_game_ready_check(ctx, "redis",
+                                 ngx_game_redis_pool_name(rp[i]));
+
         cmd->handler = ngx_game_ready_redis_done;
-        cmd->data = ctx;
+        cmd->data = c;
         ctx->pending++;
 
         rc = ngx_game_redis_cmd_run(rp[i], cmd, 1, ping, ping_len);
@@ -206,10 +219,7 @@ ngx_game_ready_handler(ngx_http_request_t *r)
 static void
 ngx_game_ready_pg_done(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
 {
-    ngx_game_ready_ctx_t  *ctx = q->data;
-
-    ngx_game_ready_record(ctx, "postgres", ngx_game_pg_pool_name(q->pool),
-                          rc);
+    ngx_game_ready_record(q->data, rc);
 }
 
 
@@ -217,22 +227,43 @@ static void
 ngx_game_ready_redis_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply)
 {
-    ngx_game_ready_ctx_t  *ctx = cmd->data;
-
-    ngx_game_ready_record(ctx, "redis", ngx_game_redis_pool_name(cmd->pool),
-                          rc);
+    ngx_game_ready_record(cmd->data, rc);
 }
 
 
-static void
-ngx_game_ready_record(ngx_game_ready_ctx_t *ctx, const char *kind,
-    ngx_str_t *name, ngx_int_t rc)
+static ngx_game_ready_check_t *
+ngx_game_ready_check(ngx_game_ready_ctx_t *ctx, const char *kind,
+    ngx_str_t *name)
 {
     ngx_game_ready_check_t  *c;
 
     c = &ctx->checks[ctx->nchecks++];
+    c->ctx = ctx;
     c->kind = kind;
     c->name = name;
+
+    return c;
+}
+
+
+/*
+ * A pool calls a completion handler exactly once (ngx_game_core.h).  A
+ * second call would finalize the request twice: it is refused, loudly.
+ */
+
+static void
+ngx_game_ready_record(ngx_game_ready_check_t *c, ngx_int_t rc)
+{
+    ngx_game_ready_ctx_t  *ctx = c->ctx;
+
+    if (c->done) {
+        ngx_log_error(NGX_LOG_ALERT, ctx->request->connection->log, 0,
+                      "game: the %s:%V readiness check completed twice",
+                      c->kind, c->name);
+        return;
+    }
+
+    c->done = 1;
     c->rc = rc;
 
     if (rc != NGX_OK && ctx->failed == NULL) {

@@ -5,6 +5,17 @@
  *     {"error":{"code":"invalid_json","message":"..."}}
  *
  * "code" is stable and meant for programs; "message" is for people.
+ *
+ * Request bodies are kept in memory, never in nginx's temporary files
+ * (reading those back would block the worker): a request body filter
+ * copies each piece into one buffer as nginx reads it, up to
+ * game_body_limit, and drops whatever lies beyond.
+ *
+ * An answer may go out before the body was read (a wrong media type, a
+ * body too large, a method not allowed here).  The connection may then
+ * carry another request only once the unread body is gone from it, or
+ * its bytes would be parsed as the next request: see
+ * ngx_game_http_body_release().
  */
 
 #include <ngx_config.h>
@@ -18,15 +29,65 @@
 typedef struct {
     ngx_game_http_json_handler_pt   handler;
     ngx_game_http_body_check_pt     check;
+
+    /* the body as our filter collects it */
+    u_char                         *body;
+    size_t                          len;
+    size_t                          size;
+    size_t                          limit;
+    unsigned                        collect:1;   /* the filter keeps it */
+    unsigned                        complete:1;  /* the filter saw its end */
+    unsigned                        too_large:1;
 } ngx_game_http_ctx_t;
+
+
+/* reason phrases for the statuses nginx 1.22 sends without one */
+typedef struct {
+    ngx_uint_t                      status;
+    ngx_str_t                       line;
+} ngx_game_http_status_line_t;
 
 
 static ngx_int_t ngx_game_http_send_buf(ngx_http_request_t *r,
     ngx_uint_t status, ngx_buf_t *b, time_t retry_after);
+static void ngx_game_http_status_line(ngx_http_request_t *r,
+    ngx_uint_t status);
+static void ngx_game_http_body_release(ngx_http_request_t *r,
+    ngx_uint_t status);
+static ngx_uint_t ngx_game_http_body_unread(ngx_http_request_t *r);
+static ngx_int_t ngx_game_http_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_int_t ngx_game_http_body_keep(ngx_http_request_t *r,
+    ngx_game_http_ctx_t *ctx, ngx_buf_t *b);
 static void ngx_game_http_body_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_game_http_body_copy(ngx_http_request_t *r,
-    ngx_str_t *body);
+static ngx_int_t ngx_game_http_body_get(ngx_http_request_t *r,
+    ngx_game_http_ctx_t *ctx, ngx_str_t *body);
 static void ngx_game_http_json_cleanup(void *data);
+
+
+static ngx_http_request_body_filter_pt   ngx_game_http_next_body_filter;
+
+
+static ngx_game_http_status_line_t  ngx_game_http_status_lines[] = {
+    { 422, ngx_string("422 Unprocessable Content") },
+    { 423, ngx_string("423 Locked") },
+    { 424, ngx_string("424 Failed Dependency") },
+    { 428, ngx_string("428 Precondition Required") },
+    { 431, ngx_string("431 Request Header Fields Too Large") },
+    { 0, ngx_null_string }
+};
+
+
+/* postconfiguration: our request body filter goes first in the chain */
+
+ngx_int_t
+ngx_game_http_init(ngx_conf_t *cf)
+{
+    ngx_game_http_next_body_filter = ngx_http_top_request_body_filter;
+    ngx_http_top_request_body_filter = ngx_game_http_body_filter;
+
+    return NGX_OK;
+}
 
 
 ngx_uint_t
@@ -133,6 +194,7 @@ ngx_game_http_send_buf(ngx_http_request_t *r, ngx_uint_t status,
     b->last_in_chain = 1;
 
     r->headers_out.status = status;
+    ngx_game_http_status_line(r, status);
     r->headers_out.content_length_n = b->last - b->pos;
     ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
@@ -160,10 +222,7 @@ ngx_game_http_send_buf(ngx_http_request_t *r, ngx_uint_t status,
                        - h->value.data;
     }
 
-    /* a body read for nothing would otherwise be left in the socket */
-    if (ngx_http_discard_request_body(r) != NGX_OK) {
-        r->keepalive = 0;
-    }
+    ngx_game_http_body_release(r, status);
 
     rc = ngx_http_send_header(r);
 
@@ -175,6 +234,82 @@ ngx_game_http_send_buf(ngx_http_request_t *r, ngx_uint_t status,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+static void
+ngx_game_http_status_line(ngx_http_request_t *r, ngx_uint_t status)
+{
+    ngx_game_http_status_line_t  *sl;
+
+    for (sl = ngx_game_http_status_lines; sl->status; sl++) {
+        if (sl->status == status) {
+            r->headers_out.status_line = sl->line;
+            return;
+        }
+    }
+}
+
+
+/*
+ * Make the connection safe for the request after this one, before the
+ * answer's header says whether it stays open:
+ *
+ *   - a body nginx has not started to read is discarded: nginx reads and
+ *     drops it after the answer (and closes when it cannot), as it does
+ *     for its own error pages; "100 Continue" is not sent for it;
+ *   - a body whose reading stopped half-way (a chunk over
+ *     client_max_body_size, a malformed chunk) closes the connection,
+ *     after a lingering close that lets the client read the answer;
+ *   - a 413 closes the connection in any case, as nginx's own does: the
+ *     client may still be sending a lot.
+ */
+
+static void
+ngx_game_http_body_release(ngx_http_request_t *r, ngx_uint_t status)
+{
+    if (status == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        r->keepalive = 0;
+    }
+
+    if (ngx_game_http_body_unread(r)) {
+        r->keepalive = 0;
+        r->lingering_close = 1;
+        return;
+    }
+
+    r->expect_tested = 1;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+}
+
+
+/*
+ * Did nginx start reading this request's body and stop before its end?
+ * "rest" is what nginx still expects: 0 once the body is whole.  A body
+ * being discarded, or one on an HTTP/2 stream (framed, so never parsed
+ * as a request), is not our concern.
+ */
+
+static ngx_uint_t
+ngx_game_http_body_unread(ngx_http_request_t *r)
+{
+    ngx_http_request_body_t  *rb = r->request_body;
+
+    if (rb == NULL || r->discard_body || r != r->main) {
+        return 0;
+    }
+
+#if (NGX_HTTP_V2)
+    if (r->stream) {
+        return 0;
+    }
+#endif
+
+    return rb->rest != 0
+           && (r->headers_in.chunked || r->headers_in.content_length_n > 0);
 }
 
 
@@ -295,20 +430,130 @@ ngx_game_http_read_json_checked(ngx_http_request_t *r,
 
     ctx->handler = handler;
     ctx->check = check;
+    ctx->limit = clcf->body_limit;
+    ctx->collect = 1;
     ngx_http_set_ctx(r, ctx, ngx_game_core_module);
 
     rc = ngx_http_read_client_request_body(r, ngx_game_http_body_handler);
 
-    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+    if (rc < NGX_HTTP_SPECIAL_RESPONSE) {
+        return NGX_DONE;
+    }
+
+    /* nginx stopped reading the body half-way: answer, and the
+     * connection closes (ngx_game_http_body_release) */
+
+    switch (rc) {
+
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
         return ngx_game_http_send_error(r, rc, "payload_too_large",
                                         "the request body is too large");
-    }
 
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+    case NGX_HTTP_BAD_REQUEST:
+        return ngx_game_http_send_error(r, rc, "invalid_body",
+                                        "the request body is malformed");
+
+    default:
         return rc;
     }
+}
 
-    return NGX_DONE;
+
+/*
+ * The request body filter: while read_json collects a body, each piece
+ * nginx reads is copied into the context's buffer and marked consumed,
+ * so that nginx reuses its read buffer and never writes to a temporary
+ * file.  Only the end of the body goes on down the chain, so that nginx
+ * knows the body is whole.  Past game_body_limit the pieces are dropped:
+ * the body is still read to its end (nginx stops at client_max_body_size)
+ * so that the answer is our JSON 413 and the connection stays in step.
+ */
+
+static ngx_int_t
+ngx_game_http_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_buf_t            *b;
+    ngx_chain_t          *cl, out;
+    ngx_game_http_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_game_core_module);
+
+    if (ctx == NULL || !ctx->collect) {
+        return ngx_game_http_next_body_filter(r, in);
+    }
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (ngx_game_http_body_keep(r, ctx, b) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        b->pos = b->last;
+
+        if (b->last_buf) {
+            ctx->complete = 1;
+
+            out.buf = b;
+            out.next = NULL;
+
+            return ngx_game_http_next_body_filter(r, &out);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_game_http_body_keep(ngx_http_request_t *r, ngx_game_http_ctx_t *ctx,
+    ngx_buf_t *b)
+{
+    u_char  *p;
+    size_t   n, size;
+
+    n = b->last - b->pos;
+
+    if (n == 0 || ctx->too_large) {
+        return NGX_OK;
+    }
+
+    if (n > ctx->limit - ctx->len) {
+        ctx->too_large = 1;
+        return NGX_OK;
+    }
+
+    if (ctx->len + n > ctx->size) {
+
+        /* a declared length is known and within the limit; a chunked or
+         * HTTP/2 body grows the buffer by doubling */
+
+        if (r->headers_in.content_length_n > 0 && !r->headers_in.chunked) {
+            size = (size_t) r->headers_in.content_length_n;
+
+        } else {
+            size = ngx_max(ctx->size * 2, 4096);
+        }
+
+        size = ngx_min(ngx_max(size, ctx->len + n), ctx->limit);
+
+        p = ngx_pnalloc(r->pool, size);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ctx->len) {
+            ngx_memcpy(p, ctx->body, ctx->len);
+        }
+
+        ctx->body = p;
+        ctx->size = size;
+    }
+
+    ngx_memcpy(ctx->body + ctx->len, b->pos, n);
+    ctx->len += n;
+
+    return NGX_OK;
 }
 
 
@@ -325,8 +570,9 @@ ngx_game_http_body_handler(ngx_http_request_t *r)
     ngx_game_http_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_game_core_module);
+    ctx->collect = 0;
 
-    switch (ngx_game_http_body_copy(r, &body)) {
+    switch (ngx_game_http_body_get(r, ctx, &body)) {
 
     case NGX_OK:
         break;
@@ -391,22 +637,30 @@ ngx_game_http_body_handler(ngx_http_request_t *r)
 
 
 /*
- * The body in one piece.  nginx keeps it in memory buffers, or in a
- * temporary file when it outgrew client_body_buffer_size.  NGX_DECLINED
- * when it is over the limit (a chunked body has no length up front).
+ * The body in one piece: what our filter collected.  When another module
+ * read the body before us (so that our filter never saw it), nginx's own
+ * memory buffers are joined; a body nginx put in a temporary file is
+ * refused rather than read back with blocking reads.  NGX_DECLINED when
+ * it is over the limit.
  */
 
 static ngx_int_t
-ngx_game_http_body_copy(ngx_http_request_t *r, ngx_str_t *body)
+ngx_game_http_body_get(ngx_http_request_t *r, ngx_game_http_ctx_t *ctx,
+    ngx_str_t *body)
 {
-    off_t                      len;
-    u_char                    *p;
-    ssize_t                    n;
-    ngx_buf_t                 *b;
-    ngx_chain_t               *cl;
-    ngx_game_core_loc_conf_t  *clcf;
+    off_t         len;
+    u_char       *p;
+    ngx_chain_t  *cl;
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_game_core_module);
+    if (ctx->complete) {
+        if (ctx->too_large) {
+            return NGX_DECLINED;
+        }
+
+        body->data = ctx->body;
+        body->len = ctx->len;
+        return NGX_OK;
+    }
 
     body->len = 0;
     body->data = NULL;
@@ -417,18 +671,18 @@ ngx_game_http_body_copy(ngx_http_request_t *r, ngx_str_t *body)
 
     len = 0;
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        len += ngx_buf_size(cl->buf);
+        if (cl->buf->in_file) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "game: the request body was buffered to a file "
+                          "before the JSON reader ran");
+            return NGX_ERROR;
+        }
+
+        len += cl->buf->last - cl->buf->pos;
     }
 
-    if (len > (off_t) clcf->body_limit) {
+    if (len > (off_t) ctx->limit) {
         return NGX_DECLINED;
-    }
-
-    cl = r->request_body->bufs;
-    if (cl->next == NULL && !cl->buf->in_file) {
-        body->data = cl->buf->pos;
-        body->len = len;
-        return NGX_OK;
     }
 
     p = ngx_pnalloc(r->pool, len);
@@ -439,20 +693,8 @@ ngx_game_http_body_copy(ngx_http_request_t *r, ngx_str_t *body)
     body->data = p;
     body->len = len;
 
-    for ( /* void */ ; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (b->in_file) {
-            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
-                              b->file_pos);
-            if (n != b->file_last - b->file_pos) {
-                return NGX_ERROR;
-            }
-            p += n;
-            continue;
-        }
-
-        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
     }
 
     return NGX_OK;

@@ -12,13 +12,29 @@
  * connection runs them and stay prepared for its lifetime.  When every
  * connection is full, queries wait in the pool's queue (max_queue).
  *
- * Failure rules, chosen so that a request never hangs on a dead database:
+ * Host names are refused at configuration time: libpq resolves them with a
+ * blocking getaddrinfo() in PQconnectStart(), which would stall the worker
+ * (a pool names its server by address, a unix socket directory, or
+ * hostaddr= beside the name).
+ *
+ * Failure rules, chosen so that a request never hangs on a dead database
+ * and the database never works for a request that is gone:
+ *   - every statement is bounded on the server too: each connection starts
+ *     with statement_timeout and lock_timeout set to query_timeout, and
+ *     client_connection_check_interval, so that a backend abandons a
+ *     statement whose connection we closed (ngx_game_pg_params_init);
  *   - a query that times out takes its connection down with it: the
- *     connection is mid-result and cannot be reused, so it is closed and
- *     reopened, and the other queries on it fail as unavailable;
+ *     connection is mid-result and cannot be reused, so it is closed (which
+ *     cancels the statement, see above) and reopened, and the other queries
+ *     on it fail as unavailable.  PQcancel() is not used: in libpq 15 it
+ *     connects and waits, blocking the worker;
+ *   - the server giving up on a statement (57014, or 55P03 from
+ *     lock_timeout) is a timeout too, unless the query expects that error;
  *   - a connection that breaks fails its queries with NGX_GAME_UNAVAILABLE
- *     and reconnects, after a backoff of 100 ms doubling to 1 s when the
- *     attempts fail;
+ *     and reconnects at once the first time; until a query succeeds on the
+ *     new connection, further breaks, timeouts and failed attempts back off
+ *     from 100 ms doubling to 1 s, so that a lock incident or a server
+ *     that kills its backends does not make us reconnect in a loop;
  *   - while no connection of a pool is up and the last attempt failed, the
  *     pool is "down": queries fail at once instead of queueing.
  */
@@ -42,6 +58,14 @@ typedef enum {
     NGX_GAME_PG_CONNECTING,
     NGX_GAME_PG_READY
 } ngx_game_pg_state_e;
+
+
+/* why a connection is closed: decides when it is opened again */
+typedef enum {
+    NGX_GAME_PG_BROKE = 0,      /* a connection that worked went away */
+    NGX_GAME_PG_FAILED,         /* connecting failed */
+    NGX_GAME_PG_STUCK           /* a query timed out on it */
+} ngx_game_pg_why_e;
 
 
 /* a query in flight: outlives its request, whose results must be read */
@@ -69,6 +93,9 @@ typedef struct {
     ngx_event_t                 timer;
     ngx_msec_t                  backoff;
 
+    /* a send failed: closed from a posted event, see ngx_game_pg_send() */
+    unsigned                    broken:1;
+
     ngx_uint_t                  nprepared;
     ngx_game_pg_stmt_t         *prepared[NGX_GAME_PG_MAX_STMTS];
 } ngx_game_pg_conn_t;
@@ -77,6 +104,12 @@ typedef struct {
 struct ngx_game_pg_pool_s {
     ngx_str_t                   name;
     ngx_str_t                   conninfo;
+
+    /* libpq's connection parameters, NULL-terminated: our defaults, then
+     * what the pool's connection string sets (ngx_game_pg_params_init) */
+    const char                **keys;
+    const char                **values;
+
     ngx_uint_t                  connections;
     ngx_uint_t                  pipeline;
     ngx_uint_t                  max_queue;
@@ -98,11 +131,18 @@ struct ngx_game_pg_pool_s {
 };
 
 
+static char *ngx_game_pg_params_init(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_game_pg_pool_t *pg);
+static char *ngx_game_pg_hosts_check(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_game_pg_pool_t *pg, const char *host, const char *hostaddr);
+static ngx_uint_t ngx_game_pg_is_address(u_char *p, size_t len);
+static const char *ngx_game_pg_strdup(ngx_conf_t *cf, const char *s);
 static void ngx_game_pg_connect(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_connect_poll(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_connected(ngx_game_pg_conn_t *pc);
-static void ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t failed);
+static void ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t why);
 static void ngx_game_pg_broken(ngx_game_pg_conn_t *pc, const char *what);
+static void ngx_game_pg_break_later(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_timer_handler(ngx_event_t *ev);
 static void ngx_game_pg_read_handler(ngx_event_t *ev);
 static void ngx_game_pg_write_handler(ngx_event_t *ev);
@@ -112,6 +152,14 @@ static ngx_int_t ngx_game_pg_flush(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_collect(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_result(ngx_game_pg_conn_t *pc, PGresult *res);
 static void ngx_game_pg_complete(ngx_game_pg_conn_t *pc);
+static ngx_int_t ngx_game_pg_outcome(ngx_game_pg_conn_t *pc,
+    ngx_game_pg_entry_t *e, ngx_game_pg_query_t *q, PGresult *res);
+static ngx_uint_t ngx_game_pg_expected(ngx_game_pg_query_t *q,
+    const char *state);
+static void ngx_game_pg_log_result(ngx_game_pg_conn_t *pc,
+    ngx_game_pg_stmt_t *stmt, PGresult *res, ngx_uint_t expected);
+static void ngx_game_pg_notice(void *data, const PGresult *res);
+static size_t ngx_game_pg_text_len(const char *msg);
 static void ngx_game_pg_fill(ngx_game_pg_conn_t *pc);
 static ngx_game_pg_conn_t *ngx_game_pg_pick(ngx_game_pg_pool_t *pg);
 static void ngx_game_pg_fail_waiting(ngx_game_pg_pool_t *pg);
@@ -199,6 +247,26 @@ ngx_game_pg_pool_lookup(ngx_conf_t *cf, ngx_str_t *name)
 }
 
 
+char *
+ngx_game_conf_set_pg_pool_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    void       **field;
+    ngx_str_t   *value;
+
+    field = (void **) ((u_char *) conf + cmd->offset);
+
+    if (*field != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    *field = ngx_game_pg_pool_lookup(cf, &value[1]);
+
+    return *field ? NGX_CONF_OK : NGX_CONF_ERROR;
+}
+
+
 ngx_str_t *
 ngx_game_pg_pool_name(ngx_game_pg_pool_t *pg)
 {
@@ -257,27 +325,272 @@ ngx_game_pg_pool_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    /* a malformed connection string is a configuration error, not an
-     * outage to retry forever */
-    {
-        char               *err = NULL;
-        PQconninfoOption   *opts;
+    return ngx_game_pg_params_init(cf, cmd, pg);
+}
 
-        opts = PQconninfoParse((char *) pg->conninfo.data, &err);
-        if (opts == NULL) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid connection string \"%V\" in \"%V\" "
-                               "directive: %s", &value[2], &cmd->name,
-                               err ? err : "out of memory");
-            if (err) {
-                PQfreemem(err);
-            }
-            return NGX_CONF_ERROR;
+
+/*
+ * libpq's connection parameters, built once: our defaults for what the
+ * connection string leaves unset, then everything it sets.  A malformed
+ * string is a configuration error, not an outage to retry forever; so is
+ * a host libpq would resolve with a blocking call, and a service file
+ * (read at every connect, and it may name hosts).
+ *
+ * Every backend starts with the pool's bounds (the server's "options"),
+ * ahead of any the connection string gives, which therefore win:
+ *   statement_timeout, lock_timeout = query_timeout: the server never
+ *     works on, or waits for a lock for, a statement longer than we wait
+ *     for its answer (our wait also counts the queue, so ours ends first);
+ *   client_connection_check_interval (PostgreSQL 14 and later): a backend
+ *     running a statement notices within it that we closed the connection
+ *     (which is what a query timeout does) and abandons the statement.
+ */
+
+static char *
+ngx_game_pg_params_init(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_game_pg_pool_t *pg)
+{
+    char               *err, *rv;
+    u_char             *p;
+    size_t              len;
+    ngx_uint_t          i, n;
+    const char         *host, *hostaddr, *options;
+    PQconninfoOption   *opts, *o;
+
+    /* keyword, default: the keepalive values follow the pool's keepalive */
+    static const char  *defaults[] = {
+        "application_name", "nginx-game",
+        /* GSS encryption would be negotiated first when the worker finds
+         * Kerberos credentials, with calls that may block */
+        "gssencmode", "disable",
+        "keepalives", NULL,
+        "keepalives_idle", NULL,
+        NULL
+    };
+
+    err = NULL;
+    opts = PQconninfoParse((char *) pg->conninfo.data, &err);
+
+    if (opts == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid connection string \"%V\" in \"%V\" "
+                           "directive: %s", &pg->conninfo, &cmd->name,
+                           err ? err : "out of memory");
+        if (err) {
+            PQfreemem(err);
         }
-        PQconninfoFree(opts);
+        return NGX_CONF_ERROR;
     }
 
-    return NGX_CONF_OK;
+    rv = NGX_CONF_ERROR;
+    host = NULL;
+    hostaddr = NULL;
+    options = NULL;
+    n = sizeof(defaults) / sizeof(defaults[0]) / 2 + 1;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL) {
+            continue;
+        }
+
+        if (ngx_strcmp(o->keyword, "service") == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"service\" in the connection string of "
+                               "\"%V\" pool \"%V\": libpq would read the "
+                               "service file at every connect; give its "
+                               "parameters in the connection string",
+                               &cmd->name, &pg->name);
+            goto done;
+        }
+
+        if (ngx_strcmp(o->keyword, "host") == 0) {
+            host = o->val;
+
+        } else if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
+            hostaddr = o->val;
+
+        } else if (ngx_strcmp(o->keyword, "options") == 0) {
+            options = o->val;
+        }
+
+        n++;
+    }
+
+    if (ngx_game_pg_hosts_check(cf, cmd, pg, host, hostaddr) != NGX_CONF_OK) {
+        goto done;
+    }
+
+    pg->keys = ngx_pcalloc(cf->pool, (n + 1) * sizeof(char *));
+    pg->values = ngx_pcalloc(cf->pool, (n + 1) * sizeof(char *));
+    if (pg->keys == NULL || pg->values == NULL) {
+        goto done;
+    }
+
+    len = sizeof("-c statement_timeout= -c lock_timeout= "
+                 "-c client_connection_check_interval= ") - 1
+          + 3 * NGX_INT_T_LEN + (options ? ngx_strlen(options) : 0);
+
+    p = ngx_pnalloc(cf->pool, len + 1);
+    if (p == NULL) {
+        goto done;
+    }
+
+    *ngx_snprintf(p, len, "-c statement_timeout=%M -c lock_timeout=%M "
+                  "-c client_connection_check_interval=%M %s",
+                  pg->query_timeout, pg->query_timeout,
+                  ngx_min(pg->query_timeout, (ngx_msec_t) 1000),
+                  options ? options : "")
+        = '\0';
+
+    pg->keys[0] = "options";
+    pg->values[0] = (const char *) p;
+    n = 1;
+
+    for (i = 0; defaults[i]; i += 2) {
+        for (o = opts; o->keyword; o++) {
+            if (o->val && ngx_strcmp(o->keyword, defaults[i]) == 0) {
+                break;
+            }
+        }
+
+        if (o->keyword) {
+            /* the connection string says */
+            continue;
+        }
+
+        pg->keys[n] = defaults[i];
+        pg->values[n] = defaults[i + 1];
+
+        if (ngx_strcmp(defaults[i], "keepalives") == 0) {
+            pg->values[n] = pg->keepalive ? "1" : "0";
+
+        } else if (ngx_strcmp(defaults[i], "keepalives_idle") == 0) {
+            p = ngx_pnalloc(cf->pool, NGX_TIME_T_LEN + 1);
+            if (p == NULL) {
+                goto done;
+            }
+            *ngx_sprintf(p, "%T", pg->keepalive) = '\0';
+            pg->values[n] = (const char *) p;
+        }
+
+        n++;
+    }
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL || ngx_strcmp(o->keyword, "options") == 0) {
+            continue;
+        }
+
+        pg->keys[n] = ngx_game_pg_strdup(cf, o->keyword);
+        pg->values[n] = ngx_game_pg_strdup(cf, o->val);
+        if (pg->keys[n] == NULL || pg->values[n] == NULL) {
+            goto done;
+        }
+
+        n++;
+    }
+
+    rv = NGX_CONF_OK;
+
+done:
+
+    PQconninfoFree(opts);
+
+    return rv;
+}
+
+
+/*
+ * Every server of the (comma-separated) host list must be reachable
+ * without a name lookup: an IP address, a unix socket directory ("/..."
+ * or "@..."), the default local socket (empty), or a name with its
+ * address in the matching hostaddr entry.
+ */
+
+static char *
+ngx_game_pg_hosts_check(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_game_pg_pool_t *pg, const char *host, const char *hostaddr)
+{
+    u_char  *h, *he, *a, *ae, *hend, *aend;
+
+    h = (u_char *) (host ? host : "");
+    a = (u_char *) (hostaddr ? hostaddr : "");
+    hend = h + ngx_strlen(h);
+    aend = a + ngx_strlen(a);
+
+    for ( ;; ) {
+        he = ngx_strlchr(h, hend, ',');
+        if (he == NULL) {
+            he = hend;
+        }
+
+        ae = ngx_strlchr(a, aend, ',');
+        if (ae == NULL) {
+            ae = aend;
+        }
+
+        if (ae > a) {
+            if (!ngx_game_pg_is_address(a, ae - a)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid hostaddr \"%*s\" in \"%V\" "
+                                   "pool \"%V\": an IP address is expected",
+                                   ae - a, a, &cmd->name, &pg->name);
+                return NGX_CONF_ERROR;
+            }
+
+        } else if (he > h && h[0] != '/' && h[0] != '@'
+                   && !ngx_game_pg_is_address(h, he - h))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "host \"%*s\" in \"%V\" pool \"%V\" is a "
+                               "name, which libpq resolves with a blocking "
+                               "call: give its IP address, as host= or as "
+                               "hostaddr= beside the name",
+                               he - h, h, &cmd->name, &pg->name);
+            return NGX_CONF_ERROR;
+        }
+
+        if (he == hend && ae == aend) {
+            return NGX_CONF_OK;
+        }
+
+        h = (he == hend) ? hend : he + 1;
+        a = (ae == aend) ? aend : ae + 1;
+    }
+}
+
+
+static ngx_uint_t
+ngx_game_pg_is_address(u_char *p, size_t len)
+{
+#if (NGX_HAVE_INET6)
+    u_char  addr6[16];
+
+    if (ngx_inet6_addr(p, len, addr6) == NGX_OK) {
+        return 1;
+    }
+#endif
+
+    return ngx_inet_addr(p, len) != INADDR_NONE;
+}
+
+
+static const char *
+ngx_game_pg_strdup(ngx_conf_t *cf, const char *s)
+{
+    size_t   len;
+    u_char  *p;
+
+    len = ngx_strlen(s);
+
+    p = ngx_pnalloc(cf->pool, len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, s, len + 1);
+
+    return (const char *) p;
 }
 
 
@@ -386,41 +699,27 @@ ngx_game_pg_pools_stop(ngx_array_t *pools)
 static void
 ngx_game_pg_connect(ngx_game_pg_conn_t *pc)
 {
-    char                 keepalive[NGX_INT_T_LEN + 1];
     ngx_game_pg_pool_t  *pg = pc->pool;
-
-    /* our defaults first: with expand_dbname, the pool's connection
-     * string comes last and overrides any of them */
-    const char  *keys[] = { "application_name", "keepalives",
-                            "keepalives_idle", "dbname", NULL };
-    const char  *vals[] = { "nginx-game", "1", keepalive,
-                            (const char *) pg->conninfo.data, NULL };
 
     if (ngx_exiting || ngx_terminate || ngx_quit) {
         return;
     }
 
-    *ngx_snprintf((u_char *) keepalive, sizeof(keepalive) - 1, "%T",
-                  pg->keepalive) = '\0';
-
-    if (pg->keepalive == 0) {
-        vals[1] = "0";
-        vals[2] = "0";
-    }
-
-    pc->pg = PQconnectStartParams(keys, vals, 1);
+    pc->pg = PQconnectStartParams(pg->keys, pg->values, 0);
 
     if (pc->pg == NULL || PQstatus(pc->pg) == CONNECTION_BAD) {
         ngx_game_pg_log_error(pc, NGX_LOG_ERR, "PQconnectStart()");
-        ngx_game_pg_close(pc, 1);
+        ngx_game_pg_close(pc, NGX_GAME_PG_FAILED);
         return;
     }
+
+    (void) PQsetNoticeReceiver(pc->pg, ngx_game_pg_notice, pc);
 
     pc->c = ngx_game_conn_bind(PQsocket(pc->pg), pg->log,
                                ngx_game_pg_read_handler,
                                ngx_game_pg_write_handler, pc);
     if (pc->c == NULL) {
-        ngx_game_pg_close(pc, 1);
+        ngx_game_pg_close(pc, NGX_GAME_PG_FAILED);
         return;
     }
 
@@ -429,7 +728,7 @@ ngx_game_pg_connect(ngx_game_pg_conn_t *pc)
 
     /* libpq: start as if PQconnectPoll() had asked for writability */
     if (ngx_game_conn_watch(pc->c, 0, 1) != NGX_OK) {
-        ngx_game_pg_close(pc, 1);
+        ngx_game_pg_close(pc, NGX_GAME_PG_FAILED);
     }
 }
 
@@ -466,12 +765,12 @@ ngx_game_pg_connect_poll(ngx_game_pg_conn_t *pc)
 
     default: /* PGRES_POLLING_FAILED */
         ngx_game_pg_log_error(pc, NGX_LOG_ERR, "connect");
-        ngx_game_pg_close(pc, 1);
+        ngx_game_pg_close(pc, NGX_GAME_PG_FAILED);
         return;
     }
 
     if (rc != NGX_OK) {
-        ngx_game_pg_close(pc, 1);
+        ngx_game_pg_close(pc, NGX_GAME_PG_FAILED);
     }
 }
 
@@ -490,7 +789,7 @@ ngx_game_pg_connected(ngx_game_pg_conn_t *pc)
         || ngx_game_conn_watch(pc->c, 1, 0) != NGX_OK)
     {
         ngx_game_pg_log_error(pc, NGX_LOG_ERR, "entering pipeline mode");
-        ngx_game_pg_close(pc, 1);
+        ngx_game_pg_close(pc, NGX_GAME_PG_FAILED);
         return;
     }
 
@@ -503,7 +802,7 @@ ngx_game_pg_connected(ngx_game_pg_conn_t *pc)
                    "game pg \"%V\": connected", &pg->name);
 
     pc->state = NGX_GAME_PG_READY;
-    pc->backoff = 0;
+    pc->broken = 0;
     pc->nprepared = 0;
     pg->down = 0;
     pg->nconnected++;
@@ -520,7 +819,7 @@ ngx_game_pg_connected(ngx_game_pg_conn_t *pc)
  */
 
 static void
-ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t failed)
+ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t why)
 {
     ngx_uint_t            i, n;
     ngx_msec_t            delay;
@@ -534,6 +833,7 @@ ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t failed)
 
     /* closed first, so that handlers called below cannot pick it */
     pc->state = NGX_GAME_PG_CLOSED;
+    pc->broken = 0;
 
     if (pc->timer.timer_set) {
         ngx_del_timer(&pc->timer);
@@ -550,15 +850,20 @@ ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t failed)
         pc->pg = NULL;
     }
 
-    if (!failed) {
-        pc->backoff = 0;
+    /* the backoff is reset only when a query succeeds on a connection */
+
+    if (why == NGX_GAME_PG_BROKE && pc->backoff == 0) {
         delay = 1;
+        pc->backoff = NGX_GAME_BACKOFF_MIN / 2;
 
     } else {
-        /* a connection attempt failed: the database is likely down */
         pc->backoff = game_backoff_next(pc->backoff, NGX_GAME_BACKOFF_MIN,
                                         NGX_GAME_BACKOFF_MAX);
         delay = pc->backoff;
+    }
+
+    if (why == NGX_GAME_PG_FAILED) {
+        /* a connection attempt failed: the database is likely down */
 
         if (pg->nconnected == 0 && !pg->down) {
             ngx_log_error(NGX_LOG_ERR, pg->log, 0,
@@ -604,7 +909,25 @@ ngx_game_pg_broken(ngx_game_pg_conn_t *pc, const char *what)
     ngx_game_pg_log_error(pc, NGX_LOG_WARN, what);
 
     /* the server went away under us: try again at once, then back off */
-    ngx_game_pg_close(pc, 0);
+    ngx_game_pg_close(pc, NGX_GAME_PG_BROKE);
+}
+
+
+/*
+ * A send failed where closing at once would call completion handlers from
+ * within the code that is sending: the connection is taken out of use now
+ * and closed from its write handler, posted to run later in this event
+ * loop iteration.
+ */
+
+static void
+ngx_game_pg_break_later(ngx_game_pg_conn_t *pc)
+{
+    pc->broken = 1;
+
+    if (!pc->c->write->posted) {
+        ngx_post_event(pc->c->write, &ngx_posted_events);
+    }
 }
 
 
@@ -617,7 +940,7 @@ ngx_game_pg_timer_handler(ngx_event_t *ev)
         ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
                       "game: PostgreSQL pool \"%V\": connect timed out",
                       &pc->pool->name);
-        ngx_game_pg_close(pc, 1);
+        ngx_game_pg_close(pc, NGX_GAME_PG_FAILED);
         return;
     }
 
@@ -637,6 +960,13 @@ ngx_game_pg_read_handler(ngx_event_t *ev)
 
     if (pc->state == NGX_GAME_PG_CONNECTING) {
         ngx_game_pg_connect_poll(pc);
+        return;
+    }
+
+    /* after a failed send libpq's idea of the pipeline is not ours:
+     * nothing more is read from it */
+    if (pc->broken) {
+        ngx_game_pg_broken(pc, "send");
         return;
     }
 
@@ -661,7 +991,7 @@ ngx_game_pg_write_handler(ngx_event_t *ev)
         return;
     }
 
-    if (ngx_game_pg_flush(pc) != NGX_OK) {
+    if (pc->broken || ngx_game_pg_flush(pc) != NGX_OK) {
         ngx_game_pg_broken(pc, "write");
     }
 }
@@ -689,29 +1019,30 @@ ngx_game_pg_flush(ngx_game_pg_conn_t *pc)
  * connection), Execute, Sync.  The statement counts as prepared from now
  * on, so that a query right behind it in the pipeline does not prepare it
  * again; if the Prepare fails, ngx_game_pg_result() forgets it.
+ *
+ * NGX_ERROR: the query is not in the pipeline and its caller fails it.
+ * NGX_OK: the query is in flight, and its handler will be called, once.
+ * That holds when the flush after it fails too: the connection then
+ * breaks later (ngx_game_pg_break_later()) and its close fails the query
+ * with the others in flight.  Either way the connection is not used again.
  */
 
 static ngx_int_t
 ngx_game_pg_send(ngx_game_pg_conn_t *pc, ngx_game_pg_query_t *q)
 {
+    ngx_uint_t            prepare;
     ngx_game_pg_stmt_t   *stmt = q->stmt;
     ngx_game_pg_entry_t  *e;
 
-    e = &pc->inflight[(pc->head + pc->count) % pc->pool->pipeline];
-    e->query = q;
-    e->stmt = stmt;
-    e->res = NULL;
-    e->results = 0;
-    e->prepare = 0;
+    prepare = !ngx_game_pg_is_prepared(pc, stmt);
 
-    if (!ngx_game_pg_is_prepared(pc, stmt)) {
+    if (prepare) {
         if (!PQsendPrepare(pc->pg, stmt->name, stmt->sql, stmt->nparams,
                            NULL))
         {
+            ngx_game_pg_break_later(pc);
             return NGX_ERROR;
         }
-
-        e->prepare = 1;
 
         if (pc->nprepared < NGX_GAME_PG_MAX_STMTS) {
             pc->prepared[pc->nprepared++] = stmt;
@@ -722,30 +1053,58 @@ ngx_game_pg_send(ngx_game_pg_conn_t *pc, ngx_game_pg_query_t *q)
                              NULL, NULL, 0)
         || !PQpipelineSync(pc->pg))
     {
+        ngx_game_pg_break_later(pc);
         return NGX_ERROR;
     }
+
+    e = &pc->inflight[(pc->head + pc->count) % pc->pool->pipeline];
+    e->query = q;
+    e->stmt = stmt;
+    e->res = NULL;
+    e->results = 0;
+    e->prepare = prepare;
 
     pc->count++;
     q->conn = pc;
     q->entry = e;
 
-    return ngx_game_pg_flush(pc);
+    if (ngx_game_pg_flush(pc) != NGX_OK) {
+        ngx_game_pg_break_later(pc);
+    }
+
+    return NGX_OK;
 }
 
 
 static void
 ngx_game_pg_collect(ngx_game_pg_conn_t *pc)
 {
-    PGresult  *res;
+    PGresult    *res;
+    ngx_uint_t   ended;
+
+    ended = 0;
 
     while (pc->count && pc->state == NGX_GAME_PG_READY
            && !PQisBusy(pc->pg))
     {
         res = PQgetResult(pc->pg);
 
-        /* NULL ends one statement's results within the sync group */
         if (res != NULL) {
             ngx_game_pg_result(pc, res);
+            ended = 0;
+            continue;
+        }
+
+        /* NULL ends one statement's results within the sync group; a
+         * second one in a row means libpq has nothing in flight while we
+         * do: the two disagree, and the connection cannot be trusted */
+        if (ended++) {
+            ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
+                          "game: PostgreSQL pool \"%V\": the pipeline is "
+                          "out of step, closing the connection",
+                          &pc->pool->name);
+            ngx_game_pg_close(pc, NGX_GAME_PG_BROKE);
+            return;
         }
     }
 }
@@ -803,7 +1162,6 @@ ngx_game_pg_complete(ngx_game_pg_conn_t *pc)
 {
     ngx_int_t             rc;
     PGresult             *res;
-    ExecStatusType        status;
     ngx_game_pg_pool_t   *pg = pc->pool;
     ngx_game_pg_query_t  *q;
     ngx_game_pg_entry_t  *e;
@@ -817,21 +1175,25 @@ ngx_game_pg_complete(ngx_game_pg_conn_t *pc)
     pc->head = (pc->head + 1) % pg->pipeline;
     pc->count--;
 
-    status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-
-    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
-        rc = NGX_OK;
-
-    } else {
-        rc = NGX_GAME_QUERY_ERROR;
-        ngx_log_error(NGX_LOG_ERR, pg->log, 0,
-                      "game: PostgreSQL pool \"%V\": statement \"%s\" "
-                      "failed: %s", &pg->name, e->stmt->name,
-                      res ? PQresultErrorMessage(res) : "no result\n");
+    if (res) {
+        /* the server answered: the connection works, reconnects after
+         * its next failure start quick again */
+        pc->backoff = 0;
     }
 
-    if (q) {
-        ngx_game_pg_deliver(q, rc, res);
+    rc = ngx_game_pg_outcome(pc, e, q, res);
+
+    if (rc == NGX_AGAIN) {
+        /* sent again, first in line: its Prepare goes with it this time */
+        q->conn = NULL;
+        q->entry = NULL;
+        q->retried = 1;
+        q->queued = 1;
+        ngx_queue_insert_head(&pg->waiting, &q->queue);
+        pg->nwaiting++;
+
+    } else if (q) {
+        ngx_game_pg_deliver(q, rc, rc == NGX_GAME_TIMEOUT ? NULL : res);
     }
 
     if (res) {
@@ -845,6 +1207,169 @@ ngx_game_pg_complete(ngx_game_pg_conn_t *pc)
 }
 
 
+/*
+ * What a finished statement means for its caller.  The server giving up
+ * on it (statement_timeout, lock_timeout: see ngx_game_pg_params_init) is
+ * a timeout like our own.
+ *
+ * NGX_AGAIN: run it again.  A query sent right behind the first use of
+ * its statement on a connection relies on that Prepare; when the Prepare
+ * failed (a lock timeout, say), the query's Execute found no statement
+ * (26000) and never ran, so it is safe to send once more, with a Prepare.
+ */
+
+static ngx_int_t
+ngx_game_pg_outcome(ngx_game_pg_conn_t *pc, ngx_game_pg_entry_t *e,
+    ngx_game_pg_query_t *q, PGresult *res)
+{
+    ngx_uint_t           expected;
+    const char          *state;
+    ExecStatusType       status;
+    ngx_game_pg_stmt_t  *stmt = e->stmt;
+    ngx_game_pg_pool_t  *pg = pc->pool;
+
+    status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
+    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
+        return NGX_OK;
+    }
+
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    if (state && ngx_strcmp(state, "26000") == 0 /* no such statement */
+        && !e->prepare && q && !q->retried)
+    {
+        ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pg->log, 0,
+                       "game pg \"%V\": \"%s\" again, its Prepare failed",
+                       &pg->name, stmt->name);
+        return NGX_AGAIN;
+    }
+
+    expected = ngx_game_pg_expected(q, state);
+
+    if (state && !expected
+        && (ngx_strcmp(state, "57014") == 0     /* query_canceled */
+            || ngx_strcmp(state, "55P03") == 0)) /* lock_not_available */
+    {
+        ngx_log_error(NGX_LOG_WARN, pg->log, 0,
+                      "game: PostgreSQL pool \"%V\": statement \"%s\" "
+                      "ran out of time on the server (%s)",
+                      &pg->name, stmt->name, state);
+        return NGX_GAME_TIMEOUT;
+    }
+
+    ngx_game_pg_log_result(pc, stmt, res, expected);
+
+    return NGX_GAME_QUERY_ERROR;
+}
+
+
+/* is "state" in the query's list of expected SQLSTATEs? */
+
+static ngx_uint_t
+ngx_game_pg_expected(ngx_game_pg_query_t *q, const char *state)
+{
+    size_t       len;
+    const char  *p;
+
+    if (q == NULL || q->expect == NULL || state == NULL) {
+        return 0;
+    }
+
+    len = ngx_strlen(state);
+
+    for (p = q->expect; *p; /* void */) {
+        if (ngx_strncmp(p, state, len) == 0
+            && (p[len] == '\0' || p[len] == ' ' || p[len] == ','))
+        {
+            return 1;
+        }
+
+        while (*p && *p != ' ' && *p != ',') {
+            p++;
+        }
+
+        while (*p == ' ' || *p == ',') {
+            p++;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * A failed statement in the log: never PostgreSQL's DETAIL, HINT or
+ * CONTEXT, which quote values (a duplicate key's username, a failing row);
+ * an expected error at info without even the primary message.
+ */
+
+static void
+ngx_game_pg_log_result(ngx_game_pg_conn_t *pc, ngx_game_pg_stmt_t *stmt,
+    PGresult *res, ngx_uint_t expected)
+{
+    size_t               len;
+    const char          *state, *constraint, *msg;
+    ngx_game_pg_pool_t  *pg = pc->pool;
+
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    constraint = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME)
+                     : NULL;
+
+    if (expected) {
+        ngx_log_error(NGX_LOG_INFO, pg->log, 0,
+                      "game: PostgreSQL pool \"%V\": statement \"%s\": "
+                      "expected error %s%s%s",
+                      &pg->name, stmt->name, state,
+                      constraint ? " on " : "", constraint ? constraint : "");
+        return;
+    }
+
+    msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (msg == NULL) {
+        msg = res ? "no message" : "no result";
+    }
+
+    len = ngx_game_pg_text_len(msg);
+
+    ngx_log_error(NGX_LOG_ERR, pg->log, 0,
+                  "game: PostgreSQL pool \"%V\": statement \"%s\" failed: "
+                  "%s%s%s%s%s: %*s",
+                  &pg->name, stmt->name,
+                  state ? "SQLSTATE " : "", state ? state : "",
+                  constraint ? " (" : "", constraint ? constraint : "",
+                  constraint ? ")" : "", len, msg);
+}
+
+
+/*
+ * What the server (or libpq) says outside of results: a warning, a
+ * notice, or libpq's own complaints.  libpq would print them on stderr;
+ * they go to the log, without their DETAIL.
+ */
+
+static void
+ngx_game_pg_notice(void *data, const PGresult *res)
+{
+    ngx_game_pg_conn_t  *pc = data;
+
+    const char  *severity, *msg;
+
+    severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+    if (msg == NULL) {
+        /* libpq's own notices have only the message text */
+        msg = PQresultErrorMessage(res);
+    }
+
+    ngx_log_error(NGX_LOG_WARN, pc->pool->log, 0,
+                  "game: PostgreSQL pool \"%V\": %s: %*s",
+                  &pc->pool->name, severity ? severity : "notice",
+                  ngx_game_pg_text_len(msg), msg);
+}
+
+
 /* hand the oldest waiting queries to a connection with room */
 
 static void
@@ -854,7 +1379,9 @@ ngx_game_pg_fill(ngx_game_pg_conn_t *pc)
     ngx_game_pg_pool_t   *pg = pc->pool;
     ngx_game_pg_query_t  *q;
 
-    while (pc->count < pg->pipeline && !ngx_queue_empty(&pg->waiting)) {
+    while (pc->count < pg->pipeline && !pc->broken
+           && !ngx_queue_empty(&pg->waiting))
+    {
         head = ngx_queue_head(&pg->waiting);
         q = ngx_queue_data(head, ngx_game_pg_query_t, queue);
         ngx_queue_remove(head);
@@ -863,7 +1390,6 @@ ngx_game_pg_fill(ngx_game_pg_conn_t *pc)
 
         if (ngx_game_pg_send(pc, q) != NGX_OK) {
             ngx_game_pg_deliver(q, NGX_GAME_UNAVAILABLE, NULL);
-            ngx_game_pg_broken(pc, "send");
             return;
         }
     }
@@ -883,7 +1409,9 @@ ngx_game_pg_pick(ngx_game_pg_pool_t *pg)
     for (i = 0; i < pg->connections; i++) {
         pc = &pg->conns[i];
 
-        if (pc->state != NGX_GAME_PG_READY || pc->count >= pg->pipeline) {
+        if (pc->state != NGX_GAME_PG_READY || pc->broken
+            || pc->count >= pg->pipeline)
+        {
             continue;
         }
 
@@ -989,6 +1517,7 @@ ngx_game_pg_query_run(ngx_game_pg_pool_t *pg, ngx_game_pg_query_t *q)
     }
 
     q->done = 0;
+    q->retried = 0;
     q->conn = NULL;
     q->entry = NULL;
 
@@ -997,8 +1526,6 @@ ngx_game_pg_query_run(ngx_game_pg_pool_t *pg, ngx_game_pg_query_t *q)
     if (pc) {
         if (ngx_game_pg_send(pc, q) != NGX_OK) {
             q->done = 1;
-            q->conn = NULL;
-            ngx_game_pg_broken(pc, "send");
             return NGX_GAME_UNAVAILABLE;
         }
 
@@ -1059,12 +1586,19 @@ ngx_game_pg_query_timeout(ngx_event_t *ev)
                   &q->pool->name, q->stmt->name);
 
     if (pc) {
-        /* mid-result: the connection cannot be reused */
+        /* mid-result: the connection cannot be reused.  It is taken out of
+         * use now and closed once this query's handler has run: closing
+         * fails the other queries on it, and their handlers may end the
+         * request that owns this one */
         ((ngx_game_pg_entry_t *) q->entry)->query = NULL;
-        ngx_game_pg_close(pc, 0);
+        pc->broken = 1;
     }
 
     ngx_game_pg_deliver(q, NGX_GAME_TIMEOUT, NULL);
+
+    if (pc && pc->state != NGX_GAME_PG_CLOSED) {
+        ngx_game_pg_close(pc, NGX_GAME_PG_STUCK);
+    }
 }
 
 
@@ -1102,18 +1636,30 @@ static void
 ngx_game_pg_log_error(ngx_game_pg_conn_t *pc, ngx_uint_t level,
     const char *what)
 {
-    size_t       len;
     const char  *msg;
 
     msg = pc->pg ? PQerrorMessage(pc->pg) : "out of memory";
-    len = ngx_strlen(msg);
-
-    /* libpq ends its messages with a newline */
-    while (len && (msg[len - 1] == '\n' || msg[len - 1] == '\r')) {
-        len--;
-    }
 
     ngx_log_error(level, pc->pool->log, 0,
                   "game: PostgreSQL pool \"%V\": %s failed: %*s",
-                  &pc->pool->name, what, len, msg);
+                  &pc->pool->name, what, ngx_game_pg_text_len(msg), msg);
+}
+
+
+/*
+ * The first line of a libpq message: the rest is an explanation ("This
+ * probably means the server terminated abnormally") or PostgreSQL's
+ * DETAIL, which may quote values.
+ */
+
+static size_t
+ngx_game_pg_text_len(const char *msg)
+{
+    size_t  len;
+
+    for (len = 0; msg[len] && msg[len] != '\n' && msg[len] != '\r'; len++) {
+        /* void */
+    }
+
+    return len;
 }

@@ -55,6 +55,7 @@ struct ngx_game_redis_conn_s {
     ngx_game_redis_state_e      state;
     ngx_uint_t                  pending;
     unsigned                    writing:1;  /* inside hiredis's write */
+    unsigned                    closing:1;  /* about to be freed */
 
     /* connect timeout while connecting, reconnect delay while closed */
     ngx_event_t                 timer;
@@ -179,6 +180,26 @@ ngx_game_redis_pool_t *
 ngx_game_redis_pool_lookup(ngx_conf_t *cf, ngx_str_t *name)
 {
     return ngx_game_redis_pool_add(cf, name);
+}
+
+
+char *
+ngx_game_conf_set_redis_pool_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    void       **field;
+    ngx_str_t   *value;
+
+    field = (void **) ((u_char *) conf + cmd->offset);
+
+    if (*field != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    *field = ngx_game_redis_pool_lookup(cf, &value[1]);
+
+    return *field ? NGX_CONF_OK : NGX_CONF_ERROR;
 }
 
 
@@ -347,7 +368,10 @@ ngx_game_redis_pools_stop(ngx_array_t *pools)
         rp = rps[i];
         conns = rp->conns;
 
-        /* a pool without connections never reconnects: the worker ends */
+        /* the worker ends: a pool without connections never reconnects,
+         * calls no handler of the commands that hiredis fails below (their
+         * requests are gone or going), and has lost nothing worth a line
+         * in the log */
         rp->conns = NULL;
 
         for (k = 0; conns && k < rp->connections; k++) {
@@ -719,7 +743,7 @@ ngx_game_redis_pick(ngx_game_redis_pool_t *rp)
         k = (rp->next + i) % rp->connections;
         rc = &rp->conns[k];
 
-        if (rc->pending >= rp->max_pending) {
+        if (rc->pending >= rp->max_pending || rc->closing) {
             continue;
         }
 
@@ -752,7 +776,7 @@ ngx_game_redis_on_reply(redisAsyncContext *ac, void *r, void *data)
     slot->next = rp->free;
     rp->free = slot;
 
-    if (cmd == NULL) {
+    if (cmd == NULL || rp->conns == NULL) {
         return;
     }
 
@@ -802,10 +826,18 @@ ngx_game_redis_on_reply(redisAsyncContext *ac, void *r, void *data)
 }
 
 
+/*
+ * Whatever is queued behind a command that timed out waits as long: its
+ * connection is freed, which fails the other commands on it.  It is taken
+ * out of use first and freed once this command's handler has run, since
+ * the other handlers may end the request that owns this command.
+ */
+
 static void
 ngx_game_redis_cmd_timeout(ngx_event_t *ev)
 {
     ngx_game_redis_cmd_t   *cmd = ev->data;
+    ngx_game_redis_conn_t  *rc = NULL;
     ngx_game_redis_slot_t  *slot = cmd->slot;
 
     ngx_log_error(NGX_LOG_WARN, cmd->log, 0,
@@ -817,13 +849,17 @@ ngx_game_redis_cmd_timeout(ngx_event_t *ev)
     if (slot) {
         slot->cmd = NULL;
 
-        /* whatever is queued behind this command waits as long */
         if (slot->conn->ac) {
-            redisAsyncFree(slot->conn->ac);
+            rc = slot->conn;
+            rc->closing = 1;
         }
     }
 
     cmd->handler(cmd, NGX_GAME_TIMEOUT, NULL);
+
+    if (rc && rc->ac) {
+        redisAsyncFree(rc->ac);
+    }
 }
 
 
@@ -919,6 +955,14 @@ ngx_game_redis_ev_cleanup(void *data)
 
     rc->ac = NULL;
     rc->writing = 0;
+    rc->closing = 0;
+
+    if (rc->pool->conns == NULL) {
+        /* ngx_game_redis_pools_stop() */
+        rc->state = NGX_GAME_REDIS_CLOSED;
+        return;
+    }
+
     was_ready = (rc->state == NGX_GAME_REDIS_READY);
 
     if (was_ready) {

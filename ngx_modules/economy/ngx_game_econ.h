@@ -13,6 +13,7 @@
 
 
 #include "ngx_game_core.h"
+#include "game_util.h"          /* ids: game_uuid_valid */
 
 
 /* a reward per match result: win, loss, draw */
@@ -123,7 +124,6 @@ void ngx_game_econ_written(ngx_game_pg_query_t *q, ngx_int_t rc,
 ngx_int_t ngx_game_econ_send(ngx_http_request_t *r,
     ngx_game_econ_answer_t *a);
 u_char *ngx_game_econ_number(ngx_pool_t *pool, ngx_int_t n);
-ngx_uint_t ngx_game_econ_uuid_valid(ngx_str_t *s);
 
 
 extern ngx_module_t  ngx_game_econ_module;

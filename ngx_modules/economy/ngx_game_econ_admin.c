@@ -77,7 +77,7 @@ ngx_game_econ_admin_grant(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (!ngx_game_econ_uuid_valid(&g->w.player)) {
+    if (!game_uuid_valid(g->w.player.data, g->w.player.len)) {
         return ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "no_player",
                                         "no such player");
     }

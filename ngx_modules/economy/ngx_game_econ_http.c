@@ -8,7 +8,6 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include <ctype.h>
 
 #include "ngx_game_econ.h"
 
@@ -33,7 +32,7 @@ ngx_game_econ_who(ngx_http_request_t *r, ngx_str_t *player)
         return NGX_ERROR;
     }
 
-    if (!ngx_game_econ_uuid_valid(&v)) {
+    if (!game_uuid_valid(v.data, v.len)) {
         return NGX_DECLINED;
     }
 
@@ -170,7 +169,8 @@ ngx_game_econ_query(ngx_http_request_t *r, ngx_game_pg_stmt_t *stmt,
 /*
  * The usual result: one row (status int, body jsonb, replayed bool), from
  * "SELECT (a->>'status')::int, a->'body', a ? 'replayed' FROM f(...) a".
- * NGX_OK with "a" filled, or the answer to finalize the request with.
+ * NGX_OK with "a" filled; anything else is an outcome for
+ * ngx_game_http_send_outcome(), and nothing was sent.
  */
 
 static ngx_int_t
@@ -178,20 +178,19 @@ ngx_game_econ_answer_read(ngx_http_request_t *r, ngx_int_t rc, PGresult *res,
     ngx_game_econ_answer_t *a)
 {
     if (rc != NGX_OK) {
-        return ngx_game_http_send_outcome(r, rc, "the economy database");
+        return rc;
     }
 
     if (PQntuples(res) != 1 || PQnfields(res) != 3 || PQgetisnull(res, 0, 0))
     {
-        return ngx_game_http_send_outcome(r, NGX_ERROR,
-                                          "the economy database");
+        return NGX_ERROR;
     }
 
     /* the result goes when the query's handler returns: keep the body */
     a->body.len = PQgetlength(res, 0, 1);
     a->body.data = ngx_pnalloc(r->pool, a->body.len);
     if (a->body.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
     ngx_memcpy(a->body.data, PQgetvalue(res, 0, 1), a->body.len);
 
@@ -212,8 +211,10 @@ ngx_game_econ_answered(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
 
     rv = ngx_game_econ_answer_read(r, rc, res, &a);
 
-    ngx_http_finalize_request(r, rv == NGX_OK ? ngx_game_econ_send(r, &a)
-                                              : rv);
+    ngx_http_finalize_request(r, rv == NGX_OK
+                                 ? ngx_game_econ_send(r, &a)
+                                 : ngx_game_http_send_outcome(r, rv,
+                                               "the economy database"));
 }
 
 
@@ -234,7 +235,8 @@ ngx_game_econ_written(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
     rv = ngx_game_econ_answer_read(r, rc, res, &a);
 
     if (rv != NGX_OK) {
-        ngx_http_finalize_request(r, rv);
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_outcome(r, rv, "the economy database"));
         return;
     }
 
@@ -287,30 +289,6 @@ ngx_game_econ_number(ngx_pool_t *pool, ngx_int_t n)
     *ngx_sprintf(p, "%i", n) = '\0';
 
     return p;
-}
-
-
-ngx_uint_t
-ngx_game_econ_uuid_valid(ngx_str_t *s)
-{
-    size_t  i;
-
-    if (s->len != 36) {
-        return 0;
-    }
-
-    for (i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s->data[i] != '-') {
-                return 0;
-            }
-
-        } else if (!isxdigit(s->data[i])) {
-            return 0;
-        }
-    }
-
-    return 1;
 }
 
 

@@ -102,7 +102,7 @@ ngx_game_econ_inventory(ngx_http_request_t *r)
         c->player = c->viewer;
     }
 
-    if (!ngx_game_econ_uuid_valid(&c->player)) {
+    if (!game_uuid_valid(c->player.data, c->player.len)) {
         return ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "no_player",
                                         "no such player");
     }
@@ -234,7 +234,7 @@ ngx_game_econ_equipping(ngx_http_request_t *r, ngx_uint_t equip)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (!ngx_game_econ_uuid_valid(&item)) {
+    if (!game_uuid_valid(item.data, item.len)) {
         return ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "no_item",
                                         "no such item in this inventory");
     }
@@ -346,7 +346,7 @@ ngx_game_econ_achievements(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (!ngx_game_econ_uuid_valid(&player)) {
+    if (!game_uuid_valid(player.data, player.len)) {
         return ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "no_player",
                                         "no such player");
     }

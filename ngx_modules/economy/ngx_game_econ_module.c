@@ -32,8 +32,6 @@
 
 static void *ngx_game_econ_create_main_conf(ngx_conf_t *cf);
 static char *ngx_game_econ_init_main_conf(ngx_conf_t *cf, void *conf);
-static char *ngx_game_econ_pool(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 static char *ngx_game_econ_starting_balance(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_game_econ_match_reward(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -54,7 +52,7 @@ static ngx_command_t  ngx_game_econ_commands[] = {
     /* the PostgreSQL pool of wallets, items and the ledger */
     { ngx_string("game_econ_pg"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_game_econ_pool,
+      ngx_game_conf_set_pg_pool_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_game_econ_main_conf_t, pg),
       NULL },
@@ -62,7 +60,7 @@ static ngx_command_t  ngx_game_econ_commands[] = {
     /* the Redis pool of the event bus (the matchmaker's outcomes) */
     { ngx_string("game_econ_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_game_econ_pool,
+      ngx_game_conf_set_redis_pool_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_game_econ_main_conf_t, redis),
       NULL },
@@ -316,30 +314,6 @@ ngx_game_econ_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_game_econ_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    void       **field;
-    ngx_str_t   *value;
-
-    field = (void **) ((u_char *) conf + cmd->offset);
-
-    if (*field != NGX_CONF_UNSET_PTR) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (cmd->offset == offsetof(ngx_game_econ_main_conf_t, redis)) {
-        *field = ngx_game_redis_pool_lookup(cf, &value[1]);
-    } else {
-        *field = ngx_game_pg_pool_lookup(cf, &value[1]);
-    }
-
-    return *field ? NGX_CONF_OK : NGX_CONF_ERROR;
 }
 
 

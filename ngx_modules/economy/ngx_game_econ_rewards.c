@@ -123,14 +123,9 @@ ngx_game_econ_rewarded(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
 {
     ngx_game_bus_entry_t  *e = q->data;
 
-    if (rc == NGX_GAME_QUERY_ERROR) {
-        /* an outcome the database cannot take (the core logged why) */
-        ngx_game_bus_done(e, NGX_DECLINED, "refused by the database");
-        return;
-    }
-
     if (rc != NGX_OK) {
-        ngx_game_bus_done(e, NGX_AGAIN, NULL);
+        /* an outcome the database cannot take, or the database is away */
+        ngx_game_bus_failed(e, rc);
         return;
     }
 

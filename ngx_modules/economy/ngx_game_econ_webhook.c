@@ -276,9 +276,8 @@ ngx_game_econ_webhook_event(ngx_http_request_t *r, json_t *body)
         return;
     }
 
-    if (player && !ngx_game_econ_uuid_valid(&(ngx_str_t) {
-                        json_string_length(player),
-                        (u_char *) json_string_value(player) }))
+    if (player && !game_uuid_valid((u_char *) json_string_value(player),
+                                        json_string_length(player)))
     {
         player = NULL;      /* SQL answers no_player */
     }

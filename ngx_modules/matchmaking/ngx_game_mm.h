@@ -8,7 +8,7 @@
 
 
 #include "ngx_game_core.h"
-#include "ngx_game_jwt.h"
+#include "game_util.h"        /* ids: game_uuid_generate, game_uuid_valid */
 #include "game_mm_engine.h"
 
 
@@ -37,7 +37,7 @@ typedef struct {
     ngx_msec_t                  ticket_ttl;
     ngx_msec_t                  tick;
     ngx_str_t                   alloc_prefix;
-    ngx_game_jwt_key_t         *ticket_key;
+    ngx_game_jwt_keys_t        *keys;           /* signs tickets */
     time_t                      connect_ttl;
     ngx_msec_t                  match_ttl;
     ngx_uint_t                  join_limit;     /* tickets per window */
@@ -69,8 +69,6 @@ ngx_int_t ngx_game_mm_script(ngx_http_request_t *r,
     ngx_game_redis_script_t *script, ngx_game_redis_handler_pt handler,
     void *data, int argc, const char **argv, const size_t *argvlen);
 ngx_int_t ngx_game_mm_reply_is(redisReply *reply, const char *word);
-ngx_uint_t ngx_game_mm_uuid_valid(u_char *s, size_t len);
-void ngx_game_mm_uuid(u_char *out);
 ngx_uint_t ngx_game_mm_next_id(u_char **p, u_char *last, ngx_str_t *id);
 
 

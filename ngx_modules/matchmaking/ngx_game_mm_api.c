@@ -15,7 +15,6 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include <ctype.h>
 #include <openssl/rand.h>
 
 #include "ngx_game_mm.h"
@@ -80,7 +79,7 @@ ngx_game_mm_player(ngx_http_request_t *r, ngx_str_t *id)
         return NGX_ERROR;
     }
 
-    if (!ngx_game_mm_uuid_valid(v.data, v.len)) {
+    if (!game_uuid_valid(v.data, v.len)) {
         return NGX_DECLINED;
     }
 
@@ -185,7 +184,7 @@ ngx_game_mm_join_body(ngx_http_request_t *r, json_t *body)
 
     if (party != NULL
         && (!json_is_string(party)
-            || !ngx_game_mm_uuid_valid((u_char *) json_string_value(party),
+            || !game_uuid_valid((u_char *) json_string_value(party),
                                        json_string_length(party))))
     {
         ngx_http_finalize_request(r,
@@ -422,7 +421,7 @@ ngx_game_mm_join_rated(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
         rating = strtod(PQgetvalue(res, 0, 0), NULL);
     }
 
-    ngx_game_mm_uuid(j->ticket);
+    game_uuid_generate((char *) j->ticket);
     *ngx_snprintf(j->rating, sizeof(j->rating) - 1, "%.3f", rating) = '\0';
 
     last = ngx_snprintf(queue, sizeof(queue), "%V:%V", &j->mode->name,
@@ -560,9 +559,9 @@ ngx_game_mm_too_many(ngx_http_request_t *r, redisReply *ms)
  * GET /matchmaking/status[?wait=SECONDS]: the player's latest ticket.
  *
  * A ticket matched to a server carries a connection ticket for the player
- * who asks, signed now (ES256, game_mm_ticket_key): every read gets a
- * fresh one, so a player whose connection dropped can get back in, and
- * the signing costs one request one signature, never a burst on the
+ * who asks, signed now (ES256, the core's game_jwt_key set): every read
+ * gets a fresh one, so a player whose connection dropped can get back in,
+ * and the signing costs one request one signature, never a burst on the
  * matcher.
  *
  * With "wait" (at most 30), the answer waits until the ticket changes
@@ -940,16 +939,18 @@ ngx_game_mm_connection_ticket(ngx_http_request_t *r, json_t *body,
     ngx_str_t *player, const char *server_id)
 {
     u_char                    jti[16], hex[33];
-    char                     *text;
     time_t                    now;
     json_t                   *claims, *match;
-    ngx_str_t                 payload, token;
+    ngx_int_t                 rc;
+    ngx_str_t                 token;
     ngx_game_mm_main_conf_t  *mmcf;
 
     mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
     match = json_object_get(body, "match_id");
 
-    if (mmcf->ticket_key == NULL || !json_is_string(match)) {
+    if (mmcf->keys == NULL || mmcf->keys->signer == NULL
+        || !json_is_string(match))
+    {
         return NGX_OK;
     }
 
@@ -973,23 +974,13 @@ ngx_game_mm_connection_ticket(ngx_http_request_t *r, json_t *body,
         return NGX_ERROR;
     }
 
-    text = json_dumps(claims, JSON_COMPACT);
+    rc = ngx_game_jwt_sign(mmcf->keys, NGX_GAME_JWT_TICKET, claims, r->pool,
+                           &token);
     json_decref(claims);
-    if (text == NULL) {
+
+    if (rc != NGX_OK) {
         return NGX_ERROR;
     }
-
-    payload.data = (u_char *) text;
-    payload.len = ngx_strlen(text);
-
-    if (ngx_game_jwt_sign(mmcf->ticket_key, r->pool, &payload, &token)
-        != NGX_OK)
-    {
-        free(text);
-        return NGX_ERROR;
-    }
-
-    free(text);
 
     json_object_set_new(body, "connection_ticket",
                         json_stringn((char *) token.data, token.len));
@@ -1110,52 +1101,6 @@ ngx_game_mm_reply_is(redisReply *reply, const char *word)
     return reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0
            && reply->element[0]->type == REDIS_REPLY_STRING
            && ngx_strcmp(reply->element[0]->str, word) == 0;
-}
-
-
-/* a random (version 4) UUID: ticket ids must not be guessable */
-void
-ngx_game_mm_uuid(u_char *out)
-{
-    u_char  b[16];
-
-    if (RAND_bytes(b, sizeof(b)) != 1) {
-        /* OpenSSL's generator does not fail once seeded; be safe anyway */
-        ngx_memzero(b, sizeof(b));
-        *(uint32_t *) b = (uint32_t) ngx_random();
-    }
-
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-
-    ngx_sprintf(out, "%*xs-%*xs-%*xs-%*xs-%*xs",
-                (size_t) 4, b, (size_t) 2, b + 4, (size_t) 2, b + 6,
-                (size_t) 2, b + 8, (size_t) 6, b + 10);
-    out[36] = '\0';
-}
-
-
-ngx_uint_t
-ngx_game_mm_uuid_valid(u_char *s, size_t len)
-{
-    size_t  i;
-
-    if (len != 36) {
-        return 0;
-    }
-
-    for (i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-') {
-                return 0;
-            }
-
-        } else if (!isxdigit(s[i])) {
-            return 0;
-        }
-    }
-
-    return 1;
 }
 
 

@@ -756,7 +756,7 @@ ngx_game_mm_make(ngx_game_mm_forming_t *f)
     ngx_game_mm_queue_t    *mq = f->queue;
     ngx_game_redis_args_t   a;
 
-    ngx_game_mm_uuid(f->id);
+    game_uuid_generate((char *) f->id);
 
     if (ngx_game_mm_roster(f) != NGX_OK) {
         return;
@@ -1064,7 +1064,7 @@ ngx_game_mm_session_mark(ngx_game_mm_queue_t *mq, ngx_game_pg_stmt_t *stmt,
     ngx_game_pg_query_t  *q;
 
     if (mq->mmcf->pg == NULL || match->type != REDIS_REPLY_STRING
-        || !ngx_game_mm_uuid_valid((u_char *) match->str, match->len))
+        || !game_uuid_valid((u_char *) match->str, match->len))
     {
         return;
     }

@@ -30,11 +30,7 @@
 
 static void *ngx_game_mm_create_main_conf(ngx_conf_t *cf);
 static char *ngx_game_mm_init_main_conf(ngx_conf_t *cf, void *conf);
-static char *ngx_game_mm_pool(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 static char *ngx_game_mm_handler(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_game_mm_ticket_key(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_game_mm_join_limit(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -50,7 +46,7 @@ static ngx_command_t  ngx_game_mm_commands[] = {
     /* the Redis pool that holds queues, tickets and leases */
     { ngx_string("game_mm_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_game_mm_pool,
+      ngx_game_conf_set_redis_pool_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_game_mm_main_conf_t, redis),
       NULL },
@@ -58,7 +54,7 @@ static ngx_command_t  ngx_game_mm_commands[] = {
     /* the PostgreSQL pool that holds ratings */
     { ngx_string("game_mm_pg"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_game_mm_pool,
+      ngx_game_conf_set_pg_pool_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_game_mm_main_conf_t, pg),
       NULL },
@@ -103,11 +99,11 @@ static ngx_command_t  ngx_game_mm_commands[] = {
       offsetof(ngx_game_mm_main_conf_t, alloc_prefix),
       NULL },
 
-    /* the key that signs connection tickets; the game servers hold its
-     * public half (game-server --ticket-key kid=file) */
+    /* retired: connection tickets are signed by the core's key set
+     * (game_jwt_key), whose public halves the game servers hold */
     { ngx_string("game_mm_ticket_key"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
-      ngx_game_mm_ticket_key,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_ANY,
+      ngx_game_jwt_key_replaced,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -340,36 +336,18 @@ ngx_game_mm_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    /* connection tickets are signed with the core's key set */
+    mmcf->keys = ngx_game_jwt_keys(cf);
+    if (mmcf->keys == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
     /* the game servers' results, through the core's event bus */
     if (ngx_game_mm_results_init(cf, mmcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_game_mm_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    void       **field;
-    ngx_str_t   *value;
-
-    field = (void **) ((u_char *) conf + cmd->offset);
-
-    if (*field != NGX_CONF_UNSET_PTR) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (cmd->offset == offsetof(ngx_game_mm_main_conf_t, redis)) {
-        *field = ngx_game_redis_pool_lookup(cf, &value[1]);
-    } else {
-        *field = ngx_game_pg_pool_lookup(cf, &value[1]);
-    }
-
-    return *field ? NGX_CONF_OK : NGX_CONF_ERROR;
 }
 
 
@@ -383,31 +361,6 @@ ngx_game_mm_handler(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_game_mm_used = 1;
 
     return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_game_mm_ticket_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_game_mm_main_conf_t  *mmcf = conf;
-
-    ngx_str_t  *value;
-
-    if (mmcf->ticket_key) {
-        return "is duplicate";
-    }
-
-    mmcf->ticket_key = ngx_pcalloc(cf->pool, sizeof(ngx_game_jwt_key_t));
-    if (mmcf->ticket_key == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    value = cf->args->elts;
-
-    /* typ "JWT": what the game server accepts for a connection ticket,
-     * and not the "at+jwt" of access tokens, which it refuses */
-    return ngx_game_jwt_key_load(cf, cmd, mmcf->ticket_key, &value[1],
-                                 &value[2], "JWT");
 }
 
 

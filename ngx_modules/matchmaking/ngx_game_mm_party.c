@@ -63,13 +63,13 @@ ngx_game_mm_party_handler(ngx_http_request_t *r)
     id = r->uri.data + 7;
 
     if (r->uri.len == 6 && r->method == NGX_HTTP_POST) {
-        ngx_game_mm_uuid(pt->party);
+        game_uuid_generate((char *) pt->party);
         pt->created = 1;
         script = &ngx_game_mm_lua_party_create;
         argc = 4;
 
     } else if (r->uri.len == 7 + 36 + 5 && r->method == NGX_HTTP_POST
-               && ngx_game_mm_uuid_valid(id, 36)
+               && game_uuid_valid(id, 36)
                && ngx_strncmp(id + 36, "/join", 5) == 0)
     {
         ngx_memcpy(pt->party, id, 36);
@@ -77,7 +77,7 @@ ngx_game_mm_party_handler(ngx_http_request_t *r)
         argc = 5;
 
     } else if (r->uri.len == 7 + 36 && r->method == NGX_HTTP_GET
-               && ngx_game_mm_uuid_valid(id, 36))
+               && game_uuid_valid(id, 36))
     {
         ngx_memcpy(pt->party, id, 36);
         script = &ngx_game_mm_lua_party_get;

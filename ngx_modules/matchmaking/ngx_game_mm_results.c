@@ -117,7 +117,7 @@ ngx_game_mm_result_handler(ngx_game_bus_entry_t *e)
 
     /* a match the matchmaker did not make (a test, a direct bot):
      * nothing of ours to update */
-    if (match == NULL || !ngx_game_mm_uuid_valid(match->data, match->len)) {
+    if (match == NULL || !game_uuid_valid(match->data, match->len)) {
         ngx_game_bus_done(e, NGX_OK, NULL);
         return;
     }
@@ -292,15 +292,9 @@ ngx_game_mm_result_applied(ngx_game_pg_query_t *q, ngx_int_t rc,
     ngx_game_mm_result_t  *res = q->data;
     ngx_game_bus_entry_t  *e = res->entry;
 
-    if (rc == NGX_GAME_QUERY_ERROR) {
-        /* refused for good (the core logged why): retrying cannot help */
-        ngx_game_bus_done(e, NGX_DECLINED, "refused by the database");
-        return;
-    }
-
     if (rc != NGX_OK) {
-        /* unavailable or timed out: delivered again later */
-        ngx_game_bus_done(e, NGX_AGAIN, NULL);
+        /* refused for good, or the database is away: retried later */
+        ngx_game_bus_failed(e, rc);
         return;
     }
 

@@ -35,6 +35,16 @@ def login(s, login_name, password=PASSWORD, otp=None):
     return requests.post(s.url("/auth/login"), json=body, timeout=10)
 
 
+def refresh(s, refresh_token):
+    return requests.post(s.url("/auth/refresh"), timeout=5,
+                         json={"refresh_token": refresh_token})
+
+
+def logout(s, refresh_token):
+    return requests.post(s.url("/auth/logout"), timeout=5,
+                         json={"refresh_token": refresh_token})
+
+
 def new_player(s):
     """A registered, logged-in player: (tokens, username, email)."""
     r, username, email = register(s)

@@ -14,9 +14,10 @@ def test_register_login_refresh_logout(stack):
     s = stack
     r, username, email = register(s)
     assert r.status_code == 201, r.text
-    body = r.json()
-    assert body["username"] == username
-    player_id = body["player_id"]
+    # the id comes with the first login: registration must answer the same
+    # whether or not the address was taken (test_register_hides_emails)
+    assert r.json() == {"username": username}
+    player_id = login(s, username).json()["player_id"]
 
     # by username (any case) and by email (any case)
     for name in (username, username.upper(), email.upper()):
@@ -127,17 +128,36 @@ def test_wrong_password_and_unknown_user_look_the_same(stack):
     assert u > 0.005, "an unknown user must still cost a hash"
 
 
-def test_register_duplicates_are_409(stack):
+def test_register_duplicate_username_is_409(stack):
     s = stack
     r, username, email = register(s)
     assert r.status_code == 201
 
+    # usernames are public (profiles): a taken one may be said
     r, _, _ = register(s, username=username.upper(),
                        email="other_%s" % email)
     assert r.status_code == 409 and error_code(r) == "username_taken"
 
-    r, _, _ = register(s, email=email.upper())
-    assert r.status_code == 409 and error_code(r) == "email_taken"
+
+def test_register_hides_which_emails_are_registered(stack):
+    s = stack
+    r, owner, email = register(s)
+    assert r.status_code == 201
+
+    # a taken address answers exactly like a free one ...
+    taken, name_a, _ = register(s, email=email.upper())
+    free, name_b, _ = register(s, email="free_%s" % email)
+    assert taken.status_code == free.status_code == 201
+    assert taken.json() == {"username": name_a}
+    assert free.json() == {"username": name_b}
+    assert set(taken.headers) == set(free.headers)
+
+    # ... makes no account, and leaves the owner's alone
+    assert login(s, name_a).status_code == 401
+    assert login(s, name_b).status_code == 200
+    assert login(s, email).status_code == 200
+    assert psql(s, "SELECT count(*) FROM players WHERE lower(username) = "
+                   "lower(%s)", name_a)[0][0] == 0
 
 
 def test_register_validation(stack):
@@ -211,7 +231,8 @@ def test_email_is_encrypted_with_a_blind_index(stack):
 def test_password_hash_is_argon2id_and_upgraded(stack):
     s = stack
     r, username, _ = register(s)
-    pid = r.json()["player_id"]
+    (pid,), = psql(s, "SELECT id FROM players WHERE lower(username) = "
+                      "lower(%s)", username)
     (h,), = psql(s, "SELECT password_hash FROM players WHERE id = %s", pid)
     assert h.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
 

@@ -7,20 +7,27 @@ import tempfile
 import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-MODULE = os.path.join(ROOT, "build", "modules", "ngx_game_core_module.so")
+MODULES = os.environ.get("GAME_MODULES", os.path.join(ROOT, "build", "modules"))
+MODULE = os.path.join(MODULES, "ngx_game_core_module.so")
+
+
+def nginx_t_text(text):
+    """nginx -t on a configuration ("@D@" is its throwaway folder)."""
+    with tempfile.TemporaryDirectory(prefix="game-conf.") as d:
+        conf = os.path.join(d, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(text.replace("@D@", d))
+        r = subprocess.run(["nginx", "-t", "-p", d, "-c", conf, "-e",
+                            "stderr"], capture_output=True, text=True)
+    return r
 
 
 def nginx_t(http_body):
-    d = tempfile.mkdtemp(prefix="game-conf.")
-    conf = os.path.join(d, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write("load_module %s;\n"
-                "pid %s/nginx.pid;\n"
-                "error_log stderr;\n"
-                "events {}\n"
-                "http {\n%s\n}\n" % (MODULE, d, http_body))
-    r = subprocess.run(["nginx", "-t", "-p", d, "-c", conf, "-e", "stderr"],
-                       capture_output=True, text=True)
+    r = nginx_t_text("load_module %s;\n"
+                     "pid @D@/nginx.pid;\n"
+                     "error_log stderr;\n"
+                     "events {}\n"
+                     "http {\n%s\n}\n" % (MODULE, http_body))
     return r.returncode, r.stderr
 
 
@@ -36,6 +43,20 @@ def test_good_configuration_passes():
     assert "syntax is ok" in err
 
 
+@pytest.mark.parametrize("conninfo", [
+    "host=10.0.0.1 port=5432 dbname=game",
+    "host=::1 dbname=game",
+    "host=/var/run/postgresql dbname=game",
+    "dbname=game",
+    "host=db.internal hostaddr=10.0.0.1 dbname=game",
+    "host=10.0.0.1,10.0.0.2 port=5432,5433 dbname=game",
+    "postgresql://game@10.0.0.1:5432/game",
+])
+def test_pool_addresses_that_need_no_name_lookup_pass(conninfo):
+    rc, err = nginx_t('game_pg_pool main "%s";' % conninfo)
+    assert rc == 0, err
+
+
 @pytest.mark.parametrize("body, directive, word", [
     ('game_pg_pool main "dbname=x" connections=abc;', "game_pg_pool",
      "connections=abc"),
@@ -49,6 +70,18 @@ def test_good_configuration_passes():
      "nosuchkey"),
     ('game_pg_pool main "dbname=x"; game_pg_pool main "dbname=y";',
      "game_pg_pool", "main"),
+    # libpq and hiredis resolve names with blocking calls
+    ('game_pg_pool main "host=db.internal dbname=x";', "game_pg_pool",
+     "db.internal"),
+    ('game_pg_pool main "host=10.0.0.1,db2.internal dbname=x";',
+     "game_pg_pool", "db2.internal"),
+    ('game_pg_pool main "host=a.internal,b.internal hostaddr=10.0.0.1,";',
+     "game_pg_pool", "b.internal"),
+    ('game_pg_pool main "postgresql://game@db.internal/game";',
+     "game_pg_pool", "db.internal"),
+    ('game_pg_pool main "hostaddr=db.internal";', "game_pg_pool",
+     "db.internal"),
+    ('game_pg_pool main "service=game";', "game_pg_pool", "service"),
     ('game_redis_pool main localhost:6379;', "game_redis_pool",
      "localhost:6379"),
     ('game_redis_pool main 127.0.0.1:70000;', "game_redis_pool",
@@ -80,13 +113,8 @@ def test_a_pool_named_but_never_declared_fails():
             'game_mm_player $remote_user;\n'
             'game_mm_mode duel regions=local;\n'
             'server { listen 127.0.0.1:1; location / { game_mm_join; } }')
-    d = tempfile.mkdtemp(prefix="game-conf.")
-    conf = os.path.join(d, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write("load_module %s;\nload_module %s;\npid %s/nginx.pid;\n"
-                "events {}\nhttp {\n%s\n}\n" % (MODULE, mm, d, body))
-    r = subprocess.run(["nginx", "-t", "-p", d, "-c", conf, "-e", "stderr"],
-                       capture_output=True, text=True)
+    r = nginx_t_text("load_module %s;\nload_module %s;\npid @D@/nginx.pid;\n"
+                     "events {}\nhttp {\n%s\n}\n" % (MODULE, mm, body))
     assert r.returncode != 0
     assert 'Redis pool "nope"' in r.stderr
     assert "game_redis_pool" in r.stderr
@@ -102,14 +130,34 @@ def test_a_pool_named_but_never_declared_fails():
 ])
 def test_bad_matchmaking_mode_fails_naming_the_directive(mode, word):
     mm = MODULE.replace("ngx_game_core_module", "ngx_game_mm_module")
-    d = tempfile.mkdtemp(prefix="game-conf.")
-    conf = os.path.join(d, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write("load_module %s;\nload_module %s;\npid %s/nginx.pid;\n"
-                "events {}\nhttp {\ngame_mm_mode %s;\n}\n"
-                % (MODULE, mm, d, mode))
-    r = subprocess.run(["nginx", "-t", "-p", d, "-c", conf, "-e", "stderr"],
-                       capture_output=True, text=True)
+    r = nginx_t_text("load_module %s;\nload_module %s;\npid @D@/nginx.pid;\n"
+                     "events {}\nhttp {\ngame_mm_mode %s;\n}\n"
+                     % (MODULE, mm, mode))
     assert r.returncode != 0
     assert '"game_mm_mode"' in r.stderr, r.stderr
     assert word in r.stderr, r.stderr
+
+
+def stack_check(tmp, command, conf=None):
+    env = dict(os.environ, GAME_VAR=str(tmp), GAME_MODULES=MODULES)
+    if conf:
+        env["GAME_CONF"] = os.path.join(ROOT, "conf", conf)
+    return subprocess.run([os.path.join(ROOT, "scripts", "stack"), command],
+                          env=env, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("conf", ["dev.conf", "test.conf"])
+def test_shipped_configuration_passes_nginx_t(conf, tmp_path):
+    """Rendered as scripts/stack renders it, with the keys and certificate
+    it makes for a fresh folder."""
+    r = stack_check(tmp_path, "check", conf)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "test is successful" in r.stderr
+
+
+def test_production_edge_passes_nginx_t(tmp_path):
+    """conf/production-edge.conf, its placeholders filled with throwaway
+    secrets and a certificate (scripts/stack check-edge)."""
+    r = stack_check(tmp_path, "check-edge")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "test is successful" in r.stderr

