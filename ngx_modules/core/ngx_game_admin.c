@@ -1,14 +1,15 @@
 
 /*
- * Admins and secrets: what every service with operator endpoints shares.
+ * Admin credentials, shared by every service that has admin endpoints.
  *
- * An admin is a name (written next to what it does: a ledger row, a
- * review) and the SHA-256 of a secret it sends as "Authorization: Bearer
- * <secret>".  Secrets live in files the operator's secret store provides,
- * read once at configuration time; only their hashes stay in memory.
- * The lookup compares the request's hash with every admin's, always, in
- * constant time, so how long it takes says nothing about which secret was
- * close.  A player's access token (an ES256 JWT) is never an admin secret.
+ * An admin is a name (written wherever the admin's acts are recorded) and
+ * a secret in a file, declared by a service's own directive ("name file",
+ * e.g. game_econ_admin, game_lb_admin).  Only the secret's SHA-256 is
+ * kept.  An admin sends "Authorization: Bearer <secret>"; the request's
+ * hash is compared with every admin's, always all of them, in constant
+ * time, so that how long it takes says nothing about which secret was
+ * close.  Players' access tokens (ES256 JWTs) are never an admin secret:
+ * admin locations must not be behind game_auth_jwt.
  */
 
 #include <ngx_config.h>
@@ -20,12 +21,9 @@
 #include "ngx_game_core.h"
 
 
-#define NGX_GAME_SECRET_MIN  32
-
-
-/* "directive name file": an admin and the file of its secret */
+/* "name file" of the directive being read, into "admins" */
 char *
-ngx_game_admin_add(ngx_conf_t *cf, ngx_command_t *cmd, ngx_array_t *admins)
+ngx_game_admin_conf(ngx_conf_t *cf, ngx_command_t *cmd, ngx_array_t *admins)
 {
     u_char            *p;
     ngx_str_t         *value, secret;
@@ -45,6 +43,13 @@ ngx_game_admin_add(ngx_conf_t *cf, ngx_command_t *cmd, ngx_array_t *admins)
         {
             goto invalid;
         }
+    }
+
+    if (admins->elts == NULL
+        && ngx_array_init(admins, cf->pool, 2, sizeof(ngx_game_admin_t))
+           != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
     }
 
     a = admins->elts;
@@ -83,15 +88,16 @@ invalid:
 }
 
 
+/* the admin whose secret the request carries, or NULL */
 ngx_game_admin_t *
-ngx_game_admin_find(ngx_http_request_t *r, ngx_array_t *admins)
+ngx_game_admin_who(ngx_http_request_t *r, ngx_array_t *admins)
 {
     u_char             hash[SHA256_DIGEST_LENGTH];
-    ngx_str_t         *auth, token;
+    ngx_str_t         *auth;
     ngx_uint_t         i;
     ngx_game_admin_t  *a, *found;
 
-    if (r->headers_in.authorization == NULL) {
+    if (r->headers_in.authorization == NULL || admins->nelts == 0) {
         return NULL;
     }
 
@@ -103,10 +109,7 @@ ngx_game_admin_find(ngx_http_request_t *r, ngx_array_t *admins)
         return NULL;
     }
 
-    token.data = auth->data + 7;
-    token.len = auth->len - 7;
-
-    (void) SHA256(token.data, token.len, hash);
+    (void) SHA256(auth->data + 7, auth->len - 7, hash);
 
     found = NULL;
     a = admins->elts;
@@ -123,8 +126,8 @@ ngx_game_admin_find(ngx_http_request_t *r, ngx_array_t *admins)
 
 /*
  * A secret from a file: its first line, without surrounding white space,
- * at least 32 characters, copied into the configuration's memory.  Errors
- * name the directive and the file, never the secret.
+ * at least 32 characters, in cf->pool.  Errors name the directive and the
+ * file, never the secret.
  */
 
 ngx_int_t
@@ -174,7 +177,7 @@ ngx_game_conf_read_secret(ngx_conf_t *cf, ngx_command_t *cmd,
 
     secret->len = p - secret->data;
 
-    if (secret->len < NGX_GAME_SECRET_MIN) {
+    if (secret->len < 32) {
         ngx_explicit_memzero(buf, sizeof(buf));
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%V\": the secret in \"%V\" must be at least 32 "

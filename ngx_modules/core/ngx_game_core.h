@@ -425,28 +425,25 @@ ngx_int_t ngx_game_jwt_verify(ngx_game_jwt_keys_t *keys, ngx_uint_t type,
 
 
 /*
- * Admins of a service's operator endpoints (ngx_game_admin.c): a name,
- * written beside what the admin does, and the SHA-256 of a secret sent as
- * "Authorization: Bearer <secret>".  A service keeps its admins in an
- * ngx_array_t of ngx_game_admin_t filled by its own directive ("name
- * file", with ngx_game_admin_add as the directive's body).
+ * Admin credentials (ngx_game_admin.c): a name and the SHA-256 of a secret
+ * the admin sends as "Authorization: Bearer <secret>".  A service keeps
+ * its admins in an ngx_array_t (zeroed; the first admin initialises it)
+ * filled by its "name file" directive through ngx_game_admin_conf(), and
+ * asks ngx_game_admin_who() who sent a request: NULL for nobody, and the
+ * caller answers 401.
  */
+
 typedef struct {
     ngx_str_t                   name;
     u_char                      hash[32];
 } ngx_game_admin_t;
 
-/* arguments 1 and 2 of the directive: a name (1 to 64 of A-Z a-z 0-9 _ -
- * .) and the file of a secret of at least 32 characters */
-char *ngx_game_admin_add(ngx_conf_t *cf, ngx_command_t *cmd,
+char *ngx_game_admin_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_array_t *admins);
+ngx_game_admin_t *ngx_game_admin_who(ngx_http_request_t *r,
     ngx_array_t *admins);
 
-/* the admin whose secret the request carries, or NULL; every admin's hash
- * is compared, in constant time */
-ngx_game_admin_t *ngx_game_admin_find(ngx_http_request_t *r,
-    ngx_array_t *admins);
-
-/* the first line of "file", trimmed, at least 32 characters, in cf->pool;
+/* a secret's first line from a file, at least 32 characters, in cf->pool;
  * errors name the directive and the file, never the secret */
 ngx_int_t ngx_game_conf_read_secret(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_str_t *file, ngx_str_t *secret);

@@ -9,9 +9,8 @@
  *
  * An admin sends "Authorization: Bearer <secret>", one of the secrets
  * declared with game_econ_admin (a name and a file each), checked by the
- * core (ngx_game_admin_find: SHA-256, constant time, every admin's);
- * players' access tokens (ES256 JWTs) are never an admin secret, so no
- * player token can pass.  These locations must not be behind
+ * core (ngx_game_admin_who(): SHA-256, constant time, every admin; no
+ * player token can pass).  These locations must not be behind
  * game_auth_jwt.  The admin's name is written in the ledger row of every
  * grant.
  */
@@ -221,5 +220,5 @@ ngx_game_econ_admin_who(ngx_http_request_t *r)
 
     emcf = ngx_http_get_module_main_conf(r, ngx_game_econ_module);
 
-    return ngx_game_admin_find(r, &emcf->admins);
+    return ngx_game_admin_who(r, &emcf->admins);
 }

@@ -236,12 +236,9 @@ ngx_game_econ_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
-    if (ngx_array_init(&emcf->admins, cf->pool, 2,
-                       sizeof(ngx_game_admin_t))
-        != NGX_OK
-        || ngx_array_init(&emcf->webhook_secrets, cf->pool, 2,
-                          sizeof(ngx_str_t))
-           != NGX_OK)
+    if (ngx_array_init(&emcf->webhook_secrets, cf->pool, 2,
+                       sizeof(ngx_str_t))
+        != NGX_OK)
     {
         return NULL;
     }
@@ -398,13 +395,13 @@ ngx_game_econ_match_reward(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* game_econ_admin name file: the core's admins (ngx_game_admin.c) */
+/* game_econ_admin name file (the core reads and checks it) */
 static char *
 ngx_game_econ_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_game_econ_main_conf_t  *emcf = conf;
 
-    return ngx_game_admin_add(cf, cmd, &emcf->admins);
+    return ngx_game_admin_conf(cf, cmd, &emcf->admins);
 }
 
 

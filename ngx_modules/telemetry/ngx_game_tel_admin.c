@@ -13,7 +13,7 @@
  *        dropped, dead-lettered) and the backlogs
  *
  * An admin sends "Authorization: Bearer <secret>", one of the secrets of
- * game_tel_admin, checked by the core (ngx_game_admin_find) like the
+ * game_tel_admin, checked by the core (ngx_game_admin_who) like the
  * economy's.  These locations are not behind game_auth_jwt.
  */
 
@@ -334,7 +334,7 @@ ngx_game_tel_admin_refuse(ngx_http_request_t *r, ngx_uint_t method,
 
     tmcf = ngx_http_get_module_main_conf(r, ngx_game_tel_module);
 
-    admin = ngx_game_admin_find(r, &tmcf->admins);
+    admin = ngx_game_admin_who(r, &tmcf->admins);
     if (admin == NULL) {
         *sent = ngx_game_http_send_error(r, NGX_HTTP_UNAUTHORIZED,
                                          "unauthorized",

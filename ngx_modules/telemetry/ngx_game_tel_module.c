@@ -1018,7 +1018,7 @@ ngx_game_tel_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_game_tel_main_conf_t  *tmcf = conf;
 
-    return ngx_game_admin_add(cf, cmd, &tmcf->admins);
+    return ngx_game_admin_conf(cf, cmd, &tmcf->admins);
 }
 
 
