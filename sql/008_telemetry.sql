@@ -170,6 +170,27 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 
+-- The outcome as a consumer that excludes players under review sees it
+-- (game_econ_exclude_flagged, game_lb_exclude_flagged): every player
+-- flagged for review counts as flagged by the server, so that the
+-- consumers' one rule ("flagged players get nothing") covers both.
+CREATE FUNCTION mm_outcome_review_excluded(p_outcome jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN jsonb_typeof(p_outcome->'players') = 'array'
+           THEN jsonb_set(p_outcome, '{players}', coalesce((
+                SELECT jsonb_agg(CASE
+                           WHEN jsonb_typeof(x) = 'object'
+                                AND coalesce((x->>'under_review')::boolean,
+                                             false)
+                           THEN x || '{"flagged": true}'
+                           ELSE x END ORDER BY n)
+                  FROM jsonb_array_elements(p_outcome->'players')
+                       WITH ORDINALITY AS t(x, n)), '[]'))
+           ELSE p_outcome END;
+$$;
+
+
 -- An erased player leaves no trail here: their events are pseudonymised
 -- by auth_erase_player, and evidence would name the events again.
 CREATE FUNCTION tel_player_erased()

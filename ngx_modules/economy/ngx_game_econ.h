@@ -42,6 +42,7 @@ typedef struct {
     ngx_uint_t                  reward_soft[NGX_GAME_ECON_RESULTS];
     ngx_uint_t                  reward_xp[NGX_GAME_ECON_RESULTS];
     ngx_str_t                   outcomes;       /* the stream */
+    ngx_flag_t                  exclude_flagged; /* under review: nothing */
     ngx_game_bus_conf_t         bus;            /* the rewards consumer */
 } ngx_game_econ_main_conf_t;
 

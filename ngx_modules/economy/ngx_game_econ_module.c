@@ -142,6 +142,15 @@ static ngx_command_t  ngx_game_econ_commands[] = {
       offsetof(ngx_game_econ_main_conf_t, outcomes),
       NULL },
 
+    /* players the anti-cheat flagged for review (the outcome's
+     * "under_review") get no match reward, as the server's own flagged */
+    { ngx_string("game_econ_exclude_flagged"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_econ_main_conf_t, exclude_flagged),
+      NULL },
+
     /* the rewards consumer's tuning: [batch=50] [claim_idle=60s]
      * [max_deliveries=10] [consumer_idle=1h] */
     { ngx_string("game_econ_rewards"),
@@ -250,6 +259,7 @@ ngx_game_econ_create_main_conf(ngx_conf_t *cf)
     emcf->catalog_ttl = NGX_CONF_UNSET_MSEC;
     emcf->inventory_ttl = NGX_CONF_UNSET;
     emcf->webhook_tolerance = NGX_CONF_UNSET;
+    emcf->exclude_flagged = NGX_CONF_UNSET;
 
     ngx_game_econ_used = 0;
     ngx_game_econ_used_player = 0;
@@ -272,6 +282,7 @@ ngx_game_econ_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(emcf->catalog_ttl, 10000);
     ngx_conf_init_value(emcf->inventory_ttl, 60);
     ngx_conf_init_value(emcf->webhook_tolerance, 300);
+    ngx_conf_init_value(emcf->exclude_flagged, 0);
 
     if (emcf->outcomes.data == NULL) {
         ngx_str_set(&emcf->outcomes, "mm:outcomes");

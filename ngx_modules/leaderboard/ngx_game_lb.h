@@ -76,6 +76,7 @@ typedef struct {
     ngx_array_t                 admins;         /* ngx_game_admin_t */
 
     ngx_str_t                   outcomes;
+    ngx_flag_t                  exclude_flagged; /* under review: nothing */
     ngx_game_bus_conf_t         bus;
     ngx_msec_t                  tick;
     ngx_uint_t                  rebuild_batch;

@@ -11,7 +11,9 @@
  * the outcome stays pending and comes again, PostgreSQL says the match
  * was taken already (it changes nothing twice) and answers the entries
  * again, and Redis takes them then.  Flagged players, abandoned results
- * and barred players get nothing.
+ * and barred players get nothing; with game_lb_exclude_flagged, nor do
+ * players the anti-cheat flagged for review (the outcome's
+ * "under_review", mm_outcome_review_excluded, sql/008).
  */
 
 #include <ngx_config.h>
@@ -30,8 +32,10 @@ static void ngx_game_lb_apply_put(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
 
 static ngx_game_pg_stmt_t  ngx_game_lb_apply_stmt = {
     "game_lb_apply_outcome",
-    "SELECT lb_apply_outcome($1::jsonb, $2::jsonb, $3::boolean)",
-    3
+    "SELECT lb_apply_outcome(CASE WHEN $4::boolean "
+    "THEN mm_outcome_review_excluded($1::jsonb) ELSE $1::jsonb END, "
+    "$2::jsonb, $3::boolean)",
+    4
 };
 
 
@@ -78,6 +82,7 @@ ngx_game_lb_apply_handler(ngx_game_bus_entry_t *e)
     q->values[0] = (char *) outcome->data;
     q->values[1] = (char *) lmcf->boards_json.data;
     q->values[2] = lmcf->test_clock ? "true" : "false";
+    q->values[3] = lmcf->exclude_flagged ? "true" : "false";
     q->handler = ngx_game_lb_applied;
     q->data = e;
 

@@ -123,6 +123,16 @@ static ngx_command_t  ngx_game_lb_commands[] = {
       offsetof(ngx_game_lb_main_conf_t, outcomes),
       NULL },
 
+    /* players the anti-cheat flagged for review (the outcome's
+     * "under_review") score nothing from the match, as the server's own
+     * flagged */
+    { ngx_string("game_lb_exclude_flagged"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_lb_main_conf_t, exclude_flagged),
+      NULL },
+
     /* the outcome consumer's tuning: [batch=50] [claim_idle=60s]
      * [max_deliveries=10] [consumer_idle=1h] */
     { ngx_string("game_lb_consumer"),
@@ -270,6 +280,7 @@ ngx_game_lb_create_main_conf(ngx_conf_t *cf)
     lmcf->rebuild_batch = NGX_CONF_UNSET_UINT;
     lmcf->test_clock = NGX_CONF_UNSET_UINT;
     lmcf->cache_ttl = NGX_CONF_UNSET_MSEC;
+    lmcf->exclude_flagged = NGX_CONF_UNSET;
 
     ngx_game_lb_used = 0;
     ngx_game_lb_used_player = 0;
@@ -291,6 +302,7 @@ ngx_game_lb_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(lmcf->rebuild_batch, 1000);
     ngx_conf_init_uint_value(lmcf->test_clock, 0);
     ngx_conf_init_msec_value(lmcf->cache_ttl, 1000);
+    ngx_conf_init_value(lmcf->exclude_flagged, 0);
 
     if (lmcf->outcomes.data == NULL) {
         ngx_str_set(&lmcf->outcomes, "mm:outcomes");
