@@ -89,6 +89,32 @@ typedef void (*ngx_game_pg_handler_pt)(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *res);
 
 
+/*
+ * COPY FROM STDIN, for bulk loads.  COPY cannot run in pipeline mode, so
+ * it runs only on a pool declared with copy=on, whose connections are not
+ * in pipeline mode and carry one query at a time (a plain query runs there
+ * too, alone, not prepared).  A copy query is one transaction, each step
+ * one round trip:
+ *
+ *   BEGIN; "begin" (simple protocol: several statements, no parameters,
+ *   NULL for none); "copy" (a COPY ... FROM STDIN) fed with "data" (rows
+ *   in COPY's text format, escaped by the caller; the chain and its
+ *   buffers must live as long as the query); then the query's own
+ *   statement with its values (not prepared); COMMIT.
+ *
+ * Nothing waits: the rows go out as the socket takes them (PQputCopyData
+ * and PQflush, resumed on write events).  The handler gets the
+ * statement's result after COMMIT; the first error of any step rolls the
+ * transaction back and reaches it as NGX_GAME_QUERY_ERROR (logged as
+ * usual), a broken connection as NGX_GAME_UNAVAILABLE.
+ */
+typedef struct {
+    const char                 *begin;
+    const char                 *copy;
+    ngx_chain_t                *data;
+} ngx_game_pg_copy_t;
+
+
 struct ngx_game_pg_query_s {
     ngx_game_pg_stmt_t         *stmt;
     /* text-format parameters, NUL-terminated; NULL is SQL NULL */
@@ -104,6 +130,9 @@ struct ngx_game_pg_query_s {
      * every error is unexpected.  Like a Redis command's "quiet".
      */
     const char                 *expect;
+
+    /* a COPY on a copy=on pool (see ngx_game_pg_copy_t); NULL otherwise */
+    ngx_game_pg_copy_t         *copy;
 
     /* private to the pool */
     ngx_game_pg_pool_t         *pool;
