@@ -306,6 +306,21 @@ END;
 $$;
 
 
+-- tel_write() of the entries the writer has just copied into its staging
+-- table (game_tel_writer_copy_pg): tel_stage, a temporary table of the
+-- writer's connection emptied at every commit, one row per entry (n: its
+-- place in the read).  Same transaction, same exactly-once rules.
+CREATE FUNCTION tel_write_staged(p_hits jsonb, p_threshold bigint)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN tel_write(coalesce((SELECT jsonb_agg(s.entry ORDER BY s.n)
+                                 FROM pg_temp.tel_stage s), '[]'),
+                     p_hits, p_threshold);
+END;
+$$;
+
+
 -- Evidence and scores, in the writer's transaction.  An event gives a rule
 -- its points once; players unknown here or erased get nothing.  Players'
 -- rows are updated in id order, as the writer locks them, so that two

@@ -28,6 +28,7 @@ typedef struct ngx_game_tel_writer_s  ngx_game_tel_writer_t;
 typedef struct {
     ngx_game_pg_pool_t         *pg;             /* admin endpoints */
     ngx_game_pg_pool_t         *writer_pg;      /* the writer and the job */
+    ngx_game_pg_pool_t         *copy_pg;        /* the writer's COPY, or NULL */
     ngx_game_redis_pool_t      *redis;
     ngx_http_complex_value_t   *player;
 

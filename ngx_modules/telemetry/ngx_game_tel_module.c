@@ -86,6 +86,16 @@ static ngx_command_t  ngx_game_tel_commands[] = {
       offsetof(ngx_game_tel_main_conf_t, writer_pg),
       NULL },
 
+    /* a copy=on pool: the writer loads its batches with COPY into a
+     * staging table, then the same de-duplicating INSERT (default: none,
+     * one statement on game_tel_writer_pg) */
+    { ngx_string("game_tel_writer_copy_pg"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_game_conf_set_pg_pool_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_tel_main_conf_t, copy_pg),
+      NULL },
+
     /* the Redis pool of the streams, rate limits, lease and counters */
     { ngx_string("game_tel_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -345,6 +355,7 @@ ngx_game_tel_create_main_conf(ngx_conf_t *cf)
 
     tmcf->pg = NGX_CONF_UNSET_PTR;
     tmcf->writer_pg = NGX_CONF_UNSET_PTR;
+    tmcf->copy_pg = NGX_CONF_UNSET_PTR;
     tmcf->redis = NGX_CONF_UNSET_PTR;
     tmcf->max_events = NGX_CONF_UNSET_UINT;
     tmcf->max_bytes = NGX_CONF_UNSET_SIZE;
@@ -381,6 +392,7 @@ ngx_game_tel_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_ptr_value(tmcf->pg, NULL);
     ngx_conf_init_ptr_value(tmcf->writer_pg, tmcf->pg);
+    ngx_conf_init_ptr_value(tmcf->copy_pg, NULL);
     ngx_conf_init_ptr_value(tmcf->redis, NULL);
     ngx_conf_init_uint_value(tmcf->max_events, 500);
     ngx_conf_init_size_value(tmcf->max_bytes, 256 * 1024);

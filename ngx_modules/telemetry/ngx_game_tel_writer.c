@@ -24,11 +24,11 @@
  * back.  If the statement is refused, the entries are tried one by one:
  * the one that cannot be written goes to the dead-letter stream alone.
  *
- * Why one statement and not COPY: the core's PostgreSQL pool runs libpq
- * in pipeline mode, where COPY cannot run; a multi-row INSERT ... SELECT
- * from one jsonb parameter measured within about 20 % of COPY into a
- * staging table followed by the same de-duplicating INSERT (README,
- * "Telemetry"), and needs no second kind of connection.
+ * With game_tel_writer_copy_pg (a copy=on pool: COPY cannot run in the
+ * pipeline mode of the others), the entries go by COPY into a temporary
+ * staging table, one row each, and tel_write_staged($hits, $threshold)
+ * runs the same de-duplicating load from there, in the same transaction.
+ * Without it, one statement carries them as one jsonb parameter.
  */
 
 #include <ngx_config.h>
@@ -88,8 +88,29 @@ static void ngx_game_tel_writer_count(ngx_game_tel_writer_t *w,
     ngx_pool_t *pool, const char *field, ngx_uint_t n);
 static void ngx_game_tel_writer_counted(ngx_game_redis_cmd_t *cmd,
     ngx_int_t rc, redisReply *reply);
+static ngx_chain_t *ngx_game_tel_writer_rows(ngx_pool_t *pool,
+    ngx_game_tel_item_t *items, ngx_uint_t n);
 static ngx_int_t ngx_game_tel_writer_join(ngx_pool_t *pool, ngx_str_t *out,
     ngx_game_tel_item_t *items, ngx_uint_t n, size_t field);
+
+
+/* COPY: the staging table lives as long as the connection and is emptied
+ * at every commit; "IF NOT EXISTS" says so with a notice, which is not
+ * worth the log */
+static ngx_game_pg_copy_t  ngx_game_tel_copy = {
+    "SET LOCAL client_min_messages = warning; "
+    "CREATE TEMPORARY TABLE IF NOT EXISTS tel_stage "
+    "(n integer NOT NULL, entry jsonb NOT NULL) ON COMMIT DELETE ROWS",
+    "COPY tel_stage (n, entry) FROM STDIN",
+    NULL
+};
+
+
+static ngx_game_pg_stmt_t  ngx_game_tel_write_staged_stmt = {
+    "game_tel_write_staged",
+    "SELECT tel_write_staged($1::jsonb, $2::bigint)",
+    2
+};
 
 
 static ngx_game_pg_stmt_t  ngx_game_tel_write_stmt = {
@@ -439,18 +460,36 @@ ngx_game_tel_writer_load(ngx_game_tel_writer_t *w, ngx_pool_t *pool,
     ngx_game_tel_item_t *items, ngx_uint_t n, ngx_uint_t alone)
 {
     ngx_str_t             entries, hits;
-    ngx_uint_t            i;
+    ngx_uint_t            i, k;
+    ngx_game_pg_pool_t   *pg;
+    ngx_game_pg_copy_t   *copy;
     ngx_game_pg_query_t  *q;
     ngx_game_tel_load_t  *ld;
 
+    pg = w->tmcf->copy_pg ? w->tmcf->copy_pg : w->tmcf->writer_pg;
+
     ld = ngx_pcalloc(pool, sizeof(ngx_game_tel_load_t));
     q = ngx_game_pg_query_create(pool, ngx_cycle->log,
-                                 &ngx_game_tel_write_stmt);
+                                 w->tmcf->copy_pg
+                                 ? &ngx_game_tel_write_staged_stmt
+                                 : &ngx_game_tel_write_stmt);
+    copy = NULL;
+    entries.data = NULL;
+
+    if (ld != NULL && q != NULL && w->tmcf->copy_pg) {
+        copy = ngx_palloc(pool, sizeof(ngx_game_pg_copy_t));
+        if (copy != NULL) {
+            *copy = ngx_game_tel_copy;
+            copy->data = ngx_game_tel_writer_rows(pool, items, n);
+        }
+    }
 
     if (ld == NULL || q == NULL
-        || ngx_game_tel_writer_join(pool, &entries, items, n,
-                                    offsetof(ngx_game_tel_item_t, json))
-           != NGX_OK
+        || (w->tmcf->copy_pg && (copy == NULL || copy->data == NULL))
+        || (!w->tmcf->copy_pg
+            && ngx_game_tel_writer_join(pool, &entries, items, n,
+                                        offsetof(ngx_game_tel_item_t, json))
+               != NGX_OK)
         || ngx_game_tel_writer_join(pool, &hits, items, n,
                                     offsetof(ngx_game_tel_item_t, hits))
            != NGX_OK)
@@ -470,16 +509,19 @@ ngx_game_tel_writer_load(ngx_game_tel_writer_t *w, ngx_pool_t *pool,
         ld->events += items[i].events;
     }
 
-    q->values[0] = (char *) entries.data;
-    q->values[1] = (char *) hits.data;
-    q->values[2] = (char *) ngx_game_tel_number(pool, w->tmcf->threshold);
+    k = 0;
+    if (copy == NULL) {
+        q->values[k++] = (char *) entries.data;
+    }
+    q->values[k++] = (char *) hits.data;
+    q->values[k] = (char *) ngx_game_tel_number(pool, w->tmcf->threshold);
+    q->copy = copy;
     q->handler = ngx_game_tel_writer_loaded;
     q->data = ld;
     /* a deadlock or a serialisation failure is retried, not an error */
     q->expect = "40P01 40001";
 
-    if (q->values[2] == NULL
-        || ngx_game_pg_query_run(w->tmcf->writer_pg, q) != NGX_AGAIN)
+    if (q->values[k] == NULL || ngx_game_pg_query_run(pg, q) != NGX_AGAIN)
     {
         ngx_game_tel_writer_end(ld, NGX_AGAIN, NULL);
         return NGX_ERROR;
@@ -575,6 +617,75 @@ ngx_game_tel_writer_retryable(PGresult *res)
                || ngx_strcmp(state, "40001") == 0
                || ngx_strcmp(state, "55P03") == 0
                || ngx_strcmp(state, "57014") == 0);
+}
+
+
+/*
+ * The entries as COPY rows of tel_stage: "n<TAB>entry<NL>", in COPY's text
+ * format, where a backslash is written twice and the control characters
+ * COPY gives a meaning to are escaped (compact JSON has none outside of
+ * its strings' own escapes, but the entry is not trusted to).
+ */
+static ngx_chain_t *
+ngx_game_tel_writer_rows(ngx_pool_t *pool, ngx_game_tel_item_t *items,
+    ngx_uint_t n)
+{
+    u_char       *p, *s, *end;
+    size_t        len;
+    ngx_buf_t    *b;
+    ngx_uint_t    i;
+    ngx_chain_t  *cl;
+
+    len = 0;
+    for (i = 0; i < n; i++) {
+        len += NGX_INT_T_LEN + 2 + 2 * items[i].json.len;
+    }
+
+    b = ngx_create_temp_buf(pool, len ? len : 1);
+    cl = ngx_alloc_chain_link(pool);
+    if (b == NULL || cl == NULL) {
+        return NULL;
+    }
+
+    p = b->last;
+
+    for (i = 0; i < n; i++) {
+        p = ngx_sprintf(p, "%ui\t", i);
+
+        s = items[i].json.data;
+        end = s + items[i].json.len;
+
+        for ( /* void */ ; s < end; s++) {
+            switch (*s) {
+            case '\\':
+                *p++ = '\\';
+                *p++ = '\\';
+                break;
+            case '\n':
+                *p++ = '\\';
+                *p++ = 'n';
+                break;
+            case '\r':
+                *p++ = '\\';
+                *p++ = 'r';
+                break;
+            case '\t':
+                *p++ = '\\';
+                *p++ = 't';
+                break;
+            default:
+                *p++ = *s;
+            }
+        }
+
+        *p++ = '\n';
+    }
+
+    b->last = p;
+    cl->buf = b;
+    cl->next = NULL;
+
+    return cl;
 }
 
 

@@ -818,3 +818,18 @@ def test_redis_flushall_and_telemetry_goes_on(stack):
                what="an empty backlog")
     assert set(copies(stack, [e["event_id"] for e in before]).values()) \
         == {1}
+
+
+def test_the_writer_loads_by_copy(stack):
+    """test.conf gives the writer a copy=on pool: its events reach
+    game_events through the COPY staging table, exactly once."""
+    _, auth = device_player(stack)
+    evs = events(20)
+    assert send(stack, auth, evs).status_code == 202
+    ids = [e["event_id"] for e in evs]
+    wait_written(stack, ids)
+    assert copies(stack, ids) == {i: 1 for i in ids}
+    wait_until(lambda: psql(stack, "SELECT coalesce(sum(n_tup_ins), 0) "
+                                   "FROM pg_stat_user_tables WHERE "
+                                   "relname = 'tel_stage'")[0][0] > 0,
+               what="rows copied into tel_stage")
