@@ -62,6 +62,9 @@ def test_the_shipped_types_and_a_good_configuration_pass():
     ("game_tel_rate 100 burst=10;", "game_tel_rate", "burst=10"),
     ("game_tel_dedupe_window 1h;", "game_tel_dedupe_window", ""),
     ("game_tel_writer colour=red;", "game_tel_writer", "colour=red"),
+    ('game_pg_pool bulk "host=127.0.0.1 port=1 dbname=x" copy=maybe;',
+     "game_pg_pool", "copy=maybe"),
+    ("game_tel_writer_copy_pg nosuch;", "nosuch", "game_pg_pool"),
 ])
 def test_bad_value_fails_naming_the_directive(line, directive, word):
     rc, err = nginx_t(BASE + line + "\n" + SERVER)
@@ -84,3 +87,10 @@ def test_a_bad_types_file_fails_naming_the_file(types, word):
     assert rc != 0
     assert '"game_tel_types"' in err and "types.json" in err, err
     assert word in err, err
+
+
+def test_a_copy_pool_for_the_writer_passes():
+    rc, err = nginx_t(BASE + 'game_pg_pool bulk "host=127.0.0.1 port=1 '
+                      'dbname=x" copy=on;\ngame_tel_writer_copy_pg bulk;\n'
+                      + SERVER)
+    assert rc == 0, err
