@@ -234,7 +234,8 @@ static ngx_game_param_t  ngx_game_pg_params[] = {
     { ngx_string("keepalive="), NGX_GAME_PARAM_SEC,
       offsetof(ngx_game_pg_pool_t, keepalive), 0, 0 },
 
-    /* COPY FROM STDIN only, one query at a time (ngx_game_pg_copy_t) */
+    /* COPY FROM STDIN (ngx_game_pg_copy_t): no pipeline, one query at a
+     * time */
     { ngx_string("copy="), NGX_GAME_PARAM_FLAG,
       offsetof(ngx_game_pg_pool_t, copy), 0, 0 },
 
@@ -1999,7 +2000,7 @@ ngx_game_pg_copy_next(ngx_game_pg_conn_t *pc)
                 rc = NGX_GAME_QUERY_ERROR;
             }
 
-            ngx_game_pg_copy_done(pc, rc, err);
+            ngx_game_pg_copy_done(pc, rc, rc == NGX_GAME_TIMEOUT ? NULL : err);
             PQclear(err);
             return;
         }
