@@ -237,6 +237,38 @@ ngx_str_t *ngx_game_redis_pool_name(ngx_game_redis_pool_t *rp);
 
 
 /*
+ * Prometheus metrics (ngx_game_metrics.c).  A module declares its families
+ * at configuration time, with label values all known then, and counts from
+ * any worker without locks; the location with "game_metrics" serves them.
+ * Indexes i and j are the values of the first and second label (0 when a
+ * family has no such label).
+ */
+typedef struct ngx_game_metric_s  ngx_game_metric_t;
+
+#define NGX_GAME_METRIC_COUNTER     0
+#define NGX_GAME_METRIC_GAUGE       1
+#define NGX_GAME_METRIC_HISTOGRAM   2   /* of durations, in seconds */
+
+typedef void (*ngx_game_metrics_sampler_pt)(void *data);
+
+ngx_game_metric_t *ngx_game_metric_add(ngx_conf_t *cf, ngx_uint_t type,
+    const char *name, const char *help, const char *label1,
+    const char *label2, const char **values2);
+ngx_int_t ngx_game_metric_value(ngx_conf_t *cf, ngx_game_metric_t *m,
+    ngx_uint_t label, ngx_str_t *value);
+/* called every second in each worker, and before a scrape, to set gauges */
+ngx_int_t ngx_game_metrics_sampler_add(ngx_conf_t *cf,
+    ngx_game_metrics_sampler_pt handler, void *data);
+
+void ngx_game_metric_inc(ngx_game_metric_t *m, ngx_uint_t i, ngx_uint_t j,
+    int64_t delta);
+void ngx_game_metric_set(ngx_game_metric_t *m, ngx_uint_t i, ngx_uint_t j,
+    int64_t value);
+void ngx_game_metric_observe(ngx_game_metric_t *m, ngx_uint_t i,
+    ngx_uint_t j, ngx_msec_t ms);
+
+
+/*
  * This worker's name, unique across workers, nginx instances, hosts and
  * containers: "hostname:pid:random".  Leases and stream consumers carry
  * it, so two workers never pass for one (two containers can share a host

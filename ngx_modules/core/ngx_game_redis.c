@@ -38,6 +38,16 @@ typedef enum {
 
 
 typedef struct ngx_game_redis_slot_s  ngx_game_redis_slot_t;
+
+/* the families every pool counts in (ngx_game_redis_metrics_init) */
+typedef struct {
+    ngx_game_metric_t          *connections;
+    ngx_game_metric_t          *in_flight;
+    ngx_game_metric_t          *timeouts;
+    ngx_game_metric_t          *reconnects;
+    ngx_game_metric_t          *rejected;
+} ngx_game_redis_metrics_t;
+
 typedef struct ngx_game_redis_conn_s  ngx_game_redis_conn_t;
 
 
@@ -85,6 +95,10 @@ struct ngx_game_redis_pool_s {
     ngx_uint_t                  nready;
     ngx_game_redis_slot_t      *free;
     unsigned                    down:1;
+
+    /* its metrics, and its value of their "pool" label */
+    ngx_game_redis_metrics_t   *metrics;
+    ngx_uint_t                  metric;
 };
 
 
@@ -542,6 +556,7 @@ ngx_game_redis_retry_later(ngx_game_redis_conn_t *rc, ngx_uint_t failed)
 
     if (!ngx_exiting && !ngx_terminate && !ngx_quit && rp->conns) {
         ngx_add_timer(&rc->timer, delay);
+        ngx_game_metric_inc(rp->metrics->reconnects, rp->metric, 0, 1);
     }
 }
 
@@ -694,6 +709,7 @@ ngx_game_redis_send(ngx_game_redis_pool_t *rp, ngx_game_redis_cmd_t *cmd,
 
     rc = ngx_game_redis_pick(rp);
     if (rc == NULL) {
+        ngx_game_metric_inc(rp->metrics->rejected, rp->metric, 0, 1);
         return NGX_GAME_UNAVAILABLE;
     }
 
@@ -843,6 +859,9 @@ ngx_game_redis_cmd_timeout(ngx_event_t *ev)
     ngx_log_error(NGX_LOG_WARN, cmd->log, 0,
                   "game: Redis pool \"%V\": command timed out",
                   &cmd->pool->name);
+
+    ngx_game_metric_inc(cmd->pool->metrics->timeouts, cmd->pool->metric, 0,
+                        1);
 
     cmd->slot = NULL;
 
@@ -998,5 +1017,98 @@ ngx_game_redis_write_handler(ngx_event_t *ev)
     /* the context may be gone: a failed write frees it */
     if (rc->ac) {
         rc->writing = 0;
+    }
+}
+
+
+/* metrics: the pools' families, and a sampler for their gauges */
+
+static void ngx_game_redis_metrics_sample(void *data);
+
+
+ngx_int_t
+ngx_game_redis_metrics_init(ngx_conf_t *cf, ngx_array_t *pools)
+{
+    ngx_int_t                  v;
+    ngx_uint_t                 i;
+    ngx_game_redis_pool_t    **rp;
+    ngx_game_redis_metrics_t  *m;
+
+    m = ngx_pcalloc(cf->pool, sizeof(ngx_game_redis_metrics_t));
+    if (m == NULL) {
+        return NGX_ERROR;
+    }
+
+    m->connections = ngx_game_metric_add(cf, NGX_GAME_METRIC_GAUGE,
+        "game_redis_pool_connections",
+        "Redis connections up, summed over the workers",
+        "pool", NULL, NULL);
+    m->in_flight = ngx_game_metric_add(cf, NGX_GAME_METRIC_GAUGE,
+        "game_redis_pool_commands_in_flight",
+        "Commands sent and not yet answered", "pool", NULL, NULL);
+    m->timeouts = ngx_game_metric_add(cf, NGX_GAME_METRIC_COUNTER,
+        "game_redis_pool_timeouts_total",
+        "Commands that got no answer within command_timeout",
+        "pool", NULL, NULL);
+    m->reconnects = ngx_game_metric_add(cf, NGX_GAME_METRIC_COUNTER,
+        "game_redis_pool_reconnects_total",
+        "Connections lost or failed, each followed by a new attempt",
+        "pool", NULL, NULL);
+    m->rejected = ngx_game_metric_add(cf, NGX_GAME_METRIC_COUNTER,
+        "game_redis_pool_rejected_total",
+        "Commands refused at once: no connection up or all full (503)",
+        "pool", NULL, NULL);
+
+    if (m->connections == NULL || m->in_flight == NULL
+        || m->timeouts == NULL || m->reconnects == NULL
+        || m->rejected == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    rp = pools->elts;
+
+    for (i = 0; i < pools->nelts; i++) {
+        v = ngx_game_metric_value(cf, m->connections, 0, &rp[i]->name);
+
+        if (v == NGX_ERROR
+            || ngx_game_metric_value(cf, m->in_flight, 0, &rp[i]->name) != v
+            || ngx_game_metric_value(cf, m->timeouts, 0, &rp[i]->name) != v
+            || ngx_game_metric_value(cf, m->reconnects, 0, &rp[i]->name)
+               != v
+            || ngx_game_metric_value(cf, m->rejected, 0, &rp[i]->name) != v)
+        {
+            return NGX_ERROR;
+        }
+
+        rp[i]->metrics = m;
+        rp[i]->metric = v;
+    }
+
+    return ngx_game_metrics_sampler_add(cf, ngx_game_redis_metrics_sample,
+                                        pools);
+}
+
+
+static void
+ngx_game_redis_metrics_sample(void *data)
+{
+    ngx_array_t *pools = data;
+
+    ngx_uint_t                 i, k, n;
+    ngx_game_redis_pool_t    **rp;
+
+    rp = pools->elts;
+
+    for (i = 0; i < pools->nelts; i++) {
+        n = 0;
+
+        for (k = 0; rp[i]->conns && k < rp[i]->connections; k++) {
+            n += rp[i]->conns[k].pending;
+        }
+
+        ngx_game_metric_set(rp[i]->metrics->connections, rp[i]->metric, 0,
+                            rp[i]->nready);
+        ngx_game_metric_set(rp[i]->metrics->in_flight, rp[i]->metric, 0, n);
     }
 }
