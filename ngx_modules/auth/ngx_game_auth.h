@@ -110,6 +110,10 @@ typedef struct {
     time_t                      profile_cache_ttl;
     ngx_str_t                   totp_issuer;
 
+    /* metrics (ngx_game_auth_metrics.c) */
+    ngx_game_metric_t          *logins;
+    ngx_game_metric_t          *hashes;
+
     /* per worker, from init_process on */
     ngx_game_auth_cache_t      *cache;
     ngx_game_auth_revoked_t    *revoked;
@@ -123,6 +127,9 @@ typedef struct {
 
 
 typedef struct ngx_game_auth_ctx_s  ngx_game_auth_ctx_t;
+
+ngx_int_t ngx_game_auth_metrics_init(ngx_conf_t *cf,
+    ngx_game_auth_main_conf_t *amcf);
 
 typedef void (*ngx_game_auth_step_pt)(ngx_game_auth_ctx_t *ctx);
 

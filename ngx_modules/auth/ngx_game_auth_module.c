@@ -697,6 +697,14 @@ ngx_game_auth_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_game_auth_postconfiguration(ngx_conf_t *cf)
 {
+    ngx_game_auth_main_conf_t  *amcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_game_auth_module);
+
+    if (ngx_game_auth_metrics_init(cf, amcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_game_auth_guard_init(cf);
 }
 

@@ -260,6 +260,23 @@ ngx_int_t ngx_game_metric_value(ngx_conf_t *cf, ngx_game_metric_t *m,
 ngx_int_t ngx_game_metrics_sampler_add(ngx_conf_t *cf,
     ngx_game_metrics_sampler_pt handler, void *data);
 
+/*
+ * What lives elsewhere (queues and the fleet, in Redis) is read at scrape
+ * time: a collector starts its reads and returns NGX_AGAIN (or NGX_OK once
+ * it has answered, NGX_ERROR for nothing), and answers exactly once with
+ * ngx_game_metrics_collected(), giving text in the exposition format
+ * allocated from ngx_game_metrics_scrape_pool(), or NULL.
+ */
+typedef struct ngx_game_metrics_scrape_s  ngx_game_metrics_scrape_t;
+typedef ngx_int_t (*ngx_game_metrics_collector_pt)(
+    ngx_game_metrics_scrape_t *s, void *data);
+
+ngx_int_t ngx_game_metrics_collector_add(ngx_conf_t *cf,
+    ngx_game_metrics_collector_pt handler, void *data);
+ngx_pool_t *ngx_game_metrics_scrape_pool(ngx_game_metrics_scrape_t *s);
+void ngx_game_metrics_collected(ngx_game_metrics_scrape_t *s,
+    ngx_str_t *text);
+
 void ngx_game_metric_inc(ngx_game_metric_t *m, ngx_uint_t i, ngx_uint_t j,
     int64_t delta);
 void ngx_game_metric_set(ngx_game_metric_t *m, ngx_uint_t i, ngx_uint_t j,

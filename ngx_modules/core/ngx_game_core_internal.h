@@ -19,6 +19,7 @@ typedef struct {
     ngx_array_t                 buses;          /* ngx_game_bus_t * */
     ngx_game_jwt_keys_t         jwt;            /* game_jwt_key */
     ngx_game_metrics_conf_t    *metrics;
+    void                       *bus_metrics;    /* ngx_game_bus.c's */
 } ngx_game_core_main_conf_t;
 
 

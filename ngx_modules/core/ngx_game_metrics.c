@@ -71,9 +71,26 @@ typedef struct {
 } ngx_game_metrics_sampler_t;
 
 
+typedef struct {
+    ngx_game_metrics_collector_pt  handler;
+    void                          *data;
+} ngx_game_metrics_collector_t;
+
+
+/* a scrape in progress: the shared memory's text, then each collector's */
+struct ngx_game_metrics_scrape_s {
+    ngx_http_request_t         *request;
+    ngx_chain_t                *out;
+    ngx_chain_t               **last;
+    ngx_uint_t                  pending;
+    unsigned                    waiting:1;  /* the handler returned */
+};
+
+
 struct ngx_game_metrics_conf_s {
     ngx_array_t                 families;   /* ngx_game_metric_t * */
     ngx_array_t                 samplers;   /* ngx_game_metrics_sampler_t */
+    ngx_array_t                 collectors; /* ngx_game_metrics_collector_t */
     ngx_shm_zone_t             *zone;
     u_char                     *zone_name;
     ngx_uint_t                  ncells;
@@ -94,6 +111,7 @@ static void ngx_game_metrics_sample(ngx_event_t *ev);
 static void ngx_game_metrics_run_samplers(void);
 static ngx_int_t ngx_game_metrics_log_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_game_metrics_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_game_metrics_send(ngx_game_metrics_scrape_t *s);
 static u_char *ngx_game_metrics_render(u_char *p, u_char *last,
     ngx_game_metric_t *m);
 static size_t ngx_game_metrics_size(ngx_game_metric_t *m);
@@ -154,6 +172,9 @@ ngx_game_metrics_create(ngx_conf_t *cf, ngx_game_core_main_conf_t *cmcf)
         != NGX_OK
         || ngx_array_init(&mc->samplers, cf->pool, 4,
                           sizeof(ngx_game_metrics_sampler_t))
+           != NGX_OK
+        || ngx_array_init(&mc->collectors, cf->pool, 4,
+                          sizeof(ngx_game_metrics_collector_t))
            != NGX_OK)
     {
         return NGX_ERROR;
@@ -358,6 +379,24 @@ ngx_game_metrics_sampler_add(ngx_conf_t *cf,
 
     s->handler = handler;
     s->data = data;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_game_metrics_collector_add(ngx_conf_t *cf,
+    ngx_game_metrics_collector_pt handler, void *data)
+{
+    ngx_game_metrics_collector_t  *c;
+
+    c = ngx_array_push(&ngx_game_metrics_conf(cf)->collectors);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->handler = handler;
+    c->data = data;
 
     return NGX_OK;
 }
@@ -753,14 +792,15 @@ ngx_game_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_game_metrics_handler(ngx_http_request_t *r)
 {
-    size_t                    size;
-    u_char                   *p, *last;
-    ngx_int_t                 rc;
-    ngx_buf_t                *b;
-    ngx_uint_t                i;
-    ngx_chain_t               out;
-    ngx_game_metric_t       **m;
-    ngx_game_metrics_conf_t  *mc;
+    size_t                         size;
+    ngx_int_t                      rc;
+    ngx_buf_t                     *b;
+    ngx_uint_t                     i;
+    ngx_chain_t                   *cl;
+    ngx_game_metric_t            **m;
+    ngx_game_metrics_conf_t       *mc;
+    ngx_game_metrics_scrape_t     *s;
+    ngx_game_metrics_collector_t  *c;
 
     if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
         return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
@@ -789,23 +829,107 @@ ngx_game_metrics_handler(ngx_http_request_t *r)
     }
 
     b = ngx_create_temp_buf(r->pool, size);
-    if (b == NULL) {
+    s = ngx_pcalloc(r->pool, sizeof(ngx_game_metrics_scrape_t));
+    cl = ngx_alloc_chain_link(r->pool);
+    if (b == NULL || s == NULL || cl == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = b->pos;
-    last = b->end;
-
     for (i = 0; i < mc->families.nelts; i++) {
-        p = ngx_game_metrics_render(p, last, m[i]);
+        b->last = ngx_game_metrics_render(b->last, b->end, m[i]);
     }
 
-    b->last = p;
-    b->last_buf = (r == r->main);
-    b->last_in_chain = 1;
+    cl->buf = b;
+    cl->next = NULL;
+    s->request = r;
+    s->out = cl;
+    s->last = &cl->next;
+
+    /* what lives elsewhere (Redis): each collector asks, and answers
+     * with ngx_game_metrics_collected(), now or later */
+    c = mc->collectors.elts;
+    for (i = 0; i < mc->collectors.nelts; i++) {
+        s->pending++;
+        if (c[i].handler(s, c[i].data) == NGX_ERROR) {
+            s->pending--;
+        }
+    }
+
+    if (s->pending == 0) {
+        return ngx_game_metrics_send(s);
+    }
+
+    s->waiting = 1;
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+ngx_pool_t *
+ngx_game_metrics_scrape_pool(ngx_game_metrics_scrape_t *s)
+{
+    return s->request->pool;
+}
+
+
+/*
+ * A collector's text, in the exposition format, or NULL when it has
+ * nothing (its dependency is down: the scrape still answers, without it,
+ * and game_metrics_collector_up says so where the collector reports it).
+ */
+
+void
+ngx_game_metrics_collected(ngx_game_metrics_scrape_t *s, ngx_str_t *text)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    if (text && text->len) {
+        b = ngx_calloc_buf(s->request->pool);
+        cl = ngx_alloc_chain_link(s->request->pool);
+
+        if (b && cl) {
+            b->pos = text->data;
+            b->last = text->data + text->len;
+            b->memory = 1;
+            cl->buf = b;
+            cl->next = NULL;
+            *s->last = cl;
+            s->last = &cl->next;
+        }
+    }
+
+    if (--s->pending || !s->waiting) {
+        return;
+    }
+
+    ngx_http_finalize_request(s->request, ngx_game_metrics_send(s));
+}
+
+
+static ngx_int_t
+ngx_game_metrics_send(ngx_game_metrics_scrape_t *s)
+{
+    off_t                size;
+    ngx_int_t            rc;
+    ngx_chain_t         *cl;
+    ngx_http_request_t  *r = s->request;
+
+    size = 0;
+    for (cl = s->out; cl; cl = cl->next) {
+        size += cl->buf->last - cl->buf->pos;
+        cl->buf->last_buf = 0;
+        cl->buf->last_in_chain = 0;
+    }
+
+    for (cl = s->out; cl->next; cl = cl->next) { /* void */ }
+
+    cl->buf->last_buf = (r == r->main);
+    cl->buf->last_in_chain = 1;
 
     r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
+    r->headers_out.content_length_n = size;
     ngx_str_set(&r->headers_out.content_type,
                 "text/plain; version=0.0.4; charset=utf-8");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
@@ -815,10 +939,7 @@ ngx_game_metrics_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_output_filter(r, s->out);
 }
 
 

@@ -45,7 +45,19 @@ typedef struct {
     ngx_thread_pool_t          *thread_pool;    /* the engine's, or NULL */
     ngx_msec_t                  lost_after;     /* server gone for this */
     ngx_game_bus_conf_t         results;        /* the consumer's tuning */
+
+    /* metrics (ngx_game_mm_metrics.c) */
+    ngx_game_metric_t          *m_matches;
+    ngx_game_metric_t          *m_wait;
+    ngx_game_metric_t          *m_failures;
 } ngx_game_mm_main_conf_t;
+
+
+/* game_mm_allocation_failures_total's reasons */
+#define NGX_GAME_MM_FAIL_NO_SERVER  0
+#define NGX_GAME_MM_FAIL_FENCED     1
+#define NGX_GAME_MM_FAIL_GONE       2
+#define NGX_GAME_MM_FAIL_ERROR      3
 
 
 char *ngx_game_mm_mode_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -57,6 +69,13 @@ ngx_int_t ngx_game_mm_matcher_start(ngx_cycle_t *cycle,
     ngx_game_mm_main_conf_t *mmcf);
 ngx_int_t ngx_game_mm_results_init(ngx_conf_t *cf,
     ngx_game_mm_main_conf_t *mmcf);
+
+ngx_int_t ngx_game_mm_metrics_init(ngx_conf_t *cf,
+    ngx_game_mm_main_conf_t *mmcf);
+void ngx_game_mm_metrics_failure(ngx_game_mm_main_conf_t *mmcf,
+    ngx_uint_t reason);
+void ngx_game_mm_metrics_matched(ngx_game_mm_main_conf_t *mmcf,
+    ngx_game_mm_mode_t *mode, int64_t *enqueued, ngx_uint_t n);
 
 ngx_int_t ngx_game_mm_join_handler(ngx_http_request_t *r);
 ngx_int_t ngx_game_mm_status_handler(ngx_http_request_t *r);
@@ -87,6 +106,7 @@ extern ngx_game_redis_script_t  ngx_game_mm_lua_party_join;
 extern ngx_game_redis_script_t  ngx_game_mm_lua_party_get;
 extern ngx_game_redis_script_t  ngx_game_mm_lua_finish;
 extern ngx_game_redis_script_t  ngx_game_mm_lua_publish;
+extern ngx_game_redis_script_t  ngx_game_mm_lua_metrics;
 
 
 #endif /* _NGX_GAME_MM_H_INCLUDED_ */

@@ -802,6 +802,7 @@ static void
 ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
 {
     size_t                  i;
+    int64_t                 waited[GAME_MM_MAX_MEMBERS];
     ngx_uint_t              k;
     ngx_game_mm_forming_t  *f = cmd->data;
     ngx_game_mm_queue_t    *mq = f->queue;
@@ -811,6 +812,7 @@ ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
 
     if (rc != NGX_OK) {
         /* the script ran entirely or not at all: read the queue again */
+        ngx_game_mm_metrics_failure(mq->mmcf, NGX_GAME_MM_FAIL_ERROR);
         mq->lost = 1;
         ngx_game_mm_next(mq);
         ngx_game_mm_step_done(mq);
@@ -819,6 +821,7 @@ ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
 
     if (ngx_game_mm_reply_is(reply, "NO_SERVER")) {
         /* the tickets stay queued for the next pass */
+        ngx_game_mm_metrics_failure(mq->mmcf, NGX_GAME_MM_FAIL_NO_SERVER);
         mq->no_server++;
         ngx_game_mm_next(mq);
         ngx_game_mm_step_done(mq);
@@ -826,6 +829,7 @@ ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
     }
 
     if (ngx_game_mm_reply_is(reply, "FENCED")) {
+        ngx_game_mm_metrics_failure(mq->mmcf, NGX_GAME_MM_FAIL_FENCED);
         mq->lost = 1;
         ngx_game_mm_next(mq);
         ngx_game_mm_step_done(mq);
@@ -834,6 +838,7 @@ ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
 
     if (ngx_game_mm_reply_is(reply, "GONE")) {
         /* cancelled or expired meanwhile: drop those, keep the others */
+        ngx_game_mm_metrics_failure(mq->mmcf, NGX_GAME_MM_FAIL_GONE);
         for (i = 1; i < reply->elements; i++) {
             for (k = 0; k < f->match.count; k++) {
                 e = &mq->entries[f->members[k].ticket];
@@ -857,6 +862,7 @@ ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
                       reply->elements ? ": " : "",
                       (size_t) (reply->elements ? reply->element[0]->len : 0),
                       reply->elements ? reply->element[0]->str : "");
+        ngx_game_mm_metrics_failure(mq->mmcf, NGX_GAME_MM_FAIL_ERROR);
         mq->lost = 1;
         ngx_game_mm_next(mq);
         ngx_game_mm_step_done(mq);
@@ -865,7 +871,11 @@ ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
 
     for (k = 0; k < f->match.count; k++) {
         mq->entries[f->members[k].ticket].gone = 1;
+        waited[k] = mq->tickets[f->members[k].ticket].enqueued_ms;
     }
+
+    ngx_game_mm_metrics_matched(mq->mmcf, mq->mode, waited,
+                                f->match.count);
 
     ngx_log_error(NGX_LOG_INFO, ngx_game_mm_log, 0,
                   "game mm: queue \"%V\": match %s on server %*s "

@@ -343,7 +343,9 @@ ngx_game_mm_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     /* the game servers' results, through the core's event bus */
-    if (ngx_game_mm_results_init(cf, mmcf) != NGX_OK) {
+    if (ngx_game_mm_results_init(cf, mmcf) != NGX_OK
+        || ngx_game_mm_metrics_init(cf, mmcf) != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -469,6 +471,7 @@ ngx_game_mm_init_process(ngx_cycle_t *cycle)
     ngx_game_redis_script_init(&ngx_game_mm_lua_party_get);
     ngx_game_redis_script_init(&ngx_game_mm_lua_finish);
     ngx_game_redis_script_init(&ngx_game_mm_lua_publish);
+    ngx_game_redis_script_init(&ngx_game_mm_lua_metrics);
 
     if (ngx_process != NGX_PROCESS_WORKER
         && ngx_process != NGX_PROCESS_SINGLE)
