@@ -51,6 +51,8 @@ typedef struct {
     ngx_uint_t                  reward_xp[NGX_GAME_ECON_RESULTS];
     ngx_str_t                   outcomes;       /* the stream */
     ngx_game_bus_conf_t         bus;            /* the rewards consumer */
+
+    ngx_game_metric_t          *purchases;      /* ngx_game_econ_metrics.c */
 } ngx_game_econ_main_conf_t;
 
 
@@ -70,6 +72,7 @@ typedef struct {
 typedef struct {
     ngx_str_t                   player;
     ngx_str_t                   key;
+    unsigned                    replayed:1;     /* answered from its key */
 } ngx_game_econ_write_t;
 
 
@@ -89,6 +92,7 @@ struct ngx_game_econ_cached_s {
 
 ngx_int_t ngx_game_econ_catalog(ngx_http_request_t *r);
 ngx_int_t ngx_game_econ_purchase(ngx_http_request_t *r);
+ngx_int_t ngx_game_econ_metrics_init(ngx_conf_t *cf);
 ngx_int_t ngx_game_econ_inventory(ngx_http_request_t *r);
 ngx_int_t ngx_game_econ_equip(ngx_http_request_t *r);
 ngx_int_t ngx_game_econ_unequip(ngx_http_request_t *r);

@@ -114,6 +114,28 @@ def test_login_outcomes(stack):
     assert value(stack, "game_auth_hash_tasks") == 0
 
 
+def test_purchase_outcomes(stack):
+    from econ_helpers import buy
+    from mm_helpers import device_player
+
+    def outcomes():
+        return {o: value(stack, "game_econ_purchases_total", outcome=o)
+                for o in ("completed", "replayed", "refused")}
+
+    before = outcomes()
+    _, auth = device_player(stack)
+    key = uuid.uuid4().hex
+    assert buy(stack, auth, key=key).status_code in (200, 201)
+    r = buy(stack, auth, key=key)
+    assert r.headers.get("Idempotent-Replayed") == "true"
+    assert buy(stack, auth, item="no.such.item").status_code in (404, 422)
+
+    after = outcomes()
+    assert after["completed"] == before["completed"] + 1
+    assert after["replayed"] == before["replayed"] + 1
+    assert after["refused"] == before["refused"] + 1
+
+
 def nginx_workers(stack):
     out = subprocess.run(["pgrep", "-P", str(stack.pid("nginx"))],
                          capture_output=True, text=True).stdout
