@@ -27,6 +27,7 @@
 #include "ngx_game_core_internal.h"
 
 
+static ngx_int_t ngx_game_core_preconfiguration(ngx_conf_t *cf);
 static void *ngx_game_core_create_main_conf(ngx_conf_t *cf);
 static ngx_int_t ngx_game_core_postconfiguration(ngx_conf_t *cf);
 static void *ngx_game_core_create_loc_conf(ngx_conf_t *cf);
@@ -126,7 +127,7 @@ static ngx_command_t  ngx_game_core_commands[] = {
 
 
 static ngx_http_module_t  ngx_game_core_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_game_core_preconfiguration,        /* preconfiguration */
     ngx_game_core_postconfiguration,       /* postconfiguration */
 
     ngx_game_core_create_main_conf,        /* create main configuration */
@@ -154,6 +155,14 @@ ngx_module_t  ngx_game_core_module = {
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+/* $game_endpoint */
+static ngx_int_t
+ngx_game_core_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_game_metrics_variables(cf);
+}
 
 
 static void *

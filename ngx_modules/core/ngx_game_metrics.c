@@ -775,6 +775,59 @@ ngx_game_metrics_log_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * $game_endpoint: the location a request was counted under, the same
+ * name as the metrics' "endpoint" label, for access logs that are grouped
+ * like the metrics are.
+ */
+
+static ngx_int_t
+ngx_game_metrics_endpoint_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                 *names;
+    ngx_game_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_game_core_module);
+
+    if (ngx_game_metrics_running == NULL
+        || clcf->endpoint == NGX_CONF_UNSET_UINT
+        || clcf->endpoint >= ngx_game_metrics_running->requests
+                                 ->values[0].nelts)
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    names = ngx_game_metrics_running->requests->values[0].elts;
+
+    v->data = names[clcf->endpoint].data;
+    v->len = names[clcf->endpoint].len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_game_metrics_variables(ngx_conf_t *cf)
+{
+    ngx_str_t             name = ngx_string("game_endpoint");
+    ngx_http_variable_t  *var;
+
+    var = ngx_http_add_variable(cf, &name, NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_game_metrics_endpoint_variable;
+
+    return NGX_OK;
+}
+
+
 /* the scrape: GET /metrics */
 
 char *

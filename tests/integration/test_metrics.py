@@ -3,6 +3,7 @@ it (promtool's linter, then a real Prometheus scraping it), and the alert
 rules shipped in conf/prometheus checked and unit-tested by promtool.
 """
 
+import json
 import os
 import re
 import shutil
@@ -341,3 +342,31 @@ def test_a_real_prometheus_scrapes_the_stack(stack, prometheus):
               if a["labels"]["alertname"] in ("GamePostgresPoolDown",
                                               "GameRedisPoolDown")]
     assert not firing, firing
+
+
+def test_json_access_log(stack):
+    from mm_helpers import device_player
+
+    pid, auth = device_player(stack)
+    r = requests.get(stack.url("/player/me"), headers=auth, timeout=10)
+    assert r.status_code == 200
+    # hostile bytes in the places a log line quotes
+    requests.get(stack.url('/x"y\\z'), timeout=5,
+                 headers={"User-Agent": 'evil", "status":200, "x":"\\\x01'})
+
+    path = os.path.join(stack.var, "log", "nginx-access.json")
+
+    def lines():
+        with open(path) as f:
+            return [json.loads(l) for l in f if l.strip()]
+
+    # every line is one JSON object, whatever the client sent
+    mine = wait_for(lambda: [l for l in lines()
+                             if l["player_id"] == pid
+                             and l["endpoint"] == "/player/me"], 5,
+                    "the request's log line")
+    assert mine[0]["status"] == 200 and mine[0]["method"] == "GET"
+    assert len(mine[0]["request_id"]) == 32
+    evil = [l for l in lines() if l["user_agent"].startswith('evil"')]
+    assert evil and evil[-1]["uri"] == '/x"y\\z'
+    assert evil[-1]["endpoint"] == "/" and evil[-1]["status"] == 404
