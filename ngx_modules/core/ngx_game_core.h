@@ -457,6 +457,31 @@ ngx_int_t ngx_game_jwt_verify(ngx_game_jwt_keys_t *keys, ngx_uint_t type,
     u_char *token, size_t len, json_t **claims);
 
 
+/*
+ * Admin credentials (ngx_game_admin.c): a name and the SHA-256 of a secret
+ * the admin sends as "Authorization: Bearer <secret>".  A service keeps
+ * its admins in an ngx_array_t (zeroed; the first admin initialises it)
+ * filled by its "name file" directive through ngx_game_admin_conf(), and
+ * asks ngx_game_admin_who() who sent a request: NULL for nobody, and the
+ * caller answers 401.
+ */
+
+typedef struct {
+    ngx_str_t                   name;
+    u_char                      hash[32];
+} ngx_game_admin_t;
+
+char *ngx_game_admin_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_array_t *admins);
+ngx_game_admin_t *ngx_game_admin_who(ngx_http_request_t *r,
+    ngx_array_t *admins);
+
+/* a secret's first line from a file, at least 32 characters, in cf->pool;
+ * errors name the directive and the file, never the secret */
+ngx_int_t ngx_game_conf_read_secret(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *file, ngx_str_t *secret);
+
+
 /* HTTP helpers */
 
 typedef void (*ngx_game_http_json_handler_pt)(ngx_http_request_t *r,
