@@ -247,8 +247,10 @@ def test_event_bus_consumers_reported(stack):
     consumers = {dict(l)["consumer"] for (n, l) in s
                  if n == "game_bus_acked_total"}
     assert consumers, "no event-bus consumer reported"
+    # a group Redis does not have yet (or lost, until the bus makes it
+    # again) has no lag to report; the others do
     lag = {dict(l)["consumer"] for (n, l) in s if n == "game_bus_lag"}
-    assert lag == consumers
+    assert lag and lag <= consumers
 
 
 # --- promtool on the shipped rules, and a real Prometheus ----------------
