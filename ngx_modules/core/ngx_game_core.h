@@ -24,6 +24,8 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "game_util.h"          /* GAME_UUID_LEN */
+
 
 /*
  * Outcomes handed to completion handlers, besides NGX_OK.  They map onto
@@ -406,6 +408,88 @@ ngx_int_t ngx_game_jwt_sign(ngx_game_jwt_keys_t *keys, ngx_uint_t type,
  * when out of memory.  The claims themselves are not checked. */
 ngx_int_t ngx_game_jwt_verify(ngx_game_jwt_keys_t *keys, ngx_uint_t type,
     u_char *token, size_t len, json_t **claims);
+
+
+/*
+ * Who is calling.  Two kinds of credential, each checked one way for every
+ * service (ngx_game_access.c):
+ *
+ * A player's access token.  The auth module owns the check (its key set,
+ * issuer, audience, leeway, verified-token table and revoked sessions) and
+ * lends it to the core at configuration time with ngx_game_access_lend().
+ * A service that meets a token outside the game_auth_jwt guard (a
+ * WebSocket's first frame) finds the check with ngx_game_access_verifier()
+ * at configuration time and calls ngx_game_access_verify(): the very
+ * function the guard calls, with the same state.  Without the auth module
+ * nothing verifies and every token is refused.
+ */
+
+typedef struct {
+    u_char                      player_id[GAME_UUID_LEN + 1];
+    u_char                      sid[GAME_UUID_LEN + 1];     /* or "" */
+    time_t                      iat;
+    time_t                      exp;
+    time_t                      auth_time;                  /* or 0 */
+} ngx_game_access_t;
+
+
+/* NGX_OK with "a" filled, NGX_DECLINED for any token the guard refuses */
+typedef ngx_int_t (*ngx_game_access_verify_pt)(void *data, u_char *token,
+    size_t len, ngx_game_access_t *a);
+
+/* 1 once the session or the player of a token verified earlier has been
+ * revoked: a long-lived connection asks again now and then */
+typedef ngx_uint_t (*ngx_game_access_revoked_pt)(void *data,
+    ngx_game_access_t *a);
+
+
+typedef struct {
+    ngx_game_access_verify_pt   verify;
+    ngx_game_access_revoked_pt  revoked;
+    void                       *data;
+} ngx_game_access_verifier_t;
+
+
+/* configuration time */
+void ngx_game_access_lend(ngx_conf_t *cf, ngx_game_access_verify_pt verify,
+    ngx_game_access_revoked_pt revoked, void *data);
+ngx_game_access_verifier_t *ngx_game_access_verifier(ngx_conf_t *cf);
+
+/* in a worker */
+ngx_int_t ngx_game_access_verify(ngx_game_access_verifier_t *v,
+    u_char *token, size_t len, ngx_game_access_t *a);
+ngx_uint_t ngx_game_access_revoked(ngx_game_access_verifier_t *v,
+    ngx_game_access_t *a);
+
+/* the token of "Authorization: Bearer <token>", or NGX_DECLINED */
+ngx_int_t ngx_game_access_bearer(ngx_http_request_t *r, ngx_str_t *token);
+
+
+/*
+ * Admins: "game_admin name file;" (http, repeatable), the file holding
+ * the admin's secret (at least 32 characters).  An admin sends
+ * "Authorization: Bearer <secret>"; ngx_game_admin_who() compares its
+ * SHA-256 with every admin's, in constant time, and answers who it is
+ * (NULL: nobody).  A service that has its own name for the directive
+ * (game_econ_admin) uses ngx_game_conf_set_admin as its setter: there is
+ * one list of admins.
+ */
+
+typedef struct {
+    ngx_str_t                   name;       /* NUL-terminated */
+    u_char                      hash[32];   /* SHA-256 of the secret */
+} ngx_game_admin_t;
+
+
+char *ngx_game_conf_set_admin(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_uint_t ngx_game_admins_declared(ngx_conf_t *cf);
+ngx_game_admin_t *ngx_game_admin_who(ngx_http_request_t *r);
+
+/* a secret's file: its first line, trimmed, at least 32 characters;
+ * errors name the directive and the file, never the secret */
+ngx_int_t ngx_game_conf_read_secret(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *file, ngx_str_t *secret);
 
 
 /* HTTP helpers */

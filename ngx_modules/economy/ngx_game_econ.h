@@ -25,14 +25,6 @@ typedef enum {
 } ngx_game_econ_result_e;
 
 
-/* who may use the admin endpoints: a name (written in the ledger) and the
- * SHA-256 of a secret the admin sends as a bearer token */
-typedef struct {
-    ngx_str_t                   name;
-    u_char                      hash[32];
-} ngx_game_econ_admin_t;
-
-
 typedef struct {
     ngx_game_pg_pool_t         *pg;
     ngx_game_redis_pool_t      *redis;
@@ -43,7 +35,6 @@ typedef struct {
     ngx_msec_t                  catalog_ttl;
     time_t                      inventory_ttl;  /* 0: no cache */
 
-    ngx_array_t                 admins;         /* ngx_game_econ_admin_t */
     ngx_array_t                 webhook_secrets; /* ngx_str_t */
     time_t                      webhook_tolerance;
 

@@ -161,3 +161,29 @@ def test_production_edge_passes_nginx_t(tmp_path):
     r = stack_check(tmp_path, "check-edge")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "test is successful" in r.stderr
+
+
+def test_admins_are_the_cores_and_checked_at_nginx_t(tmp_path):
+    """game_admin (the core's; the economy's game_econ_admin is the same
+    list under its older name): a bad name, a missing file and a short
+    secret fail nginx -t naming the directive, never the secret."""
+    short = tmp_path / "short.key"
+    short.write_text("too-short-a-secret\n")
+    good = tmp_path / "good.key"
+    good.write_text("x" * 40 + "\n")
+
+    rc, err = nginx_t("game_admin ops %s;" % good)
+    assert rc == 0, err
+
+    rc, err = nginx_t("game_admin ops %s; game_admin ops %s;" % (good, good))
+    assert rc != 0 and "duplicate admin" in err and "game_admin" in err
+
+    rc, err = nginx_t("game_admin 'o p' %s;" % good)
+    assert rc != 0 and "invalid admin name" in err and "game_admin" in err
+
+    rc, err = nginx_t("game_admin ops %s;" % (tmp_path / "missing.key"))
+    assert rc != 0 and "game_admin" in err and "missing.key" in err
+
+    rc, err = nginx_t("game_admin ops %s;" % short)
+    assert rc != 0 and "at least 32 characters" in err
+    assert "too-short" not in err
