@@ -177,7 +177,8 @@ ngx_game_core_create_main_conf(ngx_conf_t *cf)
            != NGX_OK
         || ngx_array_init(&cmcf->admins, cf->pool, 2,
                           sizeof(ngx_game_admin_t))
-           != NGX_OK)
+           != NGX_OK
+        || ngx_game_push_hooks_init(cf->pool, &cmcf->push) != NGX_OK)
     {
         return NULL;
     }
