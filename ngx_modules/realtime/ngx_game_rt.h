@@ -119,6 +119,7 @@ struct ngx_game_rt_conn_s {
     unsigned                    closing:1;      /* our close is queued */
     unsigned                    aborted:1;
     unsigned                    more:1;         /* read on, next turn */
+    unsigned                    bad_close:1;    /* a 1-byte close frame */
 };
 
 

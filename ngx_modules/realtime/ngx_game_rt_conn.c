@@ -318,6 +318,12 @@ ngx_game_rt_read(ngx_game_rt_conn_t *ws)
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "game rt: a malformed frame from the client");
         ngx_game_rt_fail(ws, NGX_GAME_RT_PROTOCOL_ERROR);
+
+    } else if (ws->bad_close) {
+        ws->bad_close = 0;
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "game rt: a close frame of one byte from the client");
+        ngx_game_rt_fail(ws, NGX_GAME_RT_PROTOCOL_ERROR);
     }
 
     if (ws->more) {
@@ -417,6 +423,12 @@ ngx_game_rt_frame_start(wslay_event_context_ptr ctx,
     ws->frame = game_rt_frame_size(arg->payload_length, 1);
     ws->frame_fin = arg->fin;
     ws->frame_data = !wslay_is_ctrl_frame(arg->opcode);
+
+    /* a close frame's body is a code and a reason, or nothing; wslay
+     * takes one byte for nothing and echoes a close without a code */
+    if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->payload_length == 1) {
+        ws->bad_close = 1;
+    }
 }
 
 
