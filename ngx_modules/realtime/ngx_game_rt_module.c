@@ -361,7 +361,8 @@ ngx_game_rt_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    if (value[1].len < 5
+    /* "Nr/s": one digit at least */
+    if (value[1].len < 4
         || ngx_strncmp(value[1].data + value[1].len - 3, "r/s", 3) != 0)
     {
         goto invalid;
