@@ -326,6 +326,22 @@ ngx_game_rt_read(ngx_game_rt_conn_t *ws)
         ngx_game_rt_fail(ws, NGX_GAME_RT_PROTOCOL_ERROR);
     }
 
+    /*
+     * wslay answers pings by itself, past our cap: a client that sends
+     * pings and reads nothing would grow the queue without end.  Once our
+     * close is queued wslay queues no more pongs, so what waits stays
+     * within the cap and one read's budget.
+     */
+    if (ws->wslay && !ws->closing && !ws->aborted
+        && wslay_event_get_queued_msg_length(ws->wslay)
+           > ws->rmcf->send_queue)
+    {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "game rt: the client reads too slowly: more than %uz "
+                      "bytes of pongs wait for it", ws->rmcf->send_queue);
+        ngx_game_rt_close(ws, NGX_GAME_RT_TRY_LATER, "slow consumer");
+    }
+
     if (ws->more) {
         /* the budget is spent and the socket has more: after the others */
         ngx_post_event(c->read, &ngx_posted_events);

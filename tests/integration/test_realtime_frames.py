@@ -184,3 +184,33 @@ def test_a_client_that_does_not_read_is_closed_not_buffered(stack):
     assert raw.close_code(timeout=10) == 1013
     raw.close()
     still_serving(stack, workers)
+
+
+def test_a_ping_flood_that_reads_nothing_is_closed(stack):
+    """wslay answers pings by itself; a client that sends them and never
+    reads the pongs is a slow consumer like any other (1013), and the
+    queue of pongs does not grow without end."""
+    workers = nginx_workers(stack)
+    _, auth = device_player(stack)
+    path = os.path.join(stack.var, "nginx", "small-sndbuf.sock")
+    raw = RawWS(stack, auth, unix=path)
+    assert raw.status == 101
+    payload = b"p" * 125
+    sent = 0
+    try:
+        for sent in range(20000):           # 2.6 MB of pings
+            raw.send_frame(PING, payload)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    code = None
+    while True:
+        try:
+            fin, op, data = raw.recv_frame(timeout=30)
+        except (EOFError, ConnectionResetError):
+            break
+        if op == CLOSE:
+            code = struct.unpack("!H", data[:2])[0]
+            break
+    assert code == 1013
+    raw.close()
+    still_serving(stack, workers)
