@@ -159,3 +159,47 @@ def test_many_sockets_of_one_player_all_hear(stack):
     while notify(stack, {"player_id": pid, "body": "x"}).json()["online"]:
         assert time.monotonic() < end, "a closed player stayed online"
         time.sleep(0.1)
+
+
+def test_reload_under_load(stack):
+    """Sockets busy sending while nginx reloads: every one is told 1001
+    (or was mid-close), none hangs, and the new workers take the
+    reconnections."""
+    import threading
+
+    socks = [opened(stack) for _ in range(20)]
+    stop = threading.Event()
+    codes = {}
+
+    def busy(i, raw):
+        try:
+            while not stop.is_set():
+                raw.send_json({"type": "ping", "id": i})
+                raw.recv_json(timeout=15)
+                time.sleep(0.1)     # within game_rt_rate (20/s)
+        except AssertionError as e:
+            # recv_json raises on the close frame: "closed: code"
+            codes[i] = str(e)
+        except (OSError, EOFError) as e:
+            codes[i] = repr(e)
+
+    threads = [threading.Thread(target=busy, args=(i, raw))
+               for i, (_, _, raw) in enumerate(socks)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    r = stack.nginx("-s", "reload")
+    assert r.returncode == 0, r.stderr
+    for t in threads:
+        t.join(timeout=30)
+    stop.set()
+    assert not any(t.is_alive() for t in threads)
+    assert all("1001" in c for c in codes.values()), codes
+    assert len(codes) == len(socks)
+    for _, _, raw in socks:
+        raw.close()
+    stack.wait_ready()
+    for pid, auth, _ in socks[:3]:
+        ws, w = welcomed(stack, auth)
+        assert w["player_id"] == pid
+        ws.close()
