@@ -203,3 +203,44 @@ def test_reload_under_load(stack):
         ws, w = welcomed(stack, auth)
         assert w["player_id"] == pid
         ws.close()
+
+
+def test_worker_shutdown_timeout_ends_a_socket_stuck_sending(stack):
+    """A socket whose client reads nothing, with messages waiting for it
+    (under the cap), keeps an old worker for send_timeout (60 s here);
+    worker_shutdown_timeout ends it sooner, and nothing logs an alert."""
+    import re
+    with open(stack.nginx_conf) as f:
+        orig = f.read()
+    short = re.sub(r"\nevents \{", "\nworker_shutdown_timeout 1s;\n\nevents {",
+                   orig, count=1)
+    assert short != orig
+    try:
+        with open(stack.nginx_conf, "w") as f:
+            f.write(short)
+        assert stack.nginx("-s", "reload").returncode == 0
+        stack.wait_ready()
+        time.sleep(1)
+        old = nginx_workers(stack)
+
+        pid, auth = device_player(stack)
+        path = os.path.join(stack.var, "nginx", "small-sndbuf.sock")
+        raw = RawWS(stack, auth, unix=path)
+        assert raw.status == 101
+        wait_online(stack, pid)
+        # ~12 KB waiting: under game_rt_send_queue (16k), over the socket
+        for _ in range(6):
+            r = notify(stack, {"player_id": pid, "body": "w" * 1900})
+            assert r.json()["online"] is True
+
+        assert stack.nginx("-s", "reload").returncode == 0
+        end = time.monotonic() + 30     # far below send_timeout (60 s)
+        while set(old) & set(nginx_workers(stack)):
+            assert time.monotonic() < end, "an old worker waited on"
+            time.sleep(0.2)
+        raw.close()
+    finally:
+        with open(stack.nginx_conf, "w") as f:
+            f.write(orig)
+        stack.nginx("-s", "reload")
+        stack.wait_ready()
