@@ -535,10 +535,8 @@ ngx_int_t ngx_game_jwt_verify(ngx_game_jwt_keys_t *keys, ngx_uint_t type,
 
 
 /*
- * Who is calling.  Two kinds of credential, each checked one way for every
- * service (ngx_game_access.c):
- *
- * A player's access token.  The auth module owns the check (its key set,
+ * A player's access token, checked one way for every service
+ * (ngx_game_access.c).  The auth module owns the check (its key set,
  * issuer, audience, leeway, verified-token table and revoked sessions) and
  * lends it to the core at configuration time with ngx_game_access_lend().
  * A service that meets a token outside the game_auth_jwt guard (a
@@ -590,27 +588,25 @@ ngx_int_t ngx_game_access_bearer(ngx_http_request_t *r, ngx_str_t *token);
 
 
 /*
- * Admins: "game_admin name file;" (http, repeatable), the file holding
- * the admin's secret (at least 32 characters).  An admin sends
- * "Authorization: Bearer <secret>"; ngx_game_admin_who() compares its
- * SHA-256 with every admin's, in constant time, and answers who it is
- * (NULL: nobody).  A service that has its own name for the directive
- * (game_econ_admin) uses ngx_game_conf_set_admin as its setter: there is
- * one list of admins.
+ * Admin credentials (ngx_game_admin.c): a name and the SHA-256 of a secret
+ * the admin sends as "Authorization: Bearer <secret>".  A service keeps
+ * its admins in an ngx_array_t (zeroed; the first admin initialises it)
+ * filled by its "name file" directive through ngx_game_admin_conf(), and
+ * asks ngx_game_admin_who() who sent a request: NULL for nobody, and the
+ * caller answers 401.
  */
 
 typedef struct {
-    ngx_str_t                   name;       /* NUL-terminated */
-    u_char                      hash[32];   /* SHA-256 of the secret */
+    ngx_str_t                   name;
+    u_char                      hash[32];
 } ngx_game_admin_t;
 
+char *ngx_game_admin_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_array_t *admins);
+ngx_game_admin_t *ngx_game_admin_who(ngx_http_request_t *r,
+    ngx_array_t *admins);
 
-char *ngx_game_conf_set_admin(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-ngx_uint_t ngx_game_admins_declared(ngx_conf_t *cf);
-ngx_game_admin_t *ngx_game_admin_who(ngx_http_request_t *r);
-
-/* a secret's file: its first line, trimmed, at least 32 characters;
+/* a secret's first line from a file, at least 32 characters, in cf->pool;
  * errors name the directive and the file, never the secret */
 ngx_int_t ngx_game_conf_read_secret(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_str_t *file, ngx_str_t *secret);

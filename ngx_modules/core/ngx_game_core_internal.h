@@ -16,7 +16,6 @@ typedef struct {
     ngx_array_t                 buses;          /* ngx_game_bus_t * */
     ngx_game_jwt_keys_t         jwt;            /* game_jwt_key */
     ngx_game_access_verifier_t  access;         /* lent by the auth module */
-    ngx_array_t                 admins;         /* ngx_game_admin_t */
     ngx_game_push_hooks_t       push;           /* services' hooks */
 } ngx_game_core_main_conf_t;
 

@@ -72,15 +72,6 @@ static ngx_command_t  ngx_game_core_commands[] = {
       0,
       NULL },
 
-    /* game_admin name file: an admin of every service's admin endpoints
-     * and the file of its secret (at least 32 characters); repeatable */
-    { ngx_string("game_admin"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
-      ngx_game_conf_set_admin,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      0,
-      NULL },
-
     /* largest JSON request body accepted; larger ones get 413 */
     { ngx_string("game_body_limit"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -174,9 +165,6 @@ ngx_game_core_create_main_conf(ngx_conf_t *cf)
            != NGX_OK
         || ngx_array_init(&cmcf->jwt.keys, cf->pool, 2,
                           sizeof(ngx_game_jwt_key_t))
-           != NGX_OK
-        || ngx_array_init(&cmcf->admins, cf->pool, 2,
-                          sizeof(ngx_game_admin_t))
            != NGX_OK
         || ngx_game_push_hooks_init(cf->pool, &cmcf->push) != NGX_OK)
     {

@@ -35,6 +35,7 @@ typedef struct {
     ngx_msec_t                  catalog_ttl;
     time_t                      inventory_ttl;  /* 0: no cache */
 
+    ngx_array_t                 admins;         /* ngx_game_admin_t */
     ngx_array_t                 webhook_secrets; /* ngx_str_t */
     time_t                      webhook_tolerance;
 

@@ -8,12 +8,11 @@
  *                                          or changed
  *
  * An admin sends "Authorization: Bearer <secret>", one of the secrets
- * declared with game_admin (or game_econ_admin: a name and a file each),
- * checked by the core (ngx_game_admin_who(): by its SHA-256, in constant
- * time, against every admin's); players' access tokens (ES256 JWTs) are
- * never an admin secret, so no player token can pass.  These locations
- * must not be behind game_auth_jwt.  The admin's name is written in the
- * ledger row of every grant.
+ * declared with game_econ_admin (a name and a file each), checked by the
+ * core (ngx_game_admin_who(): SHA-256, constant time, every admin; no
+ * player token can pass).  These locations must not be behind
+ * game_auth_jwt.  The admin's name is written in the ledger row of every
+ * grant.
  */
 
 #include <ngx_config.h>
@@ -23,6 +22,7 @@
 #include "ngx_game_econ.h"
 
 
+static ngx_game_admin_t *ngx_game_econ_admin_who(ngx_http_request_t *r);
 static void ngx_game_econ_grant_body(ngx_http_request_t *r, json_t *body);
 static void ngx_game_econ_catalog_body(ngx_http_request_t *r, json_t *body);
 
@@ -60,7 +60,7 @@ ngx_game_econ_admin_grant(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    g->admin = ngx_game_admin_who(r);
+    g->admin = ngx_game_econ_admin_who(r);
     if (g->admin == NULL) {
         return ngx_game_http_send_error(r, NGX_HTTP_UNAUTHORIZED,
                                         "unauthorized",
@@ -158,7 +158,7 @@ ngx_game_econ_grant_body(ngx_http_request_t *r, json_t *body)
 ngx_int_t
 ngx_game_econ_admin_catalog(ngx_http_request_t *r)
 {
-    if (ngx_game_admin_who(r) == NULL) {
+    if (ngx_game_econ_admin_who(r) == NULL) {
         return ngx_game_http_send_error(r, NGX_HTTP_UNAUTHORIZED,
                                         "unauthorized",
                                         "an admin credential is required");
@@ -211,4 +211,16 @@ ngx_game_econ_catalog_body(ngx_http_request_t *r, json_t *body)
     rc = ngx_game_econ_query(r, &ngx_game_econ_catalog_put_stmt, values,
                              ngx_game_econ_answered);
     ngx_http_finalize_request(r, rc);
+}
+
+
+/* the admin whose secret the request carries, or NULL */
+static ngx_game_admin_t *
+ngx_game_econ_admin_who(ngx_http_request_t *r)
+{
+    ngx_game_econ_main_conf_t  *emcf;
+
+    emcf = ngx_http_get_module_main_conf(r, ngx_game_econ_module);
+
+    return ngx_game_admin_who(r, &emcf->admins);
 }

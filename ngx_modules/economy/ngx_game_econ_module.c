@@ -36,6 +36,8 @@ static char *ngx_game_econ_starting_balance(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_game_econ_match_reward(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_game_econ_admin(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_game_econ_webhook_secret(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_game_econ_rewards(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -97,11 +99,11 @@ static ngx_command_t  ngx_game_econ_commands[] = {
       offsetof(ngx_game_econ_main_conf_t, inventory_ttl),
       NULL },
 
-    /* game_econ_admin name file: the core's game_admin under its older
-     * name (one list of admins for every service); repeatable */
+    /* game_econ_admin name file: an admin and the file of its secret
+     * (at least 32 characters); repeatable */
     { ngx_string("game_econ_admin"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
-      ngx_game_conf_set_admin,
+      ngx_game_econ_admin,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -292,10 +294,10 @@ ngx_game_econ_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_game_econ_used_admin && ngx_game_admins_declared(cf) == 0) {
+    if (ngx_game_econ_used_admin && emcf->admins.nelts == 0) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "\"game_econ admin_*\" locations need at least one "
-                      "\"game_admin\" (or \"game_econ_admin\")");
+                      "\"game_econ_admin\"");
         return NGX_CONF_ERROR;
     }
 
@@ -390,6 +392,16 @@ ngx_game_econ_match_reward(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     emcf->reward_xp[result] = reward.xp;
 
     return NGX_CONF_OK;
+}
+
+
+/* game_econ_admin name file (the core reads and checks it) */
+static char *
+ngx_game_econ_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_game_econ_main_conf_t  *emcf = conf;
+
+    return ngx_game_admin_conf(cf, cmd, &emcf->admins);
 }
 
 

@@ -49,6 +49,7 @@ typedef struct ngx_game_rt_conn_s    ngx_game_rt_conn_t;
 typedef struct {
     ngx_game_redis_pool_t      *redis;
     ngx_array_t                *origins;        /* ngx_str_t; NULL: none */
+    ngx_array_t                 admins;         /* ngx_game_admin_t */
 
     ngx_msec_t                  auth_timeout;
     ngx_msec_t                  ping_interval;

@@ -1,8 +1,8 @@
 
 /*
  * POST /admin/notify: a notification to one player or to everyone
- * connected, from an admin (the core's game_admin credential, the same
- * the economy's admin endpoints take).
+ * connected, from an admin declared with game_rt_admin (a name and a
+ * file each), checked by the core (ngx_game_admin_who()).
  *
  *   {"player_id"?: "<id>", "title"?: "...", "body": "...", "data"?: {...}}
  *
@@ -39,9 +39,12 @@ static void ngx_game_rt_notified(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
 ngx_int_t
 ngx_game_rt_notify_handler(ngx_http_request_t *r)
 {
-    ngx_game_rt_notify_t  *n;
+    ngx_game_rt_notify_t     *n;
+    ngx_game_rt_main_conf_t  *rmcf;
 
-    if (ngx_game_admin_who(r) == NULL) {
+    rmcf = ngx_http_get_module_main_conf(r, ngx_game_rt_module);
+
+    if (ngx_game_admin_who(r, &rmcf->admins) == NULL) {
         return ngx_game_http_send_error(r, NGX_HTTP_UNAUTHORIZED,
                                         "unauthorized",
                                         "an admin credential is required");

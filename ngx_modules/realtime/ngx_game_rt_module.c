@@ -5,6 +5,7 @@
  *   http {
  *       game_rt_redis          main;
  *       game_rt_origins        https://play.example.com;
+ *       game_rt_admin          ops /run/secrets/rt-admin;
  *
  *       server {
  *           location = /ws            { game_rt websocket; }
@@ -31,6 +32,8 @@ static char *ngx_game_rt_origins(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_game_rt_rate(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_game_rt_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_game_rt_admin(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_game_rt_init_process(ngx_cycle_t *cycle);
 static void ngx_game_rt_exit_process(ngx_cycle_t *cycle);
@@ -120,6 +123,15 @@ static ngx_command_t  ngx_game_rt_commands[] = {
     { ngx_string("game_rt_rate"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_game_rt_rate,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    /* game_rt_admin name file: who may POST /admin/notify, and the file
+     * of their secret (at least 32 characters); repeatable */
+    { ngx_string("game_rt_admin"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_game_rt_admin,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -268,9 +280,10 @@ ngx_game_rt_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    if (m->notify && ngx_game_admins_declared(cf) == 0) {
+    if (m->notify && m->conf.admins.nelts == 0) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "\"game_rt notify\" needs at least one \"game_admin\"");
+                      "\"game_rt notify\" needs at least one "
+                      "\"game_rt_admin\"");
         return NGX_ERROR;
     }
 
@@ -406,6 +419,16 @@ invalid_burst:
                        "invalid value \"%V\" in \"%V\" directive, expected "
                        "burst=1 to burst=1000000", &value[2], &cmd->name);
     return NGX_CONF_ERROR;
+}
+
+
+/* game_rt_admin name file (the core reads and checks it) */
+static char *
+ngx_game_rt_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_game_rt_main_conf_t  *rmcf = conf;
+
+    return ngx_game_admin_conf(cf, cmd, &rmcf->admins);
 }
 
 

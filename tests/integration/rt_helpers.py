@@ -15,7 +15,7 @@ import time
 import requests
 import websocket
 
-from econ_helpers import admin
+from econ_helpers import secret
 
 PROTOCOL = "game.v1"
 
@@ -75,6 +75,11 @@ def notify(s, body, port=None):
     base = ("http://127.0.0.1:%d" % port) if port else s.base_url
     return requests.post(base + "/admin/notify", json=body, headers=admin(s),
                          timeout=10)
+
+
+def admin(s):
+    """The realtime admin's credential (game_rt_admin)."""
+    return {"Authorization": "Bearer " + secret(s, "rt-admin.key")}
 
 
 def wait_online(s, player, timeout=10):

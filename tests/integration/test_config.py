@@ -163,31 +163,6 @@ def test_production_edge_passes_nginx_t(tmp_path):
     assert "test is successful" in r.stderr
 
 
-def test_admins_are_the_cores_and_checked_at_nginx_t(tmp_path):
-    """game_admin (the core's; the economy's game_econ_admin is the same
-    list under its older name): a bad name, a missing file and a short
-    secret fail nginx -t naming the directive, never the secret."""
-    short = tmp_path / "short.key"
-    short.write_text("too-short-a-secret\n")
-    good = tmp_path / "good.key"
-    good.write_text("x" * 40 + "\n")
-
-    rc, err = nginx_t("game_admin ops %s;" % good)
-    assert rc == 0, err
-
-    rc, err = nginx_t("game_admin ops %s; game_admin ops %s;" % (good, good))
-    assert rc != 0 and "duplicate admin" in err and "game_admin" in err
-
-    rc, err = nginx_t("game_admin 'o p' %s;" % good)
-    assert rc != 0 and "invalid admin name" in err and "game_admin" in err
-
-    rc, err = nginx_t("game_admin ops %s;" % (tmp_path / "missing.key"))
-    assert rc != 0 and "game_admin" in err and "missing.key" in err
-
-    rc, err = nginx_t("game_admin ops %s;" % short)
-    assert rc != 0 and "at least 32 characters" in err
-    assert "too-short" not in err
-
 
 RT = MODULE.replace("ngx_game_core_module", "ngx_game_rt_module")
 
@@ -229,7 +204,7 @@ def test_good_realtime_configuration_passes(tmp_path):
     r = nginx_t_text("load_module %s;\nload_module %s;\npid @D@/nginx.pid;\n"
                      "error_log stderr;\nevents {}\nhttp {\n"
                      "game_redis_pool main 127.0.0.1:6379;\n"
-                     "game_admin ops %s;\n"
+                     "game_rt_admin ops %s;\n"
                      "game_rt_redis main;\n"
                      "game_rt_origins https://play.example.com "
                      "http://localhost:8080;\n"
@@ -239,3 +214,39 @@ def test_good_realtime_configuration_passes(tmp_path):
                      "  location = /admin/notify { game_rt notify; } }\n"
                      "}\n" % (MODULE, RT, key))
     assert r.returncode == 0, r.stderr
+
+
+def test_realtime_admins_are_checked_at_nginx_t(tmp_path):
+    """game_rt_admin (the core's admin check, the realtime module's list):
+    a bad name, a duplicate, a missing file and a short secret fail nginx
+    -t naming the directive, never the secret; a notify location without
+    an admin fails too."""
+    short = tmp_path / "short.key"
+    short.write_text("too-short-a-secret\n")
+    good = tmp_path / "good.key"
+    good.write_text("x" * 40 + "\n")
+
+    def t(body):
+        r = nginx_t_text("load_module %s;\nload_module %s;\n"
+                         "pid @D@/nginx.pid;\nerror_log stderr;\n"
+                         "events {}\nhttp {\n"
+                         "game_redis_pool main 127.0.0.1:6379;\n"
+                         "game_rt_redis main;\n%s\n}\n" % (MODULE, RT, body))
+        return r.returncode, r.stderr
+
+    rc, err = t("game_rt_admin ops %s; game_rt_admin ops %s;" % (good, good))
+    assert rc != 0 and "duplicate admin" in err and "game_rt_admin" in err
+
+    rc, err = t("game_rt_admin 'o p' %s;" % good)
+    assert rc != 0 and "invalid admin name" in err and "game_rt_admin" in err
+
+    rc, err = t("game_rt_admin ops %s;" % (tmp_path / "missing.key"))
+    assert rc != 0 and "game_rt_admin" in err and "missing.key" in err
+
+    rc, err = t("game_rt_admin ops %s;" % short)
+    assert rc != 0 and "at least 32 characters" in err
+    assert "too-short" not in err
+
+    rc, err = t("server { listen 127.0.0.1:1; "
+                "location = /n { game_rt notify; } }")
+    assert rc != 0 and "game_rt_admin" in err

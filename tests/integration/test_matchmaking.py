@@ -341,6 +341,14 @@ def test_matched_players_connect_to_their_server_and_play(stack, tmp_path):
             time.sleep(0.2)
         assert session() == [("finished", sid)]
 
+        # experience comes from the economy, which reads the outcome after
+        # the session closed: wait for it, or "rows" races it
+        end = time.monotonic() + 10
+        while psql(stack, "SELECT count(*) FROM econ_match_rewards WHERE "
+                          "match_id = %s", match_id)[0][0] < len(statuses):
+            assert time.monotonic() < end
+            time.sleep(0.2)
+
         rows = psql(stack, "SELECT gp.player_id::text, gp.result, "
                            "gp.rating_before, gp.rating_after, 0, "
                            "r.games_played FROM game_session_players gp "

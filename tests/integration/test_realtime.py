@@ -12,10 +12,10 @@ import requests
 import websocket
 
 from auth_helpers import bearer
-from econ_helpers import admin, buy, send_event
+from econ_helpers import admin as econ_admin, buy, send_event
 from mm_helpers import (FakeServer, device_player, join, party_create,
                         party_join)
-from rt_helpers import (PROTOCOL, RawWS, connect, notify, recv_type,
+from rt_helpers import (PROTOCOL, RawWS, admin, connect, notify, recv_type,
                         token_of, wait_online, welcomed, ws_url)
 
 
@@ -181,7 +181,8 @@ def test_notifications_to_one_player_and_to_everyone(stack):
 def test_notify_validates_and_needs_an_admin(stack):
     pid, auth = device_player(stack)
     url = stack.url("/admin/notify")
-    for headers in ({}, auth):
+    # a player's token, or another service's admin, is no credential here
+    for headers in ({}, auth, econ_admin(stack)):
         r = requests.post(url, json={"body": "x"}, headers=headers,
                           timeout=10)
         assert r.status_code == 401
@@ -262,7 +263,7 @@ def test_wallet_pushes_on_purchase_grant_and_payment(stack):
         assert m["balance"] == r.json()["balance"]
         assert m["transaction_id"] == r.json()["transaction_id"]
 
-        h = dict(admin(stack), **{"Idempotency-Key": uuid.uuid4().hex})
+        h = dict(econ_admin(stack), **{"Idempotency-Key": uuid.uuid4().hex})
         r = requests.post(stack.url("/admin/players/%s/grant" % pid),
                           json={"soft": 5, "reason": "test"}, headers=h,
                           timeout=10)
