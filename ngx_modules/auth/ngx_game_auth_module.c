@@ -460,6 +460,11 @@ ngx_game_auth_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    /* the guard's check, lent to services that meet tokens elsewhere (a
+     * WebSocket's first frame): one check, one state */
+    ngx_game_access_lend(cf, ngx_game_auth_check, ngx_game_auth_revoked,
+                         amcf);
+
     if (amcf->email_key_file.len) {
         if (ngx_game_auth_key_file(cf, "game_auth_email_key",
                                    &amcf->email_key_file,

@@ -231,7 +231,7 @@ ngx_game_auth_password_weak(ngx_game_auth_main_conf_t *amcf,
     u_char      low[128];
     ngx_str_t   key, *found;
 
-    if (game_auth_utf8_chars((char *) password->data, password->len) < 10) {
+    if (game_utf8_chars((char *) password->data, password->len) < 10) {
         return "the password must be at least 10 characters long";
     }
 

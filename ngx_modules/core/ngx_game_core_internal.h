@@ -20,6 +20,8 @@ typedef struct {
     ngx_game_jwt_keys_t         jwt;            /* game_jwt_key */
     ngx_game_metrics_conf_t    *metrics;
     void                       *bus_metrics;    /* ngx_game_bus.c's */
+    ngx_game_access_verifier_t  access;         /* lent by the auth module */
+    ngx_game_push_hooks_t       push;           /* services' hooks */
 } ngx_game_core_main_conf_t;
 
 
@@ -47,6 +49,9 @@ char *ngx_game_redis_pool_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_game_redis_pools_check(ngx_conf_t *cf, ngx_array_t *pools);
 ngx_int_t ngx_game_redis_pools_start(ngx_cycle_t *cycle, ngx_array_t *pools);
 void ngx_game_redis_pools_stop(ngx_array_t *pools);
+
+ngx_int_t ngx_game_push_hooks_init(ngx_pool_t *pool,
+    ngx_game_push_hooks_t *hooks);
 
 ngx_int_t ngx_game_bus_start(ngx_cycle_t *cycle, ngx_array_t *buses);
 void ngx_game_bus_stop(ngx_array_t *buses);

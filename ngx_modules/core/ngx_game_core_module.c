@@ -184,7 +184,8 @@ ngx_game_core_create_main_conf(ngx_conf_t *cf)
         || ngx_array_init(&cmcf->jwt.keys, cf->pool, 2,
                           sizeof(ngx_game_jwt_key_t))
            != NGX_OK
-        || ngx_game_metrics_create(cf, cmcf) != NGX_OK)
+        || ngx_game_metrics_create(cf, cmcf) != NGX_OK
+        || ngx_game_push_hooks_init(cf->pool, &cmcf->push) != NGX_OK)
     {
         return NULL;
     }

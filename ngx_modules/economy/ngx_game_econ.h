@@ -60,11 +60,14 @@ typedef struct {
 } ngx_game_econ_answer_t;
 
 
-/* a write endpoint's request: whose inventory it may change */
+/* a write endpoint's request: whose inventory it may change, and why the
+ * player's wallet moves when it does ("purchase", "grant"; NULL: it does
+ * not), for the player's connected sockets */
 typedef struct {
     ngx_str_t                   player;
     ngx_str_t                   key;
     unsigned                    replayed:1;     /* answered from its key */
+    const char                 *wallet;
 } ngx_game_econ_write_t;
 
 
@@ -128,6 +131,13 @@ void ngx_game_econ_written(ngx_game_pg_query_t *q, ngx_int_t rc,
 ngx_int_t ngx_game_econ_send(ngx_http_request_t *r,
     ngx_game_econ_answer_t *a);
 u_char *ngx_game_econ_number(ngx_pool_t *pool, ngx_int_t n);
+
+/* ngx_game_econ_push.c */
+void ngx_game_econ_push_wallet(ngx_http_request_t *r, ngx_str_t *player,
+    const char *reason, ngx_str_t *answer);
+ngx_int_t ngx_game_econ_push_balance(ngx_http_request_t *r,
+    const char *player, const char *reason, const char *payment,
+    ngx_http_handler_pt next);
 
 
 extern ngx_module_t  ngx_game_econ_module;

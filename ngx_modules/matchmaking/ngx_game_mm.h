@@ -50,6 +50,7 @@ typedef struct {
     ngx_game_metric_t          *m_matches;
     ngx_game_metric_t          *m_wait;
     ngx_game_metric_t          *m_failures;
+    ngx_uint_t                  chat_max;       /* characters a line */
 } ngx_game_mm_main_conf_t;
 
 
@@ -90,6 +91,21 @@ ngx_int_t ngx_game_mm_script(ngx_http_request_t *r,
 ngx_int_t ngx_game_mm_reply_is(redisReply *reply, const char *word);
 ngx_uint_t ngx_game_mm_next_id(u_char **p, u_char *last, ngx_str_t *id);
 
+/* players hear of it (ngx_game_mm_notify.c) */
+json_t *ngx_game_mm_status_json(ngx_game_mm_main_conf_t *mmcf,
+    ngx_pool_t *pool, ngx_str_t *player, redisReply *id, redisReply **kv,
+    size_t n);
+void ngx_game_mm_notify(ngx_game_mm_main_conf_t *mmcf, ngx_str_t *ids,
+    ngx_uint_t n);
+void ngx_game_mm_notify_reply(ngx_game_mm_main_conf_t *mmcf,
+    redisReply *list);
+void ngx_game_mm_resume(void *data, ngx_str_t *player);
+void ngx_game_mm_party_event(ngx_game_mm_main_conf_t *mmcf, u_char *party,
+    const char *event, ngx_str_t *player, ngx_str_t *leader,
+    ngx_str_t *members);
+ngx_int_t ngx_game_mm_party_chat(void *data, ngx_str_t *player, json_t *msg,
+    const char **code, const char **message);
+
 
 extern ngx_module_t             ngx_game_mm_module;
 
@@ -107,6 +123,9 @@ extern ngx_game_redis_script_t  ngx_game_mm_lua_party_get;
 extern ngx_game_redis_script_t  ngx_game_mm_lua_finish;
 extern ngx_game_redis_script_t  ngx_game_mm_lua_publish;
 extern ngx_game_redis_script_t  ngx_game_mm_lua_metrics;
+extern ngx_game_redis_script_t  ngx_game_mm_lua_party_leave;
+extern ngx_game_redis_script_t  ngx_game_mm_lua_party_of;
+extern ngx_game_redis_script_t  ngx_game_mm_lua_notify;
 
 
 #endif /* _NGX_GAME_MM_H_INCLUDED_ */
