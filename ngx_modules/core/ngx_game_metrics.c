@@ -757,9 +757,11 @@ ngx_game_metrics_log_handler(ngx_http_request_t *r)
 
     status = r->err_status ? r->err_status : r->headers_out.status;
 
-    /* 499 (the client went away) and 0 (nothing was sent) are the
-     * client's doing or ours: counted with the 4xx and 5xx */
-    class = (status >= 100 && status < 600) ? status / 100 - 1 : 4;
+    /* 0: nothing was answered because the client went away first (a
+     * client timeout during a slow login, say), which nginx logs as 000
+     * or 499: counted with the 4xx, like 499, so that impatient clients
+     * do not page anyone as server errors */
+    class = (status >= 100 && status < 600) ? status / 100 - 1 : 3;
 
     tp = ngx_timeofday();
     ms = (ngx_int_t) ((tp->sec - r->start_sec) * 1000

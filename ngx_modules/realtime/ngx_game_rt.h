@@ -64,6 +64,11 @@ typedef struct {
     ngx_game_push_hooks_t      *hooks;          /* services' resume, types */
 
     ngx_game_rt_worker_t       *worker;         /* from init_process */
+
+    /* metrics (ngx_game_rt_metrics.c) */
+    ngx_game_metric_t          *m_sockets;
+    ngx_game_metric_t          *m_players;
+    ngx_game_metric_t          *m_closes;
 } ngx_game_rt_main_conf_t;
 
 
@@ -158,6 +163,12 @@ ngx_int_t ngx_game_rt_notify_handler(ngx_http_request_t *r);
 
 
 extern ngx_module_t  ngx_game_rt_module;
+
+
+ngx_int_t ngx_game_rt_metrics_init(ngx_conf_t *cf,
+    ngx_game_rt_main_conf_t *rmcf);
+void ngx_game_rt_metrics_closed(ngx_game_rt_main_conf_t *rmcf,
+    uint16_t code);
 
 
 #endif /* _NGX_GAME_RT_H_INCLUDED_ */

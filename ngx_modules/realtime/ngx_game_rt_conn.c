@@ -744,6 +744,11 @@ ngx_game_rt_flush(ngx_game_rt_conn_t *ws)
 
         if (wslay_event_get_close_sent(ws->wslay)) {
 
+            /* ours or wslay's own (a protocol error), counted once: the
+             * context goes below either way */
+            ngx_game_rt_metrics_closed(ws->rmcf,
+                wslay_event_get_status_code_sent(ws->wslay));
+
             if (wslay_event_get_close_received(ws->wslay)
                 || !wslay_event_get_read_enabled(ws->wslay))
             {

@@ -150,6 +150,7 @@ ngx_game_rt_track(ngx_game_rt_conn_t *ws)
 {
     ngx_queue_insert_tail(&ws->rmcf->worker->all, &ws->all);
     ngx_queue_init(&ws->peers);
+    ngx_game_metric_inc(ws->rmcf->m_sockets, 0, 0, 1);
 }
 
 
@@ -185,6 +186,7 @@ ngx_game_rt_attach(ngx_game_rt_conn_t *ws)
 
         ngx_rbtree_insert(&w->tree, &p->sn.node);
         w->nplayers++;
+        ngx_game_metric_inc(w->rmcf->m_players, 0, 0, 1);
     }
 
     ngx_queue_insert_tail(&p->conns, &ws->peers);
@@ -234,6 +236,7 @@ ngx_game_rt_conn_cleanup(ngx_game_rt_conn_t *ws)
     if (ws->all.next) {
         ngx_queue_remove(&ws->all);
         ws->all.next = NULL;
+        ngx_game_metric_inc(ws->rmcf->m_sockets, 0, 0, -1);
     }
 }
 
@@ -314,6 +317,7 @@ ngx_game_rt_flush_subscriptions(ngx_event_t *ev)
 
             ngx_rbtree_delete(&w->tree, &p->sn.node);
             w->nplayers--;
+            ngx_game_metric_inc(w->rmcf->m_players, 0, 0, -1);
             ngx_free(p);
         }
 

@@ -280,6 +280,10 @@ ngx_game_rt_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_game_rt_metrics_init(cf, &m->conf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (m->notify && m->conf.admins.nelts == 0) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "\"game_rt notify\" needs at least one "

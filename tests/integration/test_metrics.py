@@ -372,3 +372,32 @@ def test_json_access_log(stack):
     evil = [l for l in lines() if l["user_agent"].startswith('evil"')]
     assert evil and evil[-1]["uri"] == '/x"y\\z'
     assert evil[-1]["endpoint"] == "/" and evil[-1]["status"] == 404
+
+
+def test_websockets_counted(stack):
+    import websocket
+    from mm_helpers import device_player
+    from rt_helpers import welcomed
+
+    sockets = value(stack, "game_rt_sockets")
+    players = value(stack, "game_rt_players")
+    policy = value(stack, "game_rt_closes_total", code="1002")
+
+    _, auth = device_player(stack)
+    ws, _ = welcomed(stack, auth)
+    try:
+        wait_for(lambda: value(stack, "game_rt_sockets") == sockets + 1, 10,
+                 "the socket to be counted")
+        assert value(stack, "game_rt_players") == players + 1
+        # an unmasked frame from a client: the server closes with 1002
+        ws.sock.send(b"\x81\x02hi")
+        wait_for(lambda: value(stack, "game_rt_closes_total", code="1002")
+                 == policy + 1, 10, "the close to be counted")
+    finally:
+        try:
+            ws.close()
+        except (websocket.WebSocketException, OSError):
+            pass
+    wait_for(lambda: value(stack, "game_rt_sockets") == sockets
+             and value(stack, "game_rt_players") == players, 10,
+             "the socket to be forgotten")
