@@ -759,6 +759,15 @@ ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     poll = st->poll;
     st->poll = NULL;
 
+    /* finalizing below may close the connection and free its log, which
+     * the pool and the command still name when they go at "done": an
+     * nginx built --with-debug reads pool->log in ngx_destroy_pool(), and
+     * that read of freed memory crashed workers under load */
+    if (poll) {
+        poll->log = ngx_cycle->log;
+    }
+    cmd->log = ngx_cycle->log;
+
     if (rc != NGX_OK) {
         ngx_http_finalize_request(r,
             ngx_game_http_send_outcome(r, rc, "the matchmaker"));
