@@ -84,7 +84,9 @@ ngx_int_t ngx_game_mm_cancel_handler(ngx_http_request_t *r);
 ngx_int_t ngx_game_mm_party_handler(ngx_http_request_t *r);
 
 /* shared by the API files */
+/* NGX_OK, NGX_DECLINED (nobody signed in) or NGX_ERROR; sends nothing */
 ngx_int_t ngx_game_mm_who(ngx_http_request_t *r, ngx_str_t *id);
+ngx_int_t ngx_game_mm_refuse(ngx_http_request_t *r, ngx_int_t why);
 ngx_int_t ngx_game_mm_script(ngx_http_request_t *r,
     ngx_game_redis_script_t *script, ngx_game_redis_handler_pt handler,
     void *data, int argc, const char **argv, const size_t *argvlen);

@@ -98,19 +98,27 @@ ngx_game_mm_player(ngx_http_request_t *r, ngx_str_t *id)
 ngx_int_t
 ngx_game_mm_who(ngx_http_request_t *r, ngx_str_t *id)
 {
-    switch (ngx_game_mm_player(r, id)) {
+    return ngx_game_mm_player(r, id);
+}
 
-    case NGX_OK:
-        return NGX_OK;
 
-    case NGX_DECLINED:
+/*
+ * The answer to a request ngx_game_mm_who() refused (NGX_DECLINED: nobody
+ * signed in, the location is not behind the guard).  Who only says why: a
+ * helper that sent the answer itself would return what the send returned,
+ * often NGX_OK, and its caller would carry on with no player.
+ */
+
+ngx_int_t
+ngx_game_mm_refuse(ngx_http_request_t *r, ngx_int_t why)
+{
+    if (why == NGX_DECLINED) {
         return ngx_game_http_send_error(r, NGX_HTTP_UNAUTHORIZED,
                                         "unauthorized",
                                         "a signed-in player is required");
-
-    default:
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
 }
 
 
@@ -135,7 +143,7 @@ ngx_game_mm_join_handler(ngx_http_request_t *r)
 
     rc = ngx_game_mm_who(r, &j->player);
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_game_mm_refuse(r, rc);
     }
 
     j->request = r;
@@ -619,7 +627,7 @@ ngx_game_mm_status_handler(ngx_http_request_t *r)
 
     rc = ngx_game_mm_who(r, &st->player);
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_game_mm_refuse(r, rc);
     }
 
     wait = 0;
@@ -852,7 +860,7 @@ ngx_game_mm_cancel_handler(ngx_http_request_t *r)
 
     rc = ngx_game_mm_who(r, &player);
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_game_mm_refuse(r, rc);
     }
 
     mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);

@@ -60,7 +60,7 @@ ngx_game_mm_party_handler(ngx_http_request_t *r)
 
     rc = ngx_game_mm_who(r, &pt->player);
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_game_mm_refuse(r, rc);
     }
 
     pt->request = r;
