@@ -74,6 +74,10 @@ typedef struct {
 } ngx_game_tel_main_conf_t;
 
 
+ngx_int_t ngx_game_tel_metrics_init(ngx_conf_t *cf,
+    ngx_game_tel_main_conf_t *tmcf);
+
+
 typedef ngx_int_t (*ngx_game_tel_endpoint_pt)(ngx_http_request_t *r);
 
 

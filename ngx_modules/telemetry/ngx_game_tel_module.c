@@ -480,8 +480,11 @@ ngx_game_tel_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    /* the streams into game_events, through the core's event bus */
-    if (ngx_game_tel_writer_init(cf, tmcf) != NGX_OK) {
+    /* the streams into game_events, through the core's event bus; what
+     * happened to the events, for Prometheus */
+    if (ngx_game_tel_writer_init(cf, tmcf) != NGX_OK
+        || ngx_game_tel_metrics_init(cf, tmcf) != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 

@@ -401,3 +401,24 @@ def test_websockets_counted(stack):
     wait_for(lambda: value(stack, "game_rt_sockets") == sockets
              and value(stack, "game_rt_players") == players, 10,
              "the socket to be forgotten")
+
+
+def test_telemetry_counted(stack):
+    from mm_helpers import device_player
+    from tel_helpers import event
+
+    accepted = value(stack, "game_tel_events_total", outcome="accepted")
+    rejected = value(stack, "game_tel_events_total", outcome="rejected")
+    _, auth = device_player(stack)
+    good = event()
+    r = requests.post(stack.url("/game/telemetry"), headers=auth, timeout=10,
+                      json={"events": [good, {"event_id": "not a uuid"}]})
+    assert r.status_code == 202, r.text
+    assert r.json()["accepted"] == 1
+    wait_for(lambda: value(stack, "game_tel_events_total",
+                           outcome="accepted") == accepted + 1
+             and value(stack, "game_tel_events_total",
+                       outcome="rejected") == rejected + 1, 10,
+             "the events to be counted")
+    assert value(stack, "game_tel_collector_up") == 1
+    assert value(stack, "game_tel_stream_entries", stream="clients") >= 0
