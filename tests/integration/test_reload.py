@@ -230,4 +230,9 @@ def test_leaving_workers_log_no_lost_connections(ready_stack):
     with open(path, errors="replace") as f:
         f.seek(start)
         new = f.read()
-    assert "lost" not in new, new
+    # a warning or an error, that is: queues may be named "lost" too
+    # (conf/test.conf), and the matcher names them at info level
+    bad = [line for line in new.splitlines() if "lost" in line
+           and any(level in line for level in
+                   ("[warn]", "[error]", "[crit]", "[alert]"))]
+    assert not bad, new
