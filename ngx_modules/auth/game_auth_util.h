@@ -17,7 +17,6 @@
 
 int game_auth_username_valid(const char *s, size_t len);
 int game_auth_email_valid(const char *s, size_t len);
-size_t game_auth_utf8_chars(const char *s, size_t len);
 
 /* a device id is a guest's only credential: 16 to 255 of [A-Za-z0-9._:-] */
 int game_auth_device_id_valid(const char *s, size_t len);

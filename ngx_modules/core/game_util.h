@@ -32,6 +32,11 @@ json_t *game_json_body_parse(const unsigned char *data, size_t len,
     char *msg, size_t size);
 
 
+/* characters of UTF-8 text (not bytes): the code points' first bytes;
+ * the text is taken as valid (jansson's strings are) */
+size_t game_utf8_chars(const char *s, size_t len);
+
+
 /*
  * Ids.  Every id we hand out is a random (version 4) UUID in canonical
  * text: 36 characters, lower case.  PostgreSQL and libuuid read upper case

@@ -34,8 +34,8 @@ typedef struct {
 
 static ngx_int_t ngx_game_mm_player(ngx_http_request_t *r, ngx_str_t *id);
 static void ngx_game_mm_join_body(ngx_http_request_t *r, json_t *body);
-static ngx_str_t *ngx_game_mm_pick_region(ngx_http_request_t *r,
-    ngx_game_mm_mode_t *mode, json_t *regions, const char **err);
+static ngx_str_t *ngx_game_mm_pick_region(ngx_game_mm_mode_t *mode,
+    json_t *regions, const char **err);
 static void ngx_game_mm_join_party(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply);
 static void ngx_game_mm_join_rate(ngx_game_mm_join_t *j);
@@ -98,19 +98,27 @@ ngx_game_mm_player(ngx_http_request_t *r, ngx_str_t *id)
 ngx_int_t
 ngx_game_mm_who(ngx_http_request_t *r, ngx_str_t *id)
 {
-    switch (ngx_game_mm_player(r, id)) {
+    return ngx_game_mm_player(r, id);
+}
 
-    case NGX_OK:
-        return NGX_OK;
 
-    case NGX_DECLINED:
+/*
+ * The answer to a request ngx_game_mm_who() refused (NGX_DECLINED: nobody
+ * signed in, the location is not behind the guard).  Who only says why: a
+ * helper that sent the answer itself would return what the send returned,
+ * often NGX_OK, and its caller would carry on with no player.
+ */
+
+ngx_int_t
+ngx_game_mm_refuse(ngx_http_request_t *r, ngx_int_t why)
+{
+    if (why == NGX_DECLINED) {
         return ngx_game_http_send_error(r, NGX_HTTP_UNAUTHORIZED,
                                         "unauthorized",
                                         "a signed-in player is required");
-
-    default:
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
 }
 
 
@@ -135,7 +143,7 @@ ngx_game_mm_join_handler(ngx_http_request_t *r)
 
     rc = ngx_game_mm_who(r, &j->player);
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_game_mm_refuse(r, rc);
     }
 
     j->request = r;
@@ -194,14 +202,9 @@ ngx_game_mm_join_body(ngx_http_request_t *r, json_t *body)
         return;
     }
 
-    j->region = ngx_game_mm_pick_region(r, j->mode,
+    j->region = ngx_game_mm_pick_region(j->mode,
                                         json_object_get(body, "regions"),
                                         &err);
-    if (j->region == NULL && err == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
     if (j->region == NULL) {
         ngx_http_finalize_request(r,
             ngx_game_http_send_error(r, NGX_GAME_HTTP_UNPROCESSABLE,
@@ -333,37 +336,68 @@ ngx_game_mm_join_rate(ngx_game_mm_join_t *j)
 
 
 /*
- * The lowest-latency region the mode serves, if within its max latency:
- * game_mm_pick_region() over the mode's regions.
+ * The lowest-latency region the mode serves, if within its max latency.
+ * "regions" is [{"region": "eu", "latency_ms": 35}, ...].
  */
 
 static ngx_str_t *
-ngx_game_mm_pick_region(ngx_http_request_t *r, ngx_game_mm_mode_t *mode,
-    json_t *regions, const char **err)
+ngx_game_mm_pick_region(ngx_game_mm_mode_t *mode, json_t *regions,
+    const char **err)
 {
-    int              best;
-    ngx_str_t       *served;
-    ngx_uint_t       k;
-    game_mm_name_t  *names;
+    size_t       i;
+    double       lat, best_lat;
+    json_t      *item, *name, *ms;
+    ngx_str_t   *served, *best;
+    ngx_uint_t   k;
 
-    served = mode->regions.elts;
-
-    names = ngx_palloc(r->pool, (mode->regions.nelts + 1)
-                                * sizeof(game_mm_name_t));
-    if (names == NULL) {
-        *err = NULL;
+    if (!json_is_array(regions) || json_array_size(regions) == 0
+        || json_array_size(regions) > 64)
+    {
+        *err = "\"regions\" must be a list of 1 to 64 "
+               "{\"region\", \"latency_ms\"} objects";
         return NULL;
     }
 
-    for (k = 0; k < mode->regions.nelts; k++) {
-        names[k].data = (const char *) served[k].data;
-        names[k].len = served[k].len;
+    best = NULL;
+    best_lat = 0;
+    served = mode->regions.elts;
+
+    json_array_foreach(regions, i, item) {
+        name = json_object_get(item, "region");
+        ms = json_object_get(item, "latency_ms");
+
+        if (!json_is_string(name) || !json_is_number(ms)
+            || json_number_value(ms) < 0)
+        {
+            *err = "each region needs a \"region\" name and a "
+                   "non-negative \"latency_ms\"";
+            return NULL;
+        }
+
+        lat = json_number_value(ms);
+
+        if (lat > (double) mode->max_latency) {
+            continue;
+        }
+
+        for (k = 0; k < mode->regions.nelts; k++) {
+            if (served[k].len == json_string_length(name)
+                && ngx_strncmp(served[k].data, json_string_value(name),
+                               served[k].len) == 0
+                && (best == NULL || lat < best_lat))
+            {
+                best = &served[k];
+                best_lat = lat;
+            }
+        }
     }
 
-    best = game_mm_pick_region(regions, names, mode->regions.nelts,
-                               (double) mode->max_latency, err);
+    if (best == NULL) {
+        *err = "none of these regions serves this mode within its "
+               "maximum latency";
+    }
 
-    return best < 0 ? NULL : &served[best];
+    return best;
 }
 
 
@@ -447,6 +481,7 @@ ngx_game_mm_join_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply)
 {
     json_t              *body;
+    ngx_str_t            ticket;
     ngx_game_mm_join_t  *j = cmd->data;
     ngx_http_request_t  *r = j->request;
 
@@ -483,6 +518,12 @@ ngx_game_mm_join_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
             ngx_game_http_send_outcome(r, NGX_ERROR, "the matchmaker"));
         return;
     }
+
+    /* its players' sockets hear it too (a party's other members) */
+    ticket.data = j->ticket;
+    ticket.len = 36;
+    ngx_game_mm_notify(ngx_http_get_module_main_conf(r, ngx_game_mm_module),
+                       &ticket, 1);
 
     body = json_pack("{s:s#,s:s,s:s#,s:s#}",
                      "ticket_id", (char *) j->ticket, (int) 36,
@@ -562,10 +603,6 @@ typedef struct {
 static ngx_int_t ngx_game_mm_status_ask(ngx_game_mm_status_t *st);
 static void ngx_game_mm_status_poll(ngx_event_t *ev);
 static void ngx_game_mm_status_cleanup(void *data);
-static json_t *ngx_game_mm_status_body(ngx_game_mm_status_t *st,
-    redisReply *reply, ngx_pool_t *pool);
-static ngx_int_t ngx_game_mm_connection_ticket(ngx_http_request_t *r,
-    json_t *body, ngx_str_t *player, const char *server_id);
 
 
 ngx_int_t
@@ -590,7 +627,7 @@ ngx_game_mm_status_handler(ngx_http_request_t *r)
 
     rc = ngx_game_mm_who(r, &st->player);
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_game_mm_refuse(r, rc);
     }
 
     wait = 0;
@@ -718,7 +755,6 @@ ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
 {
     u_char                 seen[64], *last;
     json_t                *body, *status;
-    ngx_int_t              answer;
     ngx_msec_t             left;
     ngx_pool_t            *poll;
     ngx_http_request_t    *r = cmd->data;
@@ -731,21 +767,42 @@ ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     poll = st->poll;
     st->poll = NULL;
 
+    /* finalizing below may close the connection and free its log, which
+     * the pool and the command still name when they go at "done": an
+     * nginx built --with-debug reads pool->log in ngx_destroy_pool(), and
+     * that read of freed memory crashed workers under load */
+    if (poll) {
+        poll->log = ngx_cycle->log;
+    }
+    cmd->log = ngx_cycle->log;
+
     if (rc != NGX_OK) {
-        answer = ngx_game_http_send_outcome(r, rc, "the matchmaker");
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_outcome(r, rc, "the matchmaker"));
         goto done;
     }
 
     if (ngx_game_mm_reply_is(reply, "NONE")) {
-        answer = ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "no_ticket",
-                                          "the player has no ticket");
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "no_ticket",
+                                     "the player has no ticket"));
         goto done;
     }
 
-    /* the record's fields are read with the read's memory */
-    body = ngx_game_mm_status_body(st, reply, poll ? poll : r->pool);
+    body = NULL;
+
+    if (ngx_game_mm_reply_is(reply, "TICKET") && reply->elements >= 2
+        && reply->element[1]->type == REDIS_REPLY_STRING)
+    {
+        body = ngx_game_mm_status_json(
+                   ngx_http_get_module_main_conf(r, ngx_game_mm_module),
+                   r->pool, &st->player, reply->element[1],
+                   &reply->element[2], reply->elements - 2);
+    }
+
     if (body == NULL) {
-        answer = ngx_game_http_send_outcome(r, NGX_ERROR, "the matchmaker");
+        ngx_http_finalize_request(r,
+            ngx_game_http_send_outcome(r, NGX_ERROR, "the matchmaker"));
         goto done;
     }
 
@@ -768,180 +825,19 @@ ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
             /* nothing new yet: look again shortly */
             json_decref(body);
             ngx_add_timer(&st->timer, ngx_min(left, NGX_GAME_MM_POLL_MS));
-
-            if (poll) {
-                ngx_destroy_pool(poll);
-            }
-
-            return;
+            goto done;
         }
     }
 
-    answer = ngx_game_http_send_json(r, NGX_HTTP_OK, body);
+    ngx_http_finalize_request(r, ngx_game_http_send_json(r, NGX_HTTP_OK,
+                                                         body));
     json_decref(body);
 
 done:
 
-    /*
-     * The read's pool (and its command) logs through the connection's log:
-     * it goes first, since finalizing the request may close the connection
-     * and free that log (a worker that is shutting down keeps no idle
-     * connection).
-     */
-
     if (poll) {
         ngx_destroy_pool(poll);
     }
-
-    ngx_http_finalize_request(r, answer);
-}
-
-
-/*
- * {'TICKET', ticket id, field, value, ...} -> the answer's JSON: ticket_id,
- * status, reason (for a ticket that ended), game_mode, region,
- * queued_for_ms, match_id, team, server {host, port}, connection_ticket.
- */
-
-static json_t *
-ngx_game_mm_status_body(ngx_game_mm_status_t *st, redisReply *reply,
-    ngx_pool_t *pool)
-{
-    size_t                    i, n;
-    json_t                   *body, *server, *status;
-    redisReply               *k, *v;
-    ngx_time_t               *tp;
-    const char               *server_id;
-    game_mm_name_t            id, *fields;
-    game_mm_ticket_answer_t   a;
-
-    if (!ngx_game_mm_reply_is(reply, "TICKET") || reply->elements < 2
-        || reply->element[1]->type != REDIS_REPLY_STRING)
-    {
-        return NULL;
-    }
-
-    /* the record's pairs of strings: a pair of anything else is skipped */
-    fields = ngx_palloc(pool, (reply->elements + 1) * sizeof(game_mm_name_t));
-    if (fields == NULL) {
-        return NULL;
-    }
-
-    n = 0;
-
-    for (i = 2; i + 1 < reply->elements; i += 2) {
-        k = reply->element[i];
-        v = reply->element[i + 1];
-
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
-            continue;
-        }
-
-        fields[n].data = k->str;
-        fields[n++].len = k->len;
-        fields[n].data = v->str;
-        fields[n++].len = v->len;
-    }
-
-    id.data = reply->element[1]->str;
-    id.len = reply->element[1]->len;
-    tp = ngx_timeofday();
-
-    if (game_mm_ticket_answer(&id, fields, n,
-                              (int64_t) tp->sec * 1000 + tp->msec, &a)
-        != 0)
-    {
-        return NULL;
-    }
-
-    body = a.body;
-    server = a.server;
-    server_id = a.server_id;
-
-    status = json_object_get(body, "status");
-
-    /* the server and a connection ticket while the match is on */
-    if (json_object_size(server) == 2 && server_id && json_is_string(status)
-        && (ngx_strcmp(json_string_value(status), "matched") == 0
-            || ngx_strcmp(json_string_value(status), "playing") == 0))
-    {
-        json_object_set_new(body, "server", server);
-
-        if (ngx_game_mm_connection_ticket(st->request, body, &st->player,
-                                          server_id)
-            != NGX_OK)
-        {
-            json_decref(body);
-            return NULL;
-        }
-
-    } else {
-        json_decref(server);
-    }
-
-    return body;
-}
-
-
-/*
- * The connection ticket of one player for one match on one server: what
- * the game server checks when the player connects (PROTOCOL.md).  Claims
- * are built by jansson: nothing that comes from Redis is glued into JSON
- * by hand.
- */
-
-static ngx_int_t
-ngx_game_mm_connection_ticket(ngx_http_request_t *r, json_t *body,
-    ngx_str_t *player, const char *server_id)
-{
-    u_char                    jti[16], hex[33];
-    time_t                    now;
-    json_t                   *claims, *match;
-    ngx_int_t                 rc;
-    ngx_str_t                 token;
-    ngx_game_mm_main_conf_t  *mmcf;
-
-    mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
-    match = json_object_get(body, "match_id");
-
-    if (mmcf->keys == NULL || mmcf->keys->signer == NULL
-        || !json_is_string(match))
-    {
-        return NGX_OK;
-    }
-
-    if (RAND_bytes(jti, sizeof(jti)) != 1) {
-        return NGX_ERROR;
-    }
-
-    *ngx_hex_dump(hex, jti, sizeof(jti)) = '\0';
-
-    now = ngx_time();
-
-    claims = json_pack("{s:s#,s:O,s:s,s:I,s:I,s:I,s:s}",
-                       "sub", player->data, (int) player->len,
-                       "match_id", match,
-                       "server_id", server_id,
-                       "iat", (json_int_t) now,
-                       "nbf", (json_int_t) now,
-                       "exp", (json_int_t) (now + mmcf->connect_ttl),
-                       "jti", hex);
-    if (claims == NULL) {
-        return NGX_ERROR;
-    }
-
-    rc = ngx_game_jwt_sign(mmcf->keys, NGX_GAME_JWT_TICKET, claims, r->pool,
-                           &token);
-    json_decref(claims);
-
-    if (rc != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    json_object_set_new(body, "connection_ticket",
-                        json_stringn((char *) token.data, token.len));
-
-    return NGX_OK;
 }
 
 
@@ -964,7 +860,7 @@ ngx_game_mm_cancel_handler(ngx_http_request_t *r)
 
     rc = ngx_game_mm_who(r, &player);
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_game_mm_refuse(r, rc);
     }
 
     mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
@@ -990,6 +886,7 @@ ngx_game_mm_cancel_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply)
 {
     json_t              *body;
+    ngx_str_t            ticket;
     ngx_http_request_t  *r = cmd->data;
 
     if (rc != NGX_OK) {
@@ -1011,6 +908,11 @@ ngx_game_mm_cancel_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
                                      "the player has no queued ticket"));
         return;
     }
+
+    ticket.data = (u_char *) reply->element[1]->str;
+    ticket.len = reply->element[1]->len;
+    ngx_game_mm_notify(ngx_http_get_module_main_conf(r, ngx_game_mm_module),
+                       &ticket, 1);
 
     body = json_pack("{s:s#,s:s}", "ticket_id", reply->element[1]->str,
                      (int) reply->element[1]->len, "status", "cancelled");

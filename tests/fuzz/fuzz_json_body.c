@@ -84,7 +84,7 @@ fuzz_value(const char *name, const char *v, size_t len)
         }
 
     } else if (strcmp(name, "password") == 0) {
-        chars = game_auth_utf8_chars(v, len);
+        chars = game_utf8_chars(v, len);
         FUZZ_CHECK(chars >= 1 && chars <= len);
 
     } else if (strcmp(name, "device_id") == 0) {

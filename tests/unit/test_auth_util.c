@@ -50,14 +50,6 @@ test_email(void **state)
 
 
 static void
-test_utf8_chars(void **state)
-{
-    /* "päss" is four characters in five bytes */
-    assert_int_equal(game_auth_utf8_chars("p\xc3\xa4ss", 5), 4);
-}
-
-
-static void
 test_device_id(void **state)
 {
     char  id[257];
@@ -124,7 +116,6 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_username),
         cmocka_unit_test(test_email),
-        cmocka_unit_test(test_utf8_chars),
         cmocka_unit_test(test_device_id),
         cmocka_unit_test(test_field),
     };
