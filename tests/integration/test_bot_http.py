@@ -14,6 +14,8 @@ import uuid
 
 import redis
 
+from conftest import udp_ports
+
 BUILD = os.path.join(os.path.dirname(__file__), "..", "..", "gameserver",
                      "build")
 SERVER_BIN = os.path.join(BUILD, "game-server")
@@ -21,7 +23,7 @@ BOT_BIN = os.path.join(BUILD, "game-bot")
 
 
 def free_udp_port():
-    for port in range(21900, 21950):
+    for port in udp_ports(280, 20):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             s.bind(("127.0.0.1", port))
@@ -30,7 +32,7 @@ def free_udp_port():
             continue
         finally:
             s.close()
-    raise AssertionError("no free UDP port in 21900-21949")
+    raise AssertionError("no free UDP port in %r" % udp_ports(280, 20))
 
 
 def public_key(stack, tmp_path):

@@ -17,10 +17,12 @@ import time
 
 import pytest
 
+from conftest import udp_ports
+
 from test_gameserver import (ALLOC, FLEET, SERVER, env, keys,  # noqa: F401
                              postponed_scripts, wait_for, warm_scripts)
 
-_ports = iter(range(21800, 21950, 10))
+_ports = iter(udp_ports(180, 100)[::10])
 
 
 class Fleet:
