@@ -55,7 +55,9 @@ typedef enum {
     GS_REFUSE_NONE = 0, GS_REFUSE_NO_TICKET = 1, GS_REFUSE_BAD_TICKET,
     GS_REFUSE_EXPIRED, GS_REFUSE_WRONG_SERVER, GS_REFUSE_WRONG_MATCH,
     GS_REFUSE_REPLAYED, GS_REFUSE_FULL, GS_REFUSE_VERSION,
-    GS_REFUSE_MATCH_OVER, GS_REFUSE_SHUTDOWN
+    GS_REFUSE_MATCH_OVER, GS_REFUSE_SHUTDOWN,
+    GS_REFUSE_BUSY,             /* this address asked for too many verifies */
+    GS_REFUSE_REPLACED          /* the player came back on a new connection */
 } gs_refuse_e;
 
 #define GS_BTN_FIRE           0x01

@@ -56,6 +56,7 @@ typedef struct {
 
 typedef struct {
     const char     *host;
+    const char     *bind;               /* local address, NULL: any */
     int             port, input_hz, duration_s, connect_timeout_s;
     int             nbots;
     bot_t          *bots;

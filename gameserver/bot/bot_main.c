@@ -45,6 +45,7 @@ static const char bot_usage[] =
 "  --api URL            the HTTP backend (http://127.0.0.1:8080)\n"
 "  --match-timeout S    HTTP path: give up waiting for a match (120)\n"
 "  --players N          bots in this process (1)\n"
+"  --bind ADDR          the bots' local address (any)\n"
 "  --cheat speed|firerate|bounds   --cheaters K (all)\n"
 "  --fuzz N             malformed packets per bot after joining (0)\n"
 "  --duration S         stop after S seconds (300)\n"
@@ -55,7 +56,7 @@ static const char bot_usage[] =
 
 typedef struct {
     const char   *redis, *prefix, *region, *mode, *match, *server,
-                 *server_id, *ticket, *signing_key, *cheat, *url;
+                 *server_id, *ticket, *signing_key, *cheat, *url, *bind;
     int           direct, no_ticket, players, cheaters, fuzz, duration,
                   connect_timeout, input_hz, ticket_ttl, alloc_wait,
                   match_timeout;
@@ -239,6 +240,7 @@ main(int argc, char **argv)
         else if (strcmp(a, "--match-timeout") == 0)
             o.match_timeout = atoi(v);
         else if (strcmp(a, "--players") == 0) o.players = atoi(v);
+        else if (strcmp(a, "--bind") == 0) o.bind = v;
         else if (strcmp(a, "--cheaters") == 0) o.cheaters = atoi(v);
         else if (strcmp(a, "--fuzz") == 0) o.fuzz = atoi(v);
         else if (strcmp(a, "--duration") == 0) o.duration = atoi(v);
@@ -259,7 +261,7 @@ main(int argc, char **argv)
         || o.match_timeout < 1
         || (o.cheat && strcmp(o.cheat, "speed") && strcmp(o.cheat, "firerate")
             && strcmp(o.cheat, "bounds"))
-        || ((o.ticket || o.no_ticket) && o.players != 1))
+        || ((o.ticket || o.no_ticket) && o.players != 1 && !o.server))
     {
         fprintf(stderr, "game-bot: bad option values\n%s", bot_usage);
         return 2;
@@ -320,6 +322,7 @@ main(int argc, char **argv)
     run.connect_timeout_s = o.connect_timeout;
     run.nbots = o.players;
     run.seed = o.seed;
+    run.bind = o.bind;
     run.bots = calloc((size_t) o.players, sizeof(bot_t));
     if (run.bots == NULL) {
         return 1;

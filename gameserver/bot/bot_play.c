@@ -252,7 +252,7 @@ int
 bot_play(bot_run_t *run)
 {
     ENetHost    *host;
-    ENetAddress  addr;
+    ENetAddress  addr, local;
     ENetEvent    ev;
     bot_t       *b;
     int64_t      start, now, deadline, connect_deadline, next_input,
@@ -260,7 +260,14 @@ bot_play(bot_run_t *run)
     int          i, left, input_us;
 
     srand(run->seed);
-    host = enet_host_create(NULL, (size_t) run->nbots, GS_CHAN_COUNT, 0, 0);
+    if (run->bind != NULL) {
+        if (enet_address_set_host_ip(&local, run->bind) != 0) {
+            return -1;
+        }
+        local.port = 0;
+    }
+    host = enet_host_create(run->bind ? &local : NULL, (size_t) run->nbots,
+                            GS_CHAN_COUNT, 0, 0);
     if (host == NULL) {
         return -1;
     }

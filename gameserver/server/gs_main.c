@@ -171,7 +171,11 @@ main(int argc, char **argv)
     }
 
     gs_log_init(c.id);
+    if (gs_log_start() != 0) {
+        gs_log("warn", "no log writer thread: the log may block the loop");
+    }
     i = gs_server_run(&c);
+    gs_log_stop();
     gs_ticket_keys_free(c.keys);
     return i;
 }

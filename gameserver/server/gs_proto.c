@@ -337,7 +337,7 @@ gs_proto_refuse_name(uint32_t reason)
     static const char *names[] = {
         "none", "no_ticket", "bad_ticket", "expired", "wrong_server",
         "wrong_match", "replayed", "full", "version", "match_over",
-        "shutdown"
+        "shutdown", "busy", "replaced"
     };
 
     return reason < sizeof(names) / sizeof(names[0]) ? names[reason]
