@@ -103,9 +103,14 @@ class Fleet:
                 p.wait()
         self.servers()
         for pid in self.pids:
+            # pids are recycled (pid_max 32768, and a crash loop spends
+            # many): kill only a process that is still one of our servers
             try:
+                with open("/proc/%d/cmdline" % pid, "rb") as fh:
+                    if self.server.encode() not in fh.read():
+                        continue
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
+            except (ProcessLookupError, FileNotFoundError):
                 pass
 
 
