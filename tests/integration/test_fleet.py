@@ -355,3 +355,38 @@ def test_crash_loop_backs_off(env, fleets):
     assert len(spawns) in (len(d), len(d) + 1), log
     for i in range(len(spawns) - 1):
         assert spawns[i + 1] - spawns[i] >= d[i] / 1000 - 0.002, (i, log)
+
+
+def test_status_without_flags_finds_the_stacks_fleet(tmp_path):
+    """`make up` (GAME_VAR unset) runs the fleet with the status file
+    var/fleet/fleet.status of the checkout; `game-fleet status` typed in
+    any folder, with no flag, must look there (fleet.dev.conf says so,
+    relative to itself, and the binary finds fleet.dev.conf)."""
+    root = os.path.abspath(os.path.join(os.path.dirname(FLEET), "..", ".."))
+    with open(os.path.join(root, "scripts", "stack")) as fh:
+        stack = fh.read()
+    assert '--status "$var/fleet/fleet.status"' in stack
+    assert "var=${GAME_VAR:-$root/var}" in stack
+    want = os.path.join(root, "var", "fleet", "fleet.status")
+
+    for cwd in (root, str(tmp_path)):
+        r = subprocess.run([FLEET, "status"], cwd=cwd, capture_output=True,
+                           text=True)
+        if os.path.exists(want):
+            assert r.returncode == 0 and "STATE" in r.stdout, r
+        else:
+            said = r.stderr.split("no status at ")[1].split(" (")[0]
+            path = os.path.join(cwd, said)
+            assert os.path.normpath(path) == want, r.stderr
+
+    # a relative status in any configuration is relative to that file
+    conf = tmp_path / "f.conf"
+    conf.write_text("server %s\nstatus st/fleet.status\n"
+                    "region r min 0 max 0 buffer 0 ports 1-2\n" % SERVER)
+    (tmp_path / "st").mkdir()
+    (tmp_path / "st" / "fleet.status").write_text(
+        '{"id":"x-1","pid":1,"port":1,"region":"r","state":"Ready",'
+        '"retiring":false,"adopted":false,"spawned_at_ms":0}\n')
+    r = subprocess.run([FLEET, "-c", str(conf), "status"], cwd="/",
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "x-1" in r.stdout, r
