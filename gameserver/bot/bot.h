@@ -51,6 +51,7 @@ typedef struct {
     float           x, y, dir, max_speed;
     int64_t         last_fire_ms, turn_ms;
     int             end_reason, winner;
+    int             index;              /* in the run, for progress lines */
     const char     *failure;
 } bot_t;
 
@@ -72,6 +73,12 @@ bot_signer_t *bot_signer_load(const char *spec, char *err, size_t errlen);
 int bot_signer_mint(bot_signer_t *s, const char *sub, const char *match_id,
     const char *server_id, long ttl_s, char *out, size_t cap);
 void bot_signer_free(bot_signer_t *s);
+
+/* bot_progress.c: one line on stderr per step of a bot (stdout keeps the
+ * JSON summary); only the first few bots of a run are told */
+void bot_progress_quiet(int quiet);
+void bot_progress(const bot_t *b, int index, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* bot_http.c: the player's path through the backend */
 typedef struct {

@@ -50,7 +50,7 @@ static const char bot_usage[] =
 "  --fuzz N             malformed packets per bot after joining (0)\n"
 "  --duration S         stop after S seconds (300)\n"
 "  --connect-timeout S  (5)   --input-hz N (30)   --ticket-ttl S (60)\n"
-"  --seed N\n"
+"  --seed N             --quiet (no progress lines on stderr)\n"
 "--ticket-signing-key holds a PRIVATE key: for development and tests only.\n";
 
 
@@ -216,6 +216,7 @@ main(int argc, char **argv)
         a = argv[i];
         if (strcmp(a, "--direct") == 0) { o.direct = 1; continue; }
         if (strcmp(a, "--no-ticket") == 0) { o.no_ticket = 1; continue; }
+        if (strcmp(a, "--quiet") == 0) { bot_progress_quiet(1); continue; }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(bot_usage, stdout);
             return 0;
@@ -332,6 +333,7 @@ main(int argc, char **argv)
         bot_t  *b = &run.bots[i];
 
         snprintf(b->player, sizeof(b->player), "%s-p%d", o.match, i);
+        b->index = i;
         b->match_us = -1;
         b->fuzz = o.fuzz;
         if (o.cheat && (o.cheaters < 0 || i < o.cheaters)) {

@@ -179,6 +179,8 @@ bot_receive(bot_t *b, const uint8_t *data, size_t len, int64_t now_us)
             b->connect_us = now_us - b->start_us;
             b->x = w.arena_w / 2.0f;
             b->y = w.arena_h / 2.0f;
+            bot_progress(b, b->index, "connected, slot %d, %d Hz, match of "
+                         "%d s", b->slot, w.tick_hz, w.match_seconds);
         }
         break;
 
@@ -210,10 +212,20 @@ bot_receive(bot_t *b, const uint8_t *data, size_t len, int64_t now_us)
         if (e.kind == GS_EV_DEATH) {
             b->deaths += e.a == b->slot;
             b->kills += e.b == b->slot;
+            if (e.a == b->slot || e.b == b->slot) {
+                bot_progress(b, b->index, "score %llu kills, %llu deaths",
+                             (unsigned long long) b->kills,
+                             (unsigned long long) b->deaths);
+            }
+        } else if (e.kind == GS_EV_MATCH_START) {
+            bot_progress(b, b->index, "match started");
         } else if (e.kind == GS_EV_MATCH_END) {
             b->ended = 1;
             b->winner = e.a;
             b->end_reason = e.b;
+            bot_progress(b, b->index, "match over (%s): %s",
+                         gs_proto_end_name(e.b), e.a == b->slot ? "won"
+                         : e.a == 255 ? "nobody won" : "lost");
         }
         break;
     }
@@ -225,6 +237,12 @@ bot_finish(bot_t *b, const char *failure)
 {
     if (!b->done) {
         b->done = 1;
+        if (failure != NULL || b->failure != NULL) {
+            bot_progress(b, b->index, "failed: %s%s%s",
+                         failure ? failure : b->failure,
+                         b->refused ? ", refused " : "",
+                         b->refused ? gs_proto_refuse_name(b->refused) : "");
+        }
         if (b->peer != NULL) {
             b->rtt_sum += b->peer->roundTripTime;
             b->rtt_n++;
@@ -278,6 +296,7 @@ bot_play(bot_run_t *run)
         b->start_us = start;
         if (b->failure != NULL) {
             b->done = 1;        /* out before the game: matchmaking */
+            bot_progress(b, b->index, "failed: %s", b->failure);
             continue;
         }
         if (bot_address(run, b, &addr) != 0) {
