@@ -818,6 +818,7 @@ gs_server_start_match(gs_server_t *s)
 
     s->phase = GS_PHASE_PLAYING;
     s->phase_ms = s->start_ms = gs_now_us() / 1000;
+    gs_sim_flush_inputs(&s->world);
     s->start_wall_ms = gs_wall_ms();
     s->empty_since = 0;
     s->ntick = 0;

@@ -64,7 +64,6 @@ gs_sim_spawn(gs_world_t *w, gs_player_t *p)
     p->vx = p->vy = 0;
     p->health = w->rules.health;
     p->alive = 1;
-    p->fire_pending = 0;
 }
 
 
@@ -141,6 +140,8 @@ gs_sim_join(gs_world_t *w, const char *id)
     p = &w->players[i];
     p->connected = 1;
     p->last_seq = 0;
+    p->recv_seq = 0;
+    p->qhead = p->qlen = 0;
     p->tokens_ms = 0;
     p->mx = p->my = 0;
     gs_sim_emit(w, GS_EV_JOIN, i, 0);
@@ -179,13 +180,13 @@ gs_sim_connected(const gs_world_t *w)
  * close enough to the line, take the nearest along the ray.
  */
 static int
-gs_sim_trace(gs_world_t *w, int shooter)
+gs_sim_trace(gs_world_t *w, int shooter, uint16_t aim)
 {
     gs_player_t  *s = &w->players[shooter], *t;
     float         a, dx, dy, ux, uy, along, off2, best = 1e30f;
     int           i, hit = -1;
 
-    a = s->aim * (float) (2.0 * 3.14159265358979323846 / 65536.0);
+    a = aim * (float) (2.0 * 3.14159265358979323846 / 65536.0);
     ux = cosf(a);
     uy = sinf(a);
 
@@ -218,13 +219,43 @@ gs_sim_clampf(float v, float lo, float hi)
 }
 
 
+/*
+ * This tick's inputs of one player, oldest first: each sets the move and
+ * the aim, and a shot it fires is queued with that aim.  Returns the
+ * number of shots added to shots[].
+ */
+static int
+gs_sim_take_inputs(gs_world_t *w, int slot, uint16_t *aims)
+{
+    gs_player_t        *p = &w->players[slot];
+    gs_queued_input_t  *q;
+    int                 n, shots = 0;
+
+    for (n = 0; n < GS_INPUTS_PER_TICK && p->qlen > 0; n++) {
+        q = &p->queue[p->qhead];
+        p->qhead = (p->qhead + 1) % GS_INPUT_QUEUE;
+        p->qlen--;
+        p->mx = q->mx;
+        p->my = q->my;
+        p->aim = q->aim;
+        p->last_seq = q->seq;
+        if (q->fire && p->alive && p->connected) {
+            aims[shots++] = q->aim;
+        }
+    }
+    return shots;
+}
+
+
 int
 gs_sim_step(gs_world_t *w)
 {
     gs_player_t  *p, *t;
     float         dt = 1.0f / w->rules.tick_hz, r = w->rules.radius;
-    int           i, hit, limit = 0;
+    int           i, k, hit, limit = 0;
     uint32_t      respawn_ticks;
+    uint16_t      aims[GS_MAX_PLAYERS][GS_INPUTS_PER_TICK];
+    int           nshots[GS_MAX_PLAYERS];
 
     w->tick++;
     respawn_ticks = (uint32_t) (w->rules.respawn_ms * w->rules.tick_hz
@@ -232,9 +263,11 @@ gs_sim_step(gs_world_t *w)
 
     for (i = 0; i < w->rules.max_players; i++) {
         p = &w->players[i];
+        nshots[i] = 0;
         if (!p->used) {
             continue;
         }
+        nshots[i] = gs_sim_take_inputs(w, i, aims[i]);
         if (!p->alive) {
             if (p->connected && w->tick >= p->respawn_tick) {
                 gs_sim_spawn(w, p);
@@ -248,18 +281,16 @@ gs_sim_step(gs_world_t *w)
         p->y = gs_sim_clampf(p->y + p->vy * dt, r, w->rules.arena_h - r);
     }
 
-    /* shots after movement: everyone is hit where the snapshot shows them */
+    /* shots after movement: everyone is hit where the snapshot shows
+     * them; each shot with the aim of the input that fired it */
     for (i = 0; i < w->rules.max_players; i++) {
+      for (k = 0; k < nshots[i]; k++) {
         p = &w->players[i];
-        if (!p->fire_pending) {
-            continue;
-        }
-        p->fire_pending = 0;
         if (!p->alive || !p->connected) {
             continue;
         }
         p->shots++;
-        hit = gs_sim_trace(w, i);
+        hit = gs_sim_trace(w, i, aims[i][k]);
         if (hit < 0) {
             continue;
         }
@@ -279,9 +310,22 @@ gs_sim_step(gs_world_t *w)
                 limit = 1;
             }
         }
+      }
     }
 
     return limit;
+}
+
+
+void
+gs_sim_flush_inputs(gs_world_t *w)
+{
+    int  i;
+
+    for (i = 0; i < w->rules.max_players; i++) {
+        w->players[i].qhead = w->players[i].qlen = 0;
+        w->players[i].last_seq = w->players[i].recv_seq;
+    }
 }
 
 

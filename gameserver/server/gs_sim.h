@@ -14,6 +14,25 @@
 
 #define GS_PLAYER_ID_MAX  64
 
+/*
+ * Inputs wait in a per-player queue in sequence order and the tick
+ * simulates them in that order, at most GS_INPUTS_PER_TICK per tick: each
+ * input sets the move and the aim, and fires with its own aim.  Movement
+ * is integrated once per tick with the last move simulated, so a client
+ * that sends more inputs gets its shots aimed as it aimed them, never a
+ * faster player; one that sends a burst (jitter) is caught up over a few
+ * ticks.  The snapshot acknowledges the last input simulated.
+ */
+#define GS_INPUT_QUEUE     16
+#define GS_INPUTS_PER_TICK 4
+
+typedef struct {
+    uint32_t   seq;
+    float      mx, my;          /* validated: length <= 1 */
+    uint16_t   aim;
+    uint8_t    fire;            /* a shot the fire-rate check let through */
+} gs_queued_input_t;
+
 typedef struct {
     int        tick_hz, max_players, match_seconds, score_limit;
     float      arena_w, arena_h, speed, radius, range;
@@ -32,8 +51,12 @@ typedef struct {
     float            x, y, vx, vy;      /* world units, units per second */
     float            mx, my;            /* latest move, length <= 1 */
     uint16_t         aim;
-    int              fire_pending;
-    uint32_t         respawn_tick, last_seq;
+    uint32_t         respawn_tick;
+    uint32_t         last_seq;          /* last input simulated: the ack */
+    uint32_t         recv_seq;          /* last input queued */
+    gs_queued_input_t  queue[GS_INPUT_QUEUE];
+    int              qhead, qlen;
+    int              dropped;           /* inputs past a full queue */
     int64_t          last_fire_ms;      /* arrival time of the last shot */
     double           tokens;            /* input-rate bucket */
     int64_t          tokens_ms;
@@ -60,6 +83,8 @@ int gs_sim_join(gs_world_t *w, const char *id);     /* slot or -1: full */
 void gs_sim_leave(gs_world_t *w, int slot);
 int gs_sim_connected(const gs_world_t *w);
 int gs_sim_step(gs_world_t *w);     /* 1: the score limit was reached */
+/* the match starts: inputs sent while waiting are acknowledged unplayed */
+void gs_sim_flush_inputs(gs_world_t *w);
 int gs_sim_leader(const gs_world_t *w);     /* slot, -1: tie or nobody */
 void gs_sim_snapshot(const gs_world_t *w, int slot, uint32_t ticks_left,
     gs_snapshot_t *s);

@@ -59,8 +59,9 @@ gs_input_verdict_e
 gs_validate_input(gs_world_t *w, int slot, const gs_input_t *in,
     int64_t now_ms)
 {
-    gs_player_t  *p = &w->players[slot];
-    float         mx, my, len, cx, cy, margin;
+    gs_player_t        *p = &w->players[slot];
+    gs_queued_input_t  *q;
+    float               mx, my, len, cx, cy, margin;
     int64_t       since;
     gs_input_verdict_e  verdict = GS_INPUT_APPLIED;
 
@@ -71,12 +72,23 @@ gs_validate_input(gs_world_t *w, int slot, const gs_input_t *in,
     }
 
     /* ENet drops out-of-order sequenced packets; this catches replays */
-    if (in->seq <= p->last_seq) {
+    if (in->seq <= p->recv_seq) {
         p->stale++;
         return GS_INPUT_STALE;
     }
-    p->last_seq = in->seq;
+    p->recv_seq = in->seq;
     p->inputs++;
+
+    /* a full queue means the client sends faster than the rate check
+     * lets it, in a burst: the newest input waits for nothing */
+    if (p->qlen == GS_INPUT_QUEUE) {
+        p->dropped++;
+        p->stale++;
+        return GS_INPUT_STALE;
+    }
+    q = &p->queue[(p->qhead + p->qlen) % GS_INPUT_QUEUE];
+    q->seq = in->seq;
+    q->fire = 0;
 
     mx = in->move_x / (float) GS_MOVE_ONE;
     my = in->move_y / (float) GS_MOVE_ONE;
@@ -88,9 +100,9 @@ gs_validate_input(gs_world_t *w, int slot, const gs_input_t *in,
         mx /= len;
         my /= len;
     }
-    p->mx = mx;
-    p->my = my;
-    p->aim = in->aim;
+    q->mx = mx;
+    q->my = my;
+    q->aim = in->aim;
 
     cx = in->claim_x / GS_FIX;
     cy = in->claim_y / GS_FIX;
@@ -109,10 +121,11 @@ gs_validate_input(gs_world_t *w, int slot, const gs_input_t *in,
                               / w->rules.tick_hz)
         {
             /* a tick of slack: inputs arrive bunched on tick boundaries */
-            p->fire_pending = 1;
+            q->fire = 1;
             p->last_fire_ms = now_ms;
         }
     }
+    p->qlen++;
 
 flag:
     if (!p->flagged

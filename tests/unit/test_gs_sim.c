@@ -172,6 +172,59 @@ test_hitscan_kills_and_score_limit(void **state)
 }
 
 
+/*
+ * A burst of inputs that arrives within one tick: every one is simulated,
+ * in order, at most GS_INPUTS_PER_TICK a tick; the player moves no faster
+ * for it; the ack is the last input simulated; each shot flies with the
+ * aim of the input that fired it.
+ */
+static void
+test_inputs_are_simulated_in_order_and_bounded(void **state)
+{
+    gs_world_t  *w = world();
+    int          a = gs_sim_join(w, "a"), b = gs_sim_join(w, "b"),
+                 c = gs_sim_join(w, "c"), k;
+    gs_input_t   in;
+    float        x0;
+
+    w->players[a].x = 50; w->players[a].y = 50;
+    w->players[b].x = 60; w->players[b].y = 50;       /* aim 0: +x */
+    w->players[c].x = 50; w->players[c].y = 60;       /* aim 16384: +y */
+    x0 = w->players[a].x;
+
+    for (k = 1; k <= 10; k++) {
+        in = input((uint32_t) k, 1000, 0, 0);
+        assert_int_equal(gs_validate_input(w, a, &in, 1000), GS_INPUT_APPLIED);
+    }
+    assert_int_equal(w->players[a].last_seq, 0);       /* nothing yet */
+
+    gs_sim_step(w);
+    assert_int_equal(w->players[a].last_seq, GS_INPUTS_PER_TICK);
+    /* one tick's worth of movement, not ten inputs' worth */
+    assert_true(w->players[a].x - x0 > 10.0f / 30 - 0.01f
+                && w->players[a].x - x0 < 10.0f / 30 + 0.01f);
+    gs_sim_step(w);
+    gs_sim_step(w);
+    assert_int_equal(w->players[a].last_seq, 10);
+    assert_int_equal(w->players[a].inputs, 10);
+
+    /* two shots in one tick, each with its own aim: b, then c */
+    w->players[a].x = 50;
+    in = input(11, 0, 0, 1);
+    in.aim = 0;
+    gs_validate_input(w, a, &in, 2000);
+    in = input(12, 0, 0, 1);
+    in.aim = 16384;
+    gs_validate_input(w, a, &in, 2250);
+    gs_sim_step(w);
+    assert_int_equal(w->players[a].shots, 2);
+    assert_int_equal(w->players[a].hits, 2);
+    assert_int_equal(w->players[b].health, 75);
+    assert_int_equal(w->players[c].health, 75);
+    assert_int_equal(w->players[a].last_seq, 12);
+}
+
+
 int
 main(void)
 {
@@ -181,6 +234,7 @@ main(void)
         cmocka_unit_test(test_fire_rate_limit),
         cmocka_unit_test(test_input_rate_limit_and_stale_inputs),
         cmocka_unit_test(test_hitscan_kills_and_score_limit),
+        cmocka_unit_test(test_inputs_are_simulated_in_order_and_bounded),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
