@@ -180,8 +180,10 @@ def test_fleet_restart_adopts_its_running_servers(env, fleets):
 
     second = f.start()
     wait_for(lambda: f.log().count("adopted ") == 2, 5)
-    wait_for(lambda: {s["id"]: s["pid"] for s in f.ready()} == before, 5)
-    assert all(s["adopted"] for s in f.servers())
+    # the first fleet's status file shows the same servers until the new
+    # fleet's first pass rewrites it: wait for that pass
+    wait_for(lambda: {s["id"]: s["pid"] for s in f.ready()} == before
+             and all(s["adopted"] for s in f.servers()), 5)
     log = f.log()
     assert log.count(": spawn ") == 2, log          # the first fleet's
     assert "draining" not in log
