@@ -22,6 +22,31 @@
 typedef enum { BOT_CHEAT_NONE, BOT_CHEAT_SPEED, BOT_CHEAT_FIRERATE,
                BOT_CHEAT_BOUNDS } bot_cheat_e;
 
+#define BOT_SNAP_HELD   32      /* decoded snapshots kept: delta bases */
+#define BOT_PENDING     64      /* inputs sent and not yet acknowledged */
+
+/* what the bot predicted for one of its inputs, to replay it */
+typedef struct {
+    uint32_t        seq;
+    float           mx, my, dt;
+} bot_pending_t;
+
+/*
+ * Client-side prediction: the bot moves itself at once with each input it
+ * sends, exactly as the server will (bot_predict.c), and when a snapshot
+ * acknowledges input n it takes the server's position after n, replays
+ * its newer inputs on top, and measures how far its prediction was off.
+ */
+typedef struct {
+    float           x, y;               /* predicted position */
+    int             started, was_alive;
+    uint32_t        last_time;          /* time_ms of the previous input */
+    bot_pending_t   pending[BOT_PENDING];
+    int             phead, plen;
+    uint64_t        checks, corrections;
+    double          err_sum, err_max;
+} bot_predict_t;
+
 typedef struct {
     char            player[BOT_ID_MAX + 1];
     char            ticket[BOT_TICKET_MAX + 1];     /* "" : send no hello */
@@ -46,6 +71,10 @@ typedef struct {
     int64_t         start_us, connect_us;
     gs_welcome_t    rules;
     uint32_t        seq, last_ack;
+    uint32_t        snap_tick;          /* newest snapshot decoded */
+    gs_snapshot_t  *held;               /* BOT_SNAP_HELD, by tick */
+    uint64_t        undecodable;        /* deltas whose base we lacked */
+    bot_predict_t   predict;
     uint64_t        snapshots, events, deaths, kills, inputs, fuzz_sent;
     uint64_t        rtt_sum, rtt_n;
     float           x, y, dir, max_speed;
@@ -62,10 +91,35 @@ typedef struct {
     int             nbots;
     bot_t          *bots;
     unsigned        seed;
+    int             loss_pct, latency_ms;   /* simulated network */
 } bot_run_t;
 
 /* bot_play.c: run every bot to the end of the match or the duration */
 int bot_play(bot_run_t *run);
+
+/* bot_predict.c */
+void bot_predict_input(bot_t *b, const gs_input_t *in);
+void bot_predict_snapshot(bot_t *b, const gs_snapshot_t *s);
+
+/*
+ * bot_net.c: --loss and --latency, simulated in the bot's own send and
+ * receive path.  Every packet waits latency/2 each way; unreliable ones
+ * (inputs out, snapshots in) are also dropped with loss_pct %.  Reliable
+ * ones are only delayed: ENet would resend them, which this does not model.
+ */
+typedef void (*bot_net_deliver_pt)(bot_t *b, const uint8_t *data,
+    size_t len, int64_t now_us);
+int bot_net_init(const bot_run_t *run);
+void bot_net_send(bot_t *b, int chan, const uint8_t *data, size_t len,
+    int reliable);
+void bot_net_received(bot_t *b, ENetPacket *pkt, int chan, int64_t now_us,
+    bot_net_deliver_pt deliver);
+/* sends and deliveries that are due; returns how many */
+int bot_net_run(int64_t now_us, bot_net_deliver_pt deliver);
+void bot_net_forget(bot_t *b);       /* the bot's peer is gone */
+void bot_net_free(void);
+void bot_send_now(ENetPeer *peer, int chan, const uint8_t *data, size_t len,
+    int reliable);
 
 /* bot_ticket.c: mint an ES256 join ticket (dev/test only) */
 typedef struct bot_signer_s bot_signer_t;

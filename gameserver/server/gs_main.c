@@ -36,7 +36,8 @@ static const char gs_main_usage[] =
 "  --max-matches N     shut down after N matches (0: reuse forever)\n"
 "  --max-peers-per-ip N  ENet duplicatePeers (8)\n"
 "  --health-file PATH  the tick loop's pulse, for the fleet manager\n"
-"  --seed N            spawn points (random)\n";
+"  --seed N            spawn points (random)\n"
+"  --snapshots delta|full  against the client's last ack (delta), or whole\n";
 
 
 static int
@@ -147,6 +148,13 @@ main(int argc, char **argv)
         else if (strcmp(o, "--health-file") == 0) c.health_file = v;
         else if (strcmp(o, "--seed") == 0)
             c.seed = (unsigned) gs_main_int(o, v, 0, 2147483647);
+        else if (strcmp(o, "--snapshots") == 0) {
+            if (strcmp(v, "delta") != 0 && strcmp(v, "full") != 0) {
+                fprintf(stderr, "game-server: --snapshots delta|full\n");
+                return 2;
+            }
+            c.full_snapshots = strcmp(v, "full") == 0;
+        }
         else {
             fprintf(stderr, "game-server: unknown option %s\n%s", o,
                     gs_main_usage);

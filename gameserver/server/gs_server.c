@@ -57,6 +57,7 @@
 
 #include "gs_guard.h"
 #include "gs_health.h"
+#include "gs_interest.h"
 #include "gs_log.h"
 #include "gs_result.h"
 #include "gs_server.h"
@@ -75,6 +76,8 @@
 #define GS_VERIFY_PER_TICK     24       /* ~1.5 ms of ECDSA per tick */
 #define GS_REFUSED_LINES       8        /* per reason per second, told */
 #define GS_TICK_SAMPLES        (1 << 18)
+#define GS_SNAP_HELD           64       /* per slot: a second or two back */
+#define GS_INTEREST_RADIUS     48.0f    /* hitscan range and a margin */
 
 /* the health file names the phases with the same numbers */
 typedef enum {
@@ -147,6 +150,10 @@ typedef struct {
     int64_t                  busy_us;       /* packet work since last tick */
     uint32_t                 sent0, recv0;
     int                      snap_every;
+    /* per slot, the last GS_SNAP_HELD snapshots sent, by tick: what the
+     * client holds if it acknowledges that tick, the base of a delta */
+    gs_snapshot_t           *held;
+    uint32_t                 snap_n;
 } gs_server_t;
 
 
@@ -738,6 +745,11 @@ gs_server_event(gs_server_t *s, ENetEvent *ev)
 static void
 gs_server_reset_world(gs_server_t *s)
 {
+    /* a new match counts ticks from 0 again: no old snapshot is a base */
+    if (s->held != NULL) {
+        memset(s->held, 0, GS_MAX_PLAYERS * GS_SNAP_HELD
+                           * sizeof(gs_snapshot_t));
+    }
     gs_sim_init(&s->world, &s->rules,
                 s->conf->seed ? s->conf->seed : (uint32_t) gs_now_us(),
                 gs_server_on_sim_event, s);
@@ -1179,13 +1191,23 @@ gs_server_timeouts(gs_server_t *s, int64_t now)
 }
 
 
+/*
+ * One snapshot per client: the world as its interest sees it, written as
+ * the difference from the snapshot it acknowledged last (ack_tick of its
+ * inputs) when the server still holds that one, else whole.  Deltas only
+ * while playing: waiting-room snapshots all carry tick 0.
+ */
 static void
 gs_server_snapshots(gs_server_t *s)
 {
-    static gs_snapshot_t  snap;
+    static gs_snapshot_t  full, out;
+    const gs_snapshot_t  *base;
+    gs_snapshot_t        *held;
+    gs_player_t          *p;
     uint8_t               buf[GS_SNAP_MAX];
     size_t                len, i;
     gs_client_t          *c;
+    int                   delta;
 
     if (s->world.tick % (uint32_t) s->snap_every != 0
         && s->phase == GS_PHASE_PLAYING)
@@ -1193,15 +1215,38 @@ gs_server_snapshots(gs_server_t *s)
         return;
     }
 
-    gs_sim_snapshot(&s->world, -1, s->ticks_left, &snap);
-    len = gs_proto_snapshot_encode(buf, sizeof(buf), &snap);
+    gs_sim_snapshot(&s->world, -1, s->ticks_left, &full);
+    delta = s->phase == GS_PHASE_PLAYING && !s->conf->full_snapshots;
+    s->snap_n++;
 
     for (i = 0; i < s->host->peerCount; i++) {
         c = &s->clients[i];
-        if (c->state == GS_CLIENT_IN) {
-            gs_proto_snapshot_set_ack(buf, s->world.players[c->slot].last_seq);
-            gs_server_send(c->peer, GS_CHAN_STATE, buf, len, 0);
+        if (c->state != GS_CLIENT_IN) {
+            continue;
         }
+        p = &s->world.players[c->slot];
+        full.ack_seq = p->last_seq;
+        held = &s->held[c->slot * GS_SNAP_HELD];
+        base = NULL;
+        if (delta && p->ack_tick != 0
+            && held[p->ack_tick % GS_SNAP_HELD].tick == p->ack_tick)
+        {
+            base = &held[p->ack_tick % GS_SNAP_HELD];
+        }
+        if (delta) {
+            gs_interest_select(&full, base, c->slot, s->snap_n,
+                               (int32_t) (GS_INTEREST_RADIUS * GS_FIX), &out);
+        } else {
+            out = full;
+        }
+        len = gs_proto_snapshot_encode(buf, sizeof(buf), &out, base);
+        if (len == 0) {
+            continue;
+        }
+        if (delta) {
+            held[out.tick % GS_SNAP_HELD] = out;
+        }
+        gs_server_send(c->peer, GS_CHAN_STATE, buf, len, 0);
     }
 }
 
@@ -1327,7 +1372,8 @@ gs_server_run(const gs_server_conf_t *conf)
 
     s.clients = calloc(s.host->peerCount, sizeof(gs_client_t));
     s.tick_us = malloc(GS_TICK_SAMPLES * sizeof(uint32_t));
-    if (s.clients == NULL || s.tick_us == NULL) {
+    s.held = calloc(GS_MAX_PLAYERS * GS_SNAP_HELD, sizeof(gs_snapshot_t));
+    if (s.clients == NULL || s.tick_us == NULL || s.held == NULL) {
         gs_log("error", "out of memory");
         return 1;
     }
@@ -1416,5 +1462,6 @@ gs_server_run(const gs_server_conf_t *conf)
     gs_health_close(s.health);
     free(s.clients);
     free(s.tick_us);
+    free(s.held);
     return 0;
 }
