@@ -13,17 +13,19 @@
 #include "gs_interest.h"
 
 
-static const gs_snap_player_t *
-gs_interest_find(const gs_snapshot_t *s, unsigned slot)
+/* the players of a snapshot by slot, NULL where absent: one pass, so a
+ * recipient costs O(players), not O(players^2) */
+static void
+gs_interest_index(const gs_snapshot_t *s, const gs_snap_player_t **by)
 {
     unsigned  i;
 
+    memset(by, 0, GS_MAX_PLAYERS * sizeof(*by));
     for (i = 0; s != NULL && i < s->count; i++) {
-        if (s->players[i].slot == slot) {
-            return &s->players[i];
+        if (s->players[i].slot < GS_MAX_PLAYERS) {
+            by[s->players[i].slot] = &s->players[i];
         }
     }
-    return NULL;
 }
 
 
@@ -31,11 +33,17 @@ void
 gs_interest_select(const gs_snapshot_t *full, const gs_snapshot_t *base,
     int self, uint32_t n, int32_t radius, gs_snapshot_t *out)
 {
-    const gs_snap_player_t  *me, *cur, *old;
+    const gs_snap_player_t  *me = NULL, *cur, *old;
+    const gs_snap_player_t  *was[GS_MAX_PLAYERS];
     int32_t                  dx, dy;
     unsigned                 i;
 
-    me = self >= 0 ? gs_interest_find(full, (unsigned) self) : NULL;
+    gs_interest_index(base, was);
+    for (i = 0; i < full->count; i++) {
+        if ((int) full->players[i].slot == self) {
+            me = &full->players[i];
+        }
+    }
 
     out->tick = full->tick;
     out->base_tick = base != NULL ? base->tick : 0;
@@ -45,7 +53,7 @@ gs_interest_select(const gs_snapshot_t *full, const gs_snapshot_t *base,
 
     for (i = 0; i < full->count; i++) {
         cur = &full->players[i];
-        old = gs_interest_find(base, cur->slot);
+        old = cur->slot < GS_MAX_PLAYERS ? was[cur->slot] : NULL;
         if (me != NULL && old != NULL && cur != me
             && (n + cur->slot) % GS_INTEREST_FAR_EVERY != 0
             && old->flags == cur->flags && old->health == cur->health
