@@ -676,6 +676,9 @@ fleet_run(fleet_t *f)
               f->conf.register_s);
 
     fleet_adopt(f);
+    /* the file still lists the previous fleet's view: say at once what was
+     * adopted, before the first pass waits on Redis */
+    fleet_status_write(f->conf.status, &f->conf, f->servers, f->n);
 
     while (!fleet_stop) {
         fleet_collect(f);
