@@ -34,6 +34,8 @@ def test_honest_bots_under_loss_and_latency_finish_unflagged(env):
                                "out_of_bounds": 0}, r
     assert r["flagged_players"] == 0
     assert all(not pl["flagged"] for pl in r["players"])
+    # shots were traced where the shooters saw their targets, 100 ms back
+    assert sum(pl["rewound_shots"] for pl in r["players"]) > 0, r
 
 
 def test_delta_snapshots_send_less_than_whole_ones(env):
