@@ -293,14 +293,30 @@ gs_proto_snap_put(uint8_t *p, uint8_t slot, unsigned f,
 {
     *p++ = slot;
     *p++ = (uint8_t) f;
-    if (f & GS_SF_FLAGS) *p++ = sp->flags;
-    if (f & GS_SF_X) p = gs_put16(p, (uint16_t) sp->x);
-    if (f & GS_SF_Y) p = gs_put16(p, (uint16_t) sp->y);
-    if (f & GS_SF_VX) p = gs_put16(p, (uint16_t) sp->vx);
-    if (f & GS_SF_VY) p = gs_put16(p, (uint16_t) sp->vy);
-    if (f & GS_SF_AIM) p = gs_put16(p, sp->aim);
-    if (f & GS_SF_HEALTH) *p++ = sp->health;
-    if (f & GS_SF_SCORE) p = gs_put16(p, (uint16_t) sp->score);
+    if (f & GS_SF_FLAGS) {
+        *p++ = sp->flags;
+    }
+    if (f & GS_SF_X) {
+        p = gs_put16(p, (uint16_t) sp->x);
+    }
+    if (f & GS_SF_Y) {
+        p = gs_put16(p, (uint16_t) sp->y);
+    }
+    if (f & GS_SF_VX) {
+        p = gs_put16(p, (uint16_t) sp->vx);
+    }
+    if (f & GS_SF_VY) {
+        p = gs_put16(p, (uint16_t) sp->vy);
+    }
+    if (f & GS_SF_AIM) {
+        p = gs_put16(p, sp->aim);
+    }
+    if (f & GS_SF_HEALTH) {
+        *p++ = sp->health;
+    }
+    if (f & GS_SF_SCORE) {
+        p = gs_put16(p, (uint16_t) sp->score);
+    }
     return p;
 }
 
@@ -361,6 +377,44 @@ gs_proto_snapshot_encode(uint8_t *buf, size_t cap, const gs_snapshot_t *s,
     *count = (uint8_t) k;
 
     return (size_t) (p - buf);
+}
+
+
+/* the fields f names, in bit order, into sp; the caller checked the size */
+static const uint8_t *
+gs_proto_snap_get(const uint8_t *q, unsigned f, gs_snap_player_t *sp)
+{
+    if (f & GS_SF_FLAGS) {
+        sp->flags = *q++;
+    }
+    if (f & GS_SF_X) {
+        sp->x = (int16_t) gs_get16(q);
+        q += 2;
+    }
+    if (f & GS_SF_Y) {
+        sp->y = (int16_t) gs_get16(q);
+        q += 2;
+    }
+    if (f & GS_SF_VX) {
+        sp->vx = (int16_t) gs_get16(q);
+        q += 2;
+    }
+    if (f & GS_SF_VY) {
+        sp->vy = (int16_t) gs_get16(q);
+        q += 2;
+    }
+    if (f & GS_SF_AIM) {
+        sp->aim = gs_get16(q);
+        q += 2;
+    }
+    if (f & GS_SF_HEALTH) {
+        sp->health = *q++;
+    }
+    if (f & GS_SF_SCORE) {
+        sp->score = (int16_t) gs_get16(q);
+        q += 2;
+    }
+    return q;
 }
 
 
@@ -436,14 +490,7 @@ gs_proto_snapshot_decode(const uint8_t *p, size_t n,
         present[slot] = 1;
         sp = &have[slot];
         sp->slot = (uint8_t) slot;
-        if (f & GS_SF_FLAGS) { sp->flags = *q++; }
-        if (f & GS_SF_X) { sp->x = (int16_t) gs_get16(q); q += 2; }
-        if (f & GS_SF_Y) { sp->y = (int16_t) gs_get16(q); q += 2; }
-        if (f & GS_SF_VX) { sp->vx = (int16_t) gs_get16(q); q += 2; }
-        if (f & GS_SF_VY) { sp->vy = (int16_t) gs_get16(q); q += 2; }
-        if (f & GS_SF_AIM) { sp->aim = gs_get16(q); q += 2; }
-        if (f & GS_SF_HEALTH) { sp->health = *q++; }
-        if (f & GS_SF_SCORE) { sp->score = (int16_t) gs_get16(q); q += 2; }
+        q = gs_proto_snap_get(q, f, sp);
     }
     if (q != end) {
         return -1;
