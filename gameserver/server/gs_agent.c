@@ -43,6 +43,7 @@
 
 
 #define GS_AGENT_QUEUE      32
+#define GS_AGENT_TEL_QUEUE  16          /* telemetry batches: 16 s of it */
 #define GS_AGENT_BEAT_MS    1000
 #define GS_AGENT_RETRY_MS   250
 #define GS_AGENT_TIMEOUT_MS 1000
@@ -71,6 +72,9 @@ struct gs_agent_s {
 
     gs_agent_op_t        ops[GS_AGENT_QUEUE];
     int                  head, n, poke, stop;
+    char                *tel[GS_AGENT_TEL_QUEUE];
+    int                  tel_n[GS_AGENT_TEL_QUEUE];
+    int                  tel_head, tel_count;
     int64_t              stop_deadline;
     char                 held[GAME_ALLOC_NAME_MAX + 1];  /* "" idle */
     int                  leaving;       /* Shutdown or drain was asked */
@@ -307,6 +311,37 @@ gs_agent_run_publish(gs_agent_t *a, gs_agent_op_t *op)
 }
 
 
+/*
+ * A telemetry batch onto its stream, as the backend's writer reads it:
+ * s "server:<id>" (who says so: the writer trusts the players it names
+ * only because a server holding our Redis credential said it), n, b.
+ * Sent again after a lost reply, it is written once: every event has its
+ * own id.  0 done, -1 transport failure: retry.
+ */
+static int
+gs_agent_run_telemetry(gs_agent_t *a, const char *json, int n)
+{
+    redisReply  *r;
+    char         source[GAME_ALLOC_NAME_MAX + 16], count[16];
+
+    snprintf(source, sizeof(source), "server:%s", a->conf.server.id);
+    snprintf(count, sizeof(count), "%d", n);
+    r = redisCommand(a->raw, "XADD %s * s %s n %s b %s", a->conf.tel_stream,
+                     source, count, json);
+    if (r == NULL) {
+        return -1;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        gs_log("error", "telemetry: %s", r->str);
+    }
+    pthread_mutex_lock(&a->lock);
+    a->view.tel_sent += r->type == REDIS_REPLY_STRING;
+    pthread_mutex_unlock(&a->lock);
+    freeReplyObject(r);
+    return 0;
+}
+
+
 /* 0 done (whatever Redis said), -1 transport failure: retry */
 static int
 gs_agent_run_op(gs_agent_t *a, gs_agent_op_t *op)
@@ -413,6 +448,8 @@ gs_agent_main(void *arg)
     game_alloc_status_t   st;
     int64_t               next_beat = 0, now;
     int                   have_op, stopping, poke, registered, rc;
+    int                   have_tel, tel_n = 0;
+    char                 *tel = NULL;
     int                   may_register;
     struct timespec       until;
 
@@ -420,7 +457,9 @@ gs_agent_main(void *arg)
         pthread_mutex_lock(&a->lock);
         for ( ;; ) {
             now = gs_agent_now_ms();
-            if (a->stop || a->n > 0 || a->poke || now >= next_beat) {
+            if (a->stop || a->n > 0 || a->tel_count > 0 || a->poke
+                || now >= next_beat)
+            {
                 break;
             }
             clock_gettime(CLOCK_REALTIME, &until);
@@ -433,6 +472,12 @@ gs_agent_main(void *arg)
         have_op = a->n > 0;
         if (have_op) {
             op = a->ops[a->head];
+        }
+        /* telemetry goes when the allocator's operations are done */
+        have_tel = !have_op && a->tel_count > 0;
+        if (have_tel) {
+            tel = a->tel[a->tel_head];
+            tel_n = a->tel_n[a->tel_head];
         }
         poke = a->poke;
         a->poke = 0;
@@ -488,6 +533,22 @@ gs_agent_main(void *arg)
             pthread_mutex_unlock(&a->lock);
         }
 
+        if (have_tel) {
+            if (gs_agent_run_telemetry(a, tel, tel_n) != 0) {
+                gs_log("warn", "redis: %s; retrying telemetry",
+                       a->raw && a->raw->err ? a->raw->errstr : "error");
+                gs_agent_disconnect(a);
+                gs_agent_sleep_ms(GS_AGENT_RETRY_MS);
+                continue;
+            }
+            pthread_mutex_lock(&a->lock);
+            free(a->tel[a->tel_head]);
+            a->tel[a->tel_head] = NULL;
+            a->tel_head = (a->tel_head + 1) % GS_AGENT_TEL_QUEUE;
+            a->tel_count--;
+            pthread_mutex_unlock(&a->lock);
+        }
+
         /* the clock moves on even when there is nothing to send, so that
          * an unregistered agent waits instead of spinning */
         now = gs_agent_now_ms();
@@ -503,7 +564,7 @@ gs_agent_main(void *arg)
 
         if (stopping && !have_op) {
             pthread_mutex_lock(&a->lock);
-            have_op = a->n > 0;
+            have_op = a->n > 0 || a->tel_count > 0;
             pthread_mutex_unlock(&a->lock);
             if (!have_op) {
                 st = game_alloc_deregister(a->conn, a->conf.server.id,
@@ -686,6 +747,29 @@ gs_agent_publish(gs_agent_t *a, const char *match_id, char *json)
 
 
 void
+gs_agent_telemetry(gs_agent_t *a, char *json, int n)
+{
+    pthread_mutex_lock(&a->lock);
+    if (a->conf.tel_stream == NULL || a->tel_count == GS_AGENT_TEL_QUEUE) {
+        if (a->conf.tel_stream != NULL) {
+            a->view.tel_dropped++;
+            if ((a->view.tel_dropped & (a->view.tel_dropped - 1)) == 0) {
+                gs_log("warn", "telemetry queue full: %llu batches dropped",
+                       (unsigned long long) a->view.tel_dropped);
+            }
+        }
+        free(json);
+    } else {
+        a->tel[(a->tel_head + a->tel_count) % GS_AGENT_TEL_QUEUE] = json;
+        a->tel_n[(a->tel_head + a->tel_count) % GS_AGENT_TEL_QUEUE] = n;
+        a->tel_count++;
+        pthread_cond_signal(&a->cond);
+    }
+    pthread_mutex_unlock(&a->lock);
+}
+
+
+void
 gs_agent_stop(gs_agent_t *a, int timeout_ms)
 {
     pthread_mutex_lock(&a->lock);
@@ -699,6 +783,11 @@ gs_agent_stop(gs_agent_t *a, int timeout_ms)
         gs_agent_free_op(&a->ops[a->head]);
         a->head = (a->head + 1) % GS_AGENT_QUEUE;
         a->n--;
+    }
+    while (a->tel_count > 0) {
+        free(a->tel[a->tel_head]);
+        a->tel_head = (a->tel_head + 1) % GS_AGENT_TEL_QUEUE;
+        a->tel_count--;
     }
     gs_agent_disconnect(a);
     pthread_mutex_destroy(&a->lock);

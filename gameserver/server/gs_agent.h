@@ -26,6 +26,7 @@ typedef struct gs_agent_s gs_agent_t;
 
 typedef struct {
     const char          *redis_host, *prefix;
+    const char          *tel_stream;    /* telemetry's stream; NULL: none */
     int                  redis_port;
     game_alloc_server_t  server;        /* what to register (Ready) */
 } gs_agent_conf_t;
@@ -41,6 +42,8 @@ typedef struct {
     int                  pending;       /* queued operations not yet done */
     int                  published;     /* results published (fresh) */
     int                  duplicates;    /* results Redis already had */
+    uint64_t             tel_sent;      /* telemetry batches on the stream */
+    uint64_t             tel_dropped;   /* batches the full queue refused */
 } gs_agent_view_t;
 
 gs_agent_t *gs_agent_start(const gs_agent_conf_t *conf);
@@ -64,6 +67,14 @@ void gs_agent_set_state(gs_agent_t *a, game_alloc_state_t to,
 void gs_agent_drain(gs_agent_t *a);
 /* takes the JSON text; published once per match id (SET NX + XADD) */
 void gs_agent_publish(gs_agent_t *a, const char *match_id, char *json);
+/*
+ * Takes the JSON text of a telemetry batch ({"events": [...]}) of "n"
+ * events, for the telemetry stream.  Batches wait in a queue of their own,
+ * behind the allocator's operations, and are retried like them; when it is
+ * full the batch is dropped and counted (tel_dropped): the loop never
+ * waits, and a match's state matters more than its telemetry.
+ */
+void gs_agent_telemetry(gs_agent_t *a, char *json, int n);
 /* finish the queue (bounded by timeout_ms), deregister, join the thread */
 void gs_agent_stop(gs_agent_t *a, int timeout_ms);
 

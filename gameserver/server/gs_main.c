@@ -36,6 +36,8 @@ static const char gs_main_usage[] =
 "  --max-matches N     shut down after N matches (0: reuse forever)\n"
 "  --max-peers-per-ip N  ENet duplicatePeers (8)\n"
 "  --health-file PATH  the tick loop's pulse, for the fleet manager\n"
+"  --telemetry STREAM  the backend's telemetry stream for the match's\n"
+"                      events, or off (tel:server)\n"
 "  --seed N            spawn points (random)\n"
 "  --snapshots delta|full  against the client's last ack (delta), or whole\n";
 
@@ -69,6 +71,7 @@ main(int argc, char **argv)
     c.region = "local";
     c.mode = "dm";
     c.prefix = "game:";
+    c.tel_stream = "tel:server";
     c.redis_host = "127.0.0.1";
     c.redis_port = 6379;
     c.tick_hz = 30;
@@ -146,6 +149,8 @@ main(int argc, char **argv)
         else if (strcmp(o, "--max-peers-per-ip") == 0)
             c.max_peers_per_ip = gs_main_int(o, v, 1, 4095);
         else if (strcmp(o, "--health-file") == 0) c.health_file = v;
+        else if (strcmp(o, "--telemetry") == 0)
+            c.tel_stream = strcmp(v, "off") == 0 ? NULL : v;
         else if (strcmp(o, "--seed") == 0)
             c.seed = (unsigned) gs_main_int(o, v, 0, 2147483647);
         else if (strcmp(o, "--snapshots") == 0) {

@@ -42,13 +42,14 @@
  * ask for, is bounded per source and per tick.
  */
 
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE
 
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,6 +62,7 @@
 #include "gs_log.h"
 #include "gs_result.h"
 #include "gs_server.h"
+#include "gs_telemetry.h"
 
 
 #define GS_HELLO_TIMEOUT_MS    1000     /* connect without hello: refused */
@@ -75,6 +77,7 @@
 #define GS_USED_MAX            4096     /* used tickets remembered */
 #define GS_VERIFY_PER_TICK     24       /* ~1.5 ms of ECDSA per tick */
 #define GS_REFUSED_LINES       8        /* per reason per second, told */
+#define GS_TEL_SAMPLE_MS       1000     /* telemetry: a sample a second */
 #define GS_TICK_SAMPLES        (1 << 18)
 #define GS_SNAP_HELD           64       /* per slot: a second or two back */
 #define GS_INTEREST_RADIUS     48.0f    /* hitscan range and a margin */
@@ -154,6 +157,8 @@ typedef struct {
      * client holds if it acknowledges that tick, the base of a delta */
     gs_snapshot_t           *held;
     uint32_t                 snap_n;
+
+    gs_tel_t                 tel;
 } gs_server_t;
 
 
@@ -269,7 +274,61 @@ gs_server_broadcast_event(gs_server_t *s, const gs_event_t *e)
 static void
 gs_server_on_sim_event(void *data, const gs_event_t *e)
 {
-    gs_server_broadcast_event(data, e);
+    gs_server_t  *s = data;
+
+    gs_server_broadcast_event(s, e);
+
+    if (e->kind == GS_EV_DEATH && e->b != 255 && e->b != e->a
+        && s->phase == GS_PHASE_PLAYING)
+    {
+        gs_tel_kill(&s->tel, &s->world, e->b, e->a, s->match_id, s->mode,
+                    gs_wall_ms());
+    }
+}
+
+
+/* telemetry's events of the moment to the agent, which sends them */
+static void
+gs_server_telemetry(gs_server_t *s, json_t *events)
+{
+    int      n;
+    char    *text;
+    json_t  *batch;
+
+    n = (int) json_array_size(events);
+    if (n == 0 || s->conf->tel_stream == NULL) {
+        json_decref(events);
+        return;
+    }
+
+    batch = json_pack("{s:o}", "events", events);
+    text = batch ? json_dumps(batch, JSON_COMPACT) : NULL;
+    json_decref(batch);
+    if (text == NULL) {
+        gs_log("error", "telemetry: %d events lost: out of memory", n);
+        return;
+    }
+    gs_agent_telemetry(s->agent, text, n);
+}
+
+
+/* a match's sample, when a second went by (or "now": the match ends) */
+static void
+gs_server_sample(gs_server_t *s, int64_t now, int force)
+{
+    json_t  *events;
+
+    if (s->conf->tel_stream == NULL
+        || (!force && now - s->tel.last_ms < GS_TEL_SAMPLE_MS))
+    {
+        return;
+    }
+    events = json_array();
+    if (events != NULL) {
+        gs_tel_sample(&s->tel, &s->world, s->match_id, s->mode, now,
+                      gs_wall_ms(), events);
+    }
+    gs_server_telemetry(s, events);
 }
 
 
@@ -825,7 +884,7 @@ static void
 gs_server_start_match(gs_server_t *s)
 {
     gs_event_t  e = { GS_EV_MATCH_START, s->world.tick, 0, 0 };
-    json_t     *ids;
+    json_t     *ids, *events;
     char       *seated;
 
     s->phase = GS_PHASE_PLAYING;
@@ -842,6 +901,17 @@ gs_server_start_match(gs_server_t *s)
     gs_agent_set_state(s->agent, GAME_ALLOC_PLAYING, s->match_id, seated);
     free(seated);
     gs_server_broadcast_event(s, &e);
+
+    gs_tel_reset(&s->tel, &s->world, s->start_ms);
+    if (s->conf->tel_stream != NULL) {
+        events = json_array();
+        if (events != NULL) {
+            gs_tel_match(&s->tel, "match.start", s->match_id, s->mode,
+                         gs_sim_connected(&s->world), NULL, NULL, 0,
+                         s->start_wall_ms, events);
+        }
+        gs_server_telemetry(s, events);
+    }
 
     gs_log("info", "match %s started with %d of %d players", s->match_id,
            gs_sim_connected(&s->world), s->expected);
@@ -884,7 +954,7 @@ gs_server_end_match(gs_server_t *s, gs_end_reason_e reason)
     int               winner, i, joined = 0;
     int64_t           now = gs_now_us() / 1000;
     double            secs;
-    json_t           *result;
+    json_t           *result, *events;
     char             *json;
 
     winner = gs_sim_leader(&s->world);
@@ -926,6 +996,18 @@ gs_server_end_match(gs_server_t *s, gs_end_reason_e reason)
         }
     } else {
         m.started_at_ms = gs_wall_ms();
+    }
+
+    if (s->phase == GS_PHASE_PLAYING && s->conf->tel_stream != NULL) {
+        gs_server_sample(s, now, 1);
+        events = json_array();
+        if (events != NULL) {
+            gs_tel_match(&s->tel, "match.end", s->match_id, s->mode, 0,
+                         gs_proto_end_name(reason),
+                         winner >= 0 ? s->world.players[winner].id : NULL,
+                         m.duration_ms, gs_wall_ms(), events);
+        }
+        gs_server_telemetry(s, events);
     }
 
     result = gs_result_object(&s->world, &m);
@@ -1264,6 +1346,9 @@ gs_server_tick(gs_server_t *s)
 
     gs_server_lifecycle(s, now);
     gs_server_timeouts(s, now);
+    if (s->phase == GS_PHASE_PLAYING) {
+        gs_server_sample(s, now, 0);
+    }
     if (s->phase == GS_PHASE_WAITING || s->phase == GS_PHASE_PLAYING) {
         /* while waiting the world stands still; show it at a low rate */
         if (s->phase == GS_PHASE_PLAYING || now % 200 < 1000 / s->rules.tick_hz)
@@ -1309,9 +1394,14 @@ gs_server_run(const gs_server_conf_t *conf)
     int64_t              tick_us, next, now, t0;
     int                  rc;
     char                 err[256];
+    uint64_t             seed;
 
     memset(&s, 0, sizeof(s));
     s.conf = conf;
+    if (getrandom(&seed, sizeof(seed), 0) != (ssize_t) sizeof(seed)) {
+        seed = (uint64_t) gs_now_us() ^ ((uint64_t) getpid() << 32);
+    }
+    gs_tel_init(&s.tel, seed);
     gs_rules_default(&s.rules, conf->tick_hz);
     s.rules.max_players = conf->max_players;
     s.rules.match_seconds = conf->match_seconds;
@@ -1382,6 +1472,7 @@ gs_server_run(const gs_server_conf_t *conf)
     ac.redis_host = conf->redis_host;
     ac.redis_port = conf->redis_port;
     ac.prefix = conf->prefix;
+    ac.tel_stream = conf->tel_stream;
     ac.server.id = conf->id;
     ac.server.addr = conf->addr;
     ac.server.port = conf->port;
@@ -1463,5 +1554,6 @@ gs_server_run(const gs_server_conf_t *conf)
     free(s.clients);
     free(s.tick_us);
     free(s.held);
+    gs_tel_free(&s.tel);
     return 0;
 }

@@ -12,6 +12,7 @@ typedef struct {
     const char        *id, *addr, *bind, *region, *mode, *build, *host;
     const char        *redis_host, *prefix;
     const char        *health_file;         /* NULL: none */
+    const char        *tel_stream;          /* telemetry; NULL: off */
     int                port, redis_port;
     int                tick_hz, max_players, match_seconds, score_limit;
     int                join_timeout_s, drain_grace_s, max_matches;

@@ -93,6 +93,14 @@ typedef struct {
     int              kills, deaths, shots, hits, inputs, stale;
     gs_violations_t  v;
     int              flagged;
+
+    /* what the inputs asked for since telemetry last sampled them
+     * (gs_telemetry.c): the longest move, the trigger pulls, the latest
+     * claimed position */
+    float            ask_max;
+    int              pulls;
+    float            claim_x, claim_y;
+    int              claimed;
 } gs_player_t;
 
 typedef void (*gs_sim_event_pt)(void *data, const gs_event_t *e);

@@ -148,6 +148,9 @@ gs_validate_input(gs_world_t *w, int slot, const gs_input_t *in,
     mx = in->move_x / (float) GS_MOVE_ONE;
     my = in->move_y / (float) GS_MOVE_ONE;
     len = sqrtf(mx * mx + my * my);
+    if (len > p->ask_max) {
+        p->ask_max = len;
+    }
     if (len > GS_VALIDATE_MOVE_SLACK) {
         p->v.speed++;
     }
@@ -161,6 +164,9 @@ gs_validate_input(gs_world_t *w, int slot, const gs_input_t *in,
 
     cx = in->claim_x / GS_FIX;
     cy = in->claim_y / GS_FIX;
+    p->claim_x = cx;
+    p->claim_y = cy;
+    p->claimed = 1;
     margin = w->rules.radius;
     if (cx < -margin || cy < -margin || cx > w->rules.arena_w + margin
         || cy > w->rules.arena_h + margin)
@@ -169,6 +175,7 @@ gs_validate_input(gs_world_t *w, int slot, const gs_input_t *in,
     }
 
     if (in->buttons & GS_BTN_FIRE) {
+        p->pulls++;
         since = p->sim_ms - p->last_fire_ms;
         if (since < w->rules.fire_interval_ms / 2) {
             p->v.fire_rate++;

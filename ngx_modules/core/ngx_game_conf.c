@@ -81,6 +81,17 @@ ngx_game_conf_param_set(ngx_game_param_t *p, ngx_str_t *v, void *conf)
         *(ngx_msec_t *) field = n;
         return NGX_OK;
 
+    case NGX_GAME_PARAM_FLAG:
+        if (v->len == 2 && ngx_strncmp(v->data, "on", 2) == 0) {
+            *(ngx_flag_t *) field = 1;
+            return NGX_OK;
+        }
+        if (v->len == 3 && ngx_strncmp(v->data, "off", 3) == 0) {
+            *(ngx_flag_t *) field = 0;
+            return NGX_OK;
+        }
+        return NGX_ERROR;
+
     default: /* NGX_GAME_PARAM_SEC */
         n = ngx_parse_time(v, 1);
         if (n == NGX_ERROR) {

@@ -17,7 +17,8 @@
 typedef enum {
     NGX_GAME_PARAM_NUMBER,      /* ngx_uint_t within [min, max] */
     NGX_GAME_PARAM_MSEC,        /* ngx_msec_t, "500ms", "2s"; not zero */
-    NGX_GAME_PARAM_SEC          /* time_t, "30s", "1m"; zero allowed */
+    NGX_GAME_PARAM_SEC,         /* time_t, "30s", "1m"; zero allowed */
+    NGX_GAME_PARAM_FLAG         /* ngx_flag_t, "on" or "off" */
 } ngx_game_param_type_e;
 
 

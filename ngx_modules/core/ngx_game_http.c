@@ -72,6 +72,7 @@ static ngx_game_http_status_line_t  ngx_game_http_status_lines[] = {
     { 422, ngx_string("422 Unprocessable Content") },
     { 423, ngx_string("423 Locked") },
     { 424, ngx_string("424 Failed Dependency") },
+    { 426, ngx_string("426 Upgrade Required") },
     { 428, ngx_string("428 Precondition Required") },
     { 431, ngx_string("431 Request Header Fields Too Large") },
     { 0, ngx_null_string }
@@ -391,12 +392,28 @@ ngx_int_t
 ngx_game_http_read_json_checked(ngx_http_request_t *r,
     ngx_game_http_body_check_pt check, ngx_game_http_json_handler_pt handler)
 {
-    ngx_int_t                  rc;
-    ngx_str_t                 *type;
-    ngx_game_http_ctx_t       *ctx;
     ngx_game_core_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_game_core_module);
+
+    return ngx_game_http_read_json_limited(r, clcf->body_limit, check,
+                                           handler);
+}
+
+
+/*
+ * The same with a limit of the endpoint's own instead of the location's
+ * game_body_limit: an endpoint whose bodies are bounded by a directive of
+ * its service (a telemetry batch).
+ */
+
+ngx_int_t
+ngx_game_http_read_json_limited(ngx_http_request_t *r, size_t limit,
+    ngx_game_http_body_check_pt check, ngx_game_http_json_handler_pt handler)
+{
+    ngx_int_t             rc;
+    ngx_str_t            *type;
+    ngx_game_http_ctx_t  *ctx;
 
     if (r->headers_in.content_type == NULL) {
         return ngx_game_http_send_error(r,
@@ -416,7 +433,7 @@ ngx_game_http_read_json_checked(ngx_http_request_t *r,
                                         "application/json");
     }
 
-    if (r->headers_in.content_length_n > (off_t) clcf->body_limit) {
+    if (r->headers_in.content_length_n > (off_t) limit) {
         return ngx_game_http_send_error(r,
                                         NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                                         "payload_too_large",
@@ -430,7 +447,7 @@ ngx_game_http_read_json_checked(ngx_http_request_t *r,
 
     ctx->handler = handler;
     ctx->check = check;
-    ctx->limit = clcf->body_limit;
+    ctx->limit = limit;
     ctx->collect = 1;
     ngx_http_set_ctx(r, ctx, ngx_game_core_module);
 

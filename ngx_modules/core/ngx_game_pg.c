@@ -37,6 +37,12 @@
  *     that kills its backends does not make us reconnect in a loop;
  *   - while no connection of a pool is up and the last attempt failed, the
  *     pool is "down": queries fail at once instead of queueing.
+ *
+ * A pool declared with copy=on runs COPY FROM STDIN (bulk loads,
+ * ngx_game_pg_copy_t): its connections stay out of pipeline mode, carry
+ * one query at a time, and walk a copy query through its steps (BEGIN, the
+ * caller's SQL, COPY and its rows, the statement, COMMIT, or ROLLBACK
+ * after an error) one round trip each; the failure rules above hold.
  */
 
 #include <ngx_config.h>
@@ -68,6 +74,31 @@ typedef enum {
 } ngx_game_pg_why_e;
 
 
+/* where a copy query is (copy=on pools) */
+typedef enum {
+    NGX_GAME_PG_COPY_IDLE = 0,
+    NGX_GAME_PG_COPY_BEGIN,
+    NGX_GAME_PG_COPY_PRE,
+    NGX_GAME_PG_COPY_START,
+    NGX_GAME_PG_COPY_DATA,
+    NGX_GAME_PG_COPY_END,
+    NGX_GAME_PG_COPY_RUN,
+    NGX_GAME_PG_COPY_COMMIT,
+    NGX_GAME_PG_COPY_ROLLBACK
+} ngx_game_pg_copy_step_e;
+
+
+/* the families every pool counts in (ngx_game_pg_metrics_init) */
+typedef struct {
+    ngx_game_metric_t          *connections;
+    ngx_game_metric_t          *in_flight;
+    ngx_game_metric_t          *queued;
+    ngx_game_metric_t          *timeouts;
+    ngx_game_metric_t          *reconnects;
+    ngx_game_metric_t          *rejected;
+} ngx_game_pg_metrics_t;
+
+
 /* a query in flight: outlives its request, whose results must be read */
 typedef struct {
     ngx_game_pg_query_t        *query;      /* NULL once cancelled */
@@ -96,6 +127,13 @@ typedef struct {
     /* a send failed: closed from a posted event, see ngx_game_pg_send() */
     unsigned                    broken:1;
 
+    /* copy=on: the query's step, the rows still to send, its first error
+     * (copied before anything else runs) */
+    ngx_game_pg_copy_step_e     step;
+    ngx_chain_t                *out;
+    ngx_game_pg_copy_t         *copy;
+    PGresult                   *err;
+
     ngx_uint_t                  nprepared;
     ngx_game_pg_stmt_t         *prepared[NGX_GAME_PG_MAX_STMTS];
 } ngx_game_pg_conn_t;
@@ -116,6 +154,7 @@ struct ngx_game_pg_pool_s {
     ngx_msec_t                  connect_timeout;
     ngx_msec_t                  query_timeout;
     time_t                      keepalive;
+    ngx_flag_t                  copy;
 
     u_char                     *file;
     ngx_uint_t                  line;
@@ -128,6 +167,10 @@ struct ngx_game_pg_pool_s {
     ngx_uint_t                  nwaiting;
     ngx_uint_t                  nconnected;
     unsigned                    down:1;
+
+    /* its metrics, and its value of their "pool" label */
+    ngx_game_pg_metrics_t      *metrics;
+    ngx_uint_t                  metric;
 };
 
 
@@ -173,6 +216,13 @@ static ngx_uint_t ngx_game_pg_is_prepared(ngx_game_pg_conn_t *pc,
     ngx_game_pg_stmt_t *stmt);
 static void ngx_game_pg_log_error(ngx_game_pg_conn_t *pc, ngx_uint_t level,
     const char *what);
+static ngx_int_t ngx_game_pg_copy_send(ngx_game_pg_conn_t *pc,
+    ngx_game_pg_query_t *q);
+static void ngx_game_pg_copy_collect(ngx_game_pg_conn_t *pc);
+static ngx_int_t ngx_game_pg_copy_put(ngx_game_pg_conn_t *pc);
+static void ngx_game_pg_copy_next(ngx_game_pg_conn_t *pc);
+static void ngx_game_pg_copy_done(ngx_game_pg_conn_t *pc, ngx_int_t rc,
+    PGresult *res);
 
 
 /* configuration */
@@ -198,6 +248,11 @@ static ngx_game_param_t  ngx_game_pg_params[] = {
     /* TCP keepalive idle time; 0 turns keepalive probes off */
     { ngx_string("keepalive="), NGX_GAME_PARAM_SEC,
       offsetof(ngx_game_pg_pool_t, keepalive), 0, 0 },
+
+    /* COPY FROM STDIN (ngx_game_pg_copy_t): no pipeline, one query at a
+     * time */
+    { ngx_string("copy="), NGX_GAME_PARAM_FLAG,
+      offsetof(ngx_game_pg_pool_t, copy), 0, 0 },
 
     { ngx_null_string, 0, 0, 0, 0 }
 };
@@ -276,7 +331,8 @@ ngx_game_pg_pool_name(ngx_game_pg_pool_t *pg)
 
 /*
  * game_pg_pool name conninfo [connections=N] [max_queue=N]
- *              [connect_timeout=time] [query_timeout=time] [keepalive=time];
+ *              [connect_timeout=time] [query_timeout=time] [keepalive=time]
+ *              [copy=on|off];
  */
 
 char *
@@ -323,6 +379,11 @@ ngx_game_pg_pool_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;
+    }
+
+    if (pg->copy) {
+        /* one copy query at a time: COPY cannot share a connection */
+        pg->pipeline = 1;
     }
 
     return ngx_game_pg_params_init(cf, cmd, pg);
@@ -785,7 +846,7 @@ ngx_game_pg_connected(ngx_game_pg_conn_t *pc)
     }
 
     if (PQsetnonblocking(pc->pg, 1) != 0
-        || PQenterPipelineMode(pc->pg) != 1
+        || (!pg->copy && PQenterPipelineMode(pc->pg) != 1)
         || ngx_game_conn_watch(pc->c, 1, 0) != NGX_OK)
     {
         ngx_game_pg_log_error(pc, NGX_LOG_ERR, "entering pipeline mode");
@@ -835,6 +896,15 @@ ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t why)
     pc->state = NGX_GAME_PG_CLOSED;
     pc->broken = 0;
 
+    pc->step = NGX_GAME_PG_COPY_IDLE;
+    pc->out = NULL;
+    pc->copy = NULL;
+
+    if (pc->err) {
+        PQclear(pc->err);
+        pc->err = NULL;
+    }
+
     if (pc->timer.timer_set) {
         ngx_del_timer(&pc->timer);
     }
@@ -875,6 +945,7 @@ ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t why)
 
     if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
         ngx_add_timer(&pc->timer, delay);
+        ngx_game_metric_inc(pg->metrics->reconnects, pg->metric, 0, 1);
     }
 
     n = pc->count;
@@ -975,6 +1046,11 @@ ngx_game_pg_read_handler(ngx_event_t *ev)
         return;
     }
 
+    if (pc->pool->copy) {
+        ngx_game_pg_copy_collect(pc);
+        return;
+    }
+
     /* with nothing in flight, input is a notice or a parameter status */
     ngx_game_pg_collect(pc);
 }
@@ -991,7 +1067,18 @@ ngx_game_pg_write_handler(ngx_event_t *ev)
         return;
     }
 
-    if (pc->broken || ngx_game_pg_flush(pc) != NGX_OK) {
+    if (pc->broken) {
+        ngx_game_pg_broken(pc, "write");
+        return;
+    }
+
+    if (pc->step == NGX_GAME_PG_COPY_DATA) {
+        /* the socket takes more rows */
+        ngx_game_pg_copy_collect(pc);
+        return;
+    }
+
+    if (ngx_game_pg_flush(pc) != NGX_OK) {
         ngx_game_pg_broken(pc, "write");
     }
 }
@@ -1033,6 +1120,10 @@ ngx_game_pg_send(ngx_game_pg_conn_t *pc, ngx_game_pg_query_t *q)
     ngx_uint_t            prepare;
     ngx_game_pg_stmt_t   *stmt = q->stmt;
     ngx_game_pg_entry_t  *e;
+
+    if (pc->pool->copy) {
+        return ngx_game_pg_copy_send(pc, q);
+    }
 
     prepare = !ngx_game_pg_is_prepared(pc, stmt);
 
@@ -1516,6 +1607,14 @@ ngx_game_pg_query_run(ngx_game_pg_pool_t *pg, ngx_game_pg_query_t *q)
         return NGX_GAME_UNAVAILABLE;
     }
 
+    if (q->copy && !pg->copy) {
+        ngx_log_error(NGX_LOG_ALERT, q->log, 0,
+                      "game: PostgreSQL pool \"%V\": statement \"%s\" is "
+                      "a COPY, and the pool is not copy=on",
+                      &pg->name, q->stmt->name);
+        return NGX_GAME_UNAVAILABLE;
+    }
+
     q->done = 0;
     q->retried = 0;
     q->conn = NULL;
@@ -1535,6 +1634,7 @@ ngx_game_pg_query_run(ngx_game_pg_pool_t *pg, ngx_game_pg_query_t *q)
 
     if (pg->down || pg->nwaiting >= pg->max_queue) {
         q->done = 1;
+        ngx_game_metric_inc(pg->metrics->rejected, pg->metric, 0, 1);
 
         if (!pg->down) {
             ngx_log_error(NGX_LOG_WARN, q->log, 0,
@@ -1585,6 +1685,8 @@ ngx_game_pg_query_timeout(ngx_event_t *ev)
                   "game: PostgreSQL pool \"%V\": statement \"%s\" timed out",
                   &q->pool->name, q->stmt->name);
 
+    ngx_game_metric_inc(q->pool->metrics->timeouts, q->pool->metric, 0, 1);
+
     if (pc) {
         /* mid-result: the connection cannot be reused.  It is taken out of
          * use now and closed once this query's handler has run: closing
@@ -1624,6 +1726,12 @@ ngx_game_pg_query_cleanup(void *data)
     if (q->entry) {
         /* the statement runs to its end; its result is dropped */
         ((ngx_game_pg_entry_t *) q->entry)->query = NULL;
+
+        if (q->copy) {
+            /* but a COPY's rows and SQL belong to the memory going away:
+             * its transaction is given up with its connection */
+            ngx_game_pg_break_later(q->conn);
+        }
     }
 
     q->conn = NULL;
@@ -1662,4 +1770,448 @@ ngx_game_pg_text_len(const char *msg)
     }
 
     return len;
+}
+
+
+/*
+ * COPY on copy=on pools (ngx_game_pg_copy_t).  The connection walks the
+ * query through its steps, each one statement sent when the previous one's
+ * results have all been read (libpq's PQgetResult() returns NULL): no
+ * pipeline, so COPY can run.  The first error is kept in pc->err; the
+ * transaction is then rolled back before the handler hears of it, so that
+ * the connection is clean for the next query.
+ */
+
+static ngx_int_t
+ngx_game_pg_copy_send(ngx_game_pg_conn_t *pc, ngx_game_pg_query_t *q)
+{
+    int                   ok;
+    ngx_game_pg_entry_t  *e;
+
+    /* a plain statement (the readiness check's, say) runs alone, out of
+     * any transaction of ours */
+    ok = q->copy ? PQsendQuery(pc->pg, "BEGIN")
+                 : PQsendQueryParams(pc->pg, q->stmt->sql, q->stmt->nparams,
+                                     NULL, q->values, NULL, NULL, 0);
+    if (!ok) {
+        ngx_game_pg_break_later(pc);
+        return NGX_ERROR;
+    }
+
+    e = &pc->inflight[pc->head];
+    e->query = q;
+    e->stmt = q->stmt;
+    e->res = NULL;
+    e->results = 0;
+    e->prepare = 0;
+
+    pc->count = 1;
+    pc->step = q->copy ? NGX_GAME_PG_COPY_BEGIN : NGX_GAME_PG_COPY_RUN;
+    pc->copy = q->copy;
+    pc->out = q->copy ? q->copy->data : NULL;
+    q->conn = pc;
+    q->entry = e;
+
+    if (ngx_game_pg_flush(pc) != NGX_OK) {
+        ngx_game_pg_break_later(pc);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_game_pg_copy_collect(ngx_game_pg_conn_t *pc)
+{
+    PGresult             *res;
+    ExecStatusType        status;
+    ngx_game_pg_entry_t  *e;
+
+    while (pc->count && pc->state == NGX_GAME_PG_READY && !pc->broken) {
+
+        if (pc->step == NGX_GAME_PG_COPY_DATA) {
+            if (ngx_game_pg_copy_put(pc) != NGX_OK) {
+                /* the socket is full (a write event resumes), or the
+                 * connection was closed */
+                return;
+            }
+            continue;
+        }
+
+        if (PQisBusy(pc->pg)) {
+            return;
+        }
+
+        res = PQgetResult(pc->pg);
+
+        if (res == NULL) {
+            /* the step's results are all in: the next step */
+            ngx_game_pg_copy_next(pc);
+            continue;
+        }
+
+        status = PQresultStatus(res);
+
+        if (status == PGRES_COPY_IN) {
+            PQclear(res);
+            pc->step = NGX_GAME_PG_COPY_DATA;
+            continue;
+        }
+
+        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+            if (pc->err == NULL && pc->step != NGX_GAME_PG_COPY_ROLLBACK) {
+                pc->err = res;
+
+            } else {
+                PQclear(res);
+            }
+
+            continue;
+        }
+
+        e = &pc->inflight[pc->head];
+
+        if (pc->step == NGX_GAME_PG_COPY_RUN && e->res == NULL) {
+            e->res = res;
+            continue;
+        }
+
+        PQclear(res);
+    }
+}
+
+
+/*
+ * The rows, as far as the socket takes them, then the end of the data.
+ * NGX_OK: all of it is out (or the server ended the COPY itself, with an
+ * error that comes as its result): the COPY's result is next.
+ * NGX_AGAIN: a write event resumes.  NGX_ERROR: the connection is gone.
+ */
+
+static ngx_int_t
+ngx_game_pg_copy_put(ngx_game_pg_conn_t *pc)
+{
+    int          n;
+    size_t       len;
+    ngx_buf_t   *b;
+
+    for ( ;; ) {
+        switch (PQflush(pc->pg)) {
+
+        case 0:
+            break;
+
+        case 1:
+            if (ngx_game_conn_watch(pc->c, 1, 1) != NGX_OK) {
+                ngx_game_pg_broken(pc, "write");
+                return NGX_ERROR;
+            }
+            return NGX_AGAIN;
+
+        default:
+            ngx_game_pg_broken(pc, "write");
+            return NGX_ERROR;
+        }
+
+        if (pc->out == NULL) {
+            break;
+        }
+
+        b = pc->out->buf;
+        len = b->last - b->pos;
+
+        n = len ? PQputCopyData(pc->pg, (const char *) b->pos, (int) len)
+                : 1;
+
+        if (n == 0) {
+            /* libpq's buffer is full: flushed and tried again above once
+             * the socket is writable */
+            if (ngx_game_conn_watch(pc->c, 1, 1) != NGX_OK) {
+                ngx_game_pg_broken(pc, "write");
+                return NGX_ERROR;
+            }
+            return NGX_AGAIN;
+        }
+
+        if (n < 0) {
+            goto ended;
+        }
+
+        pc->out = pc->out->next;
+    }
+
+    n = PQputCopyEnd(pc->pg, NULL);
+
+    if (n == 0) {
+        if (ngx_game_conn_watch(pc->c, 1, 1) != NGX_OK) {
+            ngx_game_pg_broken(pc, "write");
+            return NGX_ERROR;
+        }
+        return NGX_AGAIN;
+    }
+
+    if (n < 0) {
+        goto ended;
+    }
+
+    pc->step = NGX_GAME_PG_COPY_END;
+
+    if (ngx_game_pg_flush(pc) != NGX_OK) {
+        ngx_game_pg_broken(pc, "write");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+
+ended:
+
+    /* libpq is no longer in COPY: the server ended it with an error (its
+     * result is next), or the connection broke */
+    if (PQstatus(pc->pg) == CONNECTION_BAD) {
+        ngx_game_pg_broken(pc, "COPY");
+        return NGX_ERROR;
+    }
+
+    pc->step = NGX_GAME_PG_COPY_END;
+    return NGX_OK;
+}
+
+
+/* the step after one whose results are all in */
+
+static void
+ngx_game_pg_copy_next(ngx_game_pg_conn_t *pc)
+{
+    int                   ok;
+    ngx_int_t             rc;
+    PGresult             *err;
+    ngx_game_pg_entry_t  *e;
+    ngx_game_pg_query_t  *q;
+
+    e = &pc->inflight[pc->head];
+
+    if (pc->step == NGX_GAME_PG_COPY_START && pc->err == NULL) {
+        /* the statement was no COPY FROM STDIN */
+        pc->err = PQmakeEmptyPGresult(pc->pg, PGRES_FATAL_ERROR);
+        if (pc->err == NULL) {
+            ngx_game_pg_broken(pc, "COPY");
+            return;
+        }
+
+        ngx_log_error(NGX_LOG_ALERT, pc->pool->log, 0,
+                      "game: PostgreSQL pool \"%V\": statement \"%s\": "
+                      "its \"copy\" started no COPY FROM STDIN",
+                      &pc->pool->name, e->stmt->name);
+    }
+
+    if (pc->err) {
+        if (pc->step == NGX_GAME_PG_COPY_ROLLBACK
+            || pc->step == NGX_GAME_PG_COPY_COMMIT
+            || PQtransactionStatus(pc->pg) == PQTRANS_IDLE)
+        {
+            /* rolled back, or nothing left to roll back */
+            err = pc->err;
+            pc->err = NULL;
+            q = e->query;
+
+            rc = ngx_game_pg_outcome(pc, e, q, err);
+            if (rc == NGX_OK || rc == NGX_AGAIN) {
+                rc = NGX_GAME_QUERY_ERROR;
+            }
+
+            ngx_game_pg_copy_done(pc, rc, rc == NGX_GAME_TIMEOUT ? NULL : err);
+            PQclear(err);
+            return;
+        }
+
+        pc->step = NGX_GAME_PG_COPY_ROLLBACK;
+        ok = PQsendQuery(pc->pg, "ROLLBACK");
+        goto sent;
+    }
+
+    switch (pc->step) {
+
+    case NGX_GAME_PG_COPY_BEGIN:
+        if (pc->copy->begin) {
+            pc->step = NGX_GAME_PG_COPY_PRE;
+            ok = PQsendQuery(pc->pg, pc->copy->begin);
+            break;
+        }
+
+        /* fall through */
+
+    case NGX_GAME_PG_COPY_PRE:
+        pc->step = NGX_GAME_PG_COPY_START;
+        ok = PQsendQuery(pc->pg, pc->copy->copy);
+        break;
+
+    case NGX_GAME_PG_COPY_END:
+        pc->step = NGX_GAME_PG_COPY_RUN;
+        /* a cancelled copy query broke its connection: e->query is set */
+        ok = PQsendQueryParams(pc->pg, e->stmt->sql, e->stmt->nparams, NULL,
+                               e->query->values, NULL, NULL, 0);
+        break;
+
+    case NGX_GAME_PG_COPY_RUN:
+        if (pc->copy == NULL) {
+            /* a plain statement: done */
+            pc->backoff = 0;
+            ngx_game_pg_copy_done(pc, NGX_OK, e->res);
+            return;
+        }
+
+        pc->step = NGX_GAME_PG_COPY_COMMIT;
+        ok = PQsendQuery(pc->pg, "COMMIT");
+        break;
+
+    case NGX_GAME_PG_COPY_COMMIT:
+        /* committed */
+        pc->backoff = 0;
+        ngx_game_pg_copy_done(pc, NGX_OK, e->res);
+        return;
+
+    default:
+        ngx_log_error(NGX_LOG_ALERT, pc->pool->log, 0,
+                      "game: PostgreSQL pool \"%V\": COPY out of step",
+                      &pc->pool->name);
+        ngx_game_pg_close(pc, NGX_GAME_PG_BROKE);
+        return;
+    }
+
+sent:
+
+    if (!ok || ngx_game_pg_flush(pc) != NGX_OK) {
+        ngx_game_pg_broken(pc, "send");
+    }
+}
+
+
+static void
+ngx_game_pg_copy_done(ngx_game_pg_conn_t *pc, ngx_int_t rc, PGresult *res)
+{
+    ngx_game_pg_entry_t  *e;
+    ngx_game_pg_query_t  *q;
+
+    e = &pc->inflight[pc->head];
+    q = e->query;
+
+    e->query = NULL;
+    pc->count = 0;
+    pc->step = NGX_GAME_PG_COPY_IDLE;
+    pc->copy = NULL;
+    pc->out = NULL;
+
+    if (q) {
+        ngx_game_pg_deliver(q, rc, res);
+    }
+
+    if (e->res) {
+        PQclear(e->res);
+        e->res = NULL;
+    }
+
+    /* the handler may have closed this connection by sending on it */
+    if (pc->state == NGX_GAME_PG_READY && !pc->broken) {
+        ngx_game_pg_fill(pc);
+    }
+}
+
+
+/* metrics: the pools' families, and a sampler for their gauges */
+
+static void ngx_game_pg_metrics_sample(void *data);
+
+
+ngx_int_t
+ngx_game_pg_metrics_init(ngx_conf_t *cf, ngx_array_t *pools)
+{
+    ngx_int_t               v;
+    ngx_uint_t              i;
+    ngx_game_pg_pool_t    **pg;
+    ngx_game_pg_metrics_t  *m;
+
+    m = ngx_pcalloc(cf->pool, sizeof(ngx_game_pg_metrics_t));
+    if (m == NULL) {
+        return NGX_ERROR;
+    }
+
+    m->connections = ngx_game_metric_add(cf, NGX_GAME_METRIC_GAUGE,
+        "game_pg_pool_connections",
+        "PostgreSQL connections up, summed over the workers",
+        "pool", NULL, NULL);
+    m->in_flight = ngx_game_metric_add(cf, NGX_GAME_METRIC_GAUGE,
+        "game_pg_pool_queries_in_flight",
+        "Queries sent and not yet answered", "pool", NULL, NULL);
+    m->queued = ngx_game_metric_add(cf, NGX_GAME_METRIC_GAUGE,
+        "game_pg_pool_queries_queued",
+        "Queries waiting for a connection", "pool", NULL, NULL);
+    m->timeouts = ngx_game_metric_add(cf, NGX_GAME_METRIC_COUNTER,
+        "game_pg_pool_timeouts_total",
+        "Queries that got no answer within query_timeout",
+        "pool", NULL, NULL);
+    m->reconnects = ngx_game_metric_add(cf, NGX_GAME_METRIC_COUNTER,
+        "game_pg_pool_reconnects_total",
+        "Connections lost or failed, each followed by a new attempt",
+        "pool", NULL, NULL);
+    m->rejected = ngx_game_metric_add(cf, NGX_GAME_METRIC_COUNTER,
+        "game_pg_pool_rejected_total",
+        "Queries refused at once: the pool down or its queue full (503)",
+        "pool", NULL, NULL);
+
+    if (m->connections == NULL || m->in_flight == NULL || m->queued == NULL
+        || m->timeouts == NULL || m->reconnects == NULL
+        || m->rejected == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    pg = pools->elts;
+
+    for (i = 0; i < pools->nelts; i++) {
+        v = ngx_game_metric_value(cf, m->connections, 0, &pg[i]->name);
+
+        if (v == NGX_ERROR
+            || ngx_game_metric_value(cf, m->in_flight, 0, &pg[i]->name) != v
+            || ngx_game_metric_value(cf, m->queued, 0, &pg[i]->name) != v
+            || ngx_game_metric_value(cf, m->timeouts, 0, &pg[i]->name) != v
+            || ngx_game_metric_value(cf, m->reconnects, 0, &pg[i]->name)
+               != v
+            || ngx_game_metric_value(cf, m->rejected, 0, &pg[i]->name) != v)
+        {
+            return NGX_ERROR;
+        }
+
+        pg[i]->metrics = m;
+        pg[i]->metric = v;
+    }
+
+    return ngx_game_metrics_sampler_add(cf, ngx_game_pg_metrics_sample,
+                                        pools);
+}
+
+
+static void
+ngx_game_pg_metrics_sample(void *data)
+{
+    ngx_array_t *pools = data;
+
+    ngx_uint_t              i, k, n;
+    ngx_game_pg_pool_t    **pg;
+    ngx_game_pg_metrics_t  *m;
+
+    pg = pools->elts;
+
+    for (i = 0; i < pools->nelts; i++) {
+        m = pg[i]->metrics;
+        n = 0;
+
+        for (k = 0; pg[i]->conns && k < pg[i]->connections; k++) {
+            n += pg[i]->conns[k].count;
+        }
+
+        ngx_game_metric_set(m->connections, pg[i]->metric, 0,
+                            pg[i]->nconnected);
+        ngx_game_metric_set(m->in_flight, pg[i]->metric, 0, n);
+        ngx_game_metric_set(m->queued, pg[i]->metric, 0, pg[i]->nwaiting);
+    }
 }

@@ -8,23 +8,21 @@
  *                                          or changed
  *
  * An admin sends "Authorization: Bearer <secret>", one of the secrets
- * declared with game_econ_admin (a name and a file each).  The secret is
- * compared by its SHA-256, in constant time, with every admin's; players'
- * access tokens (ES256 JWTs) are never an admin secret, so no player token
- * can pass.  These locations must not be behind game_auth_jwt.  The
- * admin's name is written in the ledger row of every grant.
+ * declared with game_econ_admin (a name and a file each), checked by the
+ * core (ngx_game_admin_who(): SHA-256, constant time, every admin; no
+ * player token can pass).  These locations must not be behind
+ * game_auth_jwt.  The admin's name is written in the ledger row of every
+ * grant.
  */
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
 
 #include "ngx_game_econ.h"
 
 
-static ngx_game_econ_admin_t *ngx_game_econ_admin_who(ngx_http_request_t *r);
+static ngx_game_admin_t *ngx_game_econ_admin_who(ngx_http_request_t *r);
 static void ngx_game_econ_grant_body(ngx_http_request_t *r, json_t *body);
 static void ngx_game_econ_catalog_body(ngx_http_request_t *r, json_t *body);
 
@@ -47,7 +45,7 @@ static ngx_game_pg_stmt_t  ngx_game_econ_catalog_put_stmt = {
 
 typedef struct {
     ngx_game_econ_write_t       w;          /* first: the write's ctx */
-    ngx_game_econ_admin_t      *admin;
+    ngx_game_admin_t           *admin;
 } ngx_game_econ_grant_t;
 
 
@@ -88,6 +86,8 @@ ngx_game_econ_admin_grant(ngx_http_request_t *r)
     if (rc != NGX_OK) {
         return ngx_game_econ_refuse(r, rc);
     }
+
+    g->w.wallet = "grant";
 
     ngx_http_set_ctx(r, g, ngx_game_econ_module);
 
@@ -214,48 +214,13 @@ ngx_game_econ_catalog_body(ngx_http_request_t *r, json_t *body)
 }
 
 
-/*
- * The admin whose secret the request carries, or NULL.  Every admin's
- * hash is compared, always, in constant time: how long it takes says
- * nothing about which secret was close.
- */
-
-static ngx_game_econ_admin_t *
+/* the admin whose secret the request carries, or NULL */
+static ngx_game_admin_t *
 ngx_game_econ_admin_who(ngx_http_request_t *r)
 {
-    u_char                      hash[SHA256_DIGEST_LENGTH];
-    ngx_str_t                  *auth, token;
-    ngx_uint_t                  i;
-    ngx_game_econ_admin_t      *admins, *found;
     ngx_game_econ_main_conf_t  *emcf;
 
     emcf = ngx_http_get_module_main_conf(r, ngx_game_econ_module);
 
-    if (r->headers_in.authorization == NULL) {
-        return NULL;
-    }
-
-    auth = &r->headers_in.authorization->value;
-
-    if (auth->len <= 7
-        || ngx_strncasecmp(auth->data, (u_char *) "Bearer ", 7) != 0)
-    {
-        return NULL;
-    }
-
-    token.data = auth->data + 7;
-    token.len = auth->len - 7;
-
-    (void) SHA256(token.data, token.len, hash);
-
-    found = NULL;
-    admins = emcf->admins.elts;
-
-    for (i = 0; i < emcf->admins.nelts; i++) {
-        if (CRYPTO_memcmp(hash, admins[i].hash, sizeof(hash)) == 0) {
-            found = &admins[i];
-        }
-    }
-
-    return found;
+    return ngx_game_admin_who(r, &emcf->admins);
 }

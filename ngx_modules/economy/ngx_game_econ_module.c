@@ -25,7 +25,6 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include <openssl/sha.h>
 
 #include "ngx_game_econ.h"
 #include "ngx_game_conf.h"
@@ -46,8 +45,6 @@ static char *ngx_game_econ_rewards(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_game_econ_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_game_econ_init_process(ngx_cycle_t *cycle);
-static ngx_int_t ngx_game_econ_read_secret(ngx_conf_t *cf,
-    ngx_command_t *cmd, ngx_str_t *file, ngx_str_t *secret);
 
 
 static ngx_command_t  ngx_game_econ_commands[] = {
@@ -145,6 +142,15 @@ static ngx_command_t  ngx_game_econ_commands[] = {
       offsetof(ngx_game_econ_main_conf_t, outcomes),
       NULL },
 
+    /* players the anti-cheat flagged for review (the outcome's
+     * "under_review") get no match reward, as the server's own flagged */
+    { ngx_string("game_econ_exclude_flagged"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_econ_main_conf_t, exclude_flagged),
+      NULL },
+
     /* the rewards consumer's tuning: [batch=50] [claim_idle=60s]
      * [max_deliveries=10] [consumer_idle=1h] */
     { ngx_string("game_econ_rewards"),
@@ -168,9 +174,16 @@ static ngx_command_t  ngx_game_econ_commands[] = {
 };
 
 
+static ngx_int_t
+ngx_game_econ_postconfiguration(ngx_conf_t *cf)
+{
+    return ngx_game_econ_metrics_init(cf);
+}
+
+
 static ngx_http_module_t  ngx_game_econ_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_game_econ_postconfiguration,       /* postconfiguration */
 
     ngx_game_econ_create_main_conf,        /* create main configuration */
     ngx_game_econ_init_main_conf,          /* init main configuration */
@@ -239,12 +252,9 @@ ngx_game_econ_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
-    if (ngx_array_init(&emcf->admins, cf->pool, 2,
-                       sizeof(ngx_game_econ_admin_t))
-        != NGX_OK
-        || ngx_array_init(&emcf->webhook_secrets, cf->pool, 2,
-                          sizeof(ngx_str_t))
-           != NGX_OK)
+    if (ngx_array_init(&emcf->webhook_secrets, cf->pool, 2,
+                       sizeof(ngx_str_t))
+        != NGX_OK)
     {
         return NULL;
     }
@@ -256,6 +266,7 @@ ngx_game_econ_create_main_conf(ngx_conf_t *cf)
     emcf->catalog_ttl = NGX_CONF_UNSET_MSEC;
     emcf->inventory_ttl = NGX_CONF_UNSET;
     emcf->webhook_tolerance = NGX_CONF_UNSET;
+    emcf->exclude_flagged = NGX_CONF_UNSET;
 
     ngx_game_econ_used = 0;
     ngx_game_econ_used_player = 0;
@@ -278,6 +289,7 @@ ngx_game_econ_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(emcf->catalog_ttl, 10000);
     ngx_conf_init_value(emcf->inventory_ttl, 60);
     ngx_conf_init_value(emcf->webhook_tolerance, 300);
+    ngx_conf_init_value(emcf->exclude_flagged, 0);
 
     if (emcf->outcomes.data == NULL) {
         ngx_str_set(&emcf->outcomes, "mm:outcomes");
@@ -401,66 +413,13 @@ ngx_game_econ_match_reward(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* game_econ_admin name file */
+/* game_econ_admin name file (the core reads and checks it) */
 static char *
 ngx_game_econ_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_game_econ_main_conf_t  *emcf = conf;
 
-    u_char                 *p;
-    ngx_str_t              *value, secret;
-    ngx_uint_t              i;
-    ngx_game_econ_admin_t  *admin, *admins;
-
-    value = cf->args->elts;
-
-    if (value[1].len == 0 || value[1].len > 64) {
-        goto invalid;
-    }
-
-    for (p = value[1].data; p < value[1].data + value[1].len; p++) {
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-              || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'
-              || *p == '.'))
-        {
-            goto invalid;
-        }
-    }
-
-    admins = emcf->admins.elts;
-    for (i = 0; i < emcf->admins.nelts; i++) {
-        if (admins[i].name.len == value[1].len
-            && ngx_strncmp(admins[i].name.data, value[1].data,
-                           value[1].len) == 0)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "duplicate admin \"%V\" in \"%V\" directive",
-                               &value[1], &cmd->name);
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    if (ngx_game_econ_read_secret(cf, cmd, &value[2], &secret) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    admin = ngx_array_push(&emcf->admins);
-    if (admin == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    admin->name = value[1];
-    (void) SHA256(secret.data, secret.len, admin->hash);
-    ngx_explicit_memzero(secret.data, secret.len);
-
-    return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid admin name \"%V\" in \"%V\" directive: use 1 "
-                       "to 64 of A-Z a-z 0-9 _ - .", &value[1], &cmd->name);
-    return NGX_CONF_ERROR;
+    return ngx_game_admin_conf(cf, cmd, &emcf->admins);
 }
 
 
@@ -478,7 +437,7 @@ ngx_game_econ_webhook_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_game_econ_read_secret(cf, cmd, &value[1], secret) != NGX_OK) {
+    if (ngx_game_conf_read_secret(cf, cmd, &value[1], secret) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -543,80 +502,6 @@ ngx_game_econ_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_game_econ_used_webhook |= (ep->handler == ngx_game_econ_webhook);
 
     return NGX_CONF_OK;
-}
-
-
-/*
- * A secret from a file: its first line, without surrounding white space,
- * at least 32 characters.  Errors name the directive and the file, never
- * the secret.
- */
-
-static ngx_int_t
-ngx_game_econ_read_secret(ngx_conf_t *cf, ngx_command_t *cmd,
-    ngx_str_t *file, ngx_str_t *secret)
-{
-    u_char     *p, *last, buf[1024];
-    ssize_t     n;
-    ngx_fd_t    fd;
-    ngx_str_t   path;
-
-    path = *file;
-    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    fd = ngx_open_file(path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "\"%V\" cannot open \"%V\"", &cmd->name, &path);
-        return NGX_ERROR;
-    }
-
-    n = ngx_read_fd(fd, buf, sizeof(buf));
-    ngx_close_file(fd);
-
-    if (n < 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "\"%V\" cannot read \"%V\"", &cmd->name, &path);
-        return NGX_ERROR;
-    }
-
-    p = buf;
-    last = buf + n;
-
-    while (p < last && (*p == ' ' || *p == '\t')) {
-        p++;
-    }
-
-    secret->data = p;
-    while (p < last && *p != '\n' && *p != '\r') {
-        p++;
-    }
-    while (p > secret->data && (p[-1] == ' ' || p[-1] == '\t')) {
-        p--;
-    }
-
-    secret->len = p - secret->data;
-
-    if (secret->len < 32) {
-        ngx_explicit_memzero(buf, sizeof(buf));
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\": the secret in \"%V\" must be at least 32 "
-                           "characters", &cmd->name, &path);
-        return NGX_ERROR;
-    }
-
-    p = ngx_pnalloc(cf->pool, secret->len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(p, secret->data, secret->len);
-    secret->data = p;
-    ngx_explicit_memzero(buf, sizeof(buf));
-
-    return NGX_OK;
 }
 
 

@@ -6,8 +6,11 @@
  * applies every player's rewards of a match in one transaction
  * (econ_match_rewards, sql/005): soft currency and experience by result
  * (game_econ_match_reward), per-mode stats, achievements.  Flagged players
- * and abandoned matches get nothing; a (match, player) is rewarded once,
- * so an outcome delivered twice changes nothing.
+ * and abandoned matches get nothing; with game_econ_exclude_flagged, nor
+ * do players the anti-cheat flagged for review (the outcome's
+ * "under_review", mm_outcome_review_excluded, sql/008).  A (match,
+ * player) is rewarded once, so an outcome delivered twice changes
+ * nothing.
  */
 
 #include <ngx_config.h>
@@ -24,9 +27,10 @@ static void ngx_game_econ_rewarded(ngx_game_pg_query_t *q, ngx_int_t rc,
 
 static ngx_game_pg_stmt_t  ngx_game_econ_rewards_stmt = {
     "game_econ_match_rewards",
-    "SELECT econ_match_rewards($1::jsonb, $2::jsonb, $3::bigint, "
-    "$4::bigint)",
-    4
+    "SELECT econ_match_rewards(CASE WHEN $5::boolean "
+    "THEN mm_outcome_review_excluded($1::jsonb) ELSE $1::jsonb END, "
+    "$2::jsonb, $3::bigint, $4::bigint)",
+    5
 };
 
 
@@ -101,6 +105,7 @@ ngx_game_econ_rewards_handler(ngx_game_bus_entry_t *e)
                                             (u_char *) text });
     q->values[2] = (char *) ngx_game_econ_number(e->pool, emcf->start_soft);
     q->values[3] = (char *) ngx_game_econ_number(e->pool, emcf->start_hard);
+    q->values[4] = emcf->exclude_flagged ? "t" : "f";
     free(text);
 
     if (q->values[1] == NULL || q->values[2] == NULL || q->values[3] == NULL)
