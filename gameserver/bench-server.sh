@@ -1,8 +1,23 @@
 #!/bin/sh
 # bench-server.sh: tick duration and bandwidth of one game server under
-# 64 bots, at 30 and 60 Hz.  Prints one row per rate:
+# bots on this machine.  Each run is one server, one match of
+# GAME_BENCH_SECONDS, and prints one row (times in us, bytes per second
+# per player sent by the server):
 #   server_tick_<hz>hz_64bots <p50_us> <p99_us> <budget_us> <bytes_out_per_s_per_player>
+#       30 and 60 Hz, 64 bots, delta snapshots (the default)
+#   server_tick_60hz_64bots_flood <p50_us> <p99_us> <budget_us> <connects_per_s> <dropped_per_s>
+#       while 8 other loopback addresses send raw ENet CONNECTs as fast as
+#       one Python thread can (what the server absorbs)
+#   server_tick_60hz_64bots_loss5 <p50_us> <p99_us> <budget_us> <bytes_out_per_s_per_player>
+#       the bots drop 5 % of inputs and snapshots and add 100 ms of latency
+#   server_bytes_60hz_64bots <whole_B/s> <delta_B/s>
+#       bytes per player per second with --snapshots full (before delta
+#       compression) and with deltas (the 60 Hz row)
+#   server_players_60hz <players> <p99_us> <budget_us>
+#       the most players (16, 32, 64: one process holds at most 64) whose
+#       p99 stays under half the budget, and that p99
 # Needs a Redis (GAME_REDIS, default 127.0.0.1:6379) and a built gameserver.
+# UDP ports: GAME_BENCH_UDP_BASE (22700) + hz + a run number.
 set -eu
 cd "$(dirname "$0")"
 R=${GAME_REDIS:-127.0.0.1:6379}
@@ -11,27 +26,109 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 openssl ecparam -name prime256v1 -genkey -noout -out "$tmp/k.pem"
 openssl ec -in "$tmp/k.pem" -pubout -out "$tmp/k.pub" 2>/dev/null
-for hz in 30 60; do
-    p="bench$$-$hz:"
-    port=$((22700 + hz))
-    build/game-server --id "bench-$hz" --port $port --redis "$R" --prefix "$p" \
-        --ticket-key "k=$tmp/k.pub" --tick $hz --max-players 64 \
+UDP=${GAME_BENCH_UDP_BASE:-22700}
+n=0
+
+flood() {
+    /usr/bin/python3 - "$1" $((SECS + 3)) > "$tmp/flood" <<'PY'
+import random, socket, struct, sys, time
+port, secs = int(sys.argv[1]), float(sys.argv[2])
+socks = []
+for i in range(2, 10):
+    for _ in range(8):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.%d" % i, 0))
+        s.setblocking(False)
+        socks.append(s)
+sent, end, k = 0, time.monotonic() + secs, 0
+while time.monotonic() < end:
+    d = struct.pack("!HH", 0x8FFF, k & 0xFFFF) + struct.pack(
+        "!BBHHBBIIIIIIIIII", 0x82, 0xFF, 1, 0, 0xFF, 0xFF, 1392, 32768, 2,
+        0, 0, 5000, 2, 2, random.getrandbits(32), 0)
+    try:
+        socks[k % len(socks)].sendto(d, ("127.0.0.1", port))
+        sent += 1
+    except OSError:
+        pass
+    k += 1
+print(sent / secs)
+PY
+}
+
+# match HZ PLAYERS "SERVER ARGS" "BOT ARGS" [flood]: one match; its result
+# JSON in $tmp/result
+match() {
+    hz=$1 players=$2 sargs=$3 bargs=$4
+    n=$((n + 1))
+    p="bench$$-$n:"
+    port=$((UDP + hz + n))
+    # shellcheck disable=SC2086
+    build/game-server --id "bench-$n" --port $port --redis "$R" --prefix "$p" \
+        --ticket-key "k=$tmp/k.pub" --tick "$hz" --max-players 64 \
         --max-peers-per-ip 64 --match-seconds "$SECS" --score-limit 0 \
-        --max-matches 1 > "$tmp/s$hz.out" 2> "$tmp/s$hz.err" &
+        --max-matches 1 $sargs > "$tmp/s.out" 2> "$tmp/s.err" &
     spid=$!
     sleep 1
-    build/game-bot --direct --redis "$R" --prefix "$p" \
-        --ticket-signing-key "k=$tmp/k.pem" --players 64 \
-        --duration $((SECS + 10)) > "$tmp/b$hz.out" 2>&1 || true
+    fpid=
+    if [ "${5:-}" = flood ]; then
+        flood $port &
+        fpid=$!
+    fi
+    # shellcheck disable=SC2086
+    build/game-bot --direct --redis "$R" --prefix "$p" --quiet \
+        --ticket-signing-key "k=$tmp/k.pem" --players "$players" \
+        --duration $((SECS + 10)) $bargs > "$tmp/b.out" 2>&1 || true
     wait $spid || true
-    /usr/bin/python3 - "$tmp/s$hz.out" "$hz" <<'PY'
+    [ -z "$fpid" ] || wait $fpid || true
+    grep '"match_end"' "$tmp/s.out" | head -1 > "$tmp/result"
+    redis-cli -u "redis://$R" --scan --pattern "$p*" \
+        | xargs -r redis-cli -u "redis://$R" del > /dev/null
+}
+
+# field EXPR: a number from the result (python expression over r)
+field() {
+    /usr/bin/python3 -c '
 import json, sys
-res = [json.loads(l)["result"] for l in open(sys.argv[1])
-       if '"match_end"' in l][0]
-t = res["tick"]
-print("server_tick_%shz_64bots %.0f %.0f %d %.0f" % (
-    sys.argv[2], t["p50_us"], t["p99_us"], 1000000 // int(sys.argv[2]),
-    res["bytes_per_s_per_player"]["out"]))
-PY
-    redis-cli -u "redis://$R" --scan --pattern "$p*" | xargs -r redis-cli -u "redis://$R" del > /dev/null
+r = json.loads(open(sys.argv[1]).read())["result"]
+print("%.0f" % eval(sys.argv[2]))' "$tmp/result" "$1"
+}
+
+tick_row() {
+    echo "$1 $(field 'r["tick"]["p50_us"]') $(field 'r["tick"]["p99_us"]')" \
+         "$((1000000 / $2)) $(field 'r["bytes_per_s_per_player"]["out"]')"
+}
+
+match 30 64 "" ""
+tick_row server_tick_30hz_64bots 30
+
+match 60 64 "" ""
+tick_row server_tick_60hz_64bots 60
+delta=$(field 'r["bytes_per_s_per_player"]["out"]')
+p99_64=$(field 'r["tick"]["p99_us"]')
+
+match 60 64 "" "" flood
+echo "server_tick_60hz_64bots_flood $(field 'r["tick"]["p50_us"]')" \
+     "$(field 'r["tick"]["p99_us"]') $((1000000 / 60))" \
+     "$(cat "$tmp/flood" | cut -d. -f1)" \
+     "$(field 'r["guard"]["connects_dropped"] * 1000 / r["duration_ms"]')"
+
+match 60 64 "" "--loss 5 --latency 100"
+tick_row server_tick_60hz_64bots_loss5 60
+
+match 60 64 "--snapshots full" ""
+echo "server_bytes_60hz_64bots $(field 'r["bytes_per_s_per_player"]["out"]') $delta"
+
+# players per process: the largest count whose p99 stays under half the
+# budget (64 is the most one process holds)
+best=0 best_p99=0
+for players in 16 32; do
+    match 60 $players "" ""
+    p99=$(field 'r["tick"]["p99_us"]')
+    if [ "$p99" -lt $((1000000 / 60 / 2)) ]; then
+        best=$players best_p99=$p99
+    fi
 done
+if [ "$p99_64" -lt $((1000000 / 60 / 2)) ]; then
+    best=64 best_p99=$p99_64
+fi
+echo "server_players_60hz $best $best_p99 $((1000000 / 60))"

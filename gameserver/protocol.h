@@ -16,7 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GS_PROTO_VERSION      1
+/*
+ * 2: INPUT carries the client's input time, the newest snapshot it holds
+ * and the one it shows (input-time checks, lag compensation, deltas).
+ */
+#define GS_PROTO_VERSION      2
 
 /* channels: 0 reliable (hello, welcome, events), 1 unreliable sequenced */
 #define GS_CHAN_RELIABLE      0
@@ -55,7 +59,9 @@ typedef enum {
     GS_REFUSE_NONE = 0, GS_REFUSE_NO_TICKET = 1, GS_REFUSE_BAD_TICKET,
     GS_REFUSE_EXPIRED, GS_REFUSE_WRONG_SERVER, GS_REFUSE_WRONG_MATCH,
     GS_REFUSE_REPLAYED, GS_REFUSE_FULL, GS_REFUSE_VERSION,
-    GS_REFUSE_MATCH_OVER, GS_REFUSE_SHUTDOWN
+    GS_REFUSE_MATCH_OVER, GS_REFUSE_SHUTDOWN,
+    GS_REFUSE_BUSY,             /* this address asked for too many verifies */
+    GS_REFUSE_REPLACED          /* the player came back on a new connection */
 } gs_refuse_e;
 
 #define GS_BTN_FIRE           0x01
@@ -72,6 +78,9 @@ typedef struct {
     uint16_t       aim;         /* angle, 65536 = full turn */
     uint8_t        buttons;
     int16_t        claim_x, claim_y;    /* client's predicted position, 1/64 */
+    uint32_t       time_ms;     /* client's monotonic clock at this input */
+    uint32_t       ack_tick;    /* newest snapshot the client decoded */
+    uint32_t       view_tick;   /* snapshot the client showed when it aimed */
 } gs_input_t;
 
 typedef struct {
@@ -99,21 +108,41 @@ typedef struct {
 
 #define GS_SNAP_ALIVE         0x01
 
+/*
+ * A snapshot is the full state a client should hold for its tick; on the
+ * wire it is written as the difference from base_tick, a snapshot the
+ * client acknowledged (0: none, every player written whole).  players[]
+ * is in slot order.
+ */
 typedef struct {
-    uint32_t          tick, ack_seq;    /* last input seq applied for you */
+    uint32_t          tick, base_tick;
+    uint32_t          ack_seq;          /* last input seq applied for you */
     uint16_t          time_left_ds;     /* deciseconds */
     uint8_t           count;
     gs_snap_player_t  players[GS_MAX_PLAYERS];
 } gs_snapshot_t;
 
+/* which fields of a player a snapshot entry carries; an entry with none
+ * says the player left the snapshot */
+#define GS_SF_FLAGS           0x01
+#define GS_SF_X               0x02
+#define GS_SF_Y               0x04
+#define GS_SF_VX              0x08
+#define GS_SF_VY              0x10
+#define GS_SF_AIM             0x20
+#define GS_SF_HEALTH          0x40
+#define GS_SF_SCORE           0x80
+#define GS_SF_ALL             0xff
+
 /* sizes on the wire */
 #define GS_HELLO_HDR          4
-#define GS_INPUT_SIZE         16
+#define GS_INPUT_SIZE         28
 #define GS_WELCOME_SIZE       20
 #define GS_EVENT_SIZE         8
-#define GS_SNAP_HDR           12
-#define GS_SNAP_PLAYER        15
+#define GS_SNAP_HDR           16
+#define GS_SNAP_PLAYER        16        /* slot, fields, all of them */
 #define GS_SNAP_MAX           (GS_SNAP_HDR + GS_MAX_PLAYERS * GS_SNAP_PLAYER)
+#define GS_SNAP_MTU           1200      /* below ENet's 1392 with headers */
 
 /*
  * Encoders write into buf (cap bytes) and return the length, or 0 when the
@@ -131,11 +160,17 @@ size_t gs_proto_welcome_encode(uint8_t *buf, size_t cap,
 int gs_proto_welcome_decode(const uint8_t *p, size_t n, gs_welcome_t *w);
 size_t gs_proto_event_encode(uint8_t *buf, size_t cap, const gs_event_t *e);
 int gs_proto_event_decode(const uint8_t *p, size_t n, gs_event_t *e);
+/*
+ * base: the snapshot s->base_tick names (NULL with base_tick 0: whole).
+ * The decoder needs the same base the encoder used: peek at base_tick
+ * with gs_proto_snapshot_base(), find it, and decode; a base that is not
+ * the one named, or missing, fails (-1) like a malformed message.
+ */
 size_t gs_proto_snapshot_encode(uint8_t *buf, size_t cap,
-    const gs_snapshot_t *s);
-int gs_proto_snapshot_decode(const uint8_t *p, size_t n, gs_snapshot_t *s);
-/* one snapshot encoded once, then stamped with each recipient's ack */
-void gs_proto_snapshot_set_ack(uint8_t *buf, uint32_t ack_seq);
+    const gs_snapshot_t *s, const gs_snapshot_t *base);
+int gs_proto_snapshot_base(const uint8_t *p, size_t n, uint32_t *base_tick);
+int gs_proto_snapshot_decode(const uint8_t *p, size_t n,
+    const gs_snapshot_t *base, gs_snapshot_t *s);
 const char *gs_proto_refuse_name(uint32_t reason);
 const char *gs_proto_end_name(int reason);
 

@@ -255,6 +255,7 @@ bot_http_sign_in(CURL *c, const bot_http_conf_t *conf, bot_t *b,
     snprintf(seat->token, sizeof(seat->token), "%s", token);
     snprintf(b->player, sizeof(b->player), "%s", pid);
     json_decref(reply);
+    bot_progress(b, b->index, "signed in as a guest");
     return 0;
 }
 
@@ -284,6 +285,8 @@ bot_http_join(CURL *c, const bot_http_conf_t *conf, bot_t *b,
     json_decref(reply);
     seat->joined_us = bot_http_now_us();
     seat->state = BOT_HTTP_WAITING;
+    bot_progress(b, b->index, "queued for %s in %s", conf->mode,
+                 conf->region);
     return 0;
 }
 
@@ -361,6 +364,8 @@ bot_http_poll(CURL *c, const bot_http_conf_t *conf, bot_t *b,
     snprintf(b->match_id, sizeof(b->match_id), "%s", match ? match : "");
     b->match_us = bot_http_now_us() - seat->joined_us;
     seat->state = BOT_HTTP_MATCHED;
+    bot_progress(b, b->index, "matched (match %s) on %s:%d after %.1f s",
+                 b->match_id, b->host, b->port, b->match_us / 1e6);
     json_decref(reply);
 }
 

@@ -45,20 +45,23 @@ static const char bot_usage[] =
 "  --api URL            the HTTP backend (http://127.0.0.1:8080)\n"
 "  --match-timeout S    HTTP path: give up waiting for a match (120)\n"
 "  --players N          bots in this process (1)\n"
+"  --bind ADDR          the bots' local address (any)\n"
 "  --cheat speed|firerate|bounds   --cheaters K (all)\n"
 "  --fuzz N             malformed packets per bot after joining (0)\n"
 "  --duration S         stop after S seconds (300)\n"
 "  --connect-timeout S  (5)   --input-hz N (30)   --ticket-ttl S (60)\n"
-"  --seed N\n"
+"  --seed N             --quiet (no progress lines on stderr)\n"
+"  --loss PCT           drop PCT %% of inputs and snapshots (0)\n"
+"  --latency MS         add MS to the round trip, half each way (0)\n"
 "--ticket-signing-key holds a PRIVATE key: for development and tests only.\n";
 
 
 typedef struct {
     const char   *redis, *prefix, *region, *mode, *match, *server,
-                 *server_id, *ticket, *signing_key, *cheat, *url;
+                 *server_id, *ticket, *signing_key, *cheat, *url, *bind;
     int           direct, no_ticket, players, cheaters, fuzz, duration,
                   connect_timeout, input_hz, ticket_ttl, alloc_wait,
-                  match_timeout;
+                  match_timeout, loss, latency;
     unsigned      seed;
 } bot_opts_t;
 
@@ -126,10 +129,27 @@ bot_allocate(const bot_opts_t *o, char *host, size_t cap, int *port,
 }
 
 
+/* how well the bot's prediction matched the server (bot_predict.c) */
+static json_t *
+bot_summary_predict(const bot_t *b)
+{
+    const bot_predict_t  *pr = &b->predict;
+
+    return json_pack("{s:I, s:I, s:f, s:f, s:I}",
+                     "checks", (json_int_t) pr->checks,
+                     "corrections", (json_int_t) pr->corrections,
+                     "error_avg", pr->checks ? pr->err_sum / pr->checks : 0.0,
+                     "error_max", pr->err_max,
+                     "snapshots_undecodable", (json_int_t) b->undecodable);
+}
+
+
 static json_t *
 bot_summary_one(const bot_t *b)
 {
-    return json_pack(
+    json_t  *o;
+
+    o = json_pack(
         "{s:s, s:b, s:o, s:o, s:f, s:I, s:I, s:I, s:I, s:I, s:f, s:f,"
         " s:o, s:o, s:o, s:o, s:o}",
         "player", b->player, "ok", b->failure == NULL,
@@ -153,6 +173,10 @@ bot_summary_one(const bot_t *b)
                                              : json_null(),
         "match_id", b->match_id[0] ? json_string(b->match_id) : json_null(),
         "error", b->error[0] ? json_string(b->error) : json_null());
+    if (o != NULL) {
+        json_object_set_new(o, "prediction", bot_summary_predict(b));
+    }
+    return o;
 }
 
 
@@ -215,6 +239,7 @@ main(int argc, char **argv)
         a = argv[i];
         if (strcmp(a, "--direct") == 0) { o.direct = 1; continue; }
         if (strcmp(a, "--no-ticket") == 0) { o.no_ticket = 1; continue; }
+        if (strcmp(a, "--quiet") == 0) { bot_progress_quiet(1); continue; }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(bot_usage, stdout);
             return 0;
@@ -239,6 +264,7 @@ main(int argc, char **argv)
         else if (strcmp(a, "--match-timeout") == 0)
             o.match_timeout = atoi(v);
         else if (strcmp(a, "--players") == 0) o.players = atoi(v);
+        else if (strcmp(a, "--bind") == 0) o.bind = v;
         else if (strcmp(a, "--cheaters") == 0) o.cheaters = atoi(v);
         else if (strcmp(a, "--fuzz") == 0) o.fuzz = atoi(v);
         else if (strcmp(a, "--duration") == 0) o.duration = atoi(v);
@@ -248,6 +274,8 @@ main(int argc, char **argv)
         else if (strcmp(a, "--ticket-ttl") == 0) o.ticket_ttl = atoi(v);
         else if (strcmp(a, "--alloc-wait") == 0) o.alloc_wait = atoi(v);
         else if (strcmp(a, "--seed") == 0) o.seed = (unsigned) atoi(v);
+        else if (strcmp(a, "--loss") == 0) o.loss = atoi(v);
+        else if (strcmp(a, "--latency") == 0) o.latency = atoi(v);
         else {
             fprintf(stderr, "game-bot: unknown option %s\n%s", a, bot_usage);
             return 2;
@@ -256,10 +284,11 @@ main(int argc, char **argv)
 
     if (o.players < 1 || o.players > 4000 || o.duration < 1
         || o.input_hz < 1 || o.input_hz > 1000 || o.connect_timeout < 1
+        || o.loss < 0 || o.loss > 100 || o.latency < 0 || o.latency > 10000
         || o.match_timeout < 1
         || (o.cheat && strcmp(o.cheat, "speed") && strcmp(o.cheat, "firerate")
             && strcmp(o.cheat, "bounds"))
-        || ((o.ticket || o.no_ticket) && o.players != 1))
+        || ((o.ticket || o.no_ticket) && o.players != 1 && !o.server))
     {
         fprintf(stderr, "game-bot: bad option values\n%s", bot_usage);
         return 2;
@@ -320,6 +349,9 @@ main(int argc, char **argv)
     run.connect_timeout_s = o.connect_timeout;
     run.nbots = o.players;
     run.seed = o.seed;
+    run.bind = o.bind;
+    run.loss_pct = o.loss;
+    run.latency_ms = o.latency;
     run.bots = calloc((size_t) o.players, sizeof(bot_t));
     if (run.bots == NULL) {
         return 1;
@@ -329,6 +361,7 @@ main(int argc, char **argv)
         bot_t  *b = &run.bots[i];
 
         snprintf(b->player, sizeof(b->player), "%s-p%d", o.match, i);
+        b->index = i;
         b->match_us = -1;
         b->fuzz = o.fuzz;
         if (o.cheat && (o.cheaters < 0 || i < o.cheaters)) {

@@ -33,17 +33,11 @@ bot_now_us(void)
 }
 
 
+/* every packet of a bot goes through the simulated network (bot_net.c) */
 static void
-bot_send(ENetPeer *peer, int chan, const uint8_t *data, size_t len,
-    int reliable)
+bot_send(bot_t *b, int chan, const uint8_t *data, size_t len, int reliable)
 {
-    ENetPacket  *pkt;
-
-    pkt = enet_packet_create(data, len, reliable ? ENET_PACKET_FLAG_RELIABLE
-                                                 : 0);
-    if (pkt != NULL && enet_peer_send(peer, (enet_uint8) chan, pkt) != 0) {
-        enet_packet_destroy(pkt);
-    }
+    bot_net_send(b, chan, data, len, reliable);
 }
 
 
@@ -58,7 +52,7 @@ bot_hello(bot_t *b)
     }
     n = gs_proto_hello_encode(buf, sizeof(buf), b->ticket, strlen(b->ticket));
     if (n > 0) {
-        bot_send(b->peer, GS_CHAN_RELIABLE, buf, n, 1);
+        bot_send(b, GS_CHAN_RELIABLE, buf, n, 1);
     }
 }
 
@@ -77,29 +71,29 @@ bot_fuzz_one(bot_t *b, unsigned k)
 
     switch (k % 7) {
     case 0:     /* truncated input */
-        bot_send(b->peer, GS_CHAN_STATE, buf, n - 3, 1);
+        bot_send(b, GS_CHAN_STATE, buf, n - 3, 1);
         break;
     case 1:     /* input with a trailing byte */
         buf[n] = 0xaa;
-        bot_send(b->peer, GS_CHAN_STATE, buf, n + 1, 1);
+        bot_send(b, GS_CHAN_STATE, buf, n + 1, 1);
         break;
     case 2:     /* unknown message type */
         buf[0] = 0x7f;
-        bot_send(b->peer, GS_CHAN_STATE, buf, n, 1);
+        bot_send(b, GS_CHAN_STATE, buf, n, 1);
         break;
     case 3:     /* an input on the reliable channel */
-        bot_send(b->peer, GS_CHAN_RELIABLE, buf, n, 1);
+        bot_send(b, GS_CHAN_RELIABLE, buf, n, 1);
         break;
     case 4:     /* sequence 0 */
         buf[1] = buf[2] = buf[3] = buf[4] = 0;
-        bot_send(b->peer, GS_CHAN_STATE, buf, n, 1);
+        bot_send(b, GS_CHAN_STATE, buf, n, 1);
         break;
     case 5:     /* undefined button bits */
         buf[11] = 0xf0;
-        bot_send(b->peer, GS_CHAN_STATE, buf, n, 1);
+        bot_send(b, GS_CHAN_STATE, buf, n, 1);
         break;
     default:    /* a single byte */
-        bot_send(b->peer, GS_CHAN_STATE, buf, 1, 1);
+        bot_send(b, GS_CHAN_STATE, buf, 1, 1);
         break;
     }
     b->fuzz_sent++;
@@ -117,6 +111,11 @@ bot_input(bot_t *b, int64_t now_ms)
         b->dir = (float) (rand() % 6283) / 1000.0f;
         b->turn_ms = now_ms + 500 + rand() % 1000;
     }
+    /* where the bot thinks it is: its prediction (bot_predict.c) */
+    if (b->predict.was_alive) {
+        b->x = b->predict.x;
+        b->y = b->predict.y;
+    }
     /* steer back towards the middle when close to a wall */
     if (b->x < 5 || b->y < 5 || b->x > b->rules.arena_w - 5
         || b->y > b->rules.arena_h - 5)
@@ -127,6 +126,10 @@ bot_input(bot_t *b, int64_t now_ms)
 
     memset(&in, 0, sizeof(in));
     in.seq = ++b->seq;
+    in.time_ms = (uint32_t) now_ms;
+    /* the bot shows the newest snapshot it has: that is what it aims at */
+    in.ack_tick = b->snap_tick;
+    in.view_tick = b->snap_tick;
     if (b->cheat == BOT_CHEAT_SPEED) {
         speed = 5000.0f;        /* five times the allowed length */
     }
@@ -151,8 +154,48 @@ bot_input(bot_t *b, int64_t now_ms)
     }
 
     gs_proto_input_encode(buf, sizeof(buf), &in);
-    bot_send(b->peer, GS_CHAN_STATE, buf, sizeof(buf), 0);
+    bot_send(b, GS_CHAN_STATE, buf, sizeof(buf), 0);
     b->inputs++;
+    bot_predict_input(b, &in);
+}
+
+
+/*
+ * A snapshot is a delta against one the bot decoded before (or whole):
+ * decoded snapshots are kept by tick, as the bases of later ones.  One
+ * whose base the bot no longer has (or never got) cannot be read; the
+ * bot's ack then stays on its newest, and the server bases on that.
+ */
+static int
+bot_snapshot(bot_t *b, const uint8_t *data, size_t len, gs_snapshot_t *s)
+{
+    const gs_snapshot_t  *base = NULL;
+    uint32_t              bt;
+
+    if (b->held == NULL) {
+        b->held = calloc(BOT_SNAP_HELD, sizeof(gs_snapshot_t));
+        if (b->held == NULL) {
+            return -1;
+        }
+    }
+    if (gs_proto_snapshot_base(data, len, &bt) != 0) {
+        return -1;
+    }
+    if (bt != 0) {
+        base = &b->held[bt % BOT_SNAP_HELD];
+        if (base->tick != bt) {
+            b->undecodable++;
+            return -1;
+        }
+    }
+    if (gs_proto_snapshot_decode(data, len, base, s) != 0) {
+        b->undecodable++;
+        return -1;
+    }
+    if (s->tick != 0) {
+        b->held[s->tick % BOT_SNAP_HELD] = *s;
+    }
+    return 0;
 }
 
 
@@ -179,27 +222,31 @@ bot_receive(bot_t *b, const uint8_t *data, size_t len, int64_t now_us)
             b->connect_us = now_us - b->start_us;
             b->x = w.arena_w / 2.0f;
             b->y = w.arena_h / 2.0f;
+            bot_progress(b, b->index, "connected, slot %d, %d Hz, match of "
+                         "%d s", b->slot, w.tick_hz, w.match_seconds);
         }
         break;
 
     case GS_MSG_SNAPSHOT:
-        if (gs_proto_snapshot_decode(data, len, &s) != 0) {
+        if (!b->welcomed || bot_snapshot(b, data, len, &s) != 0) {
             break;
         }
         b->snapshots++;
         b->last_ack = s.ack_seq;
+        if (s.tick > b->snap_tick) {
+            b->snap_tick = s.tick;
+        }
         for (i = 0; i < s.count; i++) {
             if (s.players[i].slot != b->slot) {
                 continue;
             }
-            b->x = s.players[i].x / GS_FIX;
-            b->y = s.players[i].y / GS_FIX;
             v = sqrtf((float) s.players[i].vx * s.players[i].vx
                       + (float) s.players[i].vy * s.players[i].vy) / GS_FIX;
             if (v > b->max_speed) {
                 b->max_speed = v;
             }
         }
+        bot_predict_snapshot(b, &s);
         break;
 
     case GS_MSG_EVENT:
@@ -210,10 +257,20 @@ bot_receive(bot_t *b, const uint8_t *data, size_t len, int64_t now_us)
         if (e.kind == GS_EV_DEATH) {
             b->deaths += e.a == b->slot;
             b->kills += e.b == b->slot;
+            if (e.a == b->slot || e.b == b->slot) {
+                bot_progress(b, b->index, "score %llu kills, %llu deaths",
+                             (unsigned long long) b->kills,
+                             (unsigned long long) b->deaths);
+            }
+        } else if (e.kind == GS_EV_MATCH_START) {
+            bot_progress(b, b->index, "match started");
         } else if (e.kind == GS_EV_MATCH_END) {
             b->ended = 1;
             b->winner = e.a;
             b->end_reason = e.b;
+            bot_progress(b, b->index, "match over (%s): %s",
+                         gs_proto_end_name(e.b), e.a == b->slot ? "won"
+                         : e.a == 255 ? "nobody won" : "lost");
         }
         break;
     }
@@ -225,6 +282,12 @@ bot_finish(bot_t *b, const char *failure)
 {
     if (!b->done) {
         b->done = 1;
+        if (failure != NULL || b->failure != NULL) {
+            bot_progress(b, b->index, "failed: %s%s%s",
+                         failure ? failure : b->failure,
+                         b->refused ? ", refused " : "",
+                         b->refused ? gs_proto_refuse_name(b->refused) : "");
+        }
         if (b->peer != NULL) {
             b->rtt_sum += b->peer->roundTripTime;
             b->rtt_n++;
@@ -252,7 +315,7 @@ int
 bot_play(bot_run_t *run)
 {
     ENetHost    *host;
-    ENetAddress  addr;
+    ENetAddress  addr, local;
     ENetEvent    ev;
     bot_t       *b;
     int64_t      start, now, deadline, connect_deadline, next_input,
@@ -260,7 +323,17 @@ bot_play(bot_run_t *run)
     int          i, left, input_us;
 
     srand(run->seed);
-    host = enet_host_create(NULL, (size_t) run->nbots, GS_CHAN_COUNT, 0, 0);
+    if (bot_net_init(run) != 0) {
+        return -1;
+    }
+    if (run->bind != NULL) {
+        if (enet_address_set_host_ip(&local, run->bind) != 0) {
+            return -1;
+        }
+        local.port = 0;
+    }
+    host = enet_host_create(run->bind ? &local : NULL, (size_t) run->nbots,
+                            GS_CHAN_COUNT, 0, 0);
     if (host == NULL) {
         return -1;
     }
@@ -271,6 +344,7 @@ bot_play(bot_run_t *run)
         b->start_us = start;
         if (b->failure != NULL) {
             b->done = 1;        /* out before the game: matchmaking */
+            bot_progress(b, b->index, "failed: %s", b->failure);
             continue;
         }
         if (bot_address(run, b, &addr) != 0) {
@@ -318,16 +392,13 @@ bot_play(bot_run_t *run)
                     bot_hello(b);
                     break;
                 case ENET_EVENT_TYPE_RECEIVE:
-                    bot_receive(b, ev.packet->data, ev.packet->dataLength,
-                                now);
-                    enet_packet_destroy(ev.packet);
-                    if (b->ended && ended_at == 0) {
-                        ended_at = now;
-                    }
+                    bot_net_received(b, ev.packet, ev.channelID, now,
+                                     bot_receive);
                     break;
                 case ENET_EVENT_TYPE_DISCONNECT:
                     b->refused = ev.data;
                     b->peer = NULL;
+                    bot_net_forget(b);
                     bot_finish(b, b->ended ? NULL : !b->connected
                                ? "could not connect" : !b->welcomed
                                ? "refused" : "disconnected");
@@ -339,6 +410,14 @@ bot_play(bot_run_t *run)
         }
 
         now = bot_now_us();
+        if (bot_net_run(now, bot_receive) > 0) {
+            enet_host_flush(host);
+        }
+        for (i = 0; i < run->nbots && ended_at == 0; i++) {
+            if (run->bots[i].ended) {
+                ended_at = now;
+            }
+        }
         for (i = 0; i < run->nbots; i++) {
             b = &run->bots[i];
             if (!b->done && !b->welcomed && now >= connect_deadline) {
@@ -384,6 +463,11 @@ bot_play(bot_run_t *run)
         }
     }
     enet_host_flush(host);
+    bot_net_free();
     enet_host_destroy(host);
+    for (i = 0; i < run->nbots; i++) {
+        free(run->bots[i].held);
+        run->bots[i].held = NULL;
+    }
     return 0;
 }

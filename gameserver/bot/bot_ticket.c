@@ -21,6 +21,7 @@
 
 #include "bot.h"
 #include "gs_base64url.h"
+#include "gs_ticket.h"
 
 
 struct bot_signer_s {
@@ -143,7 +144,8 @@ bot_signer_mint(bot_signer_t *s, const char *sub, const char *match_id,
         return -1;
     }
     ECDSA_SIG_get0(sig, &r, &sv);
-    ok = BN_bn2binpad(r, rs, 32) == 32 && BN_bn2binpad(sv, rs + 32, 32) == 32;
+    ok = BN_bn2binpad(r, rs, 32) == 32 && BN_bn2binpad(sv, rs + 32, 32) == 32
+         && gs_ticket_sig_low_s(rs) == 0;      /* the server wants low s */
     ECDSA_SIG_free(sig);
     if (!ok || len + 2 >= cap) {
         return -1;

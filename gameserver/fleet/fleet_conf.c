@@ -8,7 +8,9 @@
  *   server      PATH                      game-server; relative paths are
  *                                         relative to this file
  *   status      PATH                      status and state file
- *                                         (/tmp/game-fleet.status); the
+ *                                         (/tmp/game-fleet.status; a
+ *                                         relative path is relative to
+ *                                         this file); the
  *                                         health files go next to it, in
  *                                         PATH.health/
  *   reap        SECONDS                   between allocator reaps (10)
@@ -192,7 +194,14 @@ fleet_conf_load(fleet_conf_t *c, const char *path, char *err, size_t errlen)
                          w[1]);
             }
         } else if (strcmp(w[0], "status") == 0) {
-            snprintf(c->status, sizeof(c->status), "%s", w[1]);
+            /* relative to this file, like server: `game-fleet status`
+             * finds the running fleet's file from any directory */
+            if (w[1][0] == '/') {
+                snprintf(c->status, sizeof(c->status), "%s", w[1]);
+            } else {
+                snprintf(c->status, sizeof(c->status), "%.500s/%.500s", dir,
+                         w[1]);
+            }
         } else if (strcmp(w[0], "reap") == 0) {
             if (fleet_conf_num(w[1], 1, 3600, &c->reap_s)) rc = -1;
         } else if (strcmp(w[0], "reap-grace") == 0) {

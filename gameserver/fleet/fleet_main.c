@@ -635,6 +635,21 @@ fleet_drain_all(fleet_t *f)
 }
 
 
+/* mkdir -p of the parent folders of path; failures show up later */
+static void
+fleet_mkdirs(const char *path)
+{
+    char   buf[1100], *p;
+
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (p = buf + 1; (p = strchr(p, '/')) != NULL; p++) {
+        *p = '\0';
+        (void) mkdir(buf, 0755);
+        *p = '/';
+    }
+}
+
+
 static int
 fleet_run(fleet_t *f)
 {
@@ -649,6 +664,9 @@ fleet_run(fleet_t *f)
 
     snprintf(f->health_dir, sizeof(f->health_dir), "%.1000s.health",
              f->conf.status);
+    /* the default status lives in the checkout's var/, which a fleet run
+     * by hand (not by `make up`) may be the first to need */
+    fleet_mkdirs(f->health_dir);
     if (mkdir(f->health_dir, 0755) != 0 && errno != EEXIST) {
         fleet_log("health files: %s: %s", f->health_dir, strerror(errno));
         return 1;
@@ -662,6 +680,9 @@ fleet_run(fleet_t *f)
               f->conf.register_s);
 
     fleet_adopt(f);
+    /* the file still lists the previous fleet's view: say at once what was
+     * adopted, before the first pass waits on Redis */
+    fleet_status_write(f->conf.status, &f->conf, f->servers, f->n);
 
     while (!fleet_stop) {
         fleet_collect(f);
@@ -699,18 +720,51 @@ fleet_run(fleet_t *f)
 static const char fleet_usage[] =
 "usage: game-fleet [-c FILE] [--redis HOST:PORT] [--prefix P]\n"
 "                  [--status FILE] [--server-arg WORD]... run|status\n"
-"  -c FILE   configuration (gameserver/fleet.dev.conf)\n"
+"  -c FILE   configuration (gameserver/fleet.dev.conf from the current\n"
+"            directory, else fleet.dev.conf next to build/game-fleet)\n"
 "  options given here override the file; --server-arg adds to it\n";
+
+
+/*
+ * Without -c: the checkout's development configuration, found from the
+ * current directory (the repository root, as `make up` runs it) or from
+ * where this binary lives (gameserver/build/game-fleet), so that
+ * `game-fleet status` typed anywhere reads the file `make up`'s fleet
+ * writes.
+ */
+static const char *
+fleet_default_conf(char *buf, size_t cap)
+{
+    static const char  rel[] = "gameserver/fleet.dev.conf";
+    char               exe[900], *slash;
+    ssize_t            n;
+
+    if (access(rel, R_OK) == 0) {
+        return rel;
+    }
+    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0) {
+        return rel;
+    }
+    exe[n] = '\0';
+    slash = strrchr(exe, '/');
+    if (slash == NULL) {
+        return rel;
+    }
+    *slash = '\0';
+    snprintf(buf, cap, "%s/../fleet.dev.conf", exe);
+    return access(buf, R_OK) == 0 ? buf : rel;
+}
 
 
 int
 main(int argc, char **argv)
 {
     static fleet_t  f;
-    const char     *conf = "gameserver/fleet.dev.conf", *cmd = NULL,
+    const char     *conf = NULL, *cmd = NULL,
                    *redis = NULL, *prefix = NULL, *status = NULL;
     const char     *extra[FLEET_ARGS_MAX];
-    char            err[1200], *colon;
+    char            err[1200], confbuf[1024], *colon;
     int             i, nextra = 0;
 
     for (i = 1; i < argc; i++) {
@@ -736,6 +790,9 @@ main(int argc, char **argv)
     if (cmd == NULL) {
         fputs(fleet_usage, stderr);
         return 2;
+    }
+    if (conf == NULL) {
+        conf = fleet_default_conf(confbuf, sizeof(confbuf));
     }
 
     if (fleet_conf_load(&f.conf, conf, err, sizeof(err)) != 0) {

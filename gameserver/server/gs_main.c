@@ -38,7 +38,8 @@ static const char gs_main_usage[] =
 "  --health-file PATH  the tick loop's pulse, for the fleet manager\n"
 "  --telemetry STREAM  the backend's telemetry stream for the match's\n"
 "                      events, or off (tel:server)\n"
-"  --seed N            spawn points (random)\n";
+"  --seed N            spawn points (random)\n"
+"  --snapshots delta|full  against the client's last ack (delta), or whole\n";
 
 
 static int
@@ -152,6 +153,13 @@ main(int argc, char **argv)
             c.tel_stream = strcmp(v, "off") == 0 ? NULL : v;
         else if (strcmp(o, "--seed") == 0)
             c.seed = (unsigned) gs_main_int(o, v, 0, 2147483647);
+        else if (strcmp(o, "--snapshots") == 0) {
+            if (strcmp(v, "delta") != 0 && strcmp(v, "full") != 0) {
+                fprintf(stderr, "game-server: --snapshots delta|full\n");
+                return 2;
+            }
+            c.full_snapshots = strcmp(v, "full") == 0;
+        }
         else {
             fprintf(stderr, "game-server: unknown option %s\n%s", o,
                     gs_main_usage);
@@ -176,7 +184,11 @@ main(int argc, char **argv)
     }
 
     gs_log_init(c.id);
+    if (gs_log_start() != 0) {
+        gs_log("warn", "no log writer thread: the log may block the loop");
+    }
     i = gs_server_run(&c);
+    gs_log_stop();
     gs_ticket_keys_free(c.keys);
     return i;
 }

@@ -114,7 +114,10 @@ gs_proto_input_encode(uint8_t *buf, size_t cap, const gs_input_t *in)
     p = gs_put16(p, in->aim);
     *p++ = in->buttons;
     p = gs_put16(p, (uint16_t) in->claim_x);
-    gs_put16(p, (uint16_t) in->claim_y);
+    p = gs_put16(p, (uint16_t) in->claim_y);
+    p = gs_put32(p, in->time_ms);
+    p = gs_put32(p, in->ack_tick);
+    gs_put32(p, in->view_tick);
 
     return GS_INPUT_SIZE;
 }
@@ -134,6 +137,9 @@ gs_proto_input_decode(const uint8_t *p, size_t n, gs_input_t *in)
     in->buttons = p[11];
     in->claim_x = (int16_t) gs_get16(p + 12);
     in->claim_y = (int16_t) gs_get16(p + 14);
+    in->time_ms = gs_get32(p + 16);
+    in->ack_tick = gs_get32(p + 20);
+    in->view_tick = gs_get32(p + 24);
 
     /*
      * Sequence 0 is never sent (clients start at 1), and unknown button
@@ -244,90 +250,259 @@ gs_proto_event_decode(const uint8_t *p, size_t n, gs_event_t *e)
 }
 
 
-size_t
-gs_proto_snapshot_encode(uint8_t *buf, size_t cap, const gs_snapshot_t *s)
+/*
+ * Snapshots.  An entry is the slot, a byte of GS_SF_* bits, and the
+ * fields those bits name in bit order: against a base, only the players
+ * and fields that changed are written (a moving player costs its x and y,
+ * six bytes, a still one nothing), players gone from s get an entry with
+ * no fields, players new to the client are written whole.
+ */
+static unsigned
+gs_proto_snap_diff(const gs_snap_player_t *a, const gs_snap_player_t *b)
 {
-    uint8_t                 *p = buf;
-    const gs_snap_player_t  *sp;
-    unsigned                 i;
+    unsigned  f = 0;
 
-    if (s->count > GS_MAX_PLAYERS
-        || cap < GS_SNAP_HDR + (size_t) s->count * GS_SNAP_PLAYER)
+    if (b == NULL) {
+        return GS_SF_ALL;
+    }
+    f |= a->flags != b->flags ? GS_SF_FLAGS : 0;
+    f |= a->x != b->x ? GS_SF_X : 0;
+    f |= a->y != b->y ? GS_SF_Y : 0;
+    f |= a->vx != b->vx ? GS_SF_VX : 0;
+    f |= a->vy != b->vy ? GS_SF_VY : 0;
+    f |= a->aim != b->aim ? GS_SF_AIM : 0;
+    f |= a->health != b->health ? GS_SF_HEALTH : 0;
+    f |= a->score != b->score ? GS_SF_SCORE : 0;
+    return f;
+}
+
+
+static size_t
+gs_proto_snap_entry_size(unsigned f)
+{
+    return 2 + !!(f & GS_SF_FLAGS) + 2 * !!(f & GS_SF_X)
+           + 2 * !!(f & GS_SF_Y) + 2 * !!(f & GS_SF_VX)
+           + 2 * !!(f & GS_SF_VY) + 2 * !!(f & GS_SF_AIM)
+           + !!(f & GS_SF_HEALTH) + 2 * !!(f & GS_SF_SCORE);
+}
+
+
+static uint8_t *
+gs_proto_snap_put(uint8_t *p, uint8_t slot, unsigned f,
+    const gs_snap_player_t *sp)
+{
+    *p++ = slot;
+    *p++ = (uint8_t) f;
+    if (f & GS_SF_FLAGS) {
+        *p++ = sp->flags;
+    }
+    if (f & GS_SF_X) {
+        p = gs_put16(p, (uint16_t) sp->x);
+    }
+    if (f & GS_SF_Y) {
+        p = gs_put16(p, (uint16_t) sp->y);
+    }
+    if (f & GS_SF_VX) {
+        p = gs_put16(p, (uint16_t) sp->vx);
+    }
+    if (f & GS_SF_VY) {
+        p = gs_put16(p, (uint16_t) sp->vy);
+    }
+    if (f & GS_SF_AIM) {
+        p = gs_put16(p, sp->aim);
+    }
+    if (f & GS_SF_HEALTH) {
+        *p++ = sp->health;
+    }
+    if (f & GS_SF_SCORE) {
+        p = gs_put16(p, (uint16_t) sp->score);
+    }
+    return p;
+}
+
+
+/* the players of a snapshot by slot: NULL where absent */
+static void
+gs_proto_snap_index(const gs_snapshot_t *s, const gs_snap_player_t **by)
+{
+    unsigned  i;
+
+    memset(by, 0, GS_MAX_PLAYERS * sizeof(*by));
+    for (i = 0; s != NULL && i < s->count; i++) {
+        if (s->players[i].slot < GS_MAX_PLAYERS) {
+            by[s->players[i].slot] = &s->players[i];
+        }
+    }
+}
+
+
+size_t
+gs_proto_snapshot_encode(uint8_t *buf, size_t cap, const gs_snapshot_t *s,
+    const gs_snapshot_t *base)
+{
+    const gs_snap_player_t  *now[GS_MAX_PLAYERS], *was[GS_MAX_PLAYERS];
+    uint8_t                 *p = buf, *count;
+    unsigned                 slot, f, k = 0;
+
+    if (s->count > GS_MAX_PLAYERS || cap < GS_SNAP_HDR
+        || (base == NULL) != (s->base_tick == 0)
+        || (base != NULL && base->tick != s->base_tick))
     {
         return 0;
     }
+    gs_proto_snap_index(s, now);
+    gs_proto_snap_index(base, was);
 
     *p++ = GS_MSG_SNAPSHOT;
     p = gs_put32(p, s->tick);
+    p = gs_put32(p, s->base_tick);
     p = gs_put32(p, s->ack_seq);
     p = gs_put16(p, s->time_left_ds);
-    *p++ = s->count;
+    count = p++;
 
-    for (i = 0; i < s->count; i++) {
-        sp = &s->players[i];
-        *p++ = sp->slot;
-        *p++ = sp->flags;
-        p = gs_put16(p, (uint16_t) sp->x);
-        p = gs_put16(p, (uint16_t) sp->y);
-        p = gs_put16(p, (uint16_t) sp->vx);
-        p = gs_put16(p, (uint16_t) sp->vy);
-        p = gs_put16(p, sp->aim);
-        *p++ = sp->health;
-        p = gs_put16(p, (uint16_t) sp->score);
+    for (slot = 0; slot < GS_MAX_PLAYERS; slot++) {
+        if (now[slot] == NULL && was[slot] == NULL) {
+            continue;
+        }
+        f = now[slot] == NULL ? 0 : gs_proto_snap_diff(now[slot], was[slot]);
+        if (f == 0 && now[slot] != NULL) {
+            continue;               /* unchanged */
+        }
+        if ((size_t) (p - buf) + gs_proto_snap_entry_size(f) > cap) {
+            return 0;
+        }
+        p = gs_proto_snap_put(p, (uint8_t) slot, f, now[slot]);
+        k++;
     }
+    *count = (uint8_t) k;
 
     return (size_t) (p - buf);
 }
 
 
-int
-gs_proto_snapshot_decode(const uint8_t *p, size_t n, gs_snapshot_t *s)
+/* the fields f names, in bit order, into sp; the caller checked the size */
+static const uint8_t *
+gs_proto_snap_get(const uint8_t *q, unsigned f, gs_snap_player_t *sp)
 {
-    gs_snap_player_t  *sp;
-    const uint8_t     *q;
-    unsigned           i;
+    if (f & GS_SF_FLAGS) {
+        sp->flags = *q++;
+    }
+    if (f & GS_SF_X) {
+        sp->x = (int16_t) gs_get16(q);
+        q += 2;
+    }
+    if (f & GS_SF_Y) {
+        sp->y = (int16_t) gs_get16(q);
+        q += 2;
+    }
+    if (f & GS_SF_VX) {
+        sp->vx = (int16_t) gs_get16(q);
+        q += 2;
+    }
+    if (f & GS_SF_VY) {
+        sp->vy = (int16_t) gs_get16(q);
+        q += 2;
+    }
+    if (f & GS_SF_AIM) {
+        sp->aim = gs_get16(q);
+        q += 2;
+    }
+    if (f & GS_SF_HEALTH) {
+        sp->health = *q++;
+    }
+    if (f & GS_SF_SCORE) {
+        sp->score = (int16_t) gs_get16(q);
+        q += 2;
+    }
+    return q;
+}
 
+
+int
+gs_proto_snapshot_base(const uint8_t *p, size_t n, uint32_t *base_tick)
+{
     if (n < GS_SNAP_HDR || p[0] != GS_MSG_SNAPSHOT) {
         return -1;
     }
-
-    s->tick = gs_get32(p + 1);
-    s->ack_seq = gs_get32(p + 5);
-    s->time_left_ds = gs_get16(p + 9);
-    s->count = p[11];
-
-    if (s->count > GS_MAX_PLAYERS
-        || n != GS_SNAP_HDR + (size_t) s->count * GS_SNAP_PLAYER)
-    {
-        return -1;
-    }
-
-    q = p + GS_SNAP_HDR;
-    for (i = 0; i < s->count; i++, q += GS_SNAP_PLAYER) {
-        sp = &s->players[i];
-        sp->slot = q[0];
-        sp->flags = q[1];
-        sp->x = (int16_t) gs_get16(q + 2);
-        sp->y = (int16_t) gs_get16(q + 4);
-        sp->vx = (int16_t) gs_get16(q + 6);
-        sp->vy = (int16_t) gs_get16(q + 8);
-        sp->aim = gs_get16(q + 10);
-        sp->health = q[12];
-        sp->score = (int16_t) gs_get16(q + 13);
-
-        if (sp->slot >= GS_MAX_PLAYERS) {
-            return -1;
-        }
-    }
-
+    *base_tick = gs_get32(p + 5);
     return 0;
 }
 
 
-void
-gs_proto_snapshot_set_ack(uint8_t *buf, uint32_t ack_seq)
+int
+gs_proto_snapshot_decode(const uint8_t *p, size_t n,
+    const gs_snapshot_t *base, gs_snapshot_t *s)
 {
-    gs_put32(buf + 5, ack_seq);
+    gs_snap_player_t         have[GS_MAX_PLAYERS];
+    const gs_snap_player_t  *was[GS_MAX_PLAYERS];
+    uint8_t                  present[GS_MAX_PLAYERS], seen[GS_MAX_PLAYERS];
+    const uint8_t           *q, *end = p + n;
+    unsigned                 i, k, slot, f;
+    gs_snap_player_t        *sp;
+
+    if (n < GS_SNAP_HDR || p[0] != GS_MSG_SNAPSHOT) {
+        return -1;
+    }
+    s->tick = gs_get32(p + 1);
+    s->base_tick = gs_get32(p + 5);
+    s->ack_seq = gs_get32(p + 9);
+    s->time_left_ds = gs_get16(p + 13);
+    k = p[15];
+
+    if (k > GS_MAX_PLAYERS || (s->base_tick == 0) != (base == NULL)
+        || (base != NULL && base->tick != s->base_tick))
+    {
+        return -1;
+    }
+
+    /* start from the base, apply the entries */
+    gs_proto_snap_index(base, was);
+    memset(seen, 0, sizeof(seen));
+    memset(have, 0, sizeof(have));
+    for (slot = 0; slot < GS_MAX_PLAYERS; slot++) {
+        present[slot] = was[slot] != NULL;
+        if (present[slot]) {
+            have[slot] = *was[slot];
+        }
+    }
+
+    q = p + GS_SNAP_HDR;
+    for (i = 0; i < k; i++) {
+        if (end - q < 2) {
+            return -1;
+        }
+        slot = q[0];
+        f = q[1];
+        /* a slot once per message; a player new to the base comes whole;
+         * only a player of the base can leave */
+        if (slot >= GS_MAX_PLAYERS || seen[slot]
+            || (!present[slot] && f != GS_SF_ALL)
+            || (size_t) (end - q) < gs_proto_snap_entry_size(f))
+        {
+            return -1;
+        }
+        seen[slot] = 1;
+        q += 2;
+        if (f == 0) {
+            present[slot] = 0;
+            continue;
+        }
+        present[slot] = 1;
+        sp = &have[slot];
+        sp->slot = (uint8_t) slot;
+        q = gs_proto_snap_get(q, f, sp);
+    }
+    if (q != end) {
+        return -1;
+    }
+
+    s->count = 0;
+    for (slot = 0; slot < GS_MAX_PLAYERS; slot++) {
+        if (present[slot]) {
+            s->players[s->count++] = have[slot];
+        }
+    }
+    return 0;
 }
 
 
@@ -337,7 +512,7 @@ gs_proto_refuse_name(uint32_t reason)
     static const char *names[] = {
         "none", "no_ticket", "bad_ticket", "expired", "wrong_server",
         "wrong_match", "replayed", "full", "version", "match_over",
-        "shutdown"
+        "shutdown", "busy", "replaced"
     };
 
     return reason < sizeof(names) / sizeof(names[0]) ? names[reason]

@@ -27,6 +27,7 @@ gs_result_object(const gs_world_t *w, const gs_result_meta_t *m)
     const gs_player_t  *p;
     gs_violations_t     total = { 0, 0, 0, 0 };
     int                 i, winner, flagged = 0;
+    json_t             *pl;
 
     players = json_array();
     for (i = 0; i < w->rules.max_players; i++) {
@@ -39,13 +40,22 @@ gs_result_object(const gs_world_t *w, const gs_result_meta_t *m)
         total.input_rate += p->v.input_rate;
         total.out_of_bounds += p->v.out_of_bounds;
         flagged += p->flagged;
-        json_array_append_new(players, json_pack(
+        pl = json_pack(
             "{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:b, s:b}",
             "id", p->id, "slot", i, "kills", p->kills, "deaths", p->deaths,
             "shots", p->shots, "hits", p->hits, "inputs", p->inputs,
             "stale_inputs", p->stale,
             "violations", gs_result_violations(&p->v),
-            "flagged", p->flagged, "connected", p->connected));
+            "flagged", p->flagged, "connected", p->connected);
+        if (pl != NULL) {
+            /* lag compensation: shots traced in the past, and claims
+             * older than the window */
+            json_object_set_new(pl, "rewound_shots",
+                                json_integer(p->rewinds));
+            json_object_set_new(pl, "rewinds_clamped",
+                                json_integer(p->rewinds_clamped));
+        }
+        json_array_append_new(players, pl);
     }
 
     refused = json_object();

@@ -27,6 +27,19 @@
  * A client must send a hello with its ticket first; until the ticket holds
  * it gets nothing, and a refusal is an ENet disconnect whose data is the
  * reason (gs_refuse_e), reset a second later if the client does not ack.
+ *
+ * The address is public, so the peers are split in two.  Seats
+ * (max_players) are taken only by holders of a valid ticket for the match.
+ * The rest is the half-open pool: peers in ENet's handshake, connected
+ * without a hello yet, waiting for verification or for our allocation, or
+ * being refused.  Connection attempts are rate-limited per source before
+ * ENet gives them a peer (gs_guard.c, from ENet's intercept hook); every
+ * half-open state has a short timeout; and when the pool is full a new
+ * attempt evicts the oldest of the least promising (refused, then
+ * handshake, then hello-less) peers.  A flood therefore only shortens how
+ * long a half-open peer may take, and a real client needs one round trip
+ * and a hello.  Ticket verification, the one expensive thing a stranger can
+ * ask for, is bounded per source and per tick.
  */
 
 #define _GNU_SOURCE
@@ -43,7 +56,9 @@
 #include <enet/enet.h>
 #include <jansson.h>
 
+#include "gs_guard.h"
 #include "gs_health.h"
+#include "gs_interest.h"
 #include "gs_log.h"
 #include "gs_result.h"
 #include "gs_server.h"
@@ -51,6 +66,7 @@
 
 
 #define GS_HELLO_TIMEOUT_MS    1000     /* connect without hello: refused */
+#define GS_HANDSHAKE_MS        1000     /* ENet's handshake (5-30 s alone) */
 #define GS_PENDING_MS          900      /* ticket ahead of our heartbeat */
 #define GS_REFUSED_RESET_MS    1000
 #define GS_EMPTY_END_MS        3000     /* everyone left: end the match */
@@ -58,9 +74,13 @@
 #define GS_ENDING_MAX_MS       2000
 #define GS_SPARE_PEERS         32       /* room for refusals when full */
 #define GS_IDLE_DRAIN_MS       5000     /* SIGTERM, idle: wait for drain.lua */
+#define GS_USED_MAX            4096     /* used tickets remembered */
+#define GS_VERIFY_PER_TICK     24       /* ~1.5 ms of ECDSA per tick */
+#define GS_REFUSED_LINES       8        /* per reason per second, told */
 #define GS_TEL_SAMPLE_MS       1000     /* telemetry: a sample a second */
-#define GS_USED_MAX            1024     /* tickets remembered per match */
 #define GS_TICK_SAMPLES        (1 << 18)
+#define GS_SNAP_HELD           64       /* per slot: a second or two back */
+#define GS_INTEREST_RADIUS     48.0f    /* hitscan range and a margin */
 
 /* the health file names the phases with the same numbers */
 typedef enum {
@@ -68,9 +88,15 @@ typedef enum {
     GS_PHASE_PLAYING = GS_HEALTH_PLAYING, GS_PHASE_ENDING = GS_HEALTH_ENDING
 } gs_phase_e;
 
+/*
+ * Half-open states come first, in the order they are evicted when the
+ * pool is full: a refused peer is already on its way out, one still in
+ * ENet's handshake may well be spoofed, one without a hello has shown
+ * nothing; a queued hello and a pending ticket are nearly players.
+ */
 typedef enum {
-    GS_CLIENT_FREE, GS_CLIENT_HELLO, GS_CLIENT_PENDING, GS_CLIENT_IN,
-    GS_CLIENT_REFUSED
+    GS_CLIENT_FREE, GS_CLIENT_REFUSED, GS_CLIENT_HANDSHAKE, GS_CLIENT_HELLO,
+    GS_CLIENT_QUEUED, GS_CLIENT_PENDING, GS_CLIENT_IN
 } gs_client_state_e;
 
 typedef struct {
@@ -79,7 +105,10 @@ typedef struct {
     int                 slot;
     int64_t             since_ms;
     uint64_t            malformed;
+    uint64_t            queued;         /* arrival order of a queued hello */
     gs_ticket_t         ticket;
+    uint16_t            hello_len;      /* GS_CLIENT_QUEUED: the ticket */
+    char                hello[GS_TICKET_MAX];
 } gs_client_t;
 
 typedef struct {
@@ -106,14 +135,28 @@ typedef struct {
     int64_t                  drain_deadline;
 
     uint64_t                 malformed, refused[16];
+    int64_t                  refused_line_ms[16];   /* this second's */
+    int                      refused_lines[16];     /* lines in it */
+    uint64_t                 refused_quiet[16];     /* refusals untold */
+
+    /* used tickets, by signature and by jti: a ring, never reset, so a
+     * ticket presented before an allocation is not forgotten by it */
     char                     used[GS_USED_MAX][96];
-    int                      nused;
+    int                      nused, used_next;
+
+    gs_guard_t               guard;
+    size_t                   pool;          /* half-open peers allowed */
+    uint64_t                 evicted, handshake_timeouts, queued_seq;
 
     uint32_t                *tick_us;
     size_t                   ntick;
     int64_t                  busy_us;       /* packet work since last tick */
     uint32_t                 sent0, recv0;
     int                      snap_every;
+    /* per slot, the last GS_SNAP_HELD snapshots sent, by tick: what the
+     * client holds if it acknowledges that tick, the base of a delta */
+    gs_snapshot_t           *held;
+    uint32_t                 snap_n;
 
     gs_tel_t                 tel;
 } gs_server_t;
@@ -289,17 +332,48 @@ gs_server_sample(gs_server_t *s, int64_t now, int force)
 }
 
 
+/*
+ * Refusals are told, in the log and as lifecycle lines, at most a few per
+ * reason per second: a flood of bad hellos must not turn into a flood of
+ * lines (stdout blocks the loop by design: see gs_server_emit).  The next
+ * line of that reason says how many went untold.
+ */
+static void
+gs_server_refused_line(gs_server_t *s, gs_client_t *c, gs_refuse_e why,
+    const char *detail)
+{
+    int64_t   now = gs_now_us() / 1000;
+    uint64_t  quiet;
+    char      ip[64];
+
+    if (now - s->refused_line_ms[why] >= 1000) {
+        s->refused_line_ms[why] = now;
+        s->refused_lines[why] = 0;
+    }
+    if (s->refused_lines[why] >= GS_REFUSED_LINES) {
+        s->refused_quiet[why]++;
+        return;
+    }
+    s->refused_lines[why]++;
+    quiet = s->refused_quiet[why];
+    s->refused_quiet[why] = 0;
+
+    enet_address_get_host_ip(&c->peer->address, ip, sizeof(ip));
+    gs_log("info", "refused %s:%u: %s%s%s (and %llu more untold)", ip,
+           c->peer->address.port, gs_proto_refuse_name(why),
+           detail ? ": " : "", detail ? detail : "",
+           (unsigned long long) quiet);
+    gs_server_emit(s, "refused",
+                   json_pack("{s:s, s:I}", "reason", gs_proto_refuse_name(why),
+                             "untold", (json_int_t) quiet));
+}
+
+
 static void
 gs_server_refuse(gs_server_t *s, gs_client_t *c, gs_refuse_e why,
     const char *detail)
 {
-    char  ip[64];
-
-    enet_address_get_host_ip(&c->peer->address, ip, sizeof(ip));
-    gs_log("info", "refused %s:%u: %s%s%s", ip, c->peer->address.port,
-           gs_proto_refuse_name(why), detail ? ": " : "", detail ? detail : "");
-    gs_server_emit(s, "refused",
-                   json_pack("{s:s}", "reason", gs_proto_refuse_name(why)));
+    gs_server_refused_line(s, c, why, detail);
 
     s->refused[why]++;
     if (c->state == GS_CLIENT_IN) {
@@ -329,12 +403,19 @@ static void
 gs_server_use(gs_server_t *s, const char *key)
 {
     /* past the bound the oldest entries go; a ticket's short exp has
-     * long since run out by the time 1024 more were used */
-    if (s->nused == GS_USED_MAX) {
-        memmove(s->used[0], s->used[1], sizeof(s->used[0]) * (GS_USED_MAX - 1));
-        s->nused--;
+     * long since run out by the time 2048 more players were seated */
+    snprintf(s->used[s->used_next], sizeof(s->used[0]), "%s", key);
+    s->used_next = (s->used_next + 1) % GS_USED_MAX;
+    if (s->nused < GS_USED_MAX) {
+        s->nused++;
     }
-    snprintf(s->used[s->nused++], sizeof(s->used[0]), "%s", key);
+}
+
+
+static int
+gs_server_ticket_used(gs_server_t *s, const gs_ticket_t *t)
+{
+    return gs_server_used(s, t->sig) || gs_server_used(s, t->jti);
 }
 
 
@@ -372,13 +453,22 @@ gs_server_enter(gs_server_t *s, gs_client_t *c)
     if ((s->phase == GS_PHASE_WAITING || s->phase == GS_PHASE_PLAYING)
         && strcmp(t->match_id, s->match_id) == 0)
     {
-        /* one seat per player: a second connection is a replay */
+        /* checked again here: a pending ticket may have been beaten to
+         * its seat by the same ticket on another connection */
+        if (gs_server_ticket_used(s, t)) {
+            gs_server_refuse(s, c, GS_REFUSE_REPLAYED, t->sub);
+            return;
+        }
+
+        /* One seat per player.  A fresh ticket (the backend signs one per
+         * status read) from a player still seated means the old connection
+         * died and ENet has not noticed yet: the new one takes the seat. */
         for (i = 0; i < s->host->peerCount; i++) {
             if (s->clients[i].state == GS_CLIENT_IN
                 && strcmp(s->clients[i].ticket.sub, t->sub) == 0)
             {
-                gs_server_refuse(s, c, GS_REFUSE_REPLAYED, "player present");
-                return;
+                gs_server_refuse(s, &s->clients[i], GS_REFUSE_REPLACED,
+                                 t->sub);
             }
         }
 
@@ -391,6 +481,10 @@ gs_server_enter(gs_server_t *s, gs_client_t *c)
         }
         c->state = GS_CLIENT_IN;
         c->slot = slot;
+        /* used once seated, not before: a ticket that could not get a
+         * seat yet (pending, full, dropped) has not been spent */
+        gs_server_use(s, t->sig);
+        gs_server_use(s, t->jti);
         gs_server_welcome(s, c);
         gs_log("info", "player %s joined match %s in slot %d", t->sub,
                t->match_id, slot);
@@ -423,18 +517,15 @@ gs_server_enter(gs_server_t *s, gs_client_t *c)
 }
 
 
+/* a verified ticket's claims and the server's memory of used tickets */
 static void
-gs_server_hello(gs_server_t *s, gs_client_t *c, const gs_hello_t *h)
+gs_server_verify(gs_server_t *s, gs_client_t *c, const char *ticket,
+    size_t len)
 {
     gs_ticket_status_e  st;
     gs_ticket_t        *t = &c->ticket;
 
-    if (h->version != GS_PROTO_VERSION) {
-        gs_server_refuse(s, c, GS_REFUSE_VERSION, NULL);
-        return;
-    }
-
-    st = gs_ticket_verify(s->conf->keys, h->ticket, h->ticket_len,
+    st = gs_ticket_verify(s->conf->keys, ticket, len,
                           gs_wall_ms() / 1000, s->conf->ticket_leeway_s, t);
     if (st != GS_TICKET_OK) {
         gs_server_refuse(s, c, st == GS_TICKET_EXPIRED ? GS_REFUSE_EXPIRED
@@ -448,17 +539,69 @@ gs_server_hello(gs_server_t *s, gs_client_t *c, const gs_hello_t *h)
         return;
     }
 
-    if (gs_server_used(s, t->sig) || (t->jti[0] && gs_server_used(s, t->jti)))
-    {
+    if (gs_server_ticket_used(s, t)) {
         gs_server_refuse(s, c, GS_REFUSE_REPLAYED, t->sub);
         return;
     }
-    gs_server_use(s, t->sig);
-    if (t->jti[0]) {
-        gs_server_use(s, t->jti);
-    }
 
     gs_server_enter(s, c);
+}
+
+
+/*
+ * A hello costs an ECDSA verify.  A source that asks for more than its
+ * share is refused; past the tick's budget the hello waits, in arrival
+ * order, for the next tick (gs_server_verify_queued).
+ */
+static void
+gs_server_hello(gs_server_t *s, gs_client_t *c, const gs_hello_t *h)
+{
+    if (h->version != GS_PROTO_VERSION) {
+        gs_server_refuse(s, c, GS_REFUSE_VERSION, NULL);
+        return;
+    }
+
+    if (!gs_guard_verify_source(&s->guard, c->peer->address.host,
+                                gs_now_us() / 1000))
+    {
+        gs_server_refuse(s, c, GS_REFUSE_BUSY, "too many hellos");
+        return;
+    }
+
+    if (!gs_guard_verify_tick(&s->guard)) {
+        memcpy(c->hello, h->ticket, h->ticket_len);
+        c->hello_len = h->ticket_len;
+        c->state = GS_CLIENT_QUEUED;
+        c->queued = ++s->queued_seq;
+        return;
+    }
+
+    gs_server_verify(s, c, h->ticket, h->ticket_len);
+}
+
+
+static void
+gs_server_verify_queued(gs_server_t *s)
+{
+    gs_client_t  *c, *first;
+    size_t        i;
+
+    for ( ;; ) {
+        first = NULL;
+        for (i = 0; i < s->host->peerCount; i++) {
+            c = &s->clients[i];
+            if (c->state == GS_CLIENT_QUEUED
+                && (first == NULL || c->queued < first->queued))
+            {
+                first = c;
+            }
+        }
+        if (first == NULL || !gs_guard_verify_tick(&s->guard)) {
+            return;
+        }
+        first->state = GS_CLIENT_HELLO;
+        gs_server_verify(s, first, first->hello, first->hello_len);
+    }
 }
 
 
@@ -518,6 +661,108 @@ gs_server_packet(gs_server_t *s, gs_client_t *c, int chan,
 }
 
 
+/*
+ * ENet gives a peer to any datagram that says CONNECT, before we hear of
+ * it (our CONNECT event comes after the handshake).  Such peers are found
+ * here, by their ENet state, and timed from the moment they are seen.
+ */
+static int
+gs_server_enet_handshaking(const ENetPeer *peer)
+{
+    switch (peer->state) {
+    case ENET_PEER_STATE_ACKNOWLEDGING_CONNECT:
+    case ENET_PEER_STATE_CONNECTION_PENDING:
+    case ENET_PEER_STATE_CONNECTION_SUCCEEDED:
+    case ENET_PEER_STATE_CONNECTED:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+
+static void
+gs_server_free_client(gs_server_t *s, gs_client_t *c)
+{
+    enet_peer_reset(c->peer);
+    c->state = GS_CLIENT_FREE;
+}
+
+
+/* notice new handshakes; count the half-open peers; the eviction victim */
+static size_t
+gs_server_half_open(gs_server_t *s, int64_t now, gs_client_t **victim)
+{
+    gs_client_t  *c;
+    size_t        i, n = 0;
+
+    *victim = NULL;
+    for (i = 0; i < s->host->peerCount; i++) {
+        c = &s->clients[i];
+        if (c->state == GS_CLIENT_FREE
+            && gs_server_enet_handshaking(&s->host->peers[i]))
+        {
+            c->peer = &s->host->peers[i];
+            c->state = GS_CLIENT_HANDSHAKE;
+            c->since_ms = now;
+        }
+        if (c->state == GS_CLIENT_FREE || c->state == GS_CLIENT_IN) {
+            continue;
+        }
+        n++;
+        if (*victim == NULL || c->state < (*victim)->state
+            || (c->state == (*victim)->state
+                && c->since_ms < (*victim)->since_ms))
+        {
+            *victim = c;
+        }
+    }
+    return n;
+}
+
+
+/*
+ * ENet's intercept hook sees every datagram before ENet does.  Only a
+ * CONNECT is addressed to no peer (the maximum peer id); each costs its
+ * source a token, and is dropped without one.  An admitted attempt gets
+ * room in the half-open pool, by evicting if the pool is full: ENet would
+ * otherwise drop it for want of a free peer, and whoever fills the pool
+ * first would keep everyone else out.
+ */
+static gs_server_t  *gs_server_intercepting;   /* one server per process */
+
+static int ENET_CALLBACK
+gs_server_intercept(ENetHost *host, ENetEvent *ev)
+{
+    gs_server_t  *s = gs_server_intercepting;
+    gs_client_t  *victim;
+    enet_uint16   peer_id;
+    int64_t       now;
+
+    if (host->receivedDataLength < sizeof(enet_uint16)) {
+        return 0;       /* ENet drops it */
+    }
+    memcpy(&peer_id, host->receivedData, sizeof(peer_id));
+    peer_id = ENET_NET_TO_HOST_16(peer_id)
+              & ~(ENET_PROTOCOL_HEADER_FLAG_MASK
+                  | ENET_PROTOCOL_HEADER_SESSION_MASK);
+    if (peer_id != ENET_PROTOCOL_MAXIMUM_PEER_ID) {
+        return 0;
+    }
+
+    now = gs_now_us() / 1000;
+    if (!gs_guard_connect(&s->guard, host->receivedAddress.host, now)) {
+        return 1;
+    }
+
+    if (gs_server_half_open(s, now, &victim) >= s->pool && victim != NULL) {
+        s->evicted++;
+        gs_server_free_client(s, victim);
+    }
+    return 0;
+}
+
+
 static void
 gs_server_event(gs_server_t *s, ENetEvent *ev)
 {
@@ -528,10 +773,10 @@ gs_server_event(gs_server_t *s, ENetEvent *ev)
     switch (ev->type) {
 
     case ENET_EVENT_TYPE_CONNECT:
-        memset(c, 0, sizeof(*c));
         c->peer = ev->peer;
         c->state = GS_CLIENT_HELLO;
         c->since_ms = gs_now_us() / 1000;
+        c->malformed = 0;
         /* a game client that misses ~3 s of acks is gone */
         enet_peer_timeout(ev->peer, 32, 3000, 6000);
         break;
@@ -559,6 +804,11 @@ gs_server_event(gs_server_t *s, ENetEvent *ev)
 static void
 gs_server_reset_world(gs_server_t *s)
 {
+    /* a new match counts ticks from 0 again: no old snapshot is a base */
+    if (s->held != NULL) {
+        memset(s->held, 0, GS_MAX_PLAYERS * GS_SNAP_HELD
+                           * sizeof(gs_snapshot_t));
+    }
     gs_sim_init(&s->world, &s->rules,
                 s->conf->seed ? s->conf->seed : (uint32_t) gs_now_us(),
                 gs_server_on_sim_event, s);
@@ -575,7 +825,6 @@ gs_server_allocated(gs_server_t *s, const gs_agent_view_t *v)
     s->abort_if_short = s->conf->abort_if_short >= 0
                         ? s->conf->abort_if_short
                         : strcmp(s->mode, "duel") == 0;
-    s->nused = 0;
     gs_server_reset_world(s);
     s->phase = GS_PHASE_WAITING;
     s->phase_ms = gs_now_us() / 1000;
@@ -640,6 +889,7 @@ gs_server_start_match(gs_server_t *s)
 
     s->phase = GS_PHASE_PLAYING;
     s->phase_ms = s->start_ms = gs_now_us() / 1000;
+    gs_sim_flush_inputs(&s->world);
     s->start_wall_ms = gs_wall_ms();
     s->empty_since = 0;
     s->ntick = 0;
@@ -678,6 +928,21 @@ gs_server_cmp_u32(const void *a, const void *b)
     uint32_t  x = *(const uint32_t *) a, y = *(const uint32_t *) b;
 
     return x < y ? -1 : x > y;
+}
+
+
+/* what the defences did since the server started (not per match: a
+ * flood does not wait for an allocation) */
+static json_t *
+gs_server_guard_stats(const gs_server_t *s)
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+        "connects_dropped", (json_int_t) s->guard.connects_dropped,
+        "evicted", (json_int_t) s->evicted,
+        "handshake_timeouts", (json_int_t) s->handshake_timeouts,
+        "verifies_refused", (json_int_t) s->guard.verifies_refused,
+        "verifies_deferred", (json_int_t) s->guard.verifies_deferred,
+        "log_dropped", (json_int_t) gs_log_dropped());
 }
 
 
@@ -746,6 +1011,9 @@ gs_server_end_match(gs_server_t *s, gs_end_reason_e reason)
     }
 
     result = gs_result_object(&s->world, &m);
+    if (result != NULL) {
+        json_object_set_new(result, "guard", gs_server_guard_stats(s));
+    }
     json = result ? json_dumps(result, JSON_COMPACT) : NULL;
     gs_log("info", "match %s over: %s, winner %s, %d joined", s->match_id,
            gs_proto_end_name(reason),
@@ -959,9 +1227,26 @@ gs_server_timeouts(gs_server_t *s, int64_t now)
     gs_client_t  *c;
     size_t        i;
 
+    (void) gs_server_half_open(s, now, &c);
+
     for (i = 0; i < s->host->peerCount; i++) {
         c = &s->clients[i];
         switch (c->state) {
+        case GS_CLIENT_HANDSHAKE:
+            if (!gs_server_enet_handshaking(c->peer)) {
+                c->state = GS_CLIENT_FREE;      /* ENet let it go itself */
+            } else if (now - c->since_ms >= GS_HANDSHAKE_MS) {
+                s->handshake_timeouts++;
+                gs_server_free_client(s, c);
+            }
+            break;
+        case GS_CLIENT_QUEUED:
+            /* verified in arrival order as the budget allows; a hello
+             * that waits this long is lost in a flood: let it try again */
+            if (now - c->since_ms >= GS_HELLO_TIMEOUT_MS * 2) {
+                gs_server_refuse(s, c, GS_REFUSE_BUSY, "verify queue");
+            }
+            break;
         case GS_CLIENT_HELLO:
             if (now - c->since_ms >= GS_HELLO_TIMEOUT_MS) {
                 gs_server_refuse(s, c, GS_REFUSE_NO_TICKET, "no hello");
@@ -988,13 +1273,23 @@ gs_server_timeouts(gs_server_t *s, int64_t now)
 }
 
 
+/*
+ * One snapshot per client: the world as its interest sees it, written as
+ * the difference from the snapshot it acknowledged last (ack_tick of its
+ * inputs) when the server still holds that one, else whole.  Deltas only
+ * while playing: waiting-room snapshots all carry tick 0.
+ */
 static void
 gs_server_snapshots(gs_server_t *s)
 {
-    static gs_snapshot_t  snap;
+    static gs_snapshot_t  full, out;
+    const gs_snapshot_t  *base;
+    gs_snapshot_t        *held;
+    gs_player_t          *p;
     uint8_t               buf[GS_SNAP_MAX];
     size_t                len, i;
     gs_client_t          *c;
+    int                   delta;
 
     if (s->world.tick % (uint32_t) s->snap_every != 0
         && s->phase == GS_PHASE_PLAYING)
@@ -1002,15 +1297,38 @@ gs_server_snapshots(gs_server_t *s)
         return;
     }
 
-    gs_sim_snapshot(&s->world, -1, s->ticks_left, &snap);
-    len = gs_proto_snapshot_encode(buf, sizeof(buf), &snap);
+    gs_sim_snapshot(&s->world, -1, s->ticks_left, &full);
+    delta = s->phase == GS_PHASE_PLAYING && !s->conf->full_snapshots;
+    s->snap_n++;
 
     for (i = 0; i < s->host->peerCount; i++) {
         c = &s->clients[i];
-        if (c->state == GS_CLIENT_IN) {
-            gs_proto_snapshot_set_ack(buf, s->world.players[c->slot].last_seq);
-            gs_server_send(c->peer, GS_CHAN_STATE, buf, len, 0);
+        if (c->state != GS_CLIENT_IN) {
+            continue;
         }
+        p = &s->world.players[c->slot];
+        full.ack_seq = p->last_seq;
+        held = &s->held[c->slot * GS_SNAP_HELD];
+        base = NULL;
+        if (delta && p->ack_tick != 0
+            && held[p->ack_tick % GS_SNAP_HELD].tick == p->ack_tick)
+        {
+            base = &held[p->ack_tick % GS_SNAP_HELD];
+        }
+        if (delta) {
+            gs_interest_select(&full, base, c->slot, s->snap_n,
+                               (int32_t) (GS_INTEREST_RADIUS * GS_FIX), &out);
+        } else {
+            out = full;
+        }
+        len = gs_proto_snapshot_encode(buf, sizeof(buf), &out, base);
+        if (len == 0) {
+            continue;
+        }
+        if (delta) {
+            held[out.tick % GS_SNAP_HELD] = out;
+        }
+        gs_server_send(c->peer, GS_CHAN_STATE, buf, len, 0);
     }
 }
 
@@ -1022,6 +1340,9 @@ gs_server_tick(gs_server_t *s)
 
     /* the loop lives: the agent may heartbeat, the fleet sees a pulse */
     gs_agent_tick(s->agent, now);
+
+    gs_guard_tick(&s->guard);
+    gs_server_verify_queued(s);
 
     gs_server_lifecycle(s, now);
     gs_server_timeouts(s, now);
@@ -1124,10 +1445,25 @@ gs_server_run(const gs_server_conf_t *conf)
     s.host->maximumPacketSize = GS_PACKET_MAX;
     s.host->maximumWaitingData = 64 * 1024;
     s.host->duplicatePeers = (size_t) conf->max_peers_per_ip;
+    s.pool = s.host->peerCount - (size_t) conf->max_players;
+
+    /* A source may try as many connections at once as it may hold peers,
+     * then that many a second; and have as many hellos verified at once,
+     * then half as many a second: a player needs one per connection, a
+     * source that keeps reconnecting with hellos is after our CPU.  The
+     * tick's budget bounds all sources together. */
+    gs_guard_init(&s.guard, conf->max_peers_per_ip,
+                  conf->max_peers_per_ip > 4 ? conf->max_peers_per_ip : 4,
+                  conf->max_peers_per_ip,
+                  conf->max_peers_per_ip > 4 ? conf->max_peers_per_ip / 2 : 2,
+                  GS_VERIFY_PER_TICK);
+    gs_server_intercepting = &s;
+    s.host->intercept = gs_server_intercept;
 
     s.clients = calloc(s.host->peerCount, sizeof(gs_client_t));
     s.tick_us = malloc(GS_TICK_SAMPLES * sizeof(uint32_t));
-    if (s.clients == NULL || s.tick_us == NULL) {
+    s.held = calloc(GS_MAX_PLAYERS * GS_SNAP_HELD, sizeof(gs_snapshot_t));
+    if (s.clients == NULL || s.tick_us == NULL || s.held == NULL) {
         gs_log("error", "out of memory");
         return 1;
     }
@@ -1208,7 +1544,8 @@ gs_server_run(const gs_server_conf_t *conf)
     }
 
     gs_log("info", "exiting after %d matches", s.matches);
-    gs_server_emit(&s, "exit", json_pack("{s:i}", "matches", s.matches));
+    gs_server_emit(&s, "exit", json_pack("{s:i, s:o}", "matches", s.matches,
+                                         "guard", gs_server_guard_stats(&s)));
     gs_agent_stop(s.agent, 5000);
     enet_host_flush(s.host);
     enet_host_destroy(s.host);
@@ -1216,6 +1553,7 @@ gs_server_run(const gs_server_conf_t *conf)
     gs_health_close(s.health);
     free(s.clients);
     free(s.tick_us);
+    free(s.held);
     gs_tel_free(&s.tel);
     return 0;
 }

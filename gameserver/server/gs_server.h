@@ -18,6 +18,7 @@ typedef struct {
     int                join_timeout_s, drain_grace_s, max_matches;
     int                max_peers_per_ip, ticket_leeway_s;
     int                abort_if_short;      /* join policy: 1 abort, 0 start */
+    int                full_snapshots;      /* no deltas, no interest */
     unsigned           seed;
     gs_ticket_keys_t  *keys;
 } gs_server_conf_t;

@@ -35,6 +35,8 @@ gs_rules_default(gs_rules_t *r, int tick_hz)
     /* a client sends one input per frame; allow 60 fps clients and jitter */
     r->input_rate = tick_hz * 2 > 90 ? tick_hz * 2 : 90;
     r->flag_threshold = 10;
+    r->lag_window_ms = 200;
+    r->clock_slack_ms = 250;
 }
 
 
@@ -64,7 +66,6 @@ gs_sim_spawn(gs_world_t *w, gs_player_t *p)
     p->vx = p->vy = 0;
     p->health = w->rules.health;
     p->alive = 1;
-    p->fire_pending = 0;
 }
 
 
@@ -141,7 +142,12 @@ gs_sim_join(gs_world_t *w, const char *id)
     p = &w->players[i];
     p->connected = 1;
     p->last_seq = 0;
+    p->recv_seq = 0;
+    p->ack_tick = 0;
+    p->qhead = p->qlen = 0;
     p->tokens_ms = 0;
+    p->clock_started = 0;
+    p->last_fire_ms = INT64_MIN / 2;
     p->mx = p->my = 0;
     gs_sim_emit(w, GS_EV_JOIN, i, 0);
     return i;
@@ -174,28 +180,66 @@ gs_sim_connected(const gs_world_t *w)
 
 
 /*
- * The first player whose circle the ray from the shooter crosses within
+ * Where the shooter saw the others: the history entry of the tick its
+ * input names, no older than the lag window (an older claim is clamped to
+ * the window's edge), or NULL for the present (no claim, a claim of this
+ * tick or later, or a tick no longer kept).
+ */
+static const gs_history_t *
+gs_sim_rewind(gs_world_t *w, gs_player_t *s, uint32_t view_tick)
+{
+    uint32_t             window, oldest;
+    const gs_history_t  *h;
+
+    if (view_tick == 0 || view_tick >= w->tick) {
+        return NULL;
+    }
+    window = (uint32_t) (w->rules.lag_window_ms * w->rules.tick_hz / 1000);
+    if (window > GS_HISTORY - 1) {
+        window = GS_HISTORY - 1;
+    }
+    oldest = w->tick > window ? w->tick - window : 1;
+    if (view_tick < oldest) {
+        view_tick = oldest;
+        s->rewinds_clamped++;
+    }
+    h = &w->history[view_tick % GS_HISTORY];
+    if (h->tick != view_tick) {
+        return NULL;
+    }
+    s->rewinds++;
+    return h;
+}
+
+
+/*
+ * The first player whose circle the ray from (sx, sy) crosses within
  * range: project each target on the aim direction, keep those in front and
- * close enough to the line, take the nearest along the ray.
+ * close enough to the line, take the nearest along the ray.  Targets are
+ * where h shows them (lag compensation); a target must be alive both then
+ * and now: the dead are not killed twice.
  */
 static int
-gs_sim_trace(gs_world_t *w, int shooter)
+gs_sim_trace(gs_world_t *w, int shooter, float sx, float sy, uint16_t aim,
+    const gs_history_t *h)
 {
-    gs_player_t  *s = &w->players[shooter], *t;
+    gs_player_t  *t;
     float         a, dx, dy, ux, uy, along, off2, best = 1e30f;
     int           i, hit = -1;
 
-    a = s->aim * (float) (2.0 * 3.14159265358979323846 / 65536.0);
+    a = aim * (float) (2.0 * 3.14159265358979323846 / 65536.0);
     ux = cosf(a);
     uy = sinf(a);
 
     for (i = 0; i < w->rules.max_players; i++) {
         t = &w->players[i];
-        if (i == shooter || !t->connected || !t->alive) {
+        if (i == shooter || !t->connected || !t->alive
+            || (h != NULL && !h->alive[i]))
+        {
             continue;
         }
-        dx = t->x - s->x;
-        dy = t->y - s->y;
+        dx = (h != NULL ? h->x[i] : t->x) - sx;
+        dy = (h != NULL ? h->y[i] : t->y) - sy;
         along = dx * ux + dy * uy;
         if (along <= 0 || along > w->rules.range || along >= best) {
             continue;
@@ -218,13 +262,110 @@ gs_sim_clampf(float v, float lo, float hi)
 }
 
 
+typedef struct {
+    float      x, y;            /* the shooter, after its input's move */
+    uint16_t   aim;
+    uint32_t   view_tick;
+} gs_shot_t;
+
+
+/*
+ * This tick's inputs of one player, oldest first: each moves the player
+ * for its own duration (walls stop a player; they do not bounce), sets the
+ * aim, and a shot it fires is kept with that aim and that position.
+ * Returns the number of shots added to shots[].
+ */
+static int
+gs_sim_take_inputs(gs_world_t *w, int slot, gs_shot_t *shots)
+{
+    gs_player_t        *p = &w->players[slot];
+    gs_queued_input_t  *q;
+    float               r = w->rules.radius;
+    int                 n, k = 0;
+
+    for (n = 0; n < GS_INPUTS_PER_TICK && p->qlen > 0; n++) {
+        q = &p->queue[p->qhead];
+        p->qhead = (p->qhead + 1) % GS_INPUT_QUEUE;
+        p->qlen--;
+        p->mx = q->mx;
+        p->my = q->my;
+        p->aim = q->aim;
+        p->last_seq = q->seq;
+        if (!p->alive || !p->connected) {
+            continue;
+        }
+        p->vx = q->mx * w->rules.speed;
+        p->vy = q->my * w->rules.speed;
+        p->x = gs_sim_clampf(p->x + p->vx * q->dt, r, w->rules.arena_w - r);
+        p->y = gs_sim_clampf(p->y + p->vy * q->dt, r, w->rules.arena_h - r);
+        if (q->fire) {
+            shots[k].x = p->x;
+            shots[k].y = p->y;
+            shots[k].aim = q->aim;
+            shots[k].view_tick = q->view_tick;
+            k++;
+        }
+    }
+    return k;
+}
+
+
+static void
+gs_sim_shoot(gs_world_t *w, int i, const gs_shot_t *shot,
+    uint32_t respawn_ticks, int *limit)
+{
+    gs_player_t  *p = &w->players[i], *t;
+    int           hit;
+
+    p->shots++;
+    hit = gs_sim_trace(w, i, shot->x, shot->y, shot->aim,
+                       gs_sim_rewind(w, p, shot->view_tick));
+    if (hit < 0) {
+        return;
+    }
+    p->hits++;
+    t = &w->players[hit];
+    t->health -= w->rules.damage;
+    if (t->health <= 0) {
+        t->health = 0;
+        t->alive = 0;
+        t->deaths++;
+        t->respawn_tick = w->tick + respawn_ticks;
+        p->kills++;
+        gs_sim_emit(w, GS_EV_DEATH, hit, i);
+        if (w->rules.score_limit > 0 && p->kills >= w->rules.score_limit) {
+            *limit = 1;
+        }
+    }
+}
+
+
+/* what this tick's snapshot shows, kept for the shots of later ticks */
+static void
+gs_sim_record(gs_world_t *w)
+{
+    gs_history_t  *h = &w->history[w->tick % GS_HISTORY];
+    gs_player_t   *p;
+    int            i;
+
+    h->tick = w->tick;
+    for (i = 0; i < w->rules.max_players; i++) {
+        p = &w->players[i];
+        h->x[i] = p->x;
+        h->y[i] = p->y;
+        h->alive[i] = (uint8_t) (p->used && p->connected && p->alive);
+    }
+}
+
+
 int
 gs_sim_step(gs_world_t *w)
 {
-    gs_player_t  *p, *t;
-    float         dt = 1.0f / w->rules.tick_hz, r = w->rules.radius;
-    int           i, hit, limit = 0;
+    gs_player_t  *p;
+    int           i, k, limit = 0;
     uint32_t      respawn_ticks;
+    gs_shot_t     shots[GS_MAX_PLAYERS][GS_INPUTS_PER_TICK];
+    int           nshots[GS_MAX_PLAYERS];
 
     w->tick++;
     respawn_ticks = (uint32_t) (w->rules.respawn_ms * w->rules.tick_hz
@@ -232,56 +373,41 @@ gs_sim_step(gs_world_t *w)
 
     for (i = 0; i < w->rules.max_players; i++) {
         p = &w->players[i];
+        nshots[i] = 0;
         if (!p->used) {
             continue;
         }
-        if (!p->alive) {
-            if (p->connected && w->tick >= p->respawn_tick) {
-                gs_sim_spawn(w, p);
-            }
-            continue;
+        if (!p->alive && p->connected && w->tick >= p->respawn_tick) {
+            gs_sim_spawn(w, p);
         }
-        /* walls stop a player; they do not bounce */
-        p->vx = p->mx * w->rules.speed;
-        p->vy = p->my * w->rules.speed;
-        p->x = gs_sim_clampf(p->x + p->vx * dt, r, w->rules.arena_w - r);
-        p->y = gs_sim_clampf(p->y + p->vy * dt, r, w->rules.arena_h - r);
+        nshots[i] = gs_sim_take_inputs(w, i, shots[i]);
     }
 
-    /* shots after movement: everyone is hit where the snapshot shows them */
+    /* shots after everyone's movement, in slot order; each with the aim,
+     * the position and the view of the input that fired it */
     for (i = 0; i < w->rules.max_players; i++) {
-        p = &w->players[i];
-        if (!p->fire_pending) {
-            continue;
-        }
-        p->fire_pending = 0;
-        if (!p->alive || !p->connected) {
-            continue;
-        }
-        p->shots++;
-        hit = gs_sim_trace(w, i);
-        if (hit < 0) {
-            continue;
-        }
-        p->hits++;
-        t = &w->players[hit];
-        t->health -= w->rules.damage;
-        if (t->health <= 0) {
-            t->health = 0;
-            t->alive = 0;
-            t->deaths++;
-            t->respawn_tick = w->tick + respawn_ticks;
-            p->kills++;
-            gs_sim_emit(w, GS_EV_DEATH, hit, i);
-            if (w->rules.score_limit > 0
-                && p->kills >= w->rules.score_limit)
-            {
-                limit = 1;
+        for (k = 0; k < nshots[i]; k++) {
+            p = &w->players[i];
+            if (p->alive && p->connected) {
+                gs_sim_shoot(w, i, &shots[i][k], respawn_ticks, &limit);
             }
         }
     }
 
+    gs_sim_record(w);
     return limit;
+}
+
+
+void
+gs_sim_flush_inputs(gs_world_t *w)
+{
+    int  i;
+
+    for (i = 0; i < w->rules.max_players; i++) {
+        w->players[i].qhead = w->players[i].qlen = 0;
+        w->players[i].last_seq = w->players[i].recv_seq;
+    }
 }
 
 
@@ -323,6 +449,7 @@ gs_sim_snapshot(const gs_world_t *w, int slot, uint32_t ticks_left,
     int                 i;
 
     s->tick = w->tick;
+    s->base_tick = 0;
     s->ack_seq = slot >= 0 ? w->players[slot].last_seq : 0;
     ds = ticks_left * 10 / (uint32_t) w->rules.tick_hz;
     s->time_left_ds = (uint16_t) (ds > 65535 ? 65535 : ds);

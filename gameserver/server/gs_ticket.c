@@ -10,6 +10,9 @@
  *
  * JWS puts an ECDSA signature as r || s, 32 bytes each for P-256; OpenSSL
  * verifies DER, so the pair is rebuilt as an ECDSA_SIG and re-encoded.
+ * Only the low-s spelling is accepted (gs_ticket_sig_low_s), and a ticket
+ * must carry a jti: the server remembers used tickets by both, so neither
+ * a second spelling of a signature nor a re-signed copy gets in twice.
  */
 
 #include <stdio.h>
@@ -29,6 +32,20 @@
 
 
 #define GS_TICKET_PART_MAX  1536
+
+/* the order n of P-256's base point, and n / 2 (rounded down) */
+static const unsigned char  gs_ticket_p256_n[32] = {
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84,
+    0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51
+};
+static const unsigned char  gs_ticket_p256_half_n[32] = {
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00,
+    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42,
+    0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8
+};
 
 struct gs_ticket_keys_s {
     int        n;
@@ -276,6 +293,11 @@ gs_ticket_verify(const gs_ticket_keys_t *k, const char *jwt, size_t len,
         rc = GS_TICKET_BAD_SIGNATURE;
         goto done;
     }
+    /* big-endian: memcmp orders the numbers; cheap, so before verifying */
+    if (memcmp(rs + 32, gs_ticket_p256_half_n, 32) > 0) {
+        rc = GS_TICKET_HIGH_S;
+        goto done;
+    }
     if (!gs_ticket_signature_ok(k->key[i], jwt, (size_t) (dot2 - jwt), rs)) {
         rc = GS_TICKET_BAD_SIGNATURE;
         goto done;
@@ -314,9 +336,8 @@ gs_ticket_verify(const gs_ticket_keys_t *k, const char *jwt, size_t len,
     strcpy(t->match_id, v);
     if ((v = gs_ticket_str(claims, "server_id")) == NULL) goto done;
     strcpy(t->server_id, v);
-    if ((v = gs_ticket_str(claims, "jti")) != NULL) {
-        strcpy(t->jti, v);
-    }
+    if ((v = gs_ticket_str(claims, "jti")) == NULL) goto done;
+    strcpy(t->jti, v);
     rc = GS_TICKET_OK;
 
 done:
@@ -331,9 +352,28 @@ gs_ticket_status_name(gs_ticket_status_e s)
 {
     static const char *names[] = {
         "ok", "malformed", "bad_alg", "unknown_kid", "bad_signature",
-        "expired", "not_yet_valid", "missing_claim"
+        "expired", "not_yet_valid", "missing_claim", "high_s"
     };
 
     return (size_t) s < sizeof(names) / sizeof(names[0]) ? names[s]
                                                           : "unknown";
+}
+
+
+int
+gs_ticket_sig_low_s(unsigned char rs[64])
+{
+    BIGNUM  *n, *s;
+    int      ok;
+
+    if (memcmp(rs + 32, gs_ticket_p256_half_n, 32) <= 0) {
+        return 0;
+    }
+    n = BN_bin2bn(gs_ticket_p256_n, 32, NULL);
+    s = BN_bin2bn(rs + 32, 32, NULL);
+    ok = n != NULL && s != NULL && BN_sub(s, n, s)
+         && BN_bn2binpad(s, rs + 32, 32) == 32;
+    BN_free(n);
+    BN_free(s);
+    return ok ? 0 : -1;
 }

@@ -20,7 +20,7 @@
 typedef enum {
     GS_TICKET_OK, GS_TICKET_MALFORMED, GS_TICKET_BAD_ALG,
     GS_TICKET_UNKNOWN_KID, GS_TICKET_BAD_SIGNATURE, GS_TICKET_EXPIRED,
-    GS_TICKET_NOT_YET, GS_TICKET_MISSING_CLAIM
+    GS_TICKET_NOT_YET, GS_TICKET_MISSING_CLAIM, GS_TICKET_HIGH_S
 } gs_ticket_status_e;
 
 typedef struct gs_ticket_keys_s gs_ticket_keys_t;
@@ -29,7 +29,7 @@ typedef struct {
     char     kid[GS_TICKET_FIELD_MAX + 1], sub[GS_TICKET_FIELD_MAX + 1];
     char     match_id[GS_TICKET_FIELD_MAX + 1];
     char     server_id[GS_TICKET_FIELD_MAX + 1];
-    char     jti[GS_TICKET_FIELD_MAX + 1];      /* "" when absent */
+    char     jti[GS_TICKET_FIELD_MAX + 1];      /* required */
     char     sig[96];       /* the signature as sent: the replay key */
     int64_t  exp;
 } gs_ticket_t;
@@ -46,5 +46,13 @@ int gs_ticket_keys_count(const gs_ticket_keys_t *k);
 gs_ticket_status_e gs_ticket_verify(const gs_ticket_keys_t *k,
     const char *jwt, size_t len, int64_t now, int leeway_s, gs_ticket_t *t);
 const char *gs_ticket_status_name(gs_ticket_status_e s);
+
+/*
+ * ECDSA signatures are malleable: (r, s) and (r, n - s) both verify.  The
+ * server accepts only the low-s spelling (s <= n/2, as Bitcoin's BIP 62
+ * and libsecp256k1 do), so one ticket has one signature; signers call
+ * this on their raw r || s to produce it.  0, or -1 on a bad signature.
+ */
+int gs_ticket_sig_low_s(unsigned char rs[64]);
 
 #endif /* GS_TICKET_H */

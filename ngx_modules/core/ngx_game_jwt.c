@@ -420,6 +420,45 @@ ngx_game_jwt_jwks(ngx_conf_t *cf, ngx_game_jwt_keys_t *ks)
 }
 
 
+/*
+ * (r, s) and (r, n - s) are both valid ECDSA signatures of one message.
+ * The game server accepts only the low-s one (s <= n/2), so that a ticket
+ * has one spelling: write the low s of P-256 into out (32 bytes).
+ */
+static ngx_int_t
+ngx_game_jwt_low_s(const BIGNUM *s, u_char *out)
+{
+    static const u_char  n_bytes[32] = {
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84,
+        0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51
+    };
+    BIGNUM      *n, *half, *low;
+    ngx_int_t    rc = NGX_ERROR;
+
+    n = BN_bin2bn(n_bytes, 32, NULL);
+    half = BN_new();
+    low = BN_new();
+
+    if (n != NULL && half != NULL && low != NULL && BN_rshift1(half, n)) {
+        if (BN_cmp(s, half) > 0) {
+            if (BN_sub(low, n, s) && BN_bn2binpad(low, out, 32) == 32) {
+                rc = NGX_OK;
+            }
+
+        } else if (BN_bn2binpad(s, out, 32) == 32) {
+            rc = NGX_OK;
+        }
+    }
+
+    BN_free(n);
+    BN_free(half);
+    BN_free(low);
+    return rc;
+}
+
+
 ngx_int_t
 ngx_game_jwt_sign(ngx_game_jwt_keys_t *ks, ngx_uint_t type, json_t *claims,
     ngx_pool_t *pool, ngx_str_t *token)
@@ -489,7 +528,8 @@ ngx_game_jwt_sign(ngx_game_jwt_keys_t *ks, ngx_uint_t type, json_t *claims,
     }
 
     ECDSA_SIG_get0(sig, &r, &s);
-    ok = BN_bn2binpad(r, raw, 32) == 32 && BN_bn2binpad(s, raw + 32, 32) == 32;
+    ok = BN_bn2binpad(r, raw, 32) == 32
+         && ngx_game_jwt_low_s(s, raw + 32) == NGX_OK;
     ECDSA_SIG_free(sig);
 
     if (!ok) {

@@ -101,6 +101,21 @@ class Stack:
             time.sleep(0.05)
 
 
+def udp_ports(offset, count):
+    """UDP ports for the game servers a test file starts: [offset, offset +
+    count) of this run's block of 300.  Runs side by side on one machine
+    (GAME_TEST_HTTP_PORT differs) get different blocks, below the ephemeral
+    range so that no client socket holds one; GAME_TEST_UDP_BASE sets the
+    block's start.  Without either, the block starts at 21000."""
+    base = os.environ.get("GAME_TEST_UDP_BASE")
+    if base is None and "GAME_TEST_HTTP_PORT" in os.environ:
+        base = 22000 + (int(os.environ["GAME_TEST_HTTP_PORT"]) // 10
+                        % 30) * 300
+    base = int(base or 21000)
+    assert 0 <= offset and offset + count <= 300
+    return range(base + offset, base + offset + count)
+
+
 @pytest.fixture(scope="session")
 def stack():
     var = tempfile.mkdtemp(prefix="game-test.")

@@ -14,6 +14,8 @@ import uuid
 
 import redis
 
+from conftest import udp_ports
+
 BUILD = os.path.join(os.path.dirname(__file__), "..", "..", "gameserver",
                      "build")
 SERVER_BIN = os.path.join(BUILD, "game-server")
@@ -21,7 +23,7 @@ BOT_BIN = os.path.join(BUILD, "game-bot")
 
 
 def free_udp_port():
-    for port in range(21900, 21950):
+    for port in udp_ports(280, 20):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             s.bind(("127.0.0.1", port))
@@ -30,7 +32,7 @@ def free_udp_port():
             continue
         finally:
             s.close()
-    raise AssertionError("no free UDP port in 21900-21949")
+    raise AssertionError("no free UDP port in %r" % udp_ports(280, 20))
 
 
 def public_key(stack, tmp_path):
@@ -45,6 +47,7 @@ def run_bot(stack, *args, timeout=60):
     p = subprocess.run([BOT_BIN, "--api", stack.base_url] + list(args),
                        capture_output=True, text=True, timeout=timeout)
     lines = p.stdout.strip().splitlines()
+    run_bot.last_stdout = p.stdout
     assert lines, "no summary; stderr: %s" % p.stderr
     return p.returncode, json.loads(lines[-1]), p.stderr
 
@@ -85,6 +88,16 @@ def test_bots_sign_in_get_matched_connect_and_play(stack, tmp_path):
             assert b["snapshots"] > 0
             assert b["inputs_sent"] > 0
             assert b["match_end"] is not None
+        # what it did, as it did it, on stderr; stdout is the summary only
+        for b in bots[:2]:
+            who = "(%s)" % b["player"]
+            told = [l for l in err.splitlines() if who in l]
+            for step in ("signed in", "queued for botpair",
+                         "on 127.0.0.1:%d" % port, "connected, slot",
+                         "match over"):
+                assert any(step in l for l in told), (step, err)
+        assert len(run_bot.last_stdout.strip().splitlines()) == 1
+
         # two fresh guests, matched with each other
         assert bots[0]["player"] != bots[1]["player"]
         match_id = bots[0]["match_id"]

@@ -17,10 +17,12 @@ import time
 
 import pytest
 
+from conftest import udp_ports
+
 from test_gameserver import (ALLOC, FLEET, SERVER, env, keys,  # noqa: F401
                              postponed_scripts, wait_for, warm_scripts)
 
-_ports = iter(range(21800, 21950, 10))
+_ports = iter(udp_ports(180, 100)[::10])
 
 
 class Fleet:
@@ -101,9 +103,14 @@ class Fleet:
                 p.wait()
         self.servers()
         for pid in self.pids:
+            # pids are recycled (pid_max 32768, and a crash loop spends
+            # many): kill only a process that is still one of our servers
             try:
+                with open("/proc/%d/cmdline" % pid, "rb") as fh:
+                    if self.server.encode() not in fh.read():
+                        continue
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
+            except (ProcessLookupError, FileNotFoundError):
                 pass
 
 
@@ -173,8 +180,10 @@ def test_fleet_restart_adopts_its_running_servers(env, fleets):
 
     second = f.start()
     wait_for(lambda: f.log().count("adopted ") == 2, 5)
-    wait_for(lambda: {s["id"]: s["pid"] for s in f.ready()} == before, 5)
-    assert all(s["adopted"] for s in f.servers())
+    # the first fleet's status file shows the same servers until the new
+    # fleet's first pass rewrites it: wait for that pass
+    wait_for(lambda: {s["id"]: s["pid"] for s in f.ready()} == before
+             and all(s["adopted"] for s in f.servers()), 5)
     log = f.log()
     assert log.count(": spawn ") == 2, log          # the first fleet's
     assert "draining" not in log
@@ -360,3 +369,38 @@ def test_crash_loop_backs_off(env, fleets):
     assert len(spawns) in (len(d), len(d) + 1), log
     for i in range(len(spawns) - 1):
         assert spawns[i + 1] - spawns[i] >= d[i] / 1000 - 0.002, (i, log)
+
+
+def test_status_without_flags_finds_the_stacks_fleet(tmp_path):
+    """`make up` (GAME_VAR unset) runs the fleet with the status file
+    var/fleet/fleet.status of the checkout; `game-fleet status` typed in
+    any folder, with no flag, must look there (fleet.dev.conf says so,
+    relative to itself, and the binary finds fleet.dev.conf)."""
+    root = os.path.abspath(os.path.join(os.path.dirname(FLEET), "..", ".."))
+    with open(os.path.join(root, "scripts", "stack")) as fh:
+        stack = fh.read()
+    assert '--status "$var/fleet/fleet.status"' in stack
+    assert "var=${GAME_VAR:-$root/var}" in stack
+    want = os.path.join(root, "var", "fleet", "fleet.status")
+
+    for cwd in (root, str(tmp_path)):
+        r = subprocess.run([FLEET, "status"], cwd=cwd, capture_output=True,
+                           text=True)
+        if os.path.exists(want):
+            assert r.returncode == 0 and "STATE" in r.stdout, r
+        else:
+            said = r.stderr.split("no status at ")[1].split(" (")[0]
+            path = os.path.join(cwd, said)
+            assert os.path.normpath(path) == want, r.stderr
+
+    # a relative status in any configuration is relative to that file
+    conf = tmp_path / "f.conf"
+    conf.write_text("server %s\nstatus st/fleet.status\n"
+                    "region r min 0 max 0 buffer 0 ports 1-2\n" % SERVER)
+    (tmp_path / "st").mkdir()
+    (tmp_path / "st" / "fleet.status").write_text(
+        '{"id":"x-1","pid":1,"port":1,"region":"r","state":"Ready",'
+        '"retiring":false,"adopted":false,"spawned_at_ms":0}\n')
+    r = subprocess.run([FLEET, "-c", str(conf), "status"], cwd="/",
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "x-1" in r.stdout, r

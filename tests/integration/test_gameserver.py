@@ -1,13 +1,15 @@
 """game-server, game-bot and game-fleet: real processes on loopback.
 
 Each test runs its servers under its own allocator key prefix on the
-stack's Redis, on UDP ports 21000-21999 (below the ephemeral range, so that no client socket can hold one), and removes its keys afterwards.
+stack's Redis, on UDP ports of this run's block (conftest.udp_ports: below
+the ephemeral range, so that no client socket can hold one), and removes
+its keys afterwards.
 Tickets are ES256 JWTs signed here with python3-jwt (the backend's role)
 or by game-bot --direct.  Protocol and results: gameserver/PROTOCOL.md.
 """
 
+import base64
 import fcntl
-import itertools
 import json
 import os
 import random
@@ -24,6 +26,8 @@ import jwt
 import pytest
 import redis
 
+from conftest import udp_ports
+
 BUILD = os.path.join(os.path.dirname(__file__), "..", "..", "gameserver",
                      "build")
 SERVER = os.path.abspath(os.path.join(BUILD, "game-server"))
@@ -31,7 +35,34 @@ BOT = os.path.abspath(os.path.join(BUILD, "game-bot"))
 FLEET = os.path.abspath(os.path.join(BUILD, "game-fleet"))
 ALLOC = os.path.abspath(os.path.join(BUILD, "game-allocate"))
 
-_ports = itertools.count(21000 + random.randrange(0, 40) * 20)
+_ports = iter(udp_ports(0, 180))
+
+
+# the order of P-256's base point: (r, s) and (r, N - s) both verify, and
+# the server takes only the low one (s <= N/2), as the backend signs
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def _b64d(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def _b64e(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def other_s(token, want_high):
+    """The token with its signature's s as the high or the low spelling."""
+    head, sig = token.rsplit(".", 1)
+    raw = _b64d(sig)
+    s = int.from_bytes(raw[32:], "big")
+    if (s > P256_N // 2) != want_high:
+        s = P256_N - s
+    return head + "." + _b64e(raw[:32] + s.to_bytes(32, "big"))
+
+
+def low_s(token):
+    return other_s(token, False)
 
 
 def wait_for(pred, timeout, step=0.05):
@@ -78,7 +109,7 @@ class Env:
 
     # --- servers ---------------------------------------------------------
 
-    def server(self, sid=None, wait=True, stdout=None, **opts):
+    def server(self, sid=None, wait=True, stdout=None, stderr=None, **opts):
         port = next(_ports)
         sid = sid or "srv-%d" % port
         args = [SERVER, "--id", sid, "--port", str(port),
@@ -90,7 +121,7 @@ class Env:
         out = open(os.path.join(self.dir, sid + ".out"), "w")
         err = open(os.path.join(self.dir, sid + ".err"), "w")
         p = subprocess.Popen(args, stdout=out if stdout is None else stdout,
-                             stderr=err)
+                             stderr=err if stderr is None else stderr)
         p.sid, p.port, p.outpath = sid, port, out.name
         self.procs.append(p)
         if wait:
@@ -144,8 +175,8 @@ class Env:
         claims = dict(sub=sub, match_id=match, server_id=server,
                       exp=int(time.time()) + exp_in, iat=int(time.time()),
                       jti=uuid.uuid4().hex, **extra)
-        return jwt.encode(claims, self.keys[key][2], algorithm="ES256",
-                          headers={"kid": kid})
+        return low_s(jwt.encode(claims, self.keys[key][2], algorithm="ES256",
+                                headers={"kid": kid}))
 
     def results(self):
         return [json.loads(fields["result"]) for _, fields in

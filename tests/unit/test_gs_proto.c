@@ -14,7 +14,8 @@
 static void
 test_input_round_trip_and_truncation(void **state)
 {
-    gs_input_t  in = { 77, -1000, 500, 12345, GS_BTN_FIRE, 640, -64 }, out;
+    gs_input_t  in = { 77, -1000, 500, 12345, GS_BTN_FIRE, 640, -64,
+                       4000000123u, 901, 899 }, out;
     uint8_t     buf[64];
     size_t      n, k;
 
@@ -28,6 +29,9 @@ test_input_round_trip_and_truncation(void **state)
     assert_int_equal(out.buttons, GS_BTN_FIRE);
     assert_int_equal(out.claim_x, 640);
     assert_int_equal(out.claim_y, -64);
+    assert_int_equal(out.time_ms, 4000000123u);
+    assert_int_equal(out.ack_tick, 901);
+    assert_int_equal(out.view_tick, 899);
 
     for (k = 0; k < n; k++) {       /* every truncation is refused */
         assert_int_equal(gs_proto_input_decode(buf, k, &out), -1);
@@ -68,36 +72,101 @@ test_hello_checks_length_and_alphabet(void **state)
 
 
 static void
-test_snapshot_round_trip_and_ack_stamp(void **state)
+fill(gs_snapshot_t *s, uint32_t tick)
+{
+    int  i;
+
+    memset(s, 0, sizeof(*s));
+    s->tick = tick;
+    s->ack_seq = 1;
+    s->time_left_ds = 300;
+    s->count = GS_MAX_PLAYERS;
+    for (i = 0; i < GS_MAX_PLAYERS; i++) {
+        s->players[i].slot = (uint8_t) i;
+        s->players[i].flags = GS_SNAP_ALIVE;
+        s->players[i].x = (int16_t) (i * 100 - 3000);
+        s->players[i].y = (int16_t) (i * 50);
+        s->players[i].vx = 640;
+        s->players[i].aim = (uint16_t) (i * 1000);
+        s->players[i].score = (int16_t) -i;
+        s->players[i].health = 100;
+    }
+}
+
+
+static void
+test_snapshot_whole_round_trip(void **state)
 {
     static gs_snapshot_t  s, d;
     uint8_t               buf[GS_SNAP_MAX];
     size_t                n;
+
+    fill(&s, 9);
+    s.ack_seq = 4242;
+    n = gs_proto_snapshot_encode(buf, sizeof(buf), &s, NULL);
+    assert_int_equal(n, GS_SNAP_MAX);
+    assert_true(n <= GS_SNAP_MTU);  /* 64 players whole: one datagram */
+    assert_int_equal(gs_proto_snapshot_decode(buf, n, NULL, &d), 0);
+    assert_int_equal(d.ack_seq, 4242);
+    assert_int_equal(d.count, GS_MAX_PLAYERS);
+    assert_memory_equal(d.players, s.players, sizeof(s.players));
+
+    assert_int_equal(gs_proto_snapshot_decode(buf, n - 1, NULL, &d), -1);
+    assert_int_equal(gs_proto_snapshot_decode(buf, n + 0, &s, &d), -1);
+    buf[15] = GS_MAX_PLAYERS + 1;   /* count beyond the limit */
+    assert_int_equal(gs_proto_snapshot_decode(buf, n, NULL, &d), -1);
+}
+
+
+/*
+ * Against a base: 64 players, 8 of them moved, one left, one joined.
+ * The delta carries only those and decodes to exactly the new snapshot;
+ * decoding against any other base fails.
+ */
+static void
+test_snapshot_delta_against_base(void **state)
+{
+    static gs_snapshot_t  base, s, d, other;
+    uint8_t               buf[GS_SNAP_MAX];
+    size_t                n;
+    uint32_t              bt;
     int                   i;
 
-    memset(&s, 0, sizeof(s));
-    s.tick = 9;
-    s.ack_seq = 1;
-    s.time_left_ds = 300;
-    s.count = GS_MAX_PLAYERS;
-    for (i = 0; i < GS_MAX_PLAYERS; i++) {
-        s.players[i].slot = (uint8_t) i;
-        s.players[i].x = (int16_t) (i * 100 - 3000);
-        s.players[i].score = (int16_t) -i;
-        s.players[i].health = 100;
+    fill(&base, 100);
+    base.count = GS_MAX_PLAYERS - 1;            /* slot 63 absent */
+    fill(&s, 104);
+    memmove(&s.players[10], &s.players[11],     /* slot 10 left */
+            (GS_MAX_PLAYERS - 11) * sizeof(s.players[0]));
+    s.count = GS_MAX_PLAYERS - 1;               /* slot 63 joined */
+    for (i = 20; i < 28; i++) {
+        s.players[i].x += 7;
+        s.players[i].y -= 3;
     }
-    n = gs_proto_snapshot_encode(buf, sizeof(buf), &s);
-    assert_int_equal(n, GS_SNAP_MAX);
-    assert_true(n <= 1200);         /* one datagram below ENet's MTU */
-    gs_proto_snapshot_set_ack(buf, 4242);
-    assert_int_equal(gs_proto_snapshot_decode(buf, n, &d), 0);
-    assert_int_equal(d.ack_seq, 4242);
-    assert_int_equal(d.players[63].x, s.players[63].x);
-    assert_int_equal(d.players[5].score, -5);
+    s.base_tick = 100;
 
-    assert_int_equal(gs_proto_snapshot_decode(buf, n - 1, &d), -1);
-    buf[11] = GS_MAX_PLAYERS + 1;   /* count beyond the limit */
-    assert_int_equal(gs_proto_snapshot_decode(buf, n, &d), -1);
+    n = gs_proto_snapshot_encode(buf, sizeof(buf), &s, &base);
+    /* header, 8 x (2 + x + y), a leave (2), a whole join (17) */
+    assert_int_equal(n, GS_SNAP_HDR + 8 * 6 + 2 + GS_SNAP_PLAYER);
+    assert_int_equal(gs_proto_snapshot_base(buf, n, &bt), 0);
+    assert_int_equal(bt, 100);
+    assert_int_equal(gs_proto_snapshot_decode(buf, n, &base, &d), 0);
+    assert_int_equal(d.tick, 104);
+    assert_int_equal(d.count, s.count);
+    assert_memory_equal(d.players, s.players, s.count * sizeof(s.players[0]));
+
+    other = base;
+    other.tick = 99;
+    assert_int_equal(gs_proto_snapshot_decode(buf, n, &other, &d), -1);
+    assert_int_equal(gs_proto_snapshot_decode(buf, n, NULL, &d), -1);
+    buf[GS_SNAP_HDR] = GS_MAX_PLAYERS;          /* a slot out of range */
+    assert_int_equal(gs_proto_snapshot_decode(buf, n, &base, &d), -1);
+
+    /* nothing changed: a header and no entries */
+    s = base;
+    s.tick = 105;
+    s.base_tick = 100;
+    assert_int_equal(gs_proto_snapshot_encode(buf, sizeof(buf), &s, &base),
+                     GS_SNAP_HDR);
 }
 
 
@@ -134,7 +203,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_input_round_trip_and_truncation),
         cmocka_unit_test(test_hello_checks_length_and_alphabet),
-        cmocka_unit_test(test_snapshot_round_trip_and_ack_stamp),
+        cmocka_unit_test(test_snapshot_whole_round_trip),
+        cmocka_unit_test(test_snapshot_delta_against_base),
         cmocka_unit_test(test_event_and_welcome),
     };
 

@@ -31,9 +31,12 @@ world(void)
 static gs_input_t
 input(uint32_t seq, int mx, int fire, int claim_x)
 {
-    gs_input_t  in = { seq, (int16_t) mx, 0, 0,
-                       (uint8_t) (fire ? GS_BTN_FIRE : 0),
-                       (int16_t) (claim_x * 64), 50 * 64 };
+    /* protocol 2: every input carries the client's clock, here one tick
+     * of 33 ms per input, as the arrival times below */
+    gs_input_t  in = { .seq = seq, .move_x = (int16_t) mx,
+                       .buttons = (uint8_t) (fire ? GS_BTN_FIRE : 0),
+                       .claim_x = (int16_t) (claim_x * 64),
+                       .claim_y = 50 * 64, .time_ms = seq * 33 };
     return in;
 }
 

@@ -85,6 +85,7 @@ sign(EVP_PKEY *k, const char *hdr, const char *claims, char *out)
     BN_bn2binpad(r, rs, 32);
     BN_bn2binpad(s, rs + 32, 32);
     ECDSA_SIG_free(sig);
+    assert_int_equal(gs_ticket_sig_low_s(rs), 0);
     out[n++] = '.';
     gs_base64url_encode(out + n, 200, rs, 64);
 }
@@ -159,6 +160,53 @@ test_forgeries(void **state)
 }
 
 
+/* (r, n - s) verifies as well as (r, s): only the low-s spelling is let
+ * in, so a ticket has one signature to remember */
+static void
+test_high_s_and_jti(void **state)
+{
+    static const unsigned char  n[32] = {
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84,
+        0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51
+    };
+    char           jwt[2048], *dot;
+    unsigned char  rs[64], low[64];
+    BIGNUM        *bn, *bs;
+    gs_ticket_t    t;
+
+    sign(key, HDR, CLAIMS("1700000060"), jwt);
+    assert_int_equal(check(jwt, &t), GS_TICKET_OK);
+
+    dot = strrchr(jwt, '.') + 1;
+    assert_int_equal(gs_base64url_decode(rs, sizeof(rs), dot, strlen(dot)),
+                     64);
+    memcpy(low, rs, 64);
+    assert_int_equal(gs_ticket_sig_low_s(low), 0);
+    assert_memory_equal(low, rs, 64);       /* already low: unchanged */
+
+    /* the other spelling: s' = n - s, high */
+    bn = BN_bin2bn(n, 32, NULL);
+    bs = BN_bin2bn(rs + 32, 32, NULL);
+    assert_true(BN_sub(bs, bn, bs));
+    assert_int_equal(BN_bn2binpad(bs, rs + 32, 32), 32);
+    BN_free(bn);
+    BN_free(bs);
+    gs_base64url_encode(dot, 200, rs, 64);
+    assert_int_equal(check(jwt, &t), GS_TICKET_HIGH_S);
+
+    /* and a signer's normalisation gives back the low one */
+    assert_int_equal(gs_ticket_sig_low_s(rs), 0);
+    assert_memory_equal(rs, low, 64);
+
+    /* a ticket without jti: signed, but refused */
+    sign(key, HDR, "{\"sub\":\"p\",\"match_id\":\"m\",\"server_id\":"
+         "\"s1\",\"exp\":1700000060}", jwt);
+    assert_int_equal(check(jwt, &t), GS_TICKET_MISSING_CLAIM);
+}
+
+
 static void
 test_base64url_round_trip(void **state)
 {
@@ -214,6 +262,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_ticket),
         cmocka_unit_test(test_forgeries),
+        cmocka_unit_test(test_high_s_and_jti),
         cmocka_unit_test(test_base64url_round_trip),
         cmocka_unit_test(test_base64url_is_strict),
     };
