@@ -1,0 +1,153 @@
+"""docs/openapi.yaml against the linter and against real answers.
+
+This module runs after every other one (its name, and conftest's
+pytest_collection_modifyitems): by then the recorder (contract.py) has seen
+every answer the suite got from the stack, and the last test checks them
+against the contract.
+"""
+
+import copy
+import os
+import subprocess
+
+import contract
+
+ROOT = contract.ROOT
+DOCS = os.path.join(ROOT, "docs")
+REDOCLY = os.path.join(DOCS, "node_modules", ".bin", "redocly")
+
+
+def lint(path):
+    env = dict(os.environ, REDOCLY_TELEMETRY="off",
+               REDOCLY_SUPPRESS_UPDATE_NOTICE="true", NO_COLOR="1")
+    return subprocess.run(
+        [REDOCLY, "lint", "--config", os.path.join(DOCS, "redocly.yaml"),
+         "--format=stylish", path],
+        cwd=DOCS, env=env, capture_output=True, text=True, timeout=120)
+
+
+def ensure_linter():
+    """`make test` installs the linter (make docs-tools); a bare pytest
+    run installs it the same way, from docs/package-lock.json."""
+    if not os.path.exists(REDOCLY):
+        r = subprocess.run(["make", "-s", "-C", ROOT, "docs-tools"],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+    assert os.path.exists(REDOCLY)
+
+
+def test_spec_passes_the_linter():
+    ensure_linter()
+    r = lint(contract.SPEC_PATH)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_linter_refuses_a_broken_spec(tmp_path):
+    """The lint step can fail: a reference to nothing is an error."""
+    ensure_linter()
+    broken = open(contract.SPEC_PATH).read().replace(
+        "$ref: '#/components/schemas/Party'",
+        "$ref: '#/components/schemas/NoSuchSchema'", 1)
+    path = tmp_path / "openapi.yaml"
+    path.write_text(broken)
+    r = lint(str(path))
+    assert r.returncode != 0
+    assert "no-unresolved-refs" in r.stdout + r.stderr
+
+
+def sample(method, path, status, body, content_type="application/json",
+           retry_after=None):
+    return {"method": method, "path": path, "url": "http://x" + path,
+            "status": status, "content_type": content_type,
+            "retry_after": retry_after, "body": body, "truncated": False}
+
+
+def test_check_finds_every_kind_of_mismatch():
+    """The check itself can fail: each kind of drift is reported."""
+    spec = contract.load_spec()
+    ok = sample("get", "/player/me/wallet", 200,
+                '{"player_id":"9ac51ac6-9907-40c6-8ad9-3cc116160fa2",'
+                '"soft":5,"hard":0}')
+    bad = {
+        "a field of the wrong type": sample(
+            "get", "/player/me/wallet", 200,
+            '{"player_id":"9ac51ac6-9907-40c6-8ad9-3cc116160fa2",'
+            '"soft":"5","hard":0}'),
+        "an id that is no uuid": sample(
+            "get", "/player/me/wallet", 200,
+            '{"player_id":"42","soft":5,"hard":0}'),
+        "an error code not listed": sample(
+            "get", "/player/me/wallet", 401,
+            '{"error":{"code":"no_such_code","message":"m"}}'),
+        "an error outside the uniform shape": sample(
+            "get", "/player/me/wallet", 401, '{"message":"unauthorized"}'),
+        "not JSON": sample(
+            "get", "/player/me/wallet", 401, "<html>401</html>",
+            content_type="text/html"),
+        "a 503 without Retry-After": sample(
+            "get", "/player/me/wallet", 503,
+            '{"error":{"code":"unavailable","message":"m"}}'),
+        "a 405 that is not an error": sample(
+            "put", "/player/me/wallet", 405, '{"ok":true}'),
+        "another method answered with 200": sample(
+            "put", "/player/me/wallet", 200, '{}'),
+    }
+    assert contract.check_sample(spec, "get", "/player/me/wallet", ok) == []
+    for what, s in bad.items():
+        got = contract.check_sample(spec, s["method"], "/player/me/wallet", s)
+        assert got, "not reported: " + what
+
+    counts = {("get", "/player/me/wallet", 200): 1,
+              ("get", "/player/me/wallet", 418): 1}
+    problems, _ = contract.check(
+        spec, counts, {("get", "/player/me/wallet", 200): [ok]})
+    text = "\n".join(problems)
+    assert "status 418" in text
+    assert "GET /store/catalog: never answered" in text
+    assert "GET /player/me/wallet: never" not in text
+
+
+def test_recorder_keeps_only_the_stack_and_a_bounded_sample():
+    spec = contract.load_spec()
+    rec = contract.Recorder(spec, ["http://127.0.0.1:1"])
+
+    class Req:
+        method = "GET"
+
+        def __init__(self, url):
+            self.url = url
+
+    class Resp:
+        status_code = 200
+        headers = {"Content-Type": "application/json"}
+        _content_consumed = True
+        content = b'{"status":"ok"}'
+
+    for _ in range(1000):
+        rec.record(Req("http://127.0.0.1:1/healthz"), Resp())
+    rec.record(Req("http://127.0.0.1:2/healthz"), Resp())
+    rec.record(Req("http://127.0.0.1:1/player/me"), Resp())
+    rec.record(Req("http://127.0.0.1:1/player/abc/profile?x=1"), Resp())
+    assert rec.counts[("get", "/healthz", 200)] == 1000
+    # the first 25, then the 32nd, 64th ... 512th
+    assert len(rec.samples[("get", "/healthz", 200)]) == 25 + 5
+    # the literal path wins over the template, the query is not the path
+    assert ("get", "/player/me", 200) in rec.counts
+    assert ("get", "/player/{playerId}/profile", 200) in rec.counts
+
+
+def test_real_answers_match_the_contract(request):
+    """Every answer the suite got from the stack: its status documented
+    for its operation, its body valid against the schema (a sample), and,
+    when the whole suite ran, every operation answered with a success."""
+    rec = contract.RECORDER
+    assert rec is not None and not rec.errors, rec and rec.errors
+    whole = getattr(request.config, "_contract_whole_suite", False)
+    with rec.lock:
+        counts = dict(rec.counts)
+        samples = copy.deepcopy(rec.samples)
+    problems, summary = contract.check(rec.spec, counts, samples,
+                                       require_all=whole)
+    print(summary)
+    assert not problems, "%d contract problems (%s):\n%s" % (
+        len(problems), summary, "\n".join(problems[:60]))
