@@ -37,8 +37,10 @@ ngx_int_t
 ngx_game_mm_party_handler(ngx_http_request_t *r)
 {
     int                       argc;
+    size_t                    id_len;
     u_char                   *id;
     ngx_int_t                 rc;
+    ngx_uint_t                method;
     const char               *argv[5];
     size_t                    argvlen[5];
     u_char                    ttl[NGX_INT_T_LEN], max[NGX_INT_T_LEN];
@@ -59,34 +61,64 @@ ngx_game_mm_party_handler(ngx_http_request_t *r)
     pt->request = r;
     mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
 
-    /* "/party", "/party/{id}" or "/party/{id}/join" */
+    /*
+     * "/party", "/party/{id}" or "/party/{id}/join".  A known path with
+     * another method is 405, as on every other endpoint; an id that is no
+     * UUID names no party (404 no_party, as an unknown UUID); anything
+     * else under /party is no endpoint.
+     */
     id = r->uri.data + 7;
 
-    if (r->uri.len == 6 && r->method == NGX_HTTP_POST) {
-        game_uuid_generate((char *) pt->party);
-        pt->created = 1;
-        script = &ngx_game_mm_lua_party_create;
-        argc = 4;
+    if (r->uri.len == 6) {
+        method = NGX_HTTP_POST;
+        id_len = 0;
 
-    } else if (r->uri.len == 7 + 36 + 5 && r->method == NGX_HTTP_POST
-               && game_uuid_valid(id, 36)
-               && ngx_strncmp(id + 36, "/join", 5) == 0)
+    } else if (r->uri.len > 7
+               && ngx_strlchr(id, r->uri.data + r->uri.len, '/') == NULL)
     {
-        ngx_memcpy(pt->party, id, 36);
-        script = &ngx_game_mm_lua_party_join;
-        argc = 5;
+        method = NGX_HTTP_GET;
+        id_len = r->uri.len - 7;
 
-    } else if (r->uri.len == 7 + 36 && r->method == NGX_HTTP_GET
-               && game_uuid_valid(id, 36))
+    } else if (r->uri.len > 7 + 5
+               && ngx_strncmp(r->uri.data + r->uri.len - 5, "/join", 5) == 0
+               && ngx_strlchr(id, r->uri.data + r->uri.len - 5, '/') == NULL)
     {
-        ngx_memcpy(pt->party, id, 36);
-        script = &ngx_game_mm_lua_party_get;
-        argc = 2;
+        method = NGX_HTTP_POST;
+        id_len = r->uri.len - 7 - 5;
 
     } else {
         return ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
                                         "POST /party, POST /party/{id}/join "
                                         "or GET /party/{id}");
+    }
+
+    if (r->method != method) {
+        return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                        "method_not_allowed",
+                                        method == NGX_HTTP_GET
+                                        ? "use GET" : "use POST");
+    }
+
+    if (id_len && (id_len != 36 || !game_uuid_valid(id, 36))) {
+        return ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "no_party",
+                                        "no such party");
+    }
+
+    if (id_len == 0) {
+        game_uuid_generate((char *) pt->party);
+        pt->created = 1;
+        script = &ngx_game_mm_lua_party_create;
+        argc = 4;
+
+    } else if (method == NGX_HTTP_POST) {
+        ngx_memcpy(pt->party, id, 36);
+        script = &ngx_game_mm_lua_party_join;
+        argc = 5;
+
+    } else {
+        ngx_memcpy(pt->party, id, 36);
+        script = &ngx_game_mm_lua_party_get;
+        argc = 2;
     }
 
     /* a body is neither needed nor read */
