@@ -8,7 +8,11 @@ against the contract.
 
 import copy
 import os
+import re
 import subprocess
+import uuid
+
+import requests
 
 import contract
 
@@ -134,6 +138,43 @@ def test_recorder_keeps_only_the_stack_and_a_bounded_sample():
     # the literal path wins over the template, the query is not the path
     assert ("get", "/player/me", 200) in rec.counts
     assert ("get", "/player/{playerId}/profile", 200) in rec.counts
+
+
+def test_methods_not_listed_answer_405(stack):
+    """A method a path does not list is refused with 405 in the uniform
+    error shape, with a player's token or an admin's secret (so that the
+    guards let it through to the handler), on every path of the spec."""
+    r = requests.post(stack.url("/auth/device"), timeout=10,
+                      json={"device_id": "contract-" + uuid.uuid4().hex})
+    assert r.status_code == 200, r.text
+    player = "Bearer " + r.json()["access_token"]
+
+    def admin(name):
+        with open(os.path.join(stack.var, "keys", name)) as f:
+            return "Bearer " + f.read().strip()
+
+    spec = contract.load_spec()
+    wrong = []
+    for template, item in spec["paths"].items():
+        path = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), template)
+        auth = player
+        if path.startswith("/admin/leaderboards/"):
+            auth = admin("lb-admin.key")
+        elif path.startswith("/admin/"):
+            auth = admin("econ-admin.key")
+        for method in ("PUT", "DELETE", "PATCH", "GET", "POST"):
+            if method.lower() in item:
+                continue
+            r = requests.request(method, stack.url(path), timeout=10,
+                                 headers={"Authorization": auth})
+            try:
+                code = r.json()["error"]["code"]
+            except (ValueError, KeyError, TypeError):
+                code = None
+            if r.status_code != 405 or code != "method_not_allowed":
+                wrong.append("%s %s -> %d %.120s"
+                             % (method, path, r.status_code, r.text))
+    assert not wrong, "\n".join(wrong)
 
 
 def test_real_answers_match_the_contract(request):
