@@ -158,13 +158,43 @@ def _resolve(spec, node):
     return node
 
 
+def _closed(node):
+    """The schema with every object that lists its properties closed to
+    others (additionalProperties: false), unless it says otherwise: the
+    spec leaves objects open so that clients tolerate new fields, but the
+    server must not send a field the spec does not name.  A schema that
+    extends a $ref with siblings (the errors) stays as it is, and so does
+    the Error schema, whose users add fields beside and inside it."""
+    if isinstance(node, list):
+        return [_closed(x) for x in node]
+    if not isinstance(node, dict) or "$ref" in node:
+        return node
+    out = {k: _closed(v) for k, v in node.items()}
+    if "properties" in out and "additionalProperties" not in out \
+            and "patternProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
+_components = {}
+
+
 def _validator(spec, schema):
-    """A 2020-12 validator of one schema of the spec.  The schema is put in
-    a document that also holds the spec's components, so that its
-    '#/components/...' references resolve without a resolver object (whose
-    API differs between jsonschema versions)."""
+    """A 2020-12 validator of one schema of the spec, closed (_closed).
+    The schema is put in a document that also holds the spec's components,
+    so that its '#/components/...' references resolve without a resolver
+    object (whose API differs between jsonschema versions)."""
     import jsonschema
-    root = {"components": spec.get("components", {}), "allOf": [schema]}
+    key = id(spec)
+    if key not in _components:
+        components = dict(spec.get("components", {}))
+        schemas = dict(components.get("schemas", {}))
+        for name, sch in schemas.items():
+            if name != "Error":
+                schemas[name] = _closed(sch)
+        components["schemas"] = schemas
+        _components[key] = (spec, components)
+    root = {"components": _components[key][1], "allOf": [_closed(schema)]}
     cls = jsonschema.Draft202012Validator
     return cls(root, format_checker=cls.FORMAT_CHECKER)
 

@@ -77,6 +77,15 @@ def test_check_finds_every_kind_of_mismatch():
             "get", "/player/me/wallet", 200,
             '{"player_id":"9ac51ac6-9907-40c6-8ad9-3cc116160fa2",'
             '"soft":"5","hard":0}'),
+        "a field the spec does not name": sample(
+            "get", "/player/me/wallet", 200,
+            '{"player_id":"9ac51ac6-9907-40c6-8ad9-3cc116160fa2",'
+            '"soft":5,"hard":0,"gems":1}'),
+        "a field the spec does not name, deeper": sample(
+            "get", "/store/catalog", 200,
+            '{"items":[{"item_id":"a","name":"A","kind":"hat",'
+            '"stackable":false,"max_stack":1,"prices":{"soft":1},'
+            '"secret_cost":0}]}'),
         "an id that is no uuid": sample(
             "get", "/player/me/wallet", 200,
             '{"player_id":"42","soft":5,"hard":0}'),
@@ -98,7 +107,8 @@ def test_check_finds_every_kind_of_mismatch():
     }
     assert contract.check_sample(spec, "get", "/player/me/wallet", ok) == []
     for what, s in bad.items():
-        got = contract.check_sample(spec, s["method"], "/player/me/wallet", s)
+        t = "/store/catalog" if "catalog" in s["path"] else "/player/me/wallet"
+        got = contract.check_sample(spec, s["method"], t, s)
         assert got, "not reported: " + what
 
     counts = {("get", "/player/me/wallet", 200): 1,
