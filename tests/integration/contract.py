@@ -195,8 +195,30 @@ def _validator(spec, schema):
         components["schemas"] = schemas
         _components[key] = (spec, components)
     root = {"components": _components[key][1], "allOf": [_closed(schema)]}
-    cls = jsonschema.Draft202012Validator
-    return cls(root, format_checker=cls.FORMAT_CHECKER)
+    return jsonschema.Draft202012Validator(root, format_checker=_formats())
+
+
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?"
+                     r"([Zz]|[+-]\d\d:\d\d)$")
+
+
+def _formats():
+    """The format checks of jsonschema, with "date-time" (RFC 3339), which
+    Debian's jsonschema checks only with a package Debian does not have."""
+    import datetime
+    import jsonschema
+    checker = jsonschema.FormatChecker()
+
+    @checker.checks("date-time", raises=ValueError)
+    def date_time(value):
+        if not isinstance(value, str):
+            return True
+        if not RFC3339.match(value):
+            return False
+        datetime.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+        return True
+
+    return checker
 
 
 def operations(spec):
