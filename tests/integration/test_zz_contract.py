@@ -86,8 +86,6 @@ def test_check_finds_every_kind_of_mismatch():
             '{"items":[{"item_id":"a","name":"A","kind":"hat",'
             '"stackable":false,"max_stack":1,"prices":{"soft":1},'
             '"secret_cost":0}]}'),
-        "a time that is no RFC 3339 date-time": sample(
-            "get", "/player/me/wallet", 200, None),
         "an id that is no uuid": sample(
             "get", "/player/me/wallet", 200,
             '{"player_id":"42","soft":5,"hard":0}'),
@@ -107,17 +105,17 @@ def test_check_finds_every_kind_of_mismatch():
         "another method answered with 200": sample(
             "put", "/player/me/wallet", 200, '{}'),
     }
-    assert contract.check_sample(spec, "get", "/player/me/wallet", ok) == []
     good_time = sample(
         "get", "/player/x/achievements", 200,
         '{"player_id":"9ac51ac6-9907-40c6-8ad9-3cc116160fa2","achievements":'
         '[{"achievement_id":"a","name":"A","description":"d",'
         '"unlocked_at":"2026-11-29T18:32:52.762785+00:00"}]}')
-    assert contract.check_sample(spec, "get", "/player/{playerId}/achievements",
-                                 good_time) == []
     bad["a time that is no RFC 3339 date-time"] = dict(
         good_time, body=good_time["body"].replace(
             "2026-11-29T18:32:52.762785+00:00", "2026-11-29 18:32"))
+    assert contract.check_sample(spec, "get", "/player/me/wallet", ok) == []
+    assert contract.check_sample(
+        spec, "get", "/player/{playerId}/achievements", good_time) == []
     for what, s in bad.items():
         t = contract.Recorder(spec, []).template(s["path"])
         got = contract.check_sample(spec, s["method"], t, s)
