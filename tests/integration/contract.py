@@ -98,7 +98,7 @@ class Recorder:
         sample = {
             "method": method, "path": path, "url": url, "status": status,
             "content_type": response.headers.get("Content-Type", ""),
-            "retry_after": response.headers.get("Retry-After"),
+            "headers": {k.lower(): v for k, v in response.headers.items()},
             "body": body[:MAX_BODY], "truncated": len(body) > MAX_BODY,
         }
         with self.lock:
@@ -251,12 +251,19 @@ def check_sample(spec, method, template, s):
                 % (where, s["status"], method.upper(), template)]
     response = _resolve(spec, response)
     problems = []
+    headers = s.get("headers", {})
     for name, header in response.get("headers", {}).items():
         header = _resolve(spec, header)
-        if name == "Retry-After" and header.get("required"):
-            ra = s.get("retry_after")
-            if ra is None or not ra.isdigit() or int(ra) < 1:
-                problems.append("%s: Retry-After is %r" % (where, ra))
+        value = headers.get(name.lower())
+        if value is None:
+            if header.get("required"):
+                problems.append("%s: no %s header" % (where, name))
+            continue
+        schema = header.get("schema", {})
+        if schema.get("type") == "integer":
+            value = int(value) if value.isdigit() else value
+        for e in _validator(spec, schema).iter_errors(value):
+            problems.append("%s: header %s: %s" % (where, name, e.message))
     content = response.get("content")
     if not content:
         return problems

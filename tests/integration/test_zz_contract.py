@@ -60,10 +60,10 @@ def test_linter_refuses_a_broken_spec(tmp_path):
 
 
 def sample(method, path, status, body, content_type="application/json",
-           retry_after=None):
+           headers=None):
     return {"method": method, "path": path, "url": "http://x" + path,
             "status": status, "content_type": content_type,
-            "retry_after": retry_after, "body": body, "truncated": False}
+            "headers": headers or {}, "body": body, "truncated": False}
 
 
 def test_check_finds_every_kind_of_mismatch():
@@ -100,6 +100,13 @@ def test_check_finds_every_kind_of_mismatch():
         "a 503 without Retry-After": sample(
             "get", "/player/me/wallet", 503,
             '{"error":{"code":"unavailable","message":"m"}}'),
+        "a Retry-After that is no number of seconds": sample(
+            "get", "/player/me/wallet", 503,
+            '{"error":{"code":"unavailable","message":"m"}}',
+            headers={"retry-after": "soon"}),
+        "a 401 without WWW-Authenticate": sample(
+            "get", "/player/me/wallet", 401,
+            '{"error":{"code":"invalid_token","message":"m"}}'),
         "a 405 that is not an error": sample(
             "put", "/player/me/wallet", 405, '{"ok":true}'),
         "another method answered with 200": sample(
