@@ -204,6 +204,54 @@ def test_methods_not_listed_answer_405(stack):
     assert not wrong, "\n".join(wrong)
 
 
+def test_every_json_body_is_refused_alike(stack):
+    """Every operation that takes a JSON body refuses another media type
+    with 415 and a body that is not an object with 400 invalid_json (an
+    unsigned webhook event is refused first), in the uniform error shape; the
+    answers are checked against each operation's schemas with the rest."""
+    r = requests.post(stack.url("/auth/device"), timeout=10,
+                      json={"device_id": "contract-" + uuid.uuid4().hex})
+    assert r.status_code == 200, r.text
+    player = "Bearer " + r.json()["access_token"]
+
+    def admin(name):
+        with open(os.path.join(stack.var, "keys", name)) as f:
+            return "Bearer " + f.read().strip()
+
+    spec = contract.load_spec()
+    wrong = []
+    for template, item in spec["paths"].items():
+        for method, op in item.items():
+            if "requestBody" not in op:
+                continue
+            path = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), template)
+            auth = player
+            if path.startswith("/admin/leaderboards/"):
+                auth = admin("lb-admin.key")
+            elif path.startswith("/admin/"):
+                auth = admin("econ-admin.key")
+            cases = (("text/plain", "{}", 415, "unsupported_media_type"),
+                     ("application/json", "[]", 400, "invalid_json"))
+            if path == "/payments/webhook":
+                # an unsigned event is refused before anything else
+                cases = tuple((t, b, 400, "invalid_signature")
+                              for t, b, _, _ in cases)
+            for ctype, body, status, code in cases:
+                r = requests.request(
+                    method.upper(), stack.url(path), data=body, timeout=10,
+                    headers={"Authorization": auth, "Content-Type": ctype,
+                             "Idempotency-Key": uuid.uuid4().hex})
+                try:
+                    got = r.json()["error"]["code"]
+                except (ValueError, KeyError, TypeError):
+                    got = None
+                if (r.status_code, got) != (status, code):
+                    wrong.append("%s %s (%s %s) -> %d %.120s"
+                                 % (method.upper(), path, ctype, body,
+                                    r.status_code, r.text))
+    assert not wrong, "\n".join(wrong)
+
+
 def test_real_answers_match_the_contract(request):
     """Every answer the suite got from the stack: its status documented
     for its operation, its body valid against the schema (a sample), and,
