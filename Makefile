@@ -8,15 +8,27 @@
 SHELL := /bin/bash
 ROOT  := $(CURDIR)
 
-.PHONY: all deps build modules gameserver tools docs-tools up down status \
-        test unit integration bench clean
+.PHONY: all deps build modules gameserver tools admin docs-tools up down \
+        status test unit integration bench clean
 
 all: build
 
 deps:
 	@scripts/install-deps
 
-build: deps modules gameserver tools
+build: deps modules gameserver tools admin
+
+# the operator page (/admin/): our files and the chart library npm pins in
+# admin/package-lock.json, copied to build/admin where nginx serves them
+ADMIN_SRC := admin/index.html admin/admin.js admin/admin.css
+build/admin/.stamp: $(ADMIN_SRC) admin/package-lock.json
+	@cd admin && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@mkdir -p build/admin
+	@cp $(ADMIN_SRC) admin/node_modules/uplot/dist/uPlot.iife.min.js \
+	    admin/node_modules/uplot/dist/uPlot.min.css build/admin/
+	@touch $@
+
+admin: build/admin/.stamp
 
 # the matchmaking simulator and engine benchmark (pure C, no nginx)
 MM_SIM_SRC := ngx_modules/matchmaking/sim/game_mm_sim.c \

@@ -64,6 +64,14 @@ typedef struct {
     int64_t              not_before_ms;
 } fleet_backoff_t;
 
+/* what happened, per region, for fleet_metrics.c */
+typedef struct {
+    long long            spawns[FLEET_REGIONS_MAX];
+    long long            crashes[FLEET_REGIONS_MAX];
+    long long            kills[FLEET_REGIONS_MAX];
+    long long            drains[FLEET_REGIONS_MAX];
+} fleet_metrics_t;
+
 typedef struct {
     fleet_conf_t         conf;
     fleet_server_t       servers[FLEET_SERVERS_MAX];
@@ -72,6 +80,7 @@ typedef struct {
     char                 health_dir[FLEET_PATH_MAX];
     fleet_backoff_t      backoff[FLEET_REGIONS_MAX];
     game_alloc_conn_t   *conn;
+    fleet_metrics_t      metrics;
 } fleet_t;
 
 /* fleet_main.c */
@@ -101,5 +110,8 @@ int fleet_status_load(const char *path, const fleet_conf_t *c,
 /* fleet_adopt.c */
 void fleet_adopt(fleet_t *f);
 int fleet_pid_alive(pid_t pid);
+
+/* fleet_metrics.c: "<status>.prom", Prometheus' text format */
+int fleet_metrics_write(const fleet_t *f);
 
 #endif /* FLEET_H */

@@ -213,6 +213,7 @@ fleet_spawn(fleet_t *f, int region, const char *why)
     s->pid = pid;
     s->spawned_ms = fleet_now_ms();
     s->spawned_at_ms = fleet_wall_ms();
+    f->metrics.spawns[region]++;
     f->n++;
     fleet_log("region %s: spawn %s pid %d udp %d (%s)", r->name, s->id,
               (int) pid, p, why);
@@ -257,6 +258,7 @@ fleet_crashed(fleet_t *f, fleet_server_t *s, const char *how, int code)
 
     now = fleet_now_ms();
     lived = now - s->spawned_ms;
+    f->metrics.crashes[s->region]++;
 
     if (lived >= FLEET_HEALTHY_MS) {
         fleet_log("region %s: %s crashed after %lld s (%s %d): will be "
@@ -327,6 +329,7 @@ fleet_kill(fleet_t *f, fleet_server_t *s, const char *why)
     s->killed = why;
     s->retiring = 1;
     kill(s->pid, SIGKILL);
+    f->metrics.kills[s->region]++;
 }
 
 
@@ -513,6 +516,7 @@ fleet_retire(fleet_t *f, fleet_server_t *s, const char *why)
     case GAME_ALLOC_OK:
         s->retiring = 1;
         s->retire_by_ms = fleet_now_ms() + FLEET_RETIRE_MS;
+        f->metrics.drains[s->region]++;
         fleet_log("region %s: retire %s: drained, it shuts down (%s)",
                   fleet_region_name(f, s), s->id, why);
         return 0;
@@ -681,6 +685,7 @@ fleet_run(fleet_t *f)
             }
         }
         fleet_status_write(f->conf.status, &f->conf, f->servers, f->n);
+        fleet_metrics_write(f);
         nanosleep(&(struct timespec) { 0, FLEET_LOOP_MS * 1000000L }, NULL);
     }
 

@@ -86,21 +86,3 @@ game_auth_email_valid(const char *s, size_t len)
 
     return label > 0;
 }
-
-
-/* passwords are measured in characters, not bytes */
-
-size_t
-game_auth_utf8_chars(const char *s, size_t len)
-{
-    size_t  i, n;
-
-    n = 0;
-    for (i = 0; i < len; i++) {
-        if (((unsigned char) s[i] & 0xc0) != 0x80) {
-            n++;
-        }
-    }
-
-    return n;
-}

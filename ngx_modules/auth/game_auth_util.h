@@ -15,7 +15,6 @@
 
 int game_auth_username_valid(const char *s, size_t len);
 int game_auth_email_valid(const char *s, size_t len);
-size_t game_auth_utf8_chars(const char *s, size_t len);
 
 
 #endif /* _GAME_AUTH_UTIL_H_INCLUDED_ */

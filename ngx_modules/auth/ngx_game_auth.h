@@ -110,6 +110,10 @@ typedef struct {
     time_t                      profile_cache_ttl;
     ngx_str_t                   totp_issuer;
 
+    /* metrics (ngx_game_auth_metrics.c) */
+    ngx_game_metric_t          *logins;
+    ngx_game_metric_t          *hashes;
+
     /* per worker, from init_process on */
     ngx_game_auth_cache_t      *cache;
     ngx_game_auth_revoked_t    *revoked;
@@ -123,6 +127,9 @@ typedef struct {
 
 
 typedef struct ngx_game_auth_ctx_s  ngx_game_auth_ctx_t;
+
+ngx_int_t ngx_game_auth_metrics_init(ngx_conf_t *cf,
+    ngx_game_auth_main_conf_t *amcf);
 
 typedef void (*ngx_game_auth_step_pt)(ngx_game_auth_ctx_t *ctx);
 
@@ -211,14 +218,15 @@ ngx_int_t ngx_game_auth_cache_init(ngx_cycle_t *cycle,
     ngx_game_auth_main_conf_t *amcf);
 ngx_int_t ngx_game_auth_verify(ngx_game_auth_main_conf_t *amcf, u_char *token,
     size_t len, ngx_game_auth_ctx_t *ctx);
+ngx_int_t ngx_game_auth_check(void *data, u_char *token, size_t len,
+    ngx_game_access_t *a);
 ngx_uint_t ngx_game_auth_is_recent(ngx_game_auth_ctx_t *ctx);
 ngx_int_t ngx_game_auth_send_stale(ngx_game_auth_ctx_t *ctx);
 
 /* ngx_game_auth_revoke.c */
 ngx_int_t ngx_game_auth_revoke_init(ngx_cycle_t *cycle,
     ngx_game_auth_main_conf_t *amcf);
-ngx_uint_t ngx_game_auth_revoked(ngx_game_auth_main_conf_t *amcf,
-    ngx_game_auth_ctx_t *ctx);
+ngx_uint_t ngx_game_auth_revoked(void *data, ngx_game_access_t *a);
 void ngx_game_auth_revoke(ngx_game_auth_ctx_t *ctx, char kind,
     const char *id, ngx_game_auth_step_pt next);
 

@@ -218,6 +218,33 @@ ngx_int_t
 ngx_game_auth_verify(ngx_game_auth_main_conf_t *amcf, u_char *token,
     size_t len, ngx_game_auth_ctx_t *ctx)
 {
+    ngx_game_access_t  a;
+
+    if (ngx_game_auth_check(amcf, token, len, &a) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memcpy(ctx->player_id, a.player_id, sizeof(ctx->player_id));
+    ngx_memcpy(ctx->sid, a.sid, sizeof(ctx->sid));
+    ctx->iat = a.iat;
+    ctx->auth_time = a.auth_time;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The check itself, the guard's and the one the core lends to other
+ * services (ngx_game_access_verify(): a WebSocket's token): "data" is the
+ * auth module's main configuration.
+ */
+
+ngx_int_t
+ngx_game_auth_check(void *data, u_char *token, size_t len,
+    ngx_game_access_t *a)
+{
+    ngx_game_auth_main_conf_t *amcf = data;
+
     u_char                     digest[SHA256_DIGEST_LENGTH];
     json_t                    *claims;
     ngx_int_t                  rc;
@@ -270,13 +297,14 @@ ngx_game_auth_verify(ngx_game_auth_main_conf_t *amcf, u_char *token,
         return NGX_DECLINED;
     }
 
-    ngx_memcpy(ctx->player_id, v->sub, GAME_UUID_LEN);
-    ctx->player_id[GAME_UUID_LEN] = '\0';
-    ngx_memcpy(ctx->sid, v->sid, sizeof(ctx->sid));
-    ctx->iat = v->iat;
-    ctx->auth_time = v->auth_time;
+    ngx_memcpy(a->player_id, v->sub, GAME_UUID_LEN);
+    a->player_id[GAME_UUID_LEN] = '\0';
+    ngx_memcpy(a->sid, v->sid, sizeof(a->sid));
+    a->iat = v->iat;
+    a->exp = v->exp + amcf->leeway;
+    a->auth_time = v->auth_time;
 
-    if (ngx_game_auth_revoked(amcf, ctx)) {
+    if (ngx_game_auth_revoked(amcf, a)) {
         return NGX_DECLINED;
     }
 

@@ -460,6 +460,11 @@ ngx_game_auth_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    /* the guard's check, lent to services that meet tokens elsewhere (a
+     * WebSocket's first frame): one check, one state */
+    ngx_game_access_lend(cf, ngx_game_auth_check, ngx_game_auth_revoked,
+                         amcf);
+
     if (amcf->email_key_file.len) {
         if (ngx_game_auth_key_file(cf, "game_auth_email_key",
                                    &amcf->email_key_file,
@@ -697,6 +702,14 @@ ngx_game_auth_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_game_auth_postconfiguration(ngx_conf_t *cf)
 {
+    ngx_game_auth_main_conf_t  *amcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_game_auth_module);
+
+    if (ngx_game_auth_metrics_init(cf, amcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_game_auth_guard_init(cf);
 }
 

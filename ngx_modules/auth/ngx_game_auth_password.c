@@ -231,7 +231,7 @@ ngx_game_auth_password_weak(ngx_game_auth_main_conf_t *amcf,
     u_char      low[128];
     ngx_str_t   key, *found;
 
-    if (game_auth_utf8_chars((char *) password->data, password->len) < 10) {
+    if (game_utf8_chars((char *) password->data, password->len) < 10) {
         return "the password must be at least 10 characters long";
     }
 
@@ -314,6 +314,7 @@ ngx_game_auth_hash(ngx_game_auth_ctx_t *ctx, ngx_game_auth_step_pt done)
     }
 
     ctx->hash_done = done;
+    ngx_game_metric_inc(ctx->amcf->hashes, 0, 0, 1);
 
     r->main->blocked++;
     r->aio = 1;
@@ -398,6 +399,8 @@ ngx_game_auth_hash_event(ngx_event_t *ev)
 
     r->main->blocked--;
     r->aio = 0;
+
+    ngx_game_metric_inc(ctx->amcf->hashes, 0, 0, -1);
 
     ngx_memcpy(ctx->hash, t->hash, sizeof(ctx->hash));
     ctx->hash_ok = t->ok;

@@ -110,9 +110,10 @@ ngx_game_auth_revoke_init(ngx_cycle_t *cycle, ngx_game_auth_main_conf_t *amcf)
 /* on every guarded request: two lookups in memory, none when empty */
 
 ngx_uint_t
-ngx_game_auth_revoked(ngx_game_auth_main_conf_t *amcf,
-    ngx_game_auth_ctx_t *ctx)
+ngx_game_auth_revoked(void *data, ngx_game_access_t *a)
 {
+    ngx_game_auth_main_conf_t *amcf = data;
+
     u_char                       text[NGX_GAME_AUTH_REVOKED_TEXT];
     ngx_game_auth_revoked_t     *rv;
     ngx_game_auth_revocation_t  *e;
@@ -123,10 +124,10 @@ ngx_game_auth_revoked(ngx_game_auth_main_conf_t *amcf,
         return 0;
     }
 
-    if (ctx->sid[0]) {
+    if (a->sid[0]) {
         text[0] = 's';
         text[1] = ':';
-        ngx_memcpy(text + 2, ctx->sid, GAME_UUID_LEN);
+        ngx_memcpy(text + 2, a->sid, GAME_UUID_LEN);
 
         if (ngx_game_auth_revoked_find(rv, text)) {
             return 1;
@@ -135,11 +136,11 @@ ngx_game_auth_revoked(ngx_game_auth_main_conf_t *amcf,
 
     text[0] = 'p';
     text[1] = ':';
-    ngx_memcpy(text + 2, ctx->player_id, GAME_UUID_LEN);
+    ngx_memcpy(text + 2, a->player_id, GAME_UUID_LEN);
 
     e = ngx_game_auth_revoked_find(rv, text);
 
-    return e && ctx->iat <= e->at;
+    return e && a->iat <= e->at;
 }
 
 

@@ -111,3 +111,19 @@ game_uuid_valid(const unsigned char *s, size_t len)
 
     return uuid_parse(text, u) == 0;
 }
+
+
+size_t
+game_utf8_chars(const char *s, size_t len)
+{
+    size_t  i, n;
+
+    n = 0;
+    for (i = 0; i < len; i++) {
+        if (((unsigned char) s[i] & 0xc0) != 0x80) {
+            n++;
+        }
+    }
+
+    return n;
+}

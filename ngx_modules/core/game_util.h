@@ -26,6 +26,11 @@ size_t game_json_error_describe(const json_error_t *err, char *buf,
     size_t size);
 
 
+/* characters of UTF-8 text (not bytes): the code points' first bytes;
+ * the text is taken as valid (jansson's strings are) */
+size_t game_utf8_chars(const char *s, size_t len);
+
+
 /*
  * Ids.  Every id we hand out is a random (version 4) UUID in canonical
  * text: 36 characters, lower case.  PostgreSQL and libuuid read upper case

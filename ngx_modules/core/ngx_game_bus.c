@@ -46,6 +46,15 @@
 #define NGX_GAME_BUS_DEAD_MAXLEN     "10000"
 
 
+/* the families every consumer counts in (ngx_game_bus_metrics_add) */
+typedef struct {
+    ngx_game_metric_t          *delivered;
+    ngx_game_metric_t          *acked;
+    ngx_game_metric_t          *retried;
+    ngx_game_metric_t          *dead_lettered;
+} ngx_game_bus_metrics_t;
+
+
 struct ngx_game_bus_s {
     ngx_game_bus_conf_t         conf;
 
@@ -70,7 +79,23 @@ struct ngx_game_bus_s {
     ngx_uint_t                  acked;
     ngx_uint_t                  retried;
     ngx_uint_t                  dead_lettered;
+
+    /* the same, for Prometheus; "metric" is this consumer's label value */
+    ngx_game_bus_metrics_t     *metrics;
+    ngx_uint_t                  metric;
+    ngx_str_t                   consumer;       /* "stream/group" */
 };
+
+
+typedef struct ngx_game_bus_scrape_s  ngx_game_bus_scrape_t;
+
+static ngx_int_t ngx_game_bus_metrics_add(ngx_conf_t *cf,
+    ngx_game_core_main_conf_t *cmcf, ngx_game_bus_t *bus);
+static ngx_int_t ngx_game_bus_collect(ngx_game_metrics_scrape_t *s,
+    void *data);
+static void ngx_game_bus_collected(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply);
+static void ngx_game_bus_collected_one(ngx_game_bus_scrape_t *bs);
 
 
 typedef enum {
@@ -205,7 +230,302 @@ ngx_game_bus_add(ngx_conf_t *cf, ngx_game_bus_conf_t *conf)
                                     - p - 1;
     }
 
+    if (ngx_game_bus_metrics_add(cf, cmcf, bus) != NGX_OK) {
+        return NULL;
+    }
+
     return bus;
+}
+
+
+/*
+ * Metrics: what each consumer group did, counted by the workers, and its
+ * backlog read from Redis at scrape time (XINFO GROUPS: entries not yet
+ * delivered to the group, "lag", and delivered but not acknowledged,
+ * "pending").  The label is "stream/group".
+ */
+
+static ngx_int_t
+ngx_game_bus_metrics_add(ngx_conf_t *cf, ngx_game_core_main_conf_t *cmcf,
+    ngx_game_bus_t *bus)
+{
+    ngx_int_t                v;
+    ngx_str_t               *name;
+    ngx_game_bus_metrics_t  *m;
+
+    m = cmcf->bus_metrics;
+
+    if (m == NULL) {
+        m = ngx_pcalloc(cf->pool, sizeof(ngx_game_bus_metrics_t));
+        if (m == NULL) {
+            return NGX_ERROR;
+        }
+
+        m->delivered = ngx_game_metric_add(cf, NGX_GAME_METRIC_COUNTER,
+            "game_bus_delivered_total",
+            "Event-bus entries handed to a consumer group's handler",
+            "consumer", NULL, NULL);
+        m->acked = ngx_game_metric_add(cf, NGX_GAME_METRIC_COUNTER,
+            "game_bus_acked_total",
+            "Event-bus entries handled and acknowledged", "consumer", NULL,
+            NULL);
+        m->retried = ngx_game_metric_add(cf, NGX_GAME_METRIC_COUNTER,
+            "game_bus_retried_total",
+            "Event-bus deliveries put off for a later retry", "consumer",
+            NULL, NULL);
+        m->dead_lettered = ngx_game_metric_add(cf, NGX_GAME_METRIC_COUNTER,
+            "game_bus_dead_lettered_total",
+            "Event-bus entries moved to the dead-letter stream", "consumer",
+            NULL, NULL);
+
+        if (m->delivered == NULL || m->acked == NULL || m->retried == NULL
+            || m->dead_lettered == NULL
+            || ngx_game_metrics_collector_add(cf, ngx_game_bus_collect,
+                                              &cmcf->buses)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        cmcf->bus_metrics = m;
+    }
+
+    /* "stream/group": two services may name their groups alike */
+    name = &bus->consumer;
+    name->len = bus->conf.stream.len + 1 + bus->conf.group.len;
+    name->data = ngx_pnalloc(cf->pool, name->len);
+    if (name->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(name->data, "%V/%V", &bus->conf.stream, &bus->conf.group);
+
+    v = ngx_game_metric_value(cf, m->delivered, 0, name);
+
+    if (v == NGX_ERROR
+        || ngx_game_metric_value(cf, m->acked, 0, name) != v
+        || ngx_game_metric_value(cf, m->retried, 0, name) != v
+        || ngx_game_metric_value(cf, m->dead_lettered, 0, name) != v)
+    {
+        return NGX_ERROR;
+    }
+
+    bus->metrics = m;
+    bus->metric = v;
+
+    return NGX_OK;
+}
+
+
+/* one XINFO GROUPS per consumer, all answered before the scrape is */
+
+struct ngx_game_bus_scrape_s {
+    ngx_game_metrics_scrape_t  *scrape;
+    ngx_array_t                *buses;
+    ngx_uint_t                  pending;
+    int64_t                    *lag;            /* -1: unknown */
+    int64_t                    *unacked;
+};
+
+
+typedef struct {
+    ngx_game_bus_scrape_t      *scrape;
+    ngx_uint_t                  index;
+} ngx_game_bus_scrape_one_t;
+
+
+static ngx_int_t
+ngx_game_bus_collect(ngx_game_metrics_scrape_t *s, void *data)
+{
+    ngx_array_t *buses = data;
+
+    ngx_int_t                   rc;
+    ngx_uint_t                  i;
+    ngx_pool_t                 *pool;
+    ngx_game_bus_t            **b;
+    const char                 *argv[3];
+    size_t                      argvlen[3];
+    ngx_game_redis_cmd_t       *cmd;
+    ngx_game_bus_scrape_t      *bs;
+    ngx_game_bus_scrape_one_t  *one;
+
+    pool = ngx_game_metrics_scrape_pool(s);
+    b = buses->elts;
+
+    bs = ngx_pcalloc(pool, sizeof(ngx_game_bus_scrape_t));
+    if (bs == NULL) {
+        return NGX_ERROR;
+    }
+
+    bs->scrape = s;
+    bs->buses = buses;
+    bs->lag = ngx_palloc(pool, buses->nelts * sizeof(int64_t));
+    bs->unacked = ngx_palloc(pool, buses->nelts * sizeof(int64_t));
+    if (bs->lag == NULL || bs->unacked == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* one extra count, dropped below, so that an answer arriving before
+     * the last command is sent cannot finish the scrape early */
+    bs->pending = 1;
+
+    for (i = 0; i < buses->nelts; i++) {
+        bs->lag[i] = -1;
+        bs->unacked[i] = -1;
+
+        cmd = ngx_game_redis_cmd_create(pool, ngx_cycle->log);
+        one = ngx_palloc(pool, sizeof(ngx_game_bus_scrape_one_t));
+        if (cmd == NULL || one == NULL) {
+            continue;
+        }
+
+        one->scrape = bs;
+        one->index = i;
+        cmd->handler = ngx_game_bus_collected;
+        cmd->data = one;
+        cmd->quiet = 1;         /* no stream yet is no error */
+
+        argv[0] = "XINFO";
+        argvlen[0] = 5;
+        argv[1] = "GROUPS";
+        argvlen[1] = 6;
+        argv[2] = (char *) b[i]->conf.stream.data;
+        argvlen[2] = b[i]->conf.stream.len;
+
+        bs->pending++;
+        rc = ngx_game_redis_cmd_run(b[i]->conf.redis, cmd, 3, argv, argvlen);
+        if (rc != NGX_AGAIN) {
+            bs->pending--;
+        }
+    }
+
+    ngx_game_bus_collected_one(bs);
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_game_bus_collected(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply)
+{
+    ngx_game_bus_scrape_one_t *one = cmd->data;
+
+    size_t                  i, k;
+    redisReply             *g, *f, *v;
+    ngx_game_bus_t        **b;
+    ngx_game_bus_scrape_t  *bs = one->scrape;
+
+    b = bs->buses->elts;
+
+    if (rc == NGX_GAME_QUERY_ERROR && reply
+        && ngx_strstr(reply->str, "no such key"))
+    {
+        /* nothing was ever published: no backlog */
+        bs->lag[one->index] = 0;
+        bs->unacked[one->index] = 0;
+    }
+
+    for (i = 0; rc == NGX_OK && reply && reply->type == REDIS_REPLY_ARRAY
+                && i < reply->elements; i++)
+    {
+        g = reply->element[i];
+        if (g->type != REDIS_REPLY_ARRAY) {
+            continue;
+        }
+
+        /* name, pending and lag among the group's fields */
+        f = NULL;
+        for (k = 0; k + 1 < g->elements; k += 2) {
+            if (g->element[k]->type == REDIS_REPLY_STRING
+                && ngx_strcmp(g->element[k]->str, "name") == 0)
+            {
+                f = g->element[k + 1];
+            }
+        }
+
+        if (f == NULL || f->type != REDIS_REPLY_STRING
+            || f->len != b[one->index]->conf.group.len
+            || ngx_strncmp(f->str, b[one->index]->conf.group.data, f->len)
+               != 0)
+        {
+            continue;
+        }
+
+        for (k = 0; k + 1 < g->elements; k += 2) {
+            v = g->element[k + 1];
+
+            if (g->element[k]->type != REDIS_REPLY_STRING
+                || v->type != REDIS_REPLY_INTEGER)
+            {
+                continue;
+            }
+
+            if (ngx_strcmp(g->element[k]->str, "pending") == 0) {
+                bs->unacked[one->index] = v->integer;
+
+            } else if (ngx_strcmp(g->element[k]->str, "lag") == 0) {
+                bs->lag[one->index] = v->integer;
+            }
+        }
+    }
+
+    ngx_game_bus_collected_one(bs);
+}
+
+
+static void
+ngx_game_bus_collected_one(ngx_game_bus_scrape_t *bs)
+{
+    u_char           *p, *last;
+    size_t            size;
+    ngx_str_t         text;
+    ngx_uint_t        i;
+    ngx_game_bus_t  **b;
+
+    if (--bs->pending) {
+        return;
+    }
+
+    b = bs->buses->elts;
+    size = 512;
+    for (i = 0; i < bs->buses->nelts; i++) {
+        size += 2 * (b[i]->consumer.len + 64);
+    }
+
+    p = ngx_pnalloc(ngx_game_metrics_scrape_pool(bs->scrape), size);
+    if (p == NULL) {
+        ngx_game_metrics_collected(bs->scrape, NULL);
+        return;
+    }
+
+    text.data = p;
+    last = p + size;
+
+    p = ngx_slprintf(p, last,
+            "# HELP game_bus_lag Entries of the stream not yet delivered to "
+            "the group\n# TYPE game_bus_lag gauge\n");
+
+    for (i = 0; i < bs->buses->nelts; i++) {
+        if (bs->lag[i] >= 0) {
+            p = ngx_slprintf(p, last, "game_bus_lag{consumer=\"%V\"} %L\n",
+                             &b[i]->consumer, bs->lag[i]);
+        }
+    }
+
+    p = ngx_slprintf(p, last,
+            "# HELP game_bus_pending Entries delivered to the group and not "
+            "yet acknowledged\n# TYPE game_bus_pending gauge\n");
+
+    for (i = 0; i < bs->buses->nelts; i++) {
+        if (bs->unacked[i] >= 0) {
+            p = ngx_slprintf(p, last, "game_bus_pending{consumer=\"%V\"} %L\n",
+                             &b[i]->consumer, bs->unacked[i]);
+        }
+    }
+
+    text.len = p - text.data;
+    ngx_game_metrics_collected(bs->scrape, &text);
 }
 
 
@@ -648,6 +968,7 @@ ngx_game_bus_deliver(ngx_game_bus_t *bus, redisReply *entries)
 
         bus->pending++;
         bus->delivered++;
+        ngx_game_metric_inc(bus->metrics->delivered, bus->metric, 0, 1);
         bus->conf.handler(e);
     }
 }
@@ -706,6 +1027,7 @@ ngx_game_bus_done(ngx_game_bus_entry_t *e, ngx_int_t rc, const char *reason)
         /* stays pending: delivered again, later and later while the
          * retries keep failing */
         bus->retried++;
+        ngx_game_metric_inc(bus->metrics->retried, bus->metric, 0, 1);
         if (!bus->own_pending || bus->next_retry == 0
             || (ngx_msec_int_t) (ngx_current_msec - bus->next_retry) >= 0)
         {
@@ -748,6 +1070,7 @@ ngx_game_bus_ack(ngx_game_bus_entry_t *e)
 
     if (ngx_game_bus_cmd(bus, ngx_game_bus_cmd_done, bus, &a) == NGX_OK) {
         bus->acked++;
+        ngx_game_metric_inc(bus->metrics->acked, bus->metric, 0, 1);
 
     } else {
         /* Redis went away: the entry stays pending and comes back */
@@ -800,6 +1123,7 @@ ngx_game_bus_dead_letter(ngx_game_bus_t *bus, ngx_str_t *ids, ngx_uint_t n,
     }
 
     bus->dead_lettered += i;
+    ngx_game_metric_inc(bus->metrics->dead_lettered, bus->metric, 0, i);
 }
 
 

@@ -24,6 +24,8 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "game_util.h"          /* GAME_UUID_LEN */
+
 
 /*
  * Outcomes handed to completion handlers, besides NGX_OK.  They map onto
@@ -32,6 +34,7 @@
 #define NGX_GAME_UNAVAILABLE   -100    /* dependency down or overloaded: 503 */
 #define NGX_GAME_TIMEOUT       -101    /* no answer in time: 504 */
 #define NGX_GAME_QUERY_ERROR   -102    /* the server refused the statement */
+#define NGX_GAME_REFUSED       -103    /* a client's message: see code/message */
 
 
 /* statuses nginx 1.22 has no constant for */
@@ -237,6 +240,178 @@ ngx_str_t *ngx_game_redis_pool_name(ngx_game_redis_pool_t *rp);
 
 
 /*
+ * Prometheus metrics (ngx_game_metrics.c).  A module declares its families
+ * at configuration time, with label values all known then, and counts from
+ * any worker without locks; the location with "game_metrics" serves them.
+ * Indexes i and j are the values of the first and second label (0 when a
+ * family has no such label).
+ */
+typedef struct ngx_game_metric_s  ngx_game_metric_t;
+
+#define NGX_GAME_METRIC_COUNTER     0
+#define NGX_GAME_METRIC_GAUGE       1
+#define NGX_GAME_METRIC_HISTOGRAM   2   /* of durations, in seconds */
+
+typedef void (*ngx_game_metrics_sampler_pt)(void *data);
+
+ngx_game_metric_t *ngx_game_metric_add(ngx_conf_t *cf, ngx_uint_t type,
+    const char *name, const char *help, const char *label1,
+    const char *label2, const char **values2);
+ngx_int_t ngx_game_metric_value(ngx_conf_t *cf, ngx_game_metric_t *m,
+    ngx_uint_t label, ngx_str_t *value);
+/* called every second in each worker, and before a scrape, to set gauges */
+ngx_int_t ngx_game_metrics_sampler_add(ngx_conf_t *cf,
+    ngx_game_metrics_sampler_pt handler, void *data);
+
+/*
+ * What lives elsewhere (queues and the fleet, in Redis) is read at scrape
+ * time: a collector starts its reads and returns NGX_AGAIN (or NGX_OK once
+ * it has answered, NGX_ERROR for nothing), and answers exactly once with
+ * ngx_game_metrics_collected(), giving text in the exposition format
+ * allocated from ngx_game_metrics_scrape_pool(), or NULL.
+ */
+typedef struct ngx_game_metrics_scrape_s  ngx_game_metrics_scrape_t;
+typedef ngx_int_t (*ngx_game_metrics_collector_pt)(
+    ngx_game_metrics_scrape_t *s, void *data);
+
+ngx_int_t ngx_game_metrics_collector_add(ngx_conf_t *cf,
+    ngx_game_metrics_collector_pt handler, void *data);
+ngx_pool_t *ngx_game_metrics_scrape_pool(ngx_game_metrics_scrape_t *s);
+void ngx_game_metrics_collected(ngx_game_metrics_scrape_t *s,
+    ngx_str_t *text);
+
+void ngx_game_metric_inc(ngx_game_metric_t *m, ngx_uint_t i, ngx_uint_t j,
+    int64_t delta);
+void ngx_game_metric_set(ngx_game_metric_t *m, ngx_uint_t i, ngx_uint_t j,
+    int64_t value);
+void ngx_game_metric_observe(ngx_game_metric_t *m, ngx_uint_t i,
+    ngx_uint_t j, ngx_msec_t ms);
+
+
+/*
+ * A subscription: one connection in Redis's subscribe mode to the server
+ * of a pool, per worker that asks for it, never one per client.  Bound to
+ * the event loop like the pools' connections and reconnected by itself
+ * (100 ms doubling to 1 s).  Redis forgets a connection's channels with
+ * the connection, so the owner subscribes in "ready", which is called
+ * each time the connection is up, the first time too; "lost" says that
+ * nothing is subscribed until the next "ready"; "subscribed" confirms a
+ * channel of a SUBSCRIBE; "message" hands over a message, valid until it
+ * returns.  Handlers must not stop the subscription.
+ */
+
+typedef struct ngx_game_redis_sub_s  ngx_game_redis_sub_t;
+
+typedef struct {
+    void                      (*ready)(ngx_game_redis_sub_t *sub,
+                                       void *data);
+    void                      (*lost)(ngx_game_redis_sub_t *sub,
+                                      void *data);
+    void                      (*subscribed)(ngx_game_redis_sub_t *sub,
+                                            void *data, ngx_str_t *channel);
+    void                      (*message)(ngx_game_redis_sub_t *sub,
+                                         void *data, ngx_str_t *channel,
+                                         ngx_str_t *payload);
+    void                       *data;
+} ngx_game_redis_sub_handlers_t;
+
+
+/* init_process: connect now (the handlers are copied) */
+ngx_game_redis_sub_t *ngx_game_redis_sub_start(ngx_cycle_t *cycle,
+    ngx_game_redis_pool_t *rp, ngx_game_redis_sub_handlers_t *handlers);
+
+/* (UN)SUBSCRIBE n channels in one command: NGX_OK sent,
+ * NGX_GAME_UNAVAILABLE not up (subscribe again in "ready") */
+ngx_int_t ngx_game_redis_sub_send(ngx_game_redis_sub_t *sub,
+    ngx_uint_t subscribe, ngx_str_t *channels, ngx_uint_t n);
+ngx_uint_t ngx_game_redis_sub_ready_now(ngx_game_redis_sub_t *sub);
+
+/* exit_process: close quietly; no handler is called */
+void ngx_game_redis_sub_stop(ngx_game_redis_sub_t *sub);
+
+
+/*
+ * Pushing to players.  Any worker of any nginx pushes a message (a JSON
+ * object with a "type") to a player, or to everyone connected, and the
+ * worker that holds the player's WebSocket delivers it (the realtime
+ * module; a service never needs to know it).  The way is Redis pub/sub,
+ * with these channels:
+ *
+ *     game:push:<player id>     one player's messages
+ *     game:push:all             everyone's
+ *
+ * A push is fire and forget: a player who is not connected misses it.
+ * Services keep their own truth and tell a connecting player what matters
+ * at once (resume, below), so a missed push costs a delay, never a state.
+ *
+ * Presence: a player is online while some worker holds a socket of theirs,
+ * which is exactly while some worker subscribes to the player's channel:
+ *
+ *     PUBSUB NUMSUB game:push:<player id>      > 0: online
+ *
+ * (ngx_game_presence_query(), or a Lua script of a service's own, or any
+ * Redis client.)  A crashed worker's subscriptions end with its
+ * connection, so presence never outlives the sockets it stands for.
+ */
+
+#define NGX_GAME_PUSH_PREFIX    "game:push:"
+#define NGX_GAME_PUSH_ALL       "game:push:all"
+
+/* fire and forget, memory of its own; NGX_OK sent, else logged at warn */
+ngx_int_t ngx_game_push(ngx_game_redis_pool_t *rp, ngx_str_t *player,
+    json_t *msg);
+
+/* the same with the caller's command, whose handler hears PUBLISH's answer
+ * (the number of workers that took the message); NGX_AGAIN as always */
+ngx_int_t ngx_game_push_run(ngx_game_redis_pool_t *rp,
+    ngx_game_redis_cmd_t *cmd, ngx_str_t *player, json_t *msg);
+
+/* PUBSUB NUMSUB of up to 62 players' channels; then, in the handler,
+ * ngx_game_presence_online(reply, i): 1, 0, or NGX_ERROR */
+ngx_int_t ngx_game_presence_query(ngx_game_redis_pool_t *rp,
+    ngx_game_redis_cmd_t *cmd, ngx_str_t *players, ngx_uint_t n);
+ngx_int_t ngx_game_presence_online(redisReply *reply, ngx_uint_t i);
+
+
+/*
+ * Taking part in players' connections.  At configuration time a service
+ * registers
+ *
+ *   - a resume handler: called (in a worker) when a player's connection is
+ *     ready to receive, to push what the player must know at once (the
+ *     matchmaker: the ticket's status, a fresh connection ticket);
+ *   - a message handler per client message type it answers (the
+ *     matchmaker: "party.chat"): called with the sender and the message,
+ *     it returns NGX_OK (taken: what follows is pushed) or
+ *     NGX_GAME_REFUSED with an error "code" and "message" (static strings)
+ *     for the sender.  The message is borrowed.
+ *
+ * The realtime module calls them through the hooks.
+ */
+
+typedef void (*ngx_game_push_resume_pt)(void *data, ngx_str_t *player);
+typedef ngx_int_t (*ngx_game_push_message_pt)(void *data, ngx_str_t *player,
+    json_t *msg, const char **code, const char **message);
+
+typedef struct {
+    ngx_array_t                 resume;     /* handlers, private */
+    ngx_array_t                 messages;   /* handlers by type, private */
+} ngx_game_push_hooks_t;
+
+ngx_int_t ngx_game_push_on_resume(ngx_conf_t *cf,
+    ngx_game_push_resume_pt handler, void *data);
+ngx_int_t ngx_game_push_on_message(ngx_conf_t *cf, const char *type,
+    ngx_game_push_message_pt handler, void *data);
+
+ngx_game_push_hooks_t *ngx_game_push_hooks(ngx_conf_t *cf);
+void ngx_game_push_resume(ngx_game_push_hooks_t *hooks, ngx_str_t *player);
+/* NGX_DECLINED: no service answers this type */
+ngx_int_t ngx_game_push_message(ngx_game_push_hooks_t *hooks,
+    ngx_str_t *type, ngx_str_t *player, json_t *msg, const char **code,
+    const char **message);
+
+
+/*
  * This worker's name, unique across workers, nginx instances, hosts and
  * containers: "hostname:pid:random".  Leases and stream consumers carry
  * it, so two workers never pass for one (two containers can share a host
@@ -406,6 +581,59 @@ ngx_int_t ngx_game_jwt_sign(ngx_game_jwt_keys_t *keys, ngx_uint_t type,
  * when out of memory.  The claims themselves are not checked. */
 ngx_int_t ngx_game_jwt_verify(ngx_game_jwt_keys_t *keys, ngx_uint_t type,
     u_char *token, size_t len, json_t **claims);
+
+
+/*
+ * A player's access token, checked one way for every service
+ * (ngx_game_access.c).  The auth module owns the check (its key set,
+ * issuer, audience, leeway, verified-token table and revoked sessions) and
+ * lends it to the core at configuration time with ngx_game_access_lend().
+ * A service that meets a token outside the game_auth_jwt guard (a
+ * WebSocket's first frame) finds the check with ngx_game_access_verifier()
+ * at configuration time and calls ngx_game_access_verify(): the very
+ * function the guard calls, with the same state.  Without the auth module
+ * nothing verifies and every token is refused.
+ */
+
+typedef struct {
+    u_char                      player_id[GAME_UUID_LEN + 1];
+    u_char                      sid[GAME_UUID_LEN + 1];     /* or "" */
+    time_t                      iat;
+    time_t                      exp;
+    time_t                      auth_time;                  /* or 0 */
+} ngx_game_access_t;
+
+
+/* NGX_OK with "a" filled, NGX_DECLINED for any token the guard refuses */
+typedef ngx_int_t (*ngx_game_access_verify_pt)(void *data, u_char *token,
+    size_t len, ngx_game_access_t *a);
+
+/* 1 once the session or the player of a token verified earlier has been
+ * revoked: a long-lived connection asks again now and then */
+typedef ngx_uint_t (*ngx_game_access_revoked_pt)(void *data,
+    ngx_game_access_t *a);
+
+
+typedef struct {
+    ngx_game_access_verify_pt   verify;
+    ngx_game_access_revoked_pt  revoked;
+    void                       *data;
+} ngx_game_access_verifier_t;
+
+
+/* configuration time */
+void ngx_game_access_lend(ngx_conf_t *cf, ngx_game_access_verify_pt verify,
+    ngx_game_access_revoked_pt revoked, void *data);
+ngx_game_access_verifier_t *ngx_game_access_verifier(ngx_conf_t *cf);
+
+/* in a worker */
+ngx_int_t ngx_game_access_verify(ngx_game_access_verifier_t *v,
+    u_char *token, size_t len, ngx_game_access_t *a);
+ngx_uint_t ngx_game_access_revoked(ngx_game_access_verifier_t *v,
+    ngx_game_access_t *a);
+
+/* the token of "Authorization: Bearer <token>", or NGX_DECLINED */
+ngx_int_t ngx_game_access_bearer(ngx_http_request_t *r, ngx_str_t *token);
 
 
 /*

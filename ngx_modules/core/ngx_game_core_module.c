@@ -27,6 +27,7 @@
 #include "ngx_game_core_internal.h"
 
 
+static ngx_int_t ngx_game_core_preconfiguration(ngx_conf_t *cf);
 static void *ngx_game_core_create_main_conf(ngx_conf_t *cf);
 static ngx_int_t ngx_game_core_postconfiguration(ngx_conf_t *cf);
 static void *ngx_game_core_create_loc_conf(ngx_conf_t *cf);
@@ -104,6 +105,15 @@ static ngx_command_t  ngx_game_core_commands[] = {
       0,
       NULL },
 
+    /* Prometheus' text format: every family every module declared,
+     * summed over the workers; restrict it with allow/deny */
+    { ngx_string("game_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_game_metrics_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     /* diagnostics: parse a JSON body like every endpoint, send it back */
     { ngx_string("game_json_echo"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
@@ -117,7 +127,7 @@ static ngx_command_t  ngx_game_core_commands[] = {
 
 
 static ngx_http_module_t  ngx_game_core_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_game_core_preconfiguration,        /* preconfiguration */
     ngx_game_core_postconfiguration,       /* postconfiguration */
 
     ngx_game_core_create_main_conf,        /* create main configuration */
@@ -147,6 +157,14 @@ ngx_module_t  ngx_game_core_module = {
 };
 
 
+/* $game_endpoint */
+static ngx_int_t
+ngx_game_core_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_game_metrics_variables(cf);
+}
+
+
 static void *
 ngx_game_core_create_main_conf(ngx_conf_t *cf)
 {
@@ -165,7 +183,9 @@ ngx_game_core_create_main_conf(ngx_conf_t *cf)
            != NGX_OK
         || ngx_array_init(&cmcf->jwt.keys, cf->pool, 2,
                           sizeof(ngx_game_jwt_key_t))
-           != NGX_OK)
+           != NGX_OK
+        || ngx_game_metrics_create(cf, cmcf) != NGX_OK
+        || ngx_game_push_hooks_init(cf->pool, &cmcf->push) != NGX_OK)
     {
         return NULL;
     }
@@ -193,6 +213,13 @@ ngx_game_core_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_game_pg_metrics_init(cf, &cmcf->pg_pools) != NGX_OK
+        || ngx_game_redis_metrics_init(cf, &cmcf->redis_pools) != NGX_OK
+        || ngx_game_metrics_init(cf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     return ngx_game_http_init(cf);
 }
 
@@ -209,6 +236,7 @@ ngx_game_core_create_loc_conf(ngx_conf_t *cf)
 
     conf->body_limit = NGX_CONF_UNSET_SIZE;
     conf->retry_after = NGX_CONF_UNSET;
+    conf->endpoint = NGX_CONF_UNSET_UINT;
 
     return conf;
 }
@@ -217,6 +245,8 @@ ngx_game_core_create_loc_conf(ngx_conf_t *cf)
 static char *
 ngx_game_core_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 {
+    ngx_int_t                  endpoint;
+    ngx_http_core_loc_conf_t  *hlcf;
     ngx_game_core_loc_conf_t  *prev = parent;
     ngx_game_core_loc_conf_t  *conf = child;
 
@@ -227,6 +257,22 @@ ngx_game_core_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"game_retry_after\" must be at least 1s");
         return NGX_CONF_ERROR;
+    }
+
+    /* requests are counted by location: "if" and "limit_except" blocks
+     * count with the location they are in */
+    hlcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (hlcf->noname && prev->endpoint != NGX_CONF_UNSET_UINT) {
+        conf->endpoint = prev->endpoint;
+
+    } else {
+        endpoint = ngx_game_metrics_endpoint(cf, &hlcf->name);
+        if (endpoint == NGX_ERROR) {
+            return NGX_CONF_ERROR;
+        }
+
+        conf->endpoint = endpoint;
     }
 
     return NGX_CONF_OK;
@@ -251,6 +297,7 @@ ngx_game_core_init_process(ngx_cycle_t *cycle)
     }
 
     if (ngx_game_core_instance_init(cycle) != NGX_OK
+        || ngx_game_metrics_start(cycle, cmcf) != NGX_OK
         || ngx_game_pg_pools_start(cycle, &cmcf->pg_pools) != NGX_OK
         || ngx_game_redis_pools_start(cycle, &cmcf->redis_pools) != NGX_OK
         || ngx_game_bus_start(cycle, &cmcf->buses) != NGX_OK)
@@ -310,4 +357,5 @@ ngx_game_core_exit_process(ngx_cycle_t *cycle)
     ngx_game_bus_stop(&cmcf->buses);
     ngx_game_pg_pools_stop(&cmcf->pg_pools);
     ngx_game_redis_pools_stop(&cmcf->redis_pools);
+    ngx_game_metrics_stop(cmcf);
 }

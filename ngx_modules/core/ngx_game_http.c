@@ -72,6 +72,7 @@ static ngx_game_http_status_line_t  ngx_game_http_status_lines[] = {
     { 422, ngx_string("422 Unprocessable Content") },
     { 423, ngx_string("423 Locked") },
     { 424, ngx_string("424 Failed Dependency") },
+    { 426, ngx_string("426 Upgrade Required") },
     { 428, ngx_string("428 Precondition Required") },
     { 431, ngx_string("431 Request Header Fields Too Large") },
     { 0, ngx_null_string }

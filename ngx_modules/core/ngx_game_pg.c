@@ -68,6 +68,17 @@ typedef enum {
 } ngx_game_pg_why_e;
 
 
+/* the families every pool counts in (ngx_game_pg_metrics_init) */
+typedef struct {
+    ngx_game_metric_t          *connections;
+    ngx_game_metric_t          *in_flight;
+    ngx_game_metric_t          *queued;
+    ngx_game_metric_t          *timeouts;
+    ngx_game_metric_t          *reconnects;
+    ngx_game_metric_t          *rejected;
+} ngx_game_pg_metrics_t;
+
+
 /* a query in flight: outlives its request, whose results must be read */
 typedef struct {
     ngx_game_pg_query_t        *query;      /* NULL once cancelled */
@@ -128,6 +139,10 @@ struct ngx_game_pg_pool_s {
     ngx_uint_t                  nwaiting;
     ngx_uint_t                  nconnected;
     unsigned                    down:1;
+
+    /* its metrics, and its value of their "pool" label */
+    ngx_game_pg_metrics_t      *metrics;
+    ngx_uint_t                  metric;
 };
 
 
@@ -875,6 +890,7 @@ ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t why)
 
     if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
         ngx_add_timer(&pc->timer, delay);
+        ngx_game_metric_inc(pg->metrics->reconnects, pg->metric, 0, 1);
     }
 
     n = pc->count;
@@ -1535,6 +1551,7 @@ ngx_game_pg_query_run(ngx_game_pg_pool_t *pg, ngx_game_pg_query_t *q)
 
     if (pg->down || pg->nwaiting >= pg->max_queue) {
         q->done = 1;
+        ngx_game_metric_inc(pg->metrics->rejected, pg->metric, 0, 1);
 
         if (!pg->down) {
             ngx_log_error(NGX_LOG_WARN, q->log, 0,
@@ -1584,6 +1601,8 @@ ngx_game_pg_query_timeout(ngx_event_t *ev)
     ngx_log_error(NGX_LOG_WARN, q->log, 0,
                   "game: PostgreSQL pool \"%V\": statement \"%s\" timed out",
                   &q->pool->name, q->stmt->name);
+
+    ngx_game_metric_inc(q->pool->metrics->timeouts, q->pool->metric, 0, 1);
 
     if (pc) {
         /* mid-result: the connection cannot be reused.  It is taken out of
@@ -1662,4 +1681,104 @@ ngx_game_pg_text_len(const char *msg)
     }
 
     return len;
+}
+
+
+/* metrics: the pools' families, and a sampler for their gauges */
+
+static void ngx_game_pg_metrics_sample(void *data);
+
+
+ngx_int_t
+ngx_game_pg_metrics_init(ngx_conf_t *cf, ngx_array_t *pools)
+{
+    ngx_int_t               v;
+    ngx_uint_t              i;
+    ngx_game_pg_pool_t    **pg;
+    ngx_game_pg_metrics_t  *m;
+
+    m = ngx_pcalloc(cf->pool, sizeof(ngx_game_pg_metrics_t));
+    if (m == NULL) {
+        return NGX_ERROR;
+    }
+
+    m->connections = ngx_game_metric_add(cf, NGX_GAME_METRIC_GAUGE,
+        "game_pg_pool_connections",
+        "PostgreSQL connections up, summed over the workers",
+        "pool", NULL, NULL);
+    m->in_flight = ngx_game_metric_add(cf, NGX_GAME_METRIC_GAUGE,
+        "game_pg_pool_queries_in_flight",
+        "Queries sent and not yet answered", "pool", NULL, NULL);
+    m->queued = ngx_game_metric_add(cf, NGX_GAME_METRIC_GAUGE,
+        "game_pg_pool_queries_queued",
+        "Queries waiting for a connection", "pool", NULL, NULL);
+    m->timeouts = ngx_game_metric_add(cf, NGX_GAME_METRIC_COUNTER,
+        "game_pg_pool_timeouts_total",
+        "Queries that got no answer within query_timeout",
+        "pool", NULL, NULL);
+    m->reconnects = ngx_game_metric_add(cf, NGX_GAME_METRIC_COUNTER,
+        "game_pg_pool_reconnects_total",
+        "Connections lost or failed, each followed by a new attempt",
+        "pool", NULL, NULL);
+    m->rejected = ngx_game_metric_add(cf, NGX_GAME_METRIC_COUNTER,
+        "game_pg_pool_rejected_total",
+        "Queries refused at once: the pool down or its queue full (503)",
+        "pool", NULL, NULL);
+
+    if (m->connections == NULL || m->in_flight == NULL || m->queued == NULL
+        || m->timeouts == NULL || m->reconnects == NULL
+        || m->rejected == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    pg = pools->elts;
+
+    for (i = 0; i < pools->nelts; i++) {
+        v = ngx_game_metric_value(cf, m->connections, 0, &pg[i]->name);
+
+        if (v == NGX_ERROR
+            || ngx_game_metric_value(cf, m->in_flight, 0, &pg[i]->name) != v
+            || ngx_game_metric_value(cf, m->queued, 0, &pg[i]->name) != v
+            || ngx_game_metric_value(cf, m->timeouts, 0, &pg[i]->name) != v
+            || ngx_game_metric_value(cf, m->reconnects, 0, &pg[i]->name)
+               != v
+            || ngx_game_metric_value(cf, m->rejected, 0, &pg[i]->name) != v)
+        {
+            return NGX_ERROR;
+        }
+
+        pg[i]->metrics = m;
+        pg[i]->metric = v;
+    }
+
+    return ngx_game_metrics_sampler_add(cf, ngx_game_pg_metrics_sample,
+                                        pools);
+}
+
+
+static void
+ngx_game_pg_metrics_sample(void *data)
+{
+    ngx_array_t *pools = data;
+
+    ngx_uint_t              i, k, n;
+    ngx_game_pg_pool_t    **pg;
+    ngx_game_pg_metrics_t  *m;
+
+    pg = pools->elts;
+
+    for (i = 0; i < pools->nelts; i++) {
+        m = pg[i]->metrics;
+        n = 0;
+
+        for (k = 0; pg[i]->conns && k < pg[i]->connections; k++) {
+            n += pg[i]->conns[k].count;
+        }
+
+        ngx_game_metric_set(m->connections, pg[i]->metric, 0,
+                            pg[i]->nconnected);
+        ngx_game_metric_set(m->in_flight, pg[i]->metric, 0, n);
+        ngx_game_metric_set(m->queued, pg[i]->metric, 0, pg[i]->nwaiting);
+    }
 }

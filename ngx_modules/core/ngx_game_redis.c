@@ -16,6 +16,12 @@
  * (SIGSTOP) server still accepts TCP connections.  A command that times out
  * closes its connection, since every command behind it would wait as well;
  * the connection reconnects with a backoff of 100 ms doubling to 1 s.
+ *
+ * A subscription (ngx_game_redis_sub_*, at the end) is a connection of its
+ * own to a pool's server, in subscribe mode, never in the pool's turn: a
+ * subscribed connection takes no other command.  It is bound to the event
+ * loop by the same adapter, reconnects the same way, and tells its owner
+ * when it is up again, so that the owner subscribes anew.
  */
 
 #include <ngx_config.h>
@@ -38,6 +44,16 @@ typedef enum {
 
 
 typedef struct ngx_game_redis_slot_s  ngx_game_redis_slot_t;
+
+/* the families every pool counts in (ngx_game_redis_metrics_init) */
+typedef struct {
+    ngx_game_metric_t          *connections;
+    ngx_game_metric_t          *in_flight;
+    ngx_game_metric_t          *timeouts;
+    ngx_game_metric_t          *reconnects;
+    ngx_game_metric_t          *rejected;
+} ngx_game_redis_metrics_t;
+
 typedef struct ngx_game_redis_conn_s  ngx_game_redis_conn_t;
 
 
@@ -50,6 +66,7 @@ struct ngx_game_redis_slot_s {
 
 struct ngx_game_redis_conn_s {
     ngx_game_redis_pool_t      *pool;
+    ngx_game_redis_sub_t       *sub;        /* a subscription's, or NULL */
     redisAsyncContext          *ac;
     ngx_connection_t           *c;
     ngx_game_redis_state_e      state;
@@ -60,6 +77,14 @@ struct ngx_game_redis_conn_s {
     /* connect timeout while connecting, reconnect delay while closed */
     ngx_event_t                 timer;
     ngx_msec_t                  backoff;
+};
+
+
+struct ngx_game_redis_sub_s {
+    ngx_game_redis_conn_t       conn;
+    ngx_game_redis_sub_handlers_t  handlers;
+    unsigned                    stopped:1;
+    unsigned                    down:1;     /* said so in the log */
 };
 
 
@@ -85,9 +110,15 @@ struct ngx_game_redis_pool_s {
     ngx_uint_t                  nready;
     ngx_game_redis_slot_t      *free;
     unsigned                    down:1;
+
+    /* its metrics, and its value of their "pool" label */
+    ngx_game_redis_metrics_t   *metrics;
+    ngx_uint_t                  metric;
 };
 
 
+static ngx_uint_t ngx_game_redis_stopped(ngx_game_redis_conn_t *rc);
+static void ngx_game_redis_sub_ready(ngx_game_redis_conn_t *rc);
 static void ngx_game_redis_connect(ngx_game_redis_conn_t *rc);
 static void ngx_game_redis_on_connect(const redisAsyncContext *ac,
     int status);
@@ -391,13 +422,25 @@ ngx_game_redis_pools_stop(ngx_array_t *pools)
 
 /* connecting */
 
+/* the worker ends, or the connection's owner let it go: no reconnects */
+static ngx_uint_t
+ngx_game_redis_stopped(ngx_game_redis_conn_t *rc)
+{
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        return 1;
+    }
+
+    return rc->sub ? rc->sub->stopped : rc->pool->conns == NULL;
+}
+
+
 static void
 ngx_game_redis_connect(ngx_game_redis_conn_t *rc)
 {
     redisAsyncContext      *ac;
     ngx_game_redis_pool_t  *rp = rc->pool;
 
-    if (ngx_exiting || ngx_terminate || ngx_quit || rp->conns == NULL) {
+    if (ngx_game_redis_stopped(rc)) {
         return;
     }
 
@@ -494,6 +537,11 @@ ngx_game_redis_on_ping(redisAsyncContext *ac, void *r, void *data)
         ngx_del_timer(&rc->timer);
     }
 
+    if (rc->sub) {
+        ngx_game_redis_sub_ready(rc);
+        return;
+    }
+
     if (rp->down) {
         ngx_log_error(NGX_LOG_NOTICE, rp->log, 0,
                       "game: Redis pool \"%V\" is up again", &rp->name);
@@ -533,15 +581,28 @@ ngx_game_redis_retry_later(ngx_game_redis_conn_t *rc, ngx_uint_t failed)
                                         NGX_GAME_BACKOFF_MAX);
         delay = rc->backoff;
 
-        if (rp->nready == 0 && !rp->down) {
+        if (rc->sub) {
+            if (!rc->sub->down) {
+                ngx_log_error(NGX_LOG_ERR, rp->log, 0,
+                              "game: Redis pool \"%V\": the subscription "
+                              "cannot connect to %V", &rp->name,
+                              &rp->address);
+                rc->sub->down = 1;
+            }
+
+        } else if (rp->nready == 0 && !rp->down) {
             ngx_log_error(NGX_LOG_ERR, rp->log, 0,
                           "game: Redis pool \"%V\" is down", &rp->name);
             rp->down = 1;
         }
     }
 
-    if (!ngx_exiting && !ngx_terminate && !ngx_quit && rp->conns) {
+    if (!ngx_game_redis_stopped(rc)) {
         ngx_add_timer(&rc->timer, delay);
+
+        if (rc->sub == NULL) {
+            ngx_game_metric_inc(rp->metrics->reconnects, rp->metric, 0, 1);
+        }
     }
 }
 
@@ -694,6 +755,7 @@ ngx_game_redis_send(ngx_game_redis_pool_t *rp, ngx_game_redis_cmd_t *cmd,
 
     rc = ngx_game_redis_pick(rp);
     if (rc == NULL) {
+        ngx_game_metric_inc(rp->metrics->rejected, rp->metric, 0, 1);
         return NGX_GAME_UNAVAILABLE;
     }
 
@@ -844,6 +906,9 @@ ngx_game_redis_cmd_timeout(ngx_event_t *ev)
                   "game: Redis pool \"%V\": command timed out",
                   &cmd->pool->name);
 
+    ngx_game_metric_inc(cmd->pool->metrics->timeouts, cmd->pool->metric, 0,
+                        1);
+
     cmd->slot = NULL;
 
     if (slot) {
@@ -957,15 +1022,23 @@ ngx_game_redis_ev_cleanup(void *data)
     rc->writing = 0;
     rc->closing = 0;
 
-    if (rc->pool->conns == NULL) {
-        /* ngx_game_redis_pools_stop() */
+    if (rc->sub ? rc->sub->stopped : rc->pool->conns == NULL) {
+        /* ngx_game_redis_pools_stop(), ngx_game_redis_sub_stop() */
         rc->state = NGX_GAME_REDIS_CLOSED;
         return;
     }
 
     was_ready = (rc->state == NGX_GAME_REDIS_READY);
 
-    if (was_ready) {
+    if (was_ready && rc->sub) {
+        ngx_log_error(NGX_LOG_WARN, rc->pool->log, 0,
+                      "game: Redis pool \"%V\": the subscription to %V "
+                      "was lost", &rc->pool->name, &rc->pool->address);
+
+        rc->state = NGX_GAME_REDIS_CLOSED;
+        rc->sub->handlers.lost(rc->sub, rc->sub->handlers.data);
+
+    } else if (was_ready) {
         rc->pool->nready--;
         ngx_log_error(NGX_LOG_WARN, rc->pool->log, 0,
                       "game: Redis pool \"%V\": connection to %V lost",
@@ -998,5 +1071,279 @@ ngx_game_redis_write_handler(ngx_event_t *ev)
     /* the context may be gone: a failed write frees it */
     if (rc->ac) {
         rc->writing = 0;
+    }
+}
+
+
+/*
+ * Subscriptions.  One connection in subscribe mode, bound and reconnected
+ * like a pool's, to the server of pool "rp".  Its owner subscribes once the
+ * connection says it is ready, and again after every reconnect: Redis
+ * forgets a connection's channels with the connection.
+ *
+ * hiredis keeps one callback per channel; every channel here has the same
+ * one, which hands confirmations and messages to the owner.  A subscribed
+ * hiredis context takes no command but (P)(UN)SUBSCRIBE (a PING would be
+ * answered in a shape hiredis 0.14 cannot match to it), so the connection
+ * is checked with a PING before it subscribes to anything.
+ */
+
+static void ngx_game_redis_sub_on_reply(redisAsyncContext *ac, void *r,
+    void *data);
+
+
+ngx_game_redis_sub_t *
+ngx_game_redis_sub_start(ngx_cycle_t *cycle, ngx_game_redis_pool_t *rp,
+    ngx_game_redis_sub_handlers_t *handlers)
+{
+    ngx_game_redis_sub_t   *sub;
+    ngx_game_redis_conn_t  *rc;
+
+    sub = ngx_pcalloc(cycle->pool, sizeof(ngx_game_redis_sub_t));
+    if (sub == NULL) {
+        return NULL;
+    }
+
+    sub->handlers = *handlers;
+
+    rc = &sub->conn;
+    rc->pool = rp;
+    rc->sub = sub;
+    rc->timer.handler = ngx_game_redis_timer_handler;
+    rc->timer.data = rc;
+    rc->timer.log = cycle->log;
+    /* reconnecting is idle work: it must not keep a leaving worker */
+    rc->timer.cancelable = 1;
+
+    ngx_game_redis_connect(rc);
+
+    return sub;
+}
+
+
+static void
+ngx_game_redis_sub_ready(ngx_game_redis_conn_t *rc)
+{
+    ngx_game_redis_sub_t  *sub = rc->sub;
+
+    if (sub->down) {
+        ngx_log_error(NGX_LOG_NOTICE, rc->pool->log, 0,
+                      "game: Redis pool \"%V\": the subscription is up "
+                      "again", &rc->pool->name);
+        sub->down = 0;
+    }
+
+    rc->state = NGX_GAME_REDIS_READY;
+    rc->backoff = 0;
+
+    sub->handlers.ready(sub, sub->handlers.data);
+}
+
+
+ngx_uint_t
+ngx_game_redis_sub_ready_now(ngx_game_redis_sub_t *sub)
+{
+    return sub->conn.state == NGX_GAME_REDIS_READY && sub->conn.ac
+           && !sub->conn.closing;
+}
+
+
+/*
+ * SUBSCRIBE or UNSUBSCRIBE "n" channels in one command.  NGX_OK: sent
+ * (SUBSCRIBE is confirmed channel by channel to the "subscribed"
+ * handler); NGX_GAME_UNAVAILABLE: the connection is not up, and the owner
+ * subscribes when "ready" says it is.
+ */
+
+ngx_int_t
+ngx_game_redis_sub_send(ngx_game_redis_sub_t *sub, ngx_uint_t subscribe,
+    ngx_str_t *channels, ngx_uint_t n)
+{
+    int                     rc;
+    size_t                 *argvlen;
+    ngx_uint_t              i;
+    const char            **argv;
+    ngx_game_redis_conn_t  *conn = &sub->conn;
+
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    if (!ngx_game_redis_sub_ready_now(sub)) {
+        return NGX_GAME_UNAVAILABLE;
+    }
+
+    argv = ngx_alloc((n + 1) * (sizeof(char *) + sizeof(size_t)),
+                     conn->pool->log);
+    if (argv == NULL) {
+        return NGX_ERROR;
+    }
+
+    argvlen = (size_t *) (argv + n + 1);
+
+    argv[0] = subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE";
+    argvlen[0] = subscribe ? 9 : 11;
+
+    for (i = 0; i < n; i++) {
+        argv[i + 1] = (const char *) channels[i].data;
+        argvlen[i + 1] = channels[i].len;
+    }
+
+    /* hiredis formats the command at once and registers the callback for
+     * every channel of a SUBSCRIBE; an UNSUBSCRIBE has none of its own */
+    rc = redisAsyncCommandArgv(conn->ac,
+                               subscribe ? ngx_game_redis_sub_on_reply : NULL,
+                               sub, (int) n + 1, argv, argvlen);
+    ngx_free(argv);
+
+    return rc == REDIS_OK ? NGX_OK : NGX_GAME_UNAVAILABLE;
+}
+
+
+/* ["subscribe", channel, count] | ["message", channel, payload] | NULL */
+static void
+ngx_game_redis_sub_on_reply(redisAsyncContext *ac, void *r, void *data)
+{
+    ngx_str_t              kind, channel, payload;
+    redisReply            *reply = r;
+    ngx_game_redis_sub_t  *sub = data;
+
+    /* the context is going away: every channel's callback hears NULL */
+    if (reply == NULL || sub->stopped
+        || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
+        return;
+    }
+
+    kind.data = (u_char *) reply->element[0]->str;
+    kind.len = reply->element[0]->len;
+    channel.data = (u_char *) reply->element[1]->str;
+    channel.len = reply->element[1]->len;
+
+    if (kind.len == 7 && ngx_strncmp(kind.data, "message", 7) == 0
+        && reply->element[2]->type == REDIS_REPLY_STRING)
+    {
+        payload.data = (u_char *) reply->element[2]->str;
+        payload.len = reply->element[2]->len;
+
+        sub->handlers.message(sub, sub->handlers.data, &channel, &payload);
+        return;
+    }
+
+    if (kind.len == 9 && ngx_strncmp(kind.data, "subscribe", 9) == 0) {
+        sub->handlers.subscribed(sub, sub->handlers.data, &channel);
+    }
+}
+
+
+/* the worker ends: close quietly, call no handler */
+void
+ngx_game_redis_sub_stop(ngx_game_redis_sub_t *sub)
+{
+    ngx_game_redis_conn_t  *rc = &sub->conn;
+
+    sub->stopped = 1;
+
+    if (rc->timer.timer_set) {
+        ngx_del_timer(&rc->timer);
+    }
+
+    if (rc->ac) {
+        redisAsyncFree(rc->ac);
+    }
+}
+
+
+/* metrics: the pools' families, and a sampler for their gauges */
+
+static void ngx_game_redis_metrics_sample(void *data);
+
+
+ngx_int_t
+ngx_game_redis_metrics_init(ngx_conf_t *cf, ngx_array_t *pools)
+{
+    ngx_int_t                  v;
+    ngx_uint_t                 i;
+    ngx_game_redis_pool_t    **rp;
+    ngx_game_redis_metrics_t  *m;
+
+    m = ngx_pcalloc(cf->pool, sizeof(ngx_game_redis_metrics_t));
+    if (m == NULL) {
+        return NGX_ERROR;
+    }
+
+    m->connections = ngx_game_metric_add(cf, NGX_GAME_METRIC_GAUGE,
+        "game_redis_pool_connections",
+        "Redis connections up, summed over the workers",
+        "pool", NULL, NULL);
+    m->in_flight = ngx_game_metric_add(cf, NGX_GAME_METRIC_GAUGE,
+        "game_redis_pool_commands_in_flight",
+        "Commands sent and not yet answered", "pool", NULL, NULL);
+    m->timeouts = ngx_game_metric_add(cf, NGX_GAME_METRIC_COUNTER,
+        "game_redis_pool_timeouts_total",
+        "Commands that got no answer within command_timeout",
+        "pool", NULL, NULL);
+    m->reconnects = ngx_game_metric_add(cf, NGX_GAME_METRIC_COUNTER,
+        "game_redis_pool_reconnects_total",
+        "Connections lost or failed, each followed by a new attempt",
+        "pool", NULL, NULL);
+    m->rejected = ngx_game_metric_add(cf, NGX_GAME_METRIC_COUNTER,
+        "game_redis_pool_rejected_total",
+        "Commands refused at once: no connection up or all full (503)",
+        "pool", NULL, NULL);
+
+    if (m->connections == NULL || m->in_flight == NULL
+        || m->timeouts == NULL || m->reconnects == NULL
+        || m->rejected == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    rp = pools->elts;
+
+    for (i = 0; i < pools->nelts; i++) {
+        v = ngx_game_metric_value(cf, m->connections, 0, &rp[i]->name);
+
+        if (v == NGX_ERROR
+            || ngx_game_metric_value(cf, m->in_flight, 0, &rp[i]->name) != v
+            || ngx_game_metric_value(cf, m->timeouts, 0, &rp[i]->name) != v
+            || ngx_game_metric_value(cf, m->reconnects, 0, &rp[i]->name)
+               != v
+            || ngx_game_metric_value(cf, m->rejected, 0, &rp[i]->name) != v)
+        {
+            return NGX_ERROR;
+        }
+
+        rp[i]->metrics = m;
+        rp[i]->metric = v;
+    }
+
+    return ngx_game_metrics_sampler_add(cf, ngx_game_redis_metrics_sample,
+                                        pools);
+}
+
+
+static void
+ngx_game_redis_metrics_sample(void *data)
+{
+    ngx_array_t *pools = data;
+
+    ngx_uint_t                 i, k, n;
+    ngx_game_redis_pool_t    **rp;
+
+    rp = pools->elts;
+
+    for (i = 0; i < pools->nelts; i++) {
+        n = 0;
+
+        for (k = 0; rp[i]->conns && k < rp[i]->connections; k++) {
+            n += rp[i]->conns[k].pending;
+        }
+
+        ngx_game_metric_set(rp[i]->metrics->connections, rp[i]->metric, 0,
+                            rp[i]->nready);
+        ngx_game_metric_set(rp[i]->metrics->in_flight, rp[i]->metric, 0, n);
     }
 }

@@ -43,6 +43,8 @@ typedef struct {
     ngx_uint_t                  reward_xp[NGX_GAME_ECON_RESULTS];
     ngx_str_t                   outcomes;       /* the stream */
     ngx_game_bus_conf_t         bus;            /* the rewards consumer */
+
+    ngx_game_metric_t          *purchases;      /* ngx_game_econ_metrics.c */
 } ngx_game_econ_main_conf_t;
 
 
@@ -58,10 +60,14 @@ typedef struct {
 } ngx_game_econ_answer_t;
 
 
-/* a write endpoint's request: whose inventory it may change */
+/* a write endpoint's request: whose inventory it may change, and why the
+ * player's wallet moves when it does ("purchase", "grant"; NULL: it does
+ * not), for the player's connected sockets */
 typedef struct {
     ngx_str_t                   player;
     ngx_str_t                   key;
+    unsigned                    replayed:1;     /* answered from its key */
+    const char                 *wallet;
 } ngx_game_econ_write_t;
 
 
@@ -81,6 +87,7 @@ struct ngx_game_econ_cached_s {
 
 ngx_int_t ngx_game_econ_catalog(ngx_http_request_t *r);
 ngx_int_t ngx_game_econ_purchase(ngx_http_request_t *r);
+ngx_int_t ngx_game_econ_metrics_init(ngx_conf_t *cf);
 ngx_int_t ngx_game_econ_inventory(ngx_http_request_t *r);
 ngx_int_t ngx_game_econ_equip(ngx_http_request_t *r);
 ngx_int_t ngx_game_econ_unequip(ngx_http_request_t *r);
@@ -124,6 +131,13 @@ void ngx_game_econ_written(ngx_game_pg_query_t *q, ngx_int_t rc,
 ngx_int_t ngx_game_econ_send(ngx_http_request_t *r,
     ngx_game_econ_answer_t *a);
 u_char *ngx_game_econ_number(ngx_pool_t *pool, ngx_int_t n);
+
+/* ngx_game_econ_push.c */
+void ngx_game_econ_push_wallet(ngx_http_request_t *r, ngx_str_t *player,
+    const char *reason, ngx_str_t *answer);
+ngx_int_t ngx_game_econ_push_balance(ngx_http_request_t *r,
+    const char *player, const char *reason, const char *payment,
+    ngx_http_handler_pt next);
 
 
 extern ngx_module_t  ngx_game_econ_module;

@@ -87,6 +87,8 @@ ngx_game_econ_admin_grant(ngx_http_request_t *r)
         return ngx_game_econ_refuse(r, rc);
     }
 
+    g->w.wallet = "grant";
+
     ngx_http_set_ctx(r, g, ngx_game_econ_module);
 
     return ngx_game_http_read_json(r, ngx_game_econ_grant_body);

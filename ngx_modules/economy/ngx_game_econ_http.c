@@ -242,9 +242,18 @@ ngx_game_econ_written(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
 
     w = ngx_http_get_module_ctx(r, ngx_game_econ_module);
 
+    if (w) {
+        w->replayed = a.replayed;
+    }
+
     if (a.status >= 300 || a.replayed || w == NULL) {
         ngx_http_finalize_request(r, ngx_game_econ_send(r, &a));
         return;
+    }
+
+    if (w->wallet) {
+        /* committed: the player's sockets hear of the new balance */
+        ngx_game_econ_push_wallet(r, &w->player, w->wallet, &a.body);
     }
 
     ngx_http_finalize_request(r, ngx_game_econ_cache_bump(r, &w->player, &a));

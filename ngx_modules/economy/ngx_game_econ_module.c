@@ -165,9 +165,16 @@ static ngx_command_t  ngx_game_econ_commands[] = {
 };
 
 
+static ngx_int_t
+ngx_game_econ_postconfiguration(ngx_conf_t *cf)
+{
+    return ngx_game_econ_metrics_init(cf);
+}
+
+
 static ngx_http_module_t  ngx_game_econ_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_game_econ_postconfiguration,       /* postconfiguration */
 
     ngx_game_econ_create_main_conf,        /* create main configuration */
     ngx_game_econ_init_main_conf,          /* init main configuration */

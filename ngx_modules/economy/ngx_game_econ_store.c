@@ -163,6 +163,7 @@ ngx_game_econ_purchase(ngx_http_request_t *r)
         return ngx_game_econ_refuse(r, rc);
     }
 
+    p->wallet = "purchase";
     ngx_http_set_ctx(r, p, ngx_game_econ_module);
 
     return ngx_game_http_read_json(r, ngx_game_econ_purchase_body);

@@ -38,6 +38,14 @@
 #define NGX_GAME_ECON_SIGS_MAX  8
 
 
+/* the event, for its answer and its push */
+typedef struct {
+    const char                 *player;     /* NULL: none, or not an id */
+    const char                 *payment;
+    char                       *outcome;
+} ngx_game_econ_event_t;
+
+
 typedef struct {
     time_t                      t;
     u_char                      v1[NGX_GAME_ECON_SIGS_MAX]
@@ -55,6 +63,7 @@ static ngx_int_t ngx_game_econ_signature_valid(ngx_game_econ_main_conf_t *emcf,
 static void ngx_game_econ_webhook_event(ngx_http_request_t *r, json_t *body);
 static void ngx_game_econ_webhook_done(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *res);
+static ngx_int_t ngx_game_econ_webhook_answer(ngx_http_request_t *r);
 
 
 static ngx_game_pg_stmt_t  ngx_game_econ_payment_stmt = {
@@ -246,6 +255,7 @@ ngx_game_econ_webhook_event(ngx_http_request_t *r, json_t *body)
     json_t                     *id, *type, *data, *payment, *player, *hard;
     ngx_int_t                   rc;
     const char                 *values[7];
+    ngx_game_econ_event_t      *ev;
     ngx_game_econ_main_conf_t  *emcf;
 
     emcf = ngx_http_get_module_main_conf(r, ngx_game_econ_module);
@@ -282,6 +292,17 @@ ngx_game_econ_webhook_event(ngx_http_request_t *r, json_t *body)
         player = NULL;      /* SQL answers no_player */
     }
 
+    ev = ngx_pcalloc(r->pool, sizeof(ngx_game_econ_event_t));
+    if (ev == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /* the body's strings live as long as the request */
+    ev->player = player ? json_string_value(player) : NULL;
+    ev->payment = payment ? json_string_value(payment) : NULL;
+    ngx_http_set_ctx(r, ev, ngx_game_econ_module);
+
     values[0] = json_string_value(id);
     values[1] = json_string_value(type);
     values[2] = payment ? json_string_value(payment) : NULL;
@@ -305,14 +326,15 @@ ngx_game_econ_webhook_event(ngx_http_request_t *r, json_t *body)
 
 
 /* 200 for every event we took (credited, reversed, a duplicate, one we do
- * not act on): the gateway stops sending it.  5xx makes it try again. */
+ * not act on): the gateway stops sending it.  5xx makes it try again.  A
+ * credit or a reversal is pushed to the player's sockets first. */
 static void
 ngx_game_econ_webhook_done(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *res)
 {
-    json_t              *body;
-    const char          *outcome;
-    ngx_http_request_t  *r = q->data;
+    const char              *outcome;
+    ngx_http_request_t      *r = q->data;
+    ngx_game_econ_event_t   *ev;
 
     if (rc != NGX_OK || PQntuples(res) != 1) {
         ngx_http_finalize_request(r,
@@ -321,7 +343,17 @@ ngx_game_econ_webhook_done(ngx_game_pg_query_t *q, ngx_int_t rc,
         return;
     }
 
+    ev = ngx_http_get_module_ctx(r, ngx_game_econ_module);
     outcome = PQgetvalue(res, 0, 0);
+
+    /* the result goes when this handler returns */
+    ev->outcome = (char *) ngx_pstrdup(r->pool, &(ngx_str_t) {
+                                           ngx_strlen(outcome) + 1,
+                                           (u_char *) outcome });
+    if (ev->outcome == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
 
     if (ngx_strcmp(outcome, "no_player") == 0) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
@@ -329,13 +361,39 @@ ngx_game_econ_webhook_done(ngx_game_pg_query_t *q, ngx_int_t rc,
                       "recorded and not credited");
     }
 
-    body = json_pack("{s:b,s:s}", "received", 1, "outcome", outcome);
-    if (body == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    if (ev->player
+        && (ngx_strcmp(outcome, "credited") == 0
+            || ngx_strcmp(outcome, "reversed") == 0))
+    {
+        ngx_http_finalize_request(r,
+            ngx_game_econ_push_balance(r, ev->player,
+                                       outcome[0] == 'c' ? "payment"
+                                                         : "reversal",
+                                       ev->payment,
+                                       ngx_game_econ_webhook_answer));
         return;
     }
 
-    ngx_http_finalize_request(r, ngx_game_http_send_json(r, NGX_HTTP_OK,
-                                                         body));
+    ngx_http_finalize_request(r, ngx_game_econ_webhook_answer(r));
+}
+
+
+static ngx_int_t
+ngx_game_econ_webhook_answer(ngx_http_request_t *r)
+{
+    json_t                 *body;
+    ngx_int_t               rc;
+    ngx_game_econ_event_t  *ev;
+
+    ev = ngx_http_get_module_ctx(r, ngx_game_econ_module);
+
+    body = json_pack("{s:b,s:s}", "received", 1, "outcome", ev->outcome);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_game_http_send_json(r, NGX_HTTP_OK, body);
     json_decref(body);
+
+    return rc;
 }

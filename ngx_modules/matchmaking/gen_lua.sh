@@ -15,7 +15,7 @@ set -eu
 
 dir=$1
 alloc=$2
-scripts="join cancel status lease read match sweep expire finish publish party_create party_join party_get"
+scripts="join cancel status lease read match sweep expire finish publish party_create party_join party_get party_leave party_of notify metrics"
 
 script() {
     if [ "$1" = match ]; then

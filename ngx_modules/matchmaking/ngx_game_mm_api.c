@@ -98,19 +98,27 @@ ngx_game_mm_player(ngx_http_request_t *r, ngx_str_t *id)
 ngx_int_t
 ngx_game_mm_who(ngx_http_request_t *r, ngx_str_t *id)
 {
-    switch (ngx_game_mm_player(r, id)) {
+    return ngx_game_mm_player(r, id);
+}
 
-    case NGX_OK:
-        return NGX_OK;
 
-    case NGX_DECLINED:
+/*
+ * The answer to a request ngx_game_mm_who() refused (NGX_DECLINED: nobody
+ * signed in, the location is not behind the guard).  Who only says why: a
+ * helper that sent the answer itself would return what the send returned,
+ * often NGX_OK, and its caller would carry on with no player.
+ */
+
+ngx_int_t
+ngx_game_mm_refuse(ngx_http_request_t *r, ngx_int_t why)
+{
+    if (why == NGX_DECLINED) {
         return ngx_game_http_send_error(r, NGX_HTTP_UNAUTHORIZED,
                                         "unauthorized",
                                         "a signed-in player is required");
-
-    default:
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
 }
 
 
@@ -135,7 +143,7 @@ ngx_game_mm_join_handler(ngx_http_request_t *r)
 
     rc = ngx_game_mm_who(r, &j->player);
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_game_mm_refuse(r, rc);
     }
 
     j->request = r;
@@ -473,6 +481,7 @@ ngx_game_mm_join_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply)
 {
     json_t              *body;
+    ngx_str_t            ticket;
     ngx_game_mm_join_t  *j = cmd->data;
     ngx_http_request_t  *r = j->request;
 
@@ -509,6 +518,12 @@ ngx_game_mm_join_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
             ngx_game_http_send_outcome(r, NGX_ERROR, "the matchmaker"));
         return;
     }
+
+    /* its players' sockets hear it too (a party's other members) */
+    ticket.data = j->ticket;
+    ticket.len = 36;
+    ngx_game_mm_notify(ngx_http_get_module_main_conf(r, ngx_game_mm_module),
+                       &ticket, 1);
 
     body = json_pack("{s:s#,s:s,s:s#,s:s#}",
                      "ticket_id", (char *) j->ticket, (int) 36,
@@ -588,10 +603,6 @@ typedef struct {
 static ngx_int_t ngx_game_mm_status_ask(ngx_game_mm_status_t *st);
 static void ngx_game_mm_status_poll(ngx_event_t *ev);
 static void ngx_game_mm_status_cleanup(void *data);
-static json_t *ngx_game_mm_status_body(ngx_game_mm_status_t *st,
-    redisReply *reply);
-static ngx_int_t ngx_game_mm_connection_ticket(ngx_http_request_t *r,
-    json_t *body, ngx_str_t *player, const char *server_id);
 
 
 ngx_int_t
@@ -616,7 +627,7 @@ ngx_game_mm_status_handler(ngx_http_request_t *r)
 
     rc = ngx_game_mm_who(r, &st->player);
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_game_mm_refuse(r, rc);
     }
 
     wait = 0;
@@ -756,6 +767,15 @@ ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     poll = st->poll;
     st->poll = NULL;
 
+    /* finalizing below may close the connection and free its log, which
+     * the pool and the command still name when they go at "done": an
+     * nginx built --with-debug reads pool->log in ngx_destroy_pool(), and
+     * that read of freed memory crashed workers under load */
+    if (poll) {
+        poll->log = ngx_cycle->log;
+    }
+    cmd->log = ngx_cycle->log;
+
     if (rc != NGX_OK) {
         ngx_http_finalize_request(r,
             ngx_game_http_send_outcome(r, rc, "the matchmaker"));
@@ -769,7 +789,17 @@ ngx_game_mm_status_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
         goto done;
     }
 
-    body = ngx_game_mm_status_body(st, reply);
+    body = NULL;
+
+    if (ngx_game_mm_reply_is(reply, "TICKET") && reply->elements >= 2
+        && reply->element[1]->type == REDIS_REPLY_STRING)
+    {
+        body = ngx_game_mm_status_json(
+                   ngx_http_get_module_main_conf(r, ngx_game_mm_module),
+                   r->pool, &st->player, reply->element[1],
+                   &reply->element[2], reply->elements - 2);
+    }
+
     if (body == NULL) {
         ngx_http_finalize_request(r,
             ngx_game_http_send_outcome(r, NGX_ERROR, "the matchmaker"));
@@ -811,184 +841,6 @@ done:
 }
 
 
-/*
- * {'TICKET', ticket id, field, value, ...} -> the answer's JSON: ticket_id,
- * status, reason (for a ticket that ended), game_mode, region,
- * queued_for_ms, match_id, team, server {host, port}, connection_ticket.
- */
-
-static json_t *
-ngx_game_mm_status_body(ngx_game_mm_status_t *st, redisReply *reply)
-{
-    size_t       i;
-    json_t      *body, *server, *status;
-    int64_t      created;
-    redisReply  *k, *v;
-    ngx_time_t  *tp;
-    const char  *queue, *colon, *server_id;
-
-    if (!ngx_game_mm_reply_is(reply, "TICKET") || reply->elements < 2
-        || reply->element[1]->type != REDIS_REPLY_STRING)
-    {
-        return NULL;
-    }
-
-    body = json_object();
-    server = json_object();
-    if (body == NULL || server == NULL) {
-        json_decref(body);
-        json_decref(server);
-        return NULL;
-    }
-
-    json_object_set_new(body, "ticket_id",
-                        json_stringn(reply->element[1]->str,
-                                     reply->element[1]->len));
-    created = -1;
-    server_id = NULL;
-
-    for (i = 2; i + 1 < reply->elements; i += 2) {
-        k = reply->element[i];
-        v = reply->element[i + 1];
-
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
-            continue;
-        }
-
-        if (ngx_strcmp(k->str, "status") == 0
-            || ngx_strcmp(k->str, "match") == 0)
-        {
-            json_object_set_new(body,
-                                ngx_strcmp(k->str, "match") == 0
-                                ? "match_id" : k->str,
-                                json_stringn(v->str, v->len));
-
-        } else if (ngx_strcmp(k->str, "reason") == 0 && v->len) {
-            json_object_set_new(body, "reason", json_stringn(v->str, v->len));
-
-        } else if (ngx_strcmp(k->str, "team") == 0) {
-            json_object_set_new(body, "team",
-                                json_integer(strtoll(v->str, NULL, 10)));
-
-        } else if (ngx_strcmp(k->str, "queue") == 0) {
-            /* "mode:region" */
-            queue = v->str;
-            colon = strchr(queue, ':');
-            if (colon) {
-                json_object_set_new(body, "game_mode",
-                                    json_stringn(queue, colon - queue));
-                json_object_set_new(body, "region", json_string(colon + 1));
-            }
-
-        } else if (ngx_strcmp(k->str, "created") == 0) {
-            created = strtoll(v->str, NULL, 10);
-
-        } else if (ngx_strcmp(k->str, "server_id") == 0) {
-            server_id = v->str;
-
-        } else if (ngx_strcmp(k->str, "server_host") == 0) {
-            json_object_set_new(server, "host", json_stringn(v->str, v->len));
-
-        } else if (ngx_strcmp(k->str, "server_port") == 0) {
-            json_object_set_new(server, "port",
-                                json_integer(strtoll(v->str, NULL, 10)));
-        }
-    }
-
-    if (created >= 0) {
-        tp = ngx_timeofday();
-        json_object_set_new(body, "queued_for_ms",
-            json_integer((json_int_t) ((int64_t) tp->sec * 1000 + tp->msec
-                                       - created)));
-    }
-
-    status = json_object_get(body, "status");
-
-    /* the server and a connection ticket while the match is on */
-    if (json_object_size(server) == 2 && server_id && json_is_string(status)
-        && (ngx_strcmp(json_string_value(status), "matched") == 0
-            || ngx_strcmp(json_string_value(status), "playing") == 0))
-    {
-        json_object_set_new(body, "server", server);
-
-        if (ngx_game_mm_connection_ticket(st->request, body, &st->player,
-                                          server_id)
-            != NGX_OK)
-        {
-            json_decref(body);
-            return NULL;
-        }
-
-    } else {
-        json_decref(server);
-    }
-
-    return body;
-}
-
-
-/*
- * The connection ticket of one player for one match on one server: what
- * the game server checks when the player connects (PROTOCOL.md).  Claims
- * are built by jansson: nothing that comes from Redis is glued into JSON
- * by hand.
- */
-
-static ngx_int_t
-ngx_game_mm_connection_ticket(ngx_http_request_t *r, json_t *body,
-    ngx_str_t *player, const char *server_id)
-{
-    u_char                    jti[16], hex[33];
-    time_t                    now;
-    json_t                   *claims, *match;
-    ngx_int_t                 rc;
-    ngx_str_t                 token;
-    ngx_game_mm_main_conf_t  *mmcf;
-
-    mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
-    match = json_object_get(body, "match_id");
-
-    if (mmcf->keys == NULL || mmcf->keys->signer == NULL
-        || !json_is_string(match))
-    {
-        return NGX_OK;
-    }
-
-    if (RAND_bytes(jti, sizeof(jti)) != 1) {
-        return NGX_ERROR;
-    }
-
-    *ngx_hex_dump(hex, jti, sizeof(jti)) = '\0';
-
-    now = ngx_time();
-
-    claims = json_pack("{s:s#,s:O,s:s,s:I,s:I,s:I,s:s}",
-                       "sub", player->data, (int) player->len,
-                       "match_id", match,
-                       "server_id", server_id,
-                       "iat", (json_int_t) now,
-                       "nbf", (json_int_t) now,
-                       "exp", (json_int_t) (now + mmcf->connect_ttl),
-                       "jti", hex);
-    if (claims == NULL) {
-        return NGX_ERROR;
-    }
-
-    rc = ngx_game_jwt_sign(mmcf->keys, NGX_GAME_JWT_TICKET, claims, r->pool,
-                           &token);
-    json_decref(claims);
-
-    if (rc != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    json_object_set_new(body, "connection_ticket",
-                        json_stringn((char *) token.data, token.len));
-
-    return NGX_OK;
-}
-
-
 /* cancel */
 
 ngx_int_t
@@ -1008,7 +860,7 @@ ngx_game_mm_cancel_handler(ngx_http_request_t *r)
 
     rc = ngx_game_mm_who(r, &player);
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_game_mm_refuse(r, rc);
     }
 
     mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
@@ -1034,6 +886,7 @@ ngx_game_mm_cancel_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply)
 {
     json_t              *body;
+    ngx_str_t            ticket;
     ngx_http_request_t  *r = cmd->data;
 
     if (rc != NGX_OK) {
@@ -1055,6 +908,11 @@ ngx_game_mm_cancel_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
                                      "the player has no queued ticket"));
         return;
     }
+
+    ticket.data = (u_char *) reply->element[1]->str;
+    ticket.len = reply->element[1]->len;
+    ngx_game_mm_notify(ngx_http_get_module_main_conf(r, ngx_game_mm_module),
+                       &ticket, 1);
 
     body = json_pack("{s:s#,s:s}", "ticket_id", reply->element[1]->str,
                      (int) reply->element[1]->len, "status", "cancelled");

@@ -136,6 +136,8 @@ static void ngx_game_mm_compact(ngx_game_mm_queue_t *mq);
 static void ngx_game_mm_engine(ngx_game_mm_queue_t *mq);
 static void ngx_game_mm_formed(ngx_game_mm_queue_t *mq, long rc);
 static void ngx_game_mm_expire(ngx_game_mm_queue_t *mq);
+static void ngx_game_mm_expired(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply);
 static void ngx_game_mm_next(ngx_game_mm_queue_t *mq);
 static void ngx_game_mm_make(ngx_game_mm_forming_t *f);
 static void ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
@@ -737,8 +739,25 @@ ngx_game_mm_expire(ngx_game_mm_queue_t *mq)
         mq->entries[res->expired[i]].gone = 1;
     }
 
-    (void) ngx_game_mm_send(mq, &ngx_game_mm_lua_expire, ngx_game_mm_done,
+    (void) ngx_game_mm_send(mq, &ngx_game_mm_lua_expire, ngx_game_mm_expired,
                             mq, &a);
+}
+
+
+/* {'OK', expired count, {ticket, ...}} | {'FENCED'} */
+static void
+ngx_game_mm_expired(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
+    redisReply *reply)
+{
+    ngx_game_mm_queue_t  *mq = cmd->data;
+
+    if (rc == NGX_OK && ngx_game_mm_reply_is(reply, "OK")
+        && reply->elements == 3)
+    {
+        ngx_game_mm_notify_reply(mq->mmcf, reply->element[2]);
+    }
+
+    ngx_game_mm_done(cmd, rc, reply);
 }
 
 
@@ -802,6 +821,8 @@ static void
 ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
 {
     size_t                  i;
+    int64_t                 waited[GAME_MM_MAX_MEMBERS];
+    ngx_str_t               ids[GAME_MM_MAX_MEMBERS];
     ngx_uint_t              k;
     ngx_game_mm_forming_t  *f = cmd->data;
     ngx_game_mm_queue_t    *mq = f->queue;
@@ -811,6 +832,7 @@ ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
 
     if (rc != NGX_OK) {
         /* the script ran entirely or not at all: read the queue again */
+        ngx_game_mm_metrics_failure(mq->mmcf, NGX_GAME_MM_FAIL_ERROR);
         mq->lost = 1;
         ngx_game_mm_next(mq);
         ngx_game_mm_step_done(mq);
@@ -819,6 +841,7 @@ ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
 
     if (ngx_game_mm_reply_is(reply, "NO_SERVER")) {
         /* the tickets stay queued for the next pass */
+        ngx_game_mm_metrics_failure(mq->mmcf, NGX_GAME_MM_FAIL_NO_SERVER);
         mq->no_server++;
         ngx_game_mm_next(mq);
         ngx_game_mm_step_done(mq);
@@ -826,6 +849,7 @@ ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
     }
 
     if (ngx_game_mm_reply_is(reply, "FENCED")) {
+        ngx_game_mm_metrics_failure(mq->mmcf, NGX_GAME_MM_FAIL_FENCED);
         mq->lost = 1;
         ngx_game_mm_next(mq);
         ngx_game_mm_step_done(mq);
@@ -834,6 +858,7 @@ ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
 
     if (ngx_game_mm_reply_is(reply, "GONE")) {
         /* cancelled or expired meanwhile: drop those, keep the others */
+        ngx_game_mm_metrics_failure(mq->mmcf, NGX_GAME_MM_FAIL_GONE);
         for (i = 1; i < reply->elements; i++) {
             for (k = 0; k < f->match.count; k++) {
                 e = &mq->entries[f->members[k].ticket];
@@ -857,6 +882,7 @@ ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
                       reply->elements ? ": " : "",
                       (size_t) (reply->elements ? reply->element[0]->len : 0),
                       reply->elements ? reply->element[0]->str : "");
+        ngx_game_mm_metrics_failure(mq->mmcf, NGX_GAME_MM_FAIL_ERROR);
         mq->lost = 1;
         ngx_game_mm_next(mq);
         ngx_game_mm_step_done(mq);
@@ -864,8 +890,18 @@ ngx_game_mm_made(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
     }
 
     for (k = 0; k < f->match.count; k++) {
-        mq->entries[f->members[k].ticket].gone = 1;
+        e = &mq->entries[f->members[k].ticket];
+        e->gone = 1;
+        ids[k].data = e->id;
+        ids[k].len = 36;
+        waited[k] = mq->tickets[f->members[k].ticket].enqueued_ms;
     }
+
+    ngx_game_mm_metrics_matched(mq->mmcf, mq->mode, waited,
+                                f->match.count);
+
+    /* the players hear of their server without asking */
+    ngx_game_mm_notify(mq->mmcf, ids, f->match.count);
 
     ngx_log_error(NGX_LOG_INFO, ngx_game_mm_log, 0,
                   "game mm: queue \"%V\": match %s on server %*s "
@@ -998,7 +1034,8 @@ ngx_game_mm_sweep(ngx_game_mm_queue_t *mq)
 }
 
 
-/* {'OK', next from, {lost match, ...}, {started match, ...}} */
+/* {'OK', next from, {lost match, ...}, {started match, ...},
+ *  {ticket whose status changed, ...}} */
 static void
 ngx_game_mm_swept(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
 {
@@ -1009,7 +1046,7 @@ ngx_game_mm_swept(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
     mq->pending--;
 
     if (rc != NGX_OK || !ngx_game_mm_reply_is(reply, "OK")
-        || reply->elements != 4
+        || reply->elements != 5
         || reply->element[2]->type != REDIS_REPLY_ARRAY
         || reply->element[3]->type != REDIS_REPLY_ARRAY)
     {
@@ -1028,6 +1065,8 @@ ngx_game_mm_swept(ngx_game_redis_cmd_t *cmd, ngx_int_t rc, redisReply *reply)
 
     lost = reply->element[2];
     started = reply->element[3];
+
+    ngx_game_mm_notify_reply(mq->mmcf, reply->element[4]);
 
     for (i = 0; i < lost->elements; i++) {
         ngx_log_error(NGX_LOG_WARN, ngx_game_mm_log, 0,

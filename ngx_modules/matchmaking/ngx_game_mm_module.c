@@ -108,6 +108,14 @@ static ngx_command_t  ngx_game_mm_commands[] = {
       0,
       NULL },
 
+    /* the longest party chat line, in characters */
+    { ngx_string("game_mm_party_chat_max"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_game_mm_main_conf_t, chat_max),
+      NULL },
+
     /* how long a connection ticket may be used to join its server */
     { ngx_string("game_mm_connect_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -268,6 +276,7 @@ ngx_game_mm_create_main_conf(ngx_conf_t *cf)
     mmcf->join_limit = NGX_CONF_UNSET_UINT;
     mmcf->join_window = NGX_CONF_UNSET_MSEC;
     mmcf->lost_after = NGX_CONF_UNSET_MSEC;
+    mmcf->chat_max = NGX_CONF_UNSET_UINT;
     mmcf->default_rating = 1500.0;
 
     ngx_game_mm_used = 0;
@@ -290,6 +299,7 @@ ngx_game_mm_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(mmcf->join_limit, 30);
     ngx_conf_init_msec_value(mmcf->join_window, 60000);
     ngx_conf_init_msec_value(mmcf->lost_after, 10000);
+    ngx_conf_init_uint_value(mmcf->chat_max, 500);
 
     if (mmcf->prefix.data == NULL) {
         ngx_str_set(&mmcf->prefix, "mm:");
@@ -343,7 +353,26 @@ ngx_game_mm_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     /* the game servers' results, through the core's event bus */
-    if (ngx_game_mm_results_init(cf, mmcf) != NGX_OK) {
+    if (ngx_game_mm_results_init(cf, mmcf) != NGX_OK
+        || ngx_game_mm_metrics_init(cf, mmcf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (mmcf->chat_max < 1 || mmcf->chat_max > 4000) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"game_mm_party_chat_max\" must be 1 to 4000 "
+                      "characters, not %ui", mmcf->chat_max);
+        return NGX_CONF_ERROR;
+    }
+
+    /* players' sockets (the realtime module, if any) hear of their
+     * tickets when they connect, and party chat is ours to answer */
+    if (ngx_game_push_on_resume(cf, ngx_game_mm_resume, mmcf) != NGX_OK
+        || ngx_game_push_on_message(cf, "party.chat", ngx_game_mm_party_chat,
+                                    mmcf)
+           != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -469,6 +498,10 @@ ngx_game_mm_init_process(ngx_cycle_t *cycle)
     ngx_game_redis_script_init(&ngx_game_mm_lua_party_get);
     ngx_game_redis_script_init(&ngx_game_mm_lua_finish);
     ngx_game_redis_script_init(&ngx_game_mm_lua_publish);
+    ngx_game_redis_script_init(&ngx_game_mm_lua_metrics);
+    ngx_game_redis_script_init(&ngx_game_mm_lua_party_leave);
+    ngx_game_redis_script_init(&ngx_game_mm_lua_party_of);
+    ngx_game_redis_script_init(&ngx_game_mm_lua_notify);
 
     if (ngx_process != NGX_PROCESS_WORKER
         && ngx_process != NGX_PROCESS_SINGLE)

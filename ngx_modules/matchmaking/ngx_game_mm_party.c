@@ -4,7 +4,13 @@
  *
  *   POST /party                 201 {party_id, leader, members}
  *   POST /party/{id}/join       200 {party_id, leader, members}
+ *   POST /party/{id}/leave      200 {party_id, leader, members}: the party
+ *                               without the player (leader null, members
+ *                               [] when it is gone)
  *   GET  /party/{id}            200 (members only; 404 to anyone else)
+ *
+ * Members who are connected hear who joins and leaves ({"type":"party"},
+ * ngx_game_mm_notify.c), and chat with "party.chat" messages.
  *
  * The party id is unguessable and is the invitation.  A party holds at
  * most 8 players (the largest team); whether it fits a mode's teams is
@@ -24,6 +30,7 @@ typedef struct {
     ngx_str_t                   player;
     u_char                      party[37];
     ngx_uint_t                  created;    /* 201 rather than 200 */
+    unsigned                    leave:1;
 } ngx_game_mm_party_t;
 
 
@@ -38,7 +45,7 @@ ngx_game_mm_party_handler(ngx_http_request_t *r)
 {
     int                       argc;
     size_t                    id_len;
-    u_char                   *id;
+    u_char                   *id, *last;
     ngx_int_t                 rc;
     ngx_uint_t                method;
     const char               *argv[5];
@@ -55,41 +62,47 @@ ngx_game_mm_party_handler(ngx_http_request_t *r)
 
     rc = ngx_game_mm_who(r, &pt->player);
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_game_mm_refuse(r, rc);
     }
 
     pt->request = r;
     mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
 
     /*
-     * "/party", "/party/{id}" or "/party/{id}/join".  A known path with
-     * another method is 405, as on every other endpoint; an id that is no
-     * UUID names no party (404 no_party, as an unknown UUID); anything
-     * else under /party is no endpoint.
+     * "/party", "/party/{id}", "/party/{id}/join" or "/party/{id}/leave".
+     * A known path with another method is 405, as on every other
+     * endpoint; an id that is no UUID names no party (404 no_party, as an
+     * unknown UUID); anything else under /party is no endpoint.
      */
     id = r->uri.data + 7;
+    last = r->uri.data + r->uri.len;
+    method = NGX_HTTP_POST;
 
     if (r->uri.len == 6) {
-        method = NGX_HTTP_POST;
         id_len = 0;
 
-    } else if (r->uri.len > 7
-               && ngx_strlchr(id, r->uri.data + r->uri.len, '/') == NULL)
-    {
+    } else if (r->uri.len > 7 && ngx_strlchr(id, last, '/') == NULL) {
         method = NGX_HTTP_GET;
         id_len = r->uri.len - 7;
 
     } else if (r->uri.len > 7 + 5
-               && ngx_strncmp(r->uri.data + r->uri.len - 5, "/join", 5) == 0
-               && ngx_strlchr(id, r->uri.data + r->uri.len - 5, '/') == NULL)
+               && ngx_strncmp(last - 5, "/join", 5) == 0
+               && ngx_strlchr(id, last - 5, '/') == NULL)
     {
-        method = NGX_HTTP_POST;
         id_len = r->uri.len - 7 - 5;
+
+    } else if (r->uri.len > 7 + 6
+               && ngx_strncmp(last - 6, "/leave", 6) == 0
+               && ngx_strlchr(id, last - 6, '/') == NULL)
+    {
+        id_len = r->uri.len - 7 - 6;
+        pt->leave = 1;
 
     } else {
         return ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
-                                        "POST /party, POST /party/{id}/join "
-                                        "or GET /party/{id}");
+                                        "POST /party, POST /party/{id}/join, "
+                                        "POST /party/{id}/leave or "
+                                        "GET /party/{id}");
     }
 
     if (r->method != method) {
@@ -109,6 +122,11 @@ ngx_game_mm_party_handler(ngx_http_request_t *r)
         pt->created = 1;
         script = &ngx_game_mm_lua_party_create;
         argc = 4;
+
+    } else if (pt->leave) {
+        ngx_memcpy(pt->party, id, 36);
+        script = &ngx_game_mm_lua_party_leave;
+        argc = 3;
 
     } else if (method == NGX_HTTP_POST) {
         ngx_memcpy(pt->party, id, 36);
@@ -152,11 +170,12 @@ static void
 ngx_game_mm_party_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
     redisReply *reply)
 {
-    u_char               *p, *last;
-    ngx_str_t             id;
-    ngx_uint_t            member;
-    ngx_game_mm_party_t  *pt = cmd->data;
-    ngx_http_request_t   *r = pt->request;
+    u_char                   *p, *last;
+    ngx_str_t                 id, leader, members;
+    ngx_uint_t                member;
+    ngx_game_mm_party_t      *pt = cmd->data;
+    ngx_http_request_t       *r = pt->request;
+    ngx_game_mm_main_conf_t  *mmcf;
 
     if (rc != NGX_OK) {
         ngx_http_finalize_request(r,
@@ -185,11 +204,34 @@ ngx_game_mm_party_done(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
         return;
     }
 
-    if (!ngx_game_mm_reply_is(reply, "OK") || reply->elements != 3) {
+    if (!ngx_game_mm_reply_is(reply, "OK") || reply->elements < 3) {
         ngx_http_finalize_request(r,
             ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "no_party",
                                      "no such party"));
         return;
+    }
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
+    leader.data = (u_char *) reply->element[1]->str;
+    leader.len = reply->element[1]->len;
+    members.data = (u_char *) reply->element[2]->str;
+    members.len = reply->element[2]->len;
+
+    if (pt->leave) {
+        ngx_game_mm_party_event(mmcf, pt->party, "left", &pt->player,
+                                &leader, &members);
+        ngx_http_finalize_request(r,
+            ngx_game_mm_party_send(pt, NGX_HTTP_OK, reply->element[1],
+                                   reply->element[2]));
+        return;
+    }
+
+    /* party_join.lua: the fourth says whether the player is new */
+    if (reply->elements == 4 && reply->element[3]->len == 6
+        && ngx_strncmp(reply->element[3]->str, "joined", 6) == 0)
+    {
+        ngx_game_mm_party_event(mmcf, pt->party, "joined", &pt->player,
+                                &leader, &members);
     }
 
     /* a party is visible to its members only */
@@ -253,6 +295,11 @@ ngx_game_mm_party_send(ngx_game_mm_party_t *pt, ngx_uint_t status,
                      "members", list);
     if (body == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (leader && leader->len == 0) {
+        /* the last member left: the party is gone */
+        json_object_set_new(body, "leader", json_null());
     }
 
     rc = ngx_game_http_send_json(pt->request, status, body);

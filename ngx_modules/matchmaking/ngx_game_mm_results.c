@@ -402,6 +402,11 @@ ngx_game_mm_result_finished(ngx_game_redis_cmd_t *cmd, ngx_int_t rc,
         return;
     }
 
+    /* {'OK', tickets ended, {ticket, ...}}: their players hear it */
+    if (ngx_game_mm_reply_is(reply, "OK") && reply->elements == 3) {
+        ngx_game_mm_notify_reply(res->mmcf, reply->element[2]);
+    }
+
     ngx_game_mm_result_publish(res);
 }
 

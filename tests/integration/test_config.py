@@ -161,3 +161,92 @@ def test_production_edge_passes_nginx_t(tmp_path):
     r = stack_check(tmp_path, "check-edge")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "test is successful" in r.stderr
+
+
+
+RT = MODULE.replace("ngx_game_core_module", "ngx_game_rt_module")
+
+
+@pytest.mark.parametrize("body, directive, word", [
+    ("game_rt_origins play.example.com;", "game_rt_origins",
+     "play.example.com"),
+    ("game_rt_origins https://a.example/path;", "game_rt_origins",
+     "https://a.example/path"),
+    ("game_rt_rate 5;", "game_rt_rate", "5"),
+    ("game_rt_rate 0r/s;", "game_rt_rate", "0r/s"),
+    ("game_rt_rate 5r/s burst=x;", "game_rt_rate", "burst=x"),
+    ("game_rt_max_message 100;", "game_rt_max_message", "100"),
+    ("game_rt_send_queue 1k;", "game_rt_send_queue", "1024"),
+    ("game_rt_ping_interval 0;", "game_rt_ping_interval", "0"),
+    ("game_rt_ping_interval soon;", "game_rt_ping_interval",
+     "invalid value"),
+    ("server { listen 127.0.0.1:1; location /ws { game_rt chat; } }",
+     "game_rt", "chat"),
+    ("server { listen 127.0.0.1:1; location /ws { game_rt websocket; } }",
+     "game_rt_redis", "game_rt"),
+])
+def test_bad_realtime_directives_fail_naming_the_directive(body, directive,
+                                                           word):
+    r = nginx_t_text("load_module %s;\nload_module %s;\npid @D@/nginx.pid;\n"
+                     "error_log stderr;\nevents {}\nhttp {\n"
+                     "game_redis_pool main 127.0.0.1:6379;\n%s\n}\n"
+                     % (MODULE, RT, body))
+    assert r.returncode != 0, r.stderr
+    assert '"%s"' % directive in r.stderr, r.stderr
+    assert word in r.stderr, r.stderr
+
+
+def test_good_realtime_configuration_passes(tmp_path):
+    """(A "game_rt websocket" location needs the auth module too: the
+    shipped configurations cover it.)  A one-digit rate is a rate."""
+    key = tmp_path / "admin.key"
+    key.write_text("x" * 40 + "\n")
+    r = nginx_t_text("load_module %s;\nload_module %s;\npid @D@/nginx.pid;\n"
+                     "error_log stderr;\nevents {}\nhttp {\n"
+                     "game_redis_pool main 127.0.0.1:6379;\n"
+                     "game_rt_admin ops %s;\n"
+                     "game_rt_redis main;\n"
+                     "game_rt_origins https://play.example.com "
+                     "http://localhost:8080;\n"
+                     "game_rt_rate 5r/s burst=20;\n"
+                     "game_rt_send_queue 32k;\n"
+                     "server { listen 127.0.0.1:1;\n"
+                     "  location = /admin/notify { game_rt notify; } }\n"
+                     "}\n" % (MODULE, RT, key))
+    assert r.returncode == 0, r.stderr
+
+
+def test_realtime_admins_are_checked_at_nginx_t(tmp_path):
+    """game_rt_admin (the core's admin check, the realtime module's list):
+    a bad name, a duplicate, a missing file and a short secret fail nginx
+    -t naming the directive, never the secret; a notify location without
+    an admin fails too."""
+    short = tmp_path / "short.key"
+    short.write_text("too-short-a-secret\n")
+    good = tmp_path / "good.key"
+    good.write_text("x" * 40 + "\n")
+
+    def t(body):
+        r = nginx_t_text("load_module %s;\nload_module %s;\n"
+                         "pid @D@/nginx.pid;\nerror_log stderr;\n"
+                         "events {}\nhttp {\n"
+                         "game_redis_pool main 127.0.0.1:6379;\n"
+                         "game_rt_redis main;\n%s\n}\n" % (MODULE, RT, body))
+        return r.returncode, r.stderr
+
+    rc, err = t("game_rt_admin ops %s; game_rt_admin ops %s;" % (good, good))
+    assert rc != 0 and "duplicate admin" in err and "game_rt_admin" in err
+
+    rc, err = t("game_rt_admin 'o p' %s;" % good)
+    assert rc != 0 and "invalid admin name" in err and "game_rt_admin" in err
+
+    rc, err = t("game_rt_admin ops %s;" % (tmp_path / "missing.key"))
+    assert rc != 0 and "game_rt_admin" in err and "missing.key" in err
+
+    rc, err = t("game_rt_admin ops %s;" % short)
+    assert rc != 0 and "at least 32 characters" in err
+    assert "too-short" not in err
+
+    rc, err = t("server { listen 127.0.0.1:1; "
+                "location = /n { game_rt notify; } }")
+    assert rc != 0 and "game_rt_admin" in err

@@ -343,6 +343,18 @@ def test_crash_loop_backs_off(env, fleets):
     spawns = log_times(log, ": spawn ")
     # each crash doubles the delay: 250, 500, 1000, 2000 ...
     assert d == [min(250 * 2 ** i, 30000) for i in range(len(d))], log
+
+    # the crashes are counted where Prometheus' textfile collector reads
+    with open(f.status + ".prom") as fh:
+        prom = fh.read()
+    r = subprocess.run(["promtool", "check", "metrics"], input=prom,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    crashes = int(re.search(r'^game_fleet_manager_crashes_total\{region='
+                            r'"[^"]+"\} (\d+)$', prom, re.M).group(1))
+    spawned = int(re.search(r'^game_fleet_manager_spawns_total\{region='
+                            r'"[^"]+"\} (\d+)$', prom, re.M).group(1))
+    assert crashes >= len(d) and spawned >= crashes, prom
     # one spawn per crash, and none sooner than its delay (a slow machine
     # only makes the gaps longer)
     assert len(spawns) in (len(d), len(d) + 1), log

@@ -481,7 +481,7 @@ def test_party_membership_rules(stack):
                              timeout=10)
         assert r.status_code == 405, (method, path, r.text)
         assert error_code(r) == "method_not_allowed"
-    for path in ("/party/", "/party/%s/leave" % party, "/party/a/b/join"):
+    for path in ("/party/", "/party/%s/kick" % party, "/party/a/b/join"):
         r = requests.post(stack.url(path), headers=friend, timeout=10)
         assert r.status_code == 404 and error_code(r) == "not_found", path
 
@@ -627,3 +627,23 @@ def test_the_matcher_survives_redis_forgetting_its_scripts(stack):
         assert sts[0]["match_id"] == sts[1]["match_id"]
     finally:
         server.stop()
+
+
+def test_endpoints_without_the_guard_refuse_instead_of_carrying_on(stack):
+    """An operator who forgets game_auth_jwt in front of a matchmaking
+    location gets 401 answers, not a request that goes on with no player
+    (and, before the fix, a second response on the same request)."""
+    for method, path, body in (
+            ("POST", "/test/unguarded/join",
+             {"game_mode": "duel",
+              "regions": [{"region": "local", "latency_ms": 10}]}),
+            ("GET", "/test/unguarded/status", None),
+            ("DELETE", "/test/unguarded/ticket", None),
+            ("POST", "/test/unguarded/party", {}),
+            ("GET", "/test/unguarded/party/0b7f7d6e-6a55-4f0e-9d59-"
+                    "3a4f8f1e2c11", None)):
+        r = requests.request(method, stack.url(path), json=body, timeout=10)
+        assert r.status_code == 401, (path, r.status_code, r.text)
+        assert r.json()["error"]["code"] == "unauthorized", r.text
+    # the workers are fine: a normal request still answers
+    assert requests.get(stack.url("/healthz"), timeout=5).status_code == 200

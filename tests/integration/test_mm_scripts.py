@@ -178,21 +178,24 @@ def test_finish_ends_every_ticket_of_the_match(mm):
     assert mm.match(fence, "m1", "t0", "t1")[0] == "OK"
     assert mm.match(fence, "m2", "t2", "t3")[0] == "OK"
 
-    # p1 never came to the match that was played
-    assert mm.call("finish", "m1", "finished", "p0") == ["OK", "2"]
+    # p1 never came to the match that was played; the reply names the
+    # tickets it ended, whose players are told
+    assert mm.call("finish", "m1", "finished", "p0") == ["OK", "2",
+                                                         ["t0", "t1"]]
     assert mm.r.hmget(mm.p + "ticket:t0", "status", "reason") == \
         ["finished", ""]
     assert mm.r.hmget(mm.p + "ticket:t1", "status", "reason") == \
         ["failed", "no_show"]
     # p2 came, p3 did not, and the server aborted
-    assert mm.call("finish", "m2", "aborted", "p2") == ["OK", "2"]
+    assert mm.call("finish", "m2", "aborted", "p2") == ["OK", "2",
+                                                        ["t2", "t3"]]
     assert mm.r.hmget(mm.p + "ticket:t2", "status", "reason") == \
         ["failed", "aborted"]
     assert mm.r.hmget(mm.p + "ticket:t3", "status", "reason") == \
         ["failed", "no_show"]
     # idempotent, and a player who queued again keeps the new ticket
     mm.join("t9", ["p0"])
-    assert mm.call("finish", "m1", "finished", "p0") == ["OK", "0"]
+    assert mm.call("finish", "m1", "finished", "p0") == ["OK", "0", []]
     assert mm.status("t9") == "queued"
     assert mm.r.zcard(mm.p + "active:" + QUEUE) == 0
 
@@ -246,7 +249,7 @@ def test_expire_ends_waiting_tickets_and_trims_the_queue(mm):
     mm.join("t1", ["p1"])
     mm.join("t2", ["p2"])
     last = mm.r.xrevrange(mm.p + "queue:" + QUEUE, count=1)[0][0]
-    assert mm.call("expire", QUEUE, fence, last, "t1") == ["OK", "1"]
+    assert mm.call("expire", QUEUE, fence, last, "t1") == ["OK", "1", ["t1"]]
     assert mm.status("t1") == "expired"
     assert mm.status("t2") == "queued"
     assert mm.r.zrange(mm.p + "live:" + QUEUE, 0, -1) == ["t2"]

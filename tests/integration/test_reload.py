@@ -185,17 +185,30 @@ def test_requests_waiting_on_postgres_survive_a_reload(ready_stack):
 
 
 def test_requests_waiting_on_redis_survive_a_reload(ready_stack):
+    """Redis frozen while a reload happens, thawed before the commands'
+    timeout (conf/test.conf: command_timeout=500ms).  On a loaded machine
+    the reload alone can outlast that, and the 503s are then the right
+    answer, not the failure this test looks for: such a round is done
+    again, and only a round that fit in the timeout is judged."""
     s = ready_stack
     pid = s.pid("redis")
-    os.kill(pid, signal.SIGSTOP)
+    thawed = []
 
     def thaw():
         os.kill(pid, signal.SIGCONT)
+        thawed.append(time.monotonic())
 
-    try:
-        codes = answers_across_a_reload(s, None, thaw)
-    finally:
-        thaw()
+    for _ in range(5):
+        s.wait_ready()
+        thawed.clear()
+        os.kill(pid, signal.SIGSTOP)
+        frozen = time.monotonic()
+        try:
+            codes = answers_across_a_reload(s, None, thaw)
+        finally:
+            thaw()
+        if thawed[0] - frozen < 0.4:
+            break
     assert codes == [200] * len(codes), codes
 
 

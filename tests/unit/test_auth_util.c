@@ -49,21 +49,12 @@ test_email(void **state)
 }
 
 
-static void
-test_utf8_chars(void **state)
-{
-    /* "päss" is four characters in five bytes */
-    assert_int_equal(game_auth_utf8_chars("p\xc3\xa4ss", 5), 4);
-}
-
-
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_username),
         cmocka_unit_test(test_email),
-        cmocka_unit_test(test_utf8_chars),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -131,6 +131,17 @@ test_uuid_one_spelling(void **state)
 }
 
 
+static void
+test_utf8_chars_counts_characters(void **state)
+{
+    /* "päss" is four characters in five bytes; a chat line's limit and a
+     * password's minimum are in characters */
+    assert_int_equal(game_utf8_chars("p\xc3\xa4ss", 5), 4);
+    assert_int_equal(game_utf8_chars("\xf0\x9f\x8e\xae", 4), 1);
+    assert_int_equal(game_utf8_chars("", 0), 0);
+}
+
+
 int
 main(void)
 {
@@ -142,6 +153,7 @@ main(void)
         cmocka_unit_test(test_json_error_truncates_safely),
         cmocka_unit_test(test_uuid_generated_are_valid_v4_and_distinct),
         cmocka_unit_test(test_uuid_one_spelling),
+        cmocka_unit_test(test_utf8_chars_counts_characters),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

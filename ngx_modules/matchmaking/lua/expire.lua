@@ -1,7 +1,7 @@
 -- expire.lua: end tickets that waited too long, and forget old entries.
 --
 -- ARGV  prefix, queue, fence, oldest stream id to keep, ticket id, ...
--- Reply {'OK', expired count} | {'FENCED'}
+-- Reply {'OK', expired count, {expired ticket, ...}} | {'FENCED'}
 --
 -- The queue's stream holds entries of tickets already matched, cancelled
 -- or expired; trimming by id (time) keeps it as long as the maximum wait,
@@ -13,16 +13,17 @@ if not lease_ok(q, fence) then
     return { 'FENCED' }
 end
 
-local n = 0
+local n, ended = 0, {}
 for i = 5, #ARGV do
     local id = ARGV[i]
     if status_of(id) == 'queued' then
         end_ticket(id, 'expired', 'max_wait')
         n = n + 1
+        ended[n] = id
     end
     redis.call('ZREM', live_key(q), id)
 end
 
 redis.call('XTRIM', queue_key(q), 'MINID', minid)
 
-return { 'OK', tostring(n) }
+return { 'OK', tostring(n), ended }

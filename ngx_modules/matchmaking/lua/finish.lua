@@ -3,7 +3,7 @@
 --
 -- ARGV  prefix, match id, 'finished' | 'aborted', player id, ...
 --       (the players the result lists: those who joined the server)
--- Reply {'OK', tickets ended}
+-- Reply {'OK', tickets ended, {ticket ended, ...}}
 --
 -- A ticket none of whose players joined fails with reason "no_show"; in
 -- an aborted match the others fail with reason "aborted"; in a match
@@ -19,7 +19,7 @@ for i = 4, #ARGV do
 end
 
 local rec = redis.call('HMGET', match_key(match), 'tickets', 'queue')
-local n = 0
+local n, ended = 0, {}
 
 for _, t in ipairs(split(rec[1])) do
     local st = redis.call('HMGET', ticket_key(t), 'status', 'match',
@@ -37,6 +37,7 @@ for _, t in ipairs(split(rec[1])) do
             end_ticket(t, 'finished', '')
         end
         n = n + 1
+        ended[n] = t
     end
 end
 
@@ -45,4 +46,4 @@ if rec[2] then
     redis.call('HSET', match_key(match), 'ended', tostring(now_ms()))
 end
 
-return { 'OK', tostring(n) }
+return { 'OK', tostring(n), ended }

@@ -1,11 +1,11 @@
 -- party_join.lua: a player joins a party by its id.
 --
 -- ARGV  prefix, party id, player id, ttl ms, max members
--- Reply {'OK', leader, members} | {'NONE'} | {'IN_PARTY', party id}
---     | {'FULL'}
+-- Reply {'OK', leader, members, 'joined' | 'member'} | {'NONE'}
+--     | {'IN_PARTY', party id} | {'FULL'}
 --
--- Joining the party one is already in answers OK: a retried request is
--- not an error.
+-- Joining the party one is already in answers OK ('member'): a retried
+-- request is not an error, and the members are not told twice.
 
 local party, player = ARGV[2], ARGV[3]
 local ttl, max = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -18,7 +18,7 @@ end
 local members = {}
 for m in string.gmatch(p[2], '[^,]+') do
     if m == player then
-        return { 'OK', p[1], p[2] }
+        return { 'OK', p[1], p[2], 'member' }
     end
     members[#members + 1] = m
 end
@@ -40,4 +40,4 @@ redis.call('HSET', party_key(party), 'members', list)
 redis.call('PEXPIRE', party_key(party), ttl)
 redis.call('SET', party_of_key(player), party, 'PX', ttl)
 
-return { 'OK', p[1], list }
+return { 'OK', p[1], list, 'joined' }

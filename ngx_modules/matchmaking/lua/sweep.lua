@@ -2,7 +2,8 @@
 -- that every ticket has a way out even when no result ever comes.
 --
 -- ARGV  prefix, queue, fence, allocator prefix, lost after ms, from, count
--- Reply {'OK', next from, {lost match, ...}, {started match, ...}}
+-- Reply {'OK', next from, {lost match, ...}, {started match, ...},
+--        {ticket whose status changed, ...}}
 --     | {'FENCED'}
 --
 -- For each match in play (active:<queue>, oldest first, "count" of them
@@ -29,7 +30,7 @@ if not lease_ok(q, fence) then
 end
 
 local now = now_ms()
-local lost, started = {}, {}
+local lost, started, changed = {}, {}, {}
 local active = active_key(q)
 
 local function end_match(m)
@@ -63,6 +64,7 @@ for _, m in ipairs(ids) do
                                       'match')
                 if HOLDS[st[1] or ''] and st[2] == m then
                     end_ticket(t, 'failed', 'server_lost')
+                    changed[#changed + 1] = t
                 end
             end
             end_match(m)
@@ -91,6 +93,7 @@ for _, m in ipairs(ids) do
                         else
                             end_ticket(t, 'failed', 'no_show')
                         end
+                        changed[#changed + 1] = t
                     end
                 end
                 redis.call('HSET', match_key(m), 'started',
@@ -106,4 +109,4 @@ if #ids < count then
     nxt = 0
 end
 
-return { 'OK', tostring(nxt), lost, started }
+return { 'OK', tostring(nxt), lost, started, changed }
