@@ -167,6 +167,27 @@ def test_recorder_keeps_only_the_stack_and_a_bounded_sample():
     assert ("get", "/player/{playerId}/profile", 200) in rec.counts
 
 
+# the operators' pages and Prometheus' scrape: served by nginx itself
+# (auth_basic, allow/deny), not by a JSON endpoint
+OPERATORS = ("/metrics", "/admin/", "/admin/metrics")
+
+
+def credential(stack, path, player):
+    """The Authorization a request to path needs: an admin's secret of the
+    service that owns an admin path, a player's token elsewhere."""
+    name = None
+    if path.startswith("/admin/leaderboards/"):
+        name = "lb-admin.key"
+    elif path == "/admin/notify":
+        name = "rt-admin.key"
+    elif path.startswith("/admin/"):
+        name = "econ-admin.key"
+    if name is None:
+        return player
+    with open(os.path.join(stack.var, "keys", name)) as f:
+        return "Bearer " + f.read().strip()
+
+
 def test_methods_not_listed_answer_405(stack):
     """A method a path does not list is refused with 405 in the uniform
     error shape, with a player's token or an admin's secret (so that the
@@ -176,19 +197,13 @@ def test_methods_not_listed_answer_405(stack):
     assert r.status_code == 200, r.text
     player = "Bearer " + r.json()["access_token"]
 
-    def admin(name):
-        with open(os.path.join(stack.var, "keys", name)) as f:
-            return "Bearer " + f.read().strip()
-
     spec = contract.load_spec()
     wrong = []
     for template, item in spec["paths"].items():
         path = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), template)
-        auth = player
-        if path.startswith("/admin/leaderboards/"):
-            auth = admin("lb-admin.key")
-        elif path.startswith("/admin/"):
-            auth = admin("econ-admin.key")
+        if template in OPERATORS:
+            continue    # nginx's static files and metrics, no JSON API
+        auth = credential(stack, path, player)
         for method in ("PUT", "DELETE", "PATCH", "GET", "POST"):
             if method.lower() in item:
                 continue
@@ -214,10 +229,6 @@ def test_every_json_body_is_refused_alike(stack):
     assert r.status_code == 200, r.text
     player = "Bearer " + r.json()["access_token"]
 
-    def admin(name):
-        with open(os.path.join(stack.var, "keys", name)) as f:
-            return "Bearer " + f.read().strip()
-
     spec = contract.load_spec()
     wrong = []
     for template, item in spec["paths"].items():
@@ -225,11 +236,7 @@ def test_every_json_body_is_refused_alike(stack):
             if "requestBody" not in op:
                 continue
             path = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), template)
-            auth = player
-            if path.startswith("/admin/leaderboards/"):
-                auth = admin("lb-admin.key")
-            elif path.startswith("/admin/"):
-                auth = admin("econ-admin.key")
+            auth = credential(stack, path, player)
             cases = (("text/plain", "{}", 415, "unsupported_media_type"),
                      ("application/json", "[]", 400, "invalid_json"))
             if path == "/payments/webhook":
@@ -250,6 +257,32 @@ def test_every_json_body_is_refused_alike(stack):
                                  % (method.upper(), path, ctype, body,
                                     r.status_code, r.text))
     assert not wrong, "\n".join(wrong)
+
+
+def test_websocket_handshake_is_answered_101(stack):
+    """The realtime tests open their sockets with WebSocket clients, which
+    the recorder does not see; the handshake's success is recorded here."""
+    r = requests.post(stack.url("/auth/device"), timeout=10,
+                      json={"device_id": "contract-" + uuid.uuid4().hex})
+    assert r.status_code == 200, r.text
+    with requests.Session() as session:
+        r = session.get(stack.url("/ws"), timeout=10, headers={
+            "Authorization": "Bearer " + r.json()["access_token"],
+            "Connection": "Upgrade", "Upgrade": "websocket",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Protocol": "game.v1"})
+        assert r.status_code == 101, r.text
+        assert r.headers["Sec-WebSocket-Protocol"] == "game.v1"
+        r.close()
+
+
+def test_scrape_is_answered(stack):
+    """Prometheus scrapes /metrics with a client of its own; one scrape is
+    recorded here."""
+    r = requests.get(stack.url("/metrics"), timeout=10)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/plain")
 
 
 def test_real_answers_match_the_contract(request):
