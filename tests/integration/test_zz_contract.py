@@ -277,12 +277,17 @@ def test_websocket_handshake_is_answered_101(stack):
         r.close()
 
 
-def test_scrape_is_answered(stack):
-    """Prometheus scrapes /metrics with a client of its own; one scrape is
-    recorded here."""
+def test_scrape_and_operator_page_are_answered(stack):
+    """Prometheus scrapes /metrics and a browser loads the operator page,
+    each with a client of its own; one of each is recorded here."""
     r = requests.get(stack.url("/metrics"), timeout=10)
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("text/plain")
+    with open(os.path.join(stack.var, "keys", "admin.password")) as f:
+        operator = ("admin", f.read().strip())
+    r = requests.get(stack.url("/admin/"), auth=operator, timeout=10)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/html")
 
 
 def test_real_answers_match_the_contract(request):
