@@ -10,8 +10,8 @@
 SHELL := /bin/bash
 ROOT  := $(CURDIR)
 
-.PHONY: all deps build modules gameserver tools admin up down status test \
-        unit integration bench fuzz deb clean
+.PHONY: all deps build modules gameserver tools admin docs-tools up down \
+        status test unit integration bench fuzz deb clean
 
 all: build
 
@@ -42,6 +42,15 @@ build/game-mm-sim: $(MM_SIM_SRC) ngx_modules/matchmaking/game_mm_engine.h
 
 tools: build/game-mm-sim
 
+# the OpenAPI linter the tests run on docs/openapi.yaml, from the npm
+# registry at the versions of docs/package-lock.json, into docs/node_modules
+DOCS_TOOLS := docs/node_modules/.package-lock.json
+$(DOCS_TOOLS): docs/package.json docs/package-lock.json
+	cd docs && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+docs-tools: deps $(DOCS_TOOLS)
+
 modules:
 	@auto/build
 
@@ -57,7 +66,7 @@ down:
 status:
 	@scripts/stack status
 
-test: build
+test: build docs-tools
 	@scripts/run-tests
 
 unit: deps
@@ -75,7 +84,7 @@ deb: deps
 	@scripts/build-deb
 
 clean:
-	rm -rf build
+	rm -rf build docs/node_modules
 	@$(MAKE) -s -C tests/unit clean
 	@$(MAKE) -s -C tests/fuzz clean
 	@if [ -f gameserver/Makefile ]; then $(MAKE) -s -C gameserver clean; fi

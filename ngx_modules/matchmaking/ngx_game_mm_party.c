@@ -44,8 +44,10 @@ ngx_int_t
 ngx_game_mm_party_handler(ngx_http_request_t *r)
 {
     int                       argc;
-    u_char                   *id;
+    size_t                    id_len;
+    u_char                   *id, *last;
     ngx_int_t                 rc;
+    ngx_uint_t                method;
     const char               *argv[5];
     size_t                    argvlen[5];
     u_char                    ttl[NGX_INT_T_LEN], max[NGX_INT_T_LEN];
@@ -66,44 +68,75 @@ ngx_game_mm_party_handler(ngx_http_request_t *r)
     pt->request = r;
     mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
 
-    /* "/party", "/party/{id}" or "/party/{id}/join" */
+    /*
+     * "/party", "/party/{id}", "/party/{id}/join" or "/party/{id}/leave".
+     * A known path with another method is 405, as on every other
+     * endpoint; an id that is no UUID names no party (404 no_party, as an
+     * unknown UUID); anything else under /party is no endpoint.
+     */
     id = r->uri.data + 7;
+    last = r->uri.data + r->uri.len;
+    method = NGX_HTTP_POST;
 
-    if (r->uri.len == 6 && r->method == NGX_HTTP_POST) {
-        game_uuid_generate((char *) pt->party);
-        pt->created = 1;
-        script = &ngx_game_mm_lua_party_create;
-        argc = 4;
+    if (r->uri.len == 6) {
+        id_len = 0;
 
-    } else if (r->uri.len == 7 + 36 + 5 && r->method == NGX_HTTP_POST
-               && game_uuid_valid(id, 36)
-               && ngx_strncmp(id + 36, "/join", 5) == 0)
+    } else if (r->uri.len > 7 && ngx_strlchr(id, last, '/') == NULL) {
+        method = NGX_HTTP_GET;
+        id_len = r->uri.len - 7;
+
+    } else if (r->uri.len > 7 + 5
+               && ngx_strncmp(last - 5, "/join", 5) == 0
+               && ngx_strlchr(id, last - 5, '/') == NULL)
     {
-        ngx_memcpy(pt->party, id, 36);
-        script = &ngx_game_mm_lua_party_join;
-        argc = 5;
+        id_len = r->uri.len - 7 - 5;
 
-    } else if (r->uri.len == 7 + 36 + 6 && r->method == NGX_HTTP_POST
-               && game_uuid_valid(id, 36)
-               && ngx_strncmp(id + 36, "/leave", 6) == 0)
+    } else if (r->uri.len > 7 + 6
+               && ngx_strncmp(last - 6, "/leave", 6) == 0
+               && ngx_strlchr(id, last - 6, '/') == NULL)
     {
-        ngx_memcpy(pt->party, id, 36);
+        id_len = r->uri.len - 7 - 6;
         pt->leave = 1;
-        script = &ngx_game_mm_lua_party_leave;
-        argc = 3;
-
-    } else if (r->uri.len == 7 + 36 && r->method == NGX_HTTP_GET
-               && game_uuid_valid(id, 36))
-    {
-        ngx_memcpy(pt->party, id, 36);
-        script = &ngx_game_mm_lua_party_get;
-        argc = 2;
 
     } else {
         return ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
                                         "POST /party, POST /party/{id}/join, "
                                         "POST /party/{id}/leave or "
                                         "GET /party/{id}");
+    }
+
+    if (r->method != method) {
+        return ngx_game_http_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                        "method_not_allowed",
+                                        method == NGX_HTTP_GET
+                                        ? "use GET" : "use POST");
+    }
+
+    if (id_len && (id_len != 36 || !game_uuid_valid(id, 36))) {
+        return ngx_game_http_send_error(r, NGX_HTTP_NOT_FOUND, "no_party",
+                                        "no such party");
+    }
+
+    if (id_len == 0) {
+        game_uuid_generate((char *) pt->party);
+        pt->created = 1;
+        script = &ngx_game_mm_lua_party_create;
+        argc = 4;
+
+    } else if (pt->leave) {
+        ngx_memcpy(pt->party, id, 36);
+        script = &ngx_game_mm_lua_party_leave;
+        argc = 3;
+
+    } else if (method == NGX_HTTP_POST) {
+        ngx_memcpy(pt->party, id, 36);
+        script = &ngx_game_mm_lua_party_join;
+        argc = 5;
+
+    } else {
+        ngx_memcpy(pt->party, id, 36);
+        script = &ngx_game_mm_lua_party_get;
+        argc = 2;
     }
 
     /* a body is neither needed nor read */

@@ -15,6 +15,8 @@ import time
 import pytest
 import requests
 
+import contract
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
@@ -114,6 +116,37 @@ def udp_ports(offset, count):
     base = int(base or 21000)
     assert 0 <= offset and offset + count <= 300
     return range(base + offset, base + offset + count)
+
+
+def pytest_configure(config):
+    """Record the stack's answers for the API contract check
+    (contract.py, test_zz_contract.py) from the first request on."""
+    http = int(os.environ.get("GAME_TEST_HTTP_PORT", "18080"))
+    https = int(os.environ.get("GAME_TEST_HTTPS_PORT", "18443"))
+    contract.install(["http://127.0.0.1:%d" % http,
+                      "https://127.0.0.1:%d" % https])
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The contract check runs last, after every answer was recorded."""
+    last = [i for i in items if i.fspath.basename == "test_zz_contract.py"]
+    items[:] = [i for i in items if i not in last] + last
+
+
+def pytest_collection_finish(session):
+    """Every operation must have been exercised only when every test
+    module runs (not for a single file or a -k selection)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    modules = {f for f in os.listdir(here)
+               if f.startswith("test_") and f.endswith(".py")}
+    ran = {i.fspath.basename for i in session.items}
+    session.config._contract_whole_suite = modules <= ran
+
+
+def pytest_unconfigure(config):
+    path = os.environ.get("GAME_TEST_CONTRACT_DUMP")
+    if path and contract.RECORDER is not None:
+        contract.dump(path)
 
 
 @pytest.fixture(scope="session")

@@ -469,6 +469,22 @@ def test_party_membership_rules(stack):
     r = join(stack, leader, mode="squad", party_id="nope")
     assert r.status_code == 422
 
+    # an id that is no UUID names no party; a known path with another
+    # method is 405, as everywhere; other paths under /party are no endpoint
+    r = requests.get(stack.url("/party/nope"), headers=friend, timeout=10)
+    assert r.status_code == 404 and error_code(r) == "no_party"
+    r = party_join(stack, stranger, "nope")
+    assert r.status_code == 404 and error_code(r) == "no_party"
+    for method, path in (("GET", "/party"), ("DELETE", "/party/" + party),
+                         ("GET", "/party/%s/join" % party)):
+        r = requests.request(method, stack.url(path), headers=friend,
+                             timeout=10)
+        assert r.status_code == 405, (method, path, r.text)
+        assert error_code(r) == "method_not_allowed"
+    for path in ("/party/", "/party/%s/kick" % party, "/party/a/b/join"):
+        r = requests.post(stack.url(path), headers=friend, timeout=10)
+        assert r.status_code == 404 and error_code(r) == "not_found", path
+
     # queued together: the friend cannot queue alone meanwhile
     r = join(stack, leader, mode="squad", party_id=party)
     assert r.status_code == 202, r.text
