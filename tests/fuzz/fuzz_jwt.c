@@ -266,7 +266,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(st != GS_TICKET_BAD_ALG && st != GS_TICKET_UNKNOWN_KID
                        && st != GS_TICKET_BAD_SIGNATURE);
 
-            if (ngx_base64_encoded_length(size) < FUZZ_GS_PART_MAX * 4 / 3) {
+            /* fuzz_sign() signs with raw ECDSA, so half its signatures
+             * are the high-s spelling the game server refuses before it
+             * reads any claim (protocol 2): only the others say anything
+             * about the claims */
+            if (st != GS_TICKET_HIGH_S
+                && ngx_base64_encoded_length(size) < FUZZ_GS_PART_MAX * 4 / 3)
+            {
                 FUZZ_CHECK((st == GS_TICKET_MALFORMED)
                            == !json_is_object(parsed));
             }
