@@ -180,6 +180,8 @@ def credential(stack, path, player):
         name = "lb-admin.key"
     elif path == "/admin/notify":
         name = "rt-admin.key"
+    elif path.startswith("/admin/telemetry/"):
+        name = "tel-admin.key"
     elif path.startswith("/admin/"):
         name = "econ-admin.key"
     if name is None:
