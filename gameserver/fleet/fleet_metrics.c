@@ -45,6 +45,7 @@ fleet_metrics_write(const fleet_t *f)
     char         hpath[FLEET_PATH_MAX * 2];
     FILE        *out;
     gs_health_t  h;
+    uint32_t     worst;
     int          r, st, i, n;
     const char  *state;
 
@@ -108,6 +109,26 @@ fleet_metrics_write(const fleet_t *f)
         }
         fprintf(out, "game_fleet_manager_players{region=\"%s\"} %d\n",
                 f->conf.regions[r].name, n);
+    }
+
+    /* the slowest of the servers' recent tick p99s, per region: what
+     * an alert on the tick budget watches */
+    fprintf(out, "# HELP game_fleet_manager_tick_p99_seconds The highest "
+                 "recent tick time p99 among this fleet manager's game "
+                 "servers, by region\n"
+                 "# TYPE game_fleet_manager_tick_p99_seconds gauge\n");
+    for (r = 0; r < f->conf.nregions; r++) {
+        worst = 0;
+        for (i = 0; i < f->n; i++) {
+            if (f->servers[i].region == r) {
+                fleet_health_path(f, f->servers[i].id, hpath, sizeof(hpath));
+                if (gs_health_read(hpath, &h) == 0 && h.tick_p99_us > worst) {
+                    worst = h.tick_p99_us;
+                }
+            }
+        }
+        fprintf(out, "game_fleet_manager_tick_p99_seconds{region=\"%s\"} "
+                     "%.6f\n", f->conf.regions[r].name, worst / 1e6);
     }
 
     if (fclose(out) != 0) {

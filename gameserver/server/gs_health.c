@@ -69,6 +69,16 @@ gs_health_tick(gs_health_t *h, int64_t now_ms, unsigned phase,
 }
 
 
+/* the loop's recent p99, for the fleet manager's metrics */
+void
+gs_health_tick_time(gs_health_t *h, uint32_t tick_p99_us)
+{
+    if (h != NULL) {
+        __atomic_store_n(&h->tick_p99_us, tick_p99_us, __ATOMIC_RELAXED);
+    }
+}
+
+
 void
 gs_health_close(gs_health_t *h)
 {

@@ -32,13 +32,17 @@ typedef struct {
     uint64_t  ticks;            /* ticks since start */
     int64_t   last_tick_ms;     /* CLOCK_MONOTONIC of the last tick */
     uint32_t  players;          /* connected */
-    uint32_t  reserved;
+    uint32_t  tick_p99_us;      /* of the last GS_HEALTH_WINDOW ticks */
 } gs_health_t;
+
+/* ticks the published p99 covers: about 4 s at 60 Hz */
+#define GS_HEALTH_WINDOW   256
 
 /* the mapping, or NULL with err filled; the file is created or truncated */
 gs_health_t *gs_health_open(const char *path, char *err, size_t errlen);
 void gs_health_tick(gs_health_t *h, int64_t now_ms, unsigned phase,
     unsigned players);
+void gs_health_tick_time(gs_health_t *h, uint32_t tick_p99_us);
 void gs_health_close(gs_health_t *h);
 
 /* for the reader: 0 and *out filled, -1 when missing, short or foreign */

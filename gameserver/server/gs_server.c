@@ -150,6 +150,10 @@ typedef struct {
 
     uint32_t                *tick_us;
     size_t                   ntick;
+    /* the last GS_HEALTH_WINDOW ticks' times, in every phase: their p99
+     * goes to the health file every GS_HEALTH_WINDOW / 2 ticks */
+    uint32_t                 recent_us[GS_HEALTH_WINDOW];
+    unsigned                 nrecent;
     int64_t                  busy_us;       /* packet work since last tick */
     uint32_t                 sent0, recv0;
     int                      snap_every;
@@ -1333,10 +1337,14 @@ gs_server_snapshots(gs_server_t *s)
 }
 
 
+static void gs_server_tick_time(gs_server_t *s, uint32_t took);
+
+
 static void
 gs_server_tick(gs_server_t *s)
 {
-    int64_t  t0 = gs_now_us(), now = t0 / 1000;
+    int64_t   t0 = gs_now_us(), now = t0 / 1000;
+    uint32_t  took;
 
     /* the loop lives: the agent may heartbeat, the fleet sees a pulse */
     gs_agent_tick(s->agent, now);
@@ -1361,10 +1369,36 @@ gs_server_tick(gs_server_t *s)
     gs_health_tick(s->health, now, (unsigned) s->phase,
                    (unsigned) gs_sim_connected(&s->world));
 
+    took = (uint32_t) (gs_now_us() - t0 + s->busy_us);
     if (s->phase == GS_PHASE_PLAYING && s->ntick < GS_TICK_SAMPLES) {
-        s->tick_us[s->ntick++] = (uint32_t) (gs_now_us() - t0 + s->busy_us);
+        s->tick_us[s->ntick++] = took;
     }
+    gs_server_tick_time(s, took);
     s->busy_us = 0;
+}
+
+
+/*
+ * The recent tick p99, published in the health file for the fleet
+ * manager's metrics (game_fleet_manager_tick_p99_seconds).  A sort of 256
+ * numbers every 128 ticks: a few microseconds, off the hot path's way.
+ */
+static void
+gs_server_tick_time(gs_server_t *s, uint32_t took)
+{
+    uint32_t  sorted[GS_HEALTH_WINDOW];
+
+    s->recent_us[s->nrecent++ % GS_HEALTH_WINDOW] = took;
+
+    if (s->nrecent % (GS_HEALTH_WINDOW / 2) != 0
+        || s->nrecent < GS_HEALTH_WINDOW)
+    {
+        return;
+    }
+
+    memcpy(sorted, s->recent_us, sizeof(sorted));
+    qsort(sorted, GS_HEALTH_WINDOW, sizeof(uint32_t), gs_server_cmp_u32);
+    gs_health_tick_time(s->health, sorted[GS_HEALTH_WINDOW * 99 / 100]);
 }
 
 

@@ -404,3 +404,36 @@ def test_status_without_flags_finds_the_stacks_fleet(tmp_path):
     r = subprocess.run([FLEET, "-c", str(conf), "status"], cwd="/",
                        capture_output=True, text=True)
     assert r.returncode == 0 and "x-1" in r.stdout, r
+
+
+def test_fleet_metrics_carry_what_the_servers_publish(env, fleets):
+    """<status>.prom: the servers a fleet runs by state, and the tick time
+    p99 each server publishes in its health file (a window of 256 ticks,
+    so a few seconds after the start)."""
+    f = fleets(min=2, max=2, buffer=0)
+    p = f.start()
+
+    def prom():
+        try:
+            with open(f.status + ".prom") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return ""
+
+    def gauge(name, text):
+        m = re.search(r'^%s\{region="%s"(?:,state="Ready")?\} ([0-9.]+)$'
+                      % (name, re.escape(f.region)), text, re.M)
+        return float(m.group(1)) if m else None
+
+    wait_for(lambda: gauge("game_fleet_manager_servers", prom()) == 2, 15)
+    wait_for(lambda: (gauge("game_fleet_manager_tick_p99_seconds", prom())
+                      or 0) > 0, 40)
+    text = prom()
+    r = subprocess.run(["promtool", "check", "metrics"], input=text,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # a tick takes far less than a second: a unit mistake would show here
+    assert gauge("game_fleet_manager_tick_p99_seconds", text) < 1
+    assert gauge("game_fleet_manager_players", text) == 0
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=20) == 0
