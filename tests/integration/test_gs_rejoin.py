@@ -21,6 +21,7 @@ import redis
 
 from mm_helpers import device_player, join, status
 from test_bot_http import BOT_BIN, SERVER_BIN, free_udp_port, public_key
+from test_gameserver import env, keys  # noqa: F401
 
 
 def claims(ticket):
@@ -139,3 +140,63 @@ def test_a_dropped_player_rejoins_its_match_with_a_ticket_from_status(
                 b.wait()
         server.terminate()
         server.wait(timeout=30)
+
+
+# -- the used-ticket memory and later allocations ----------------------------
+#
+# The server used to empty its used-ticket memory on every allocation
+# (nused = 0).  Tickets are bound to one match and one server (claims
+# match_id and server_id), so a ticket spent in match A can never play in a
+# later match B either way; and A cannot come back to the server, since the
+# allocator refuses to place a match that is over (MATCH_GONE).  What shows
+# the memory from outside is the refusal: the server checks a ticket
+# against the tickets it seated before it compares the match, so a spent
+# ticket is refused as `replayed` while the server remembers it, and as
+# `wrong_match` (or `match_over`) once forgotten.  The memory itself (never
+# reset, a bounded ring) is unit-tested in tests/unit/test_gs_used.c.
+
+def test_a_ticket_spent_in_one_match_stays_spent_through_the_next_allocation(
+        env):
+    p = env.server(max_matches=3, match_seconds=1, join_timeout=5)
+
+    def readies():
+        return sum(1 for l in env.lines(p) if l["event"] == "ready")
+
+    def allocated():
+        return [l["match_id"] for l in env.lines(p)
+                if l["event"] == "allocated"]
+
+    def allocate(match, then):
+        rc, a = env.allocate(match, players=1)
+        assert rc == 0 and a["server_id"] == p.sid, a
+        wait_for(lambda: allocated() == then, 10, (match, allocated()))
+
+    def ended(n, match):
+        wait_for(lambda: readies() > n and env.state(p.sid) == "Ready", 15,
+                 "match %s never ended" % match)
+
+    # match A: alice plays with her ticket, which is spent
+    spent = env.ticket("alice", "m-first", p.sid, exp_in=120)
+    n = readies()
+    allocate("m-first", ["m-first"])
+    rc, out, err = env.raw_bot(p, spent, duration=3)
+    assert rc == 0 and out["bots"][0]["snapshots"] > 0, (out, err)
+    ended(n, "m-first")
+
+    # match B on the same server: A's ticket is still known as spent
+    n = readies()
+    allocate("m-second", ["m-first", "m-second"])
+    rc, out, err = env.raw_bot(p, spent, duration=3)
+    assert rc == 1 and out["bots"][0]["refused"] == "replayed", (out, err)
+    # an unspent ticket of A's is refused for its claims: the memory, not
+    # the match, refused the spent one
+    other = env.ticket("alice", "m-first", p.sid)
+    rc, out, err = env.raw_bot(p, other, duration=3)
+    assert rc == 1 and out["bots"][0]["refused"] in \
+        ("wrong_match", "match_over"), (out, err)
+    ended(n, "m-second")
+
+    # and A never comes back to it: the allocator refuses a finished match
+    rc, a = env.allocate("m-first", players=1)
+    assert rc != 0 and "MATCH_GONE" in a, a
+    assert allocated() == ["m-first", "m-second"]
