@@ -16,6 +16,15 @@
 #   server_players_60hz <players> <p99_us> <budget_us>
 #       the most players (16, 32, 64: one process holds at most 64) whose
 #       p99 stays under half the budget, and that p99
+#   server_players_per_core_60hz <players> <processes> <p99_us> <budget_us> <reached>
+#       game-server processes pinned together to one core (taskset -c 0),
+#       GAME_BENCH_CORE_BOTS (64) bots each, their bots on another core:
+#       1, 2, 4, ... processes until one's p99 passes half the budget (or
+#       past GAME_BENCH_CORE_MAX, 32); the most players that stayed under
+#       it, the worst process's p99 then, and whether the half-budget
+#       limit was reached (1) or the cap was (0: a lower bound).  Needs
+#       taskset and two cores.
+# `bench-server.sh core` prints the players-per-core row only.
 # Needs a Redis (GAME_REDIS, default 127.0.0.1:6379) and a built gameserver.
 # UDP ports: GAME_BENCH_UDP_BASE (22700) + hz + a run number.
 set -eu
@@ -98,6 +107,7 @@ tick_row() {
          "$((1000000 / $2)) $(field 'r["bytes_per_s_per_player"]["out"]')"
 }
 
+if [ "${1:-}" != core ]; then
 match 30 64 "" ""
 tick_row server_tick_30hz_64bots 30
 
@@ -132,3 +142,65 @@ if [ "$p99_64" -lt $((1000000 / 60 / 2)) ]; then
     best=64 best_p99=$p99_64
 fi
 echo "server_players_60hz $best $best_p99 $((1000000 / 60))"
+fi
+
+# players per core: K servers share core 0, each with CORE_BOTS bots (the
+# bots on core 1, so that they do not take the servers' core)
+CORE_BOTS=${GAME_BENCH_CORE_BOTS:-64}
+CORE_MAX=${GAME_BENCH_CORE_MAX:-32}
+# core_run K: the worst tick p99 of K servers on one core, in us
+core_run() {
+    k=$1 i=0 pids=
+    while [ $i -lt "$k" ]; do
+        i=$((i + 1)) n=$((n + 1))
+        taskset -c 0 build/game-server --id "core-$n" \
+            --port $((UDP + 100 + n)) --redis "$R" --prefix "bench$$-$n:" \
+            --ticket-key "k=$tmp/k.pub" --tick 60 --max-players 64 \
+            --max-peers-per-ip 64 --match-seconds "$SECS" --score-limit 0 \
+            --max-matches 1 > "$tmp/core.$i.out" 2> /dev/null &
+        pids="$pids $!"
+    done
+    sleep 1
+    i=0 bpids=
+    while [ $i -lt "$k" ]; do
+        i=$((i + 1))
+        taskset -c 1 build/game-bot --direct --redis "$R" \
+            --prefix "bench$$-$((n - k + i)):" --quiet \
+            --ticket-signing-key "k=$tmp/k.pem" --players "$CORE_BOTS" \
+            --duration $((SECS + 10)) > /dev/null 2>&1 &
+        bpids="$bpids $!"
+    done
+    for pid in $pids $bpids; do
+        wait "$pid" || true
+    done
+    i=0
+    while [ $i -lt "$k" ]; do
+        i=$((i + 1))
+        redis-cli -u "redis://$R" --scan --pattern "bench$$-$((n - k + i)):*" \
+            | xargs -r redis-cli -u "redis://$R" del > /dev/null
+    done
+    cat "$tmp"/core.*.out | grep '"match_end"' | /usr/bin/python3 -c '
+import json, sys
+rs = [json.loads(l)["result"] for l in sys.stdin]
+k = int(sys.argv[1])
+# a process that published no result did not keep up at all
+print(max(r["tick"]["p99_us"] for r in rs) if len(rs) == k else 10**9)' "$k"
+    rm -f "$tmp"/core.*.out
+}
+
+if command -v taskset > /dev/null && [ "$(nproc)" -ge 2 ]; then
+    half=$((1000000 / 60 / 2))
+    best=0 best_k=0 best_p99=0 k=1 reached=0
+    while [ $k -le "$CORE_MAX" ]; do
+        p99=$(core_run $k)
+        p99=${p99%.*}
+        if [ "$p99" -ge $half ]; then
+            reached=1
+            break
+        fi
+        best=$((k * CORE_BOTS)) best_k=$k best_p99=$p99
+        k=$((k * 2))
+    done
+    echo "server_players_per_core_60hz $best $best_k $best_p99" \
+         "$((1000000 / 60)) $reached"
+fi

@@ -63,6 +63,7 @@
 #include "gs_result.h"
 #include "gs_server.h"
 #include "gs_telemetry.h"
+#include "gs_used.h"
 
 
 #define GS_HELLO_TIMEOUT_MS    1000     /* connect without hello: refused */
@@ -74,7 +75,6 @@
 #define GS_ENDING_MAX_MS       2000
 #define GS_SPARE_PEERS         32       /* room for refusals when full */
 #define GS_IDLE_DRAIN_MS       5000     /* SIGTERM, idle: wait for drain.lua */
-#define GS_USED_MAX            4096     /* used tickets remembered */
 #define GS_VERIFY_PER_TICK     24       /* ~1.5 ms of ECDSA per tick */
 #define GS_REFUSED_LINES       8        /* per reason per second, told */
 #define GS_TEL_SAMPLE_MS       1000     /* telemetry: a sample a second */
@@ -139,10 +139,9 @@ typedef struct {
     int                      refused_lines[16];     /* lines in it */
     uint64_t                 refused_quiet[16];     /* refusals untold */
 
-    /* used tickets, by signature and by jti: a ring, never reset, so a
-     * ticket presented before an allocation is not forgotten by it */
-    char                     used[GS_USED_MAX][96];
-    int                      nused, used_next;
+    /* used tickets, by signature and by jti: never reset, so a ticket
+     * presented before an allocation is not forgotten by it */
+    gs_used_t                used;
 
     gs_guard_t               guard;
     size_t                   pool;          /* half-open peers allowed */
@@ -390,36 +389,9 @@ gs_server_refuse(gs_server_t *s, gs_client_t *c, gs_refuse_e why,
 
 
 static int
-gs_server_used(gs_server_t *s, const char *key)
-{
-    int  i;
-
-    for (i = 0; i < s->nused; i++) {
-        if (strcmp(s->used[i], key) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-
-static void
-gs_server_use(gs_server_t *s, const char *key)
-{
-    /* past the bound the oldest entries go; a ticket's short exp has
-     * long since run out by the time 2048 more players were seated */
-    snprintf(s->used[s->used_next], sizeof(s->used[0]), "%s", key);
-    s->used_next = (s->used_next + 1) % GS_USED_MAX;
-    if (s->nused < GS_USED_MAX) {
-        s->nused++;
-    }
-}
-
-
-static int
 gs_server_ticket_used(gs_server_t *s, const gs_ticket_t *t)
 {
-    return gs_server_used(s, t->sig) || gs_server_used(s, t->jti);
+    return gs_used_has(&s->used, t->sig) || gs_used_has(&s->used, t->jti);
 }
 
 
@@ -487,8 +459,8 @@ gs_server_enter(gs_server_t *s, gs_client_t *c)
         c->slot = slot;
         /* used once seated, not before: a ticket that could not get a
          * seat yet (pending, full, dropped) has not been spent */
-        gs_server_use(s, t->sig);
-        gs_server_use(s, t->jti);
+        gs_used_add(&s->used, t->sig);
+        gs_used_add(&s->used, t->jti);
         gs_server_welcome(s, c);
         gs_log("info", "player %s joined match %s in slot %d", t->sub,
                t->match_id, slot);
@@ -1431,6 +1403,7 @@ gs_server_run(const gs_server_conf_t *conf)
     uint64_t             seed;
 
     memset(&s, 0, sizeof(s));
+    gs_used_init(&s.used);
     s.conf = conf;
     if (getrandom(&seed, sizeof(seed), 0) != (ssize_t) sizeof(seed)) {
         seed = (uint64_t) gs_now_us() ^ ((uint64_t) getpid() << 32);
