@@ -275,6 +275,7 @@ ngx_game_bus_metrics_add(ngx_conf_t *cf, ngx_game_core_main_conf_t *cmcf,
 {
     ngx_int_t                v;
     ngx_str_t               *name;
+    ngx_game_metric_t       *families[4];
     ngx_game_bus_metrics_t  *m;
 
     m = cmcf->bus_metrics;
@@ -324,13 +325,13 @@ ngx_game_bus_metrics_add(ngx_conf_t *cf, ngx_game_core_main_conf_t *cmcf,
 
     ngx_sprintf(name->data, "%V/%V", &bus->conf.stream, &bus->conf.group);
 
-    v = ngx_game_metric_value(cf, m->delivered, 0, name);
+    families[0] = m->delivered;
+    families[1] = m->acked;
+    families[2] = m->retried;
+    families[3] = m->dead_lettered;
 
-    if (v == NGX_ERROR
-        || ngx_game_metric_value(cf, m->acked, 0, name) != v
-        || ngx_game_metric_value(cf, m->retried, 0, name) != v
-        || ngx_game_metric_value(cf, m->dead_lettered, 0, name) != v)
-    {
+    v = ngx_game_metric_values(cf, families, 4, name);
+    if (v == NGX_ERROR) {
         return NGX_ERROR;
     }
 

@@ -288,6 +288,8 @@ ngx_game_metric_t *ngx_game_metric_add(ngx_conf_t *cf, ngx_uint_t type,
     const char *label2, const char **values2);
 ngx_int_t ngx_game_metric_value(ngx_conf_t *cf, ngx_game_metric_t *m,
     ngx_uint_t label, ngx_str_t *value);
+ngx_int_t ngx_game_metric_values(ngx_conf_t *cf, ngx_game_metric_t **families,
+    ngx_uint_t n, ngx_str_t *value);
 /* called every second in each worker, and before a scrape, to set gauges */
 ngx_int_t ngx_game_metrics_sampler_add(ngx_conf_t *cf,
     ngx_game_metrics_sampler_pt handler, void *data);

@@ -366,6 +366,38 @@ ngx_game_metric_value(ngx_conf_t *cf, ngx_game_metric_t *m, ngx_uint_t label,
 }
 
 
+/*
+ * One value of the first label, added to several families that share it
+ * (a pool's name in each of the pool's families): its index, the same in
+ * every family, or NGX_ERROR (also when a family could not be made).
+ */
+
+ngx_int_t
+ngx_game_metric_values(ngx_conf_t *cf, ngx_game_metric_t **families,
+    ngx_uint_t n, ngx_str_t *value)
+{
+    ngx_int_t   v, first;
+    ngx_uint_t  i;
+
+    first = NGX_ERROR;
+
+    for (i = 0; i < n; i++) {
+        if (families[i] == NULL) {
+            return NGX_ERROR;
+        }
+
+        v = ngx_game_metric_value(cf, families[i], 0, value);
+        if (v == NGX_ERROR || (i > 0 && v != first)) {
+            return NGX_ERROR;
+        }
+
+        first = v;
+    }
+
+    return first;
+}
+
+
 ngx_int_t
 ngx_game_metrics_sampler_add(ngx_conf_t *cf,
     ngx_game_metrics_sampler_pt handler, void *data)
@@ -701,6 +733,7 @@ ngx_int_t
 ngx_game_metrics_endpoint(ngx_conf_t *cf, ngx_str_t *location)
 {
     ngx_str_t                 name;
+    ngx_game_metric_t        *families[2];
     ngx_game_metrics_conf_t  *mc;
 
     mc = ngx_game_metrics_conf(cf);
@@ -711,11 +744,10 @@ ngx_game_metrics_endpoint(ngx_conf_t *cf, ngx_str_t *location)
     }
 
     /* the histogram has the same endpoints in the same order */
-    if (ngx_game_metric_value(cf, mc->durations, 0, &name) == NGX_ERROR) {
-        return NGX_ERROR;
-    }
+    families[0] = mc->requests;
+    families[1] = mc->durations;
 
-    return ngx_game_metric_value(cf, mc->requests, 0, &name);
+    return ngx_game_metric_values(cf, families, 2, &name);
 }
 
 

@@ -2127,6 +2127,7 @@ ngx_game_pg_metrics_init(ngx_conf_t *cf, ngx_array_t *pools)
 {
     ngx_int_t               v;
     ngx_uint_t              i;
+    ngx_game_metric_t      *families[6];
     ngx_game_pg_pool_t    **pg;
     ngx_game_pg_metrics_t  *m;
 
@@ -2158,26 +2159,18 @@ ngx_game_pg_metrics_init(ngx_conf_t *cf, ngx_array_t *pools)
         "Queries refused at once: the pool down or its queue full (503)",
         "pool", NULL, NULL);
 
-    if (m->connections == NULL || m->in_flight == NULL || m->queued == NULL
-        || m->timeouts == NULL || m->reconnects == NULL
-        || m->rejected == NULL)
-    {
-        return NGX_ERROR;
-    }
+    families[0] = m->connections;
+    families[1] = m->in_flight;
+    families[2] = m->queued;
+    families[3] = m->timeouts;
+    families[4] = m->reconnects;
+    families[5] = m->rejected;
 
     pg = pools->elts;
 
     for (i = 0; i < pools->nelts; i++) {
-        v = ngx_game_metric_value(cf, m->connections, 0, &pg[i]->name);
-
-        if (v == NGX_ERROR
-            || ngx_game_metric_value(cf, m->in_flight, 0, &pg[i]->name) != v
-            || ngx_game_metric_value(cf, m->queued, 0, &pg[i]->name) != v
-            || ngx_game_metric_value(cf, m->timeouts, 0, &pg[i]->name) != v
-            || ngx_game_metric_value(cf, m->reconnects, 0, &pg[i]->name)
-               != v
-            || ngx_game_metric_value(cf, m->rejected, 0, &pg[i]->name) != v)
-        {
+        v = ngx_game_metric_values(cf, families, 6, &pg[i]->name);
+        if (v == NGX_ERROR) {
             return NGX_ERROR;
         }
 

@@ -1266,6 +1266,7 @@ ngx_game_redis_metrics_init(ngx_conf_t *cf, ngx_array_t *pools)
 {
     ngx_int_t                  v;
     ngx_uint_t                 i;
+    ngx_game_metric_t         *families[5];
     ngx_game_redis_pool_t    **rp;
     ngx_game_redis_metrics_t  *m;
 
@@ -1294,25 +1295,17 @@ ngx_game_redis_metrics_init(ngx_conf_t *cf, ngx_array_t *pools)
         "Commands refused at once: no connection up or all full (503)",
         "pool", NULL, NULL);
 
-    if (m->connections == NULL || m->in_flight == NULL
-        || m->timeouts == NULL || m->reconnects == NULL
-        || m->rejected == NULL)
-    {
-        return NGX_ERROR;
-    }
+    families[0] = m->connections;
+    families[1] = m->in_flight;
+    families[2] = m->timeouts;
+    families[3] = m->reconnects;
+    families[4] = m->rejected;
 
     rp = pools->elts;
 
     for (i = 0; i < pools->nelts; i++) {
-        v = ngx_game_metric_value(cf, m->connections, 0, &rp[i]->name);
-
-        if (v == NGX_ERROR
-            || ngx_game_metric_value(cf, m->in_flight, 0, &rp[i]->name) != v
-            || ngx_game_metric_value(cf, m->timeouts, 0, &rp[i]->name) != v
-            || ngx_game_metric_value(cf, m->reconnects, 0, &rp[i]->name)
-               != v
-            || ngx_game_metric_value(cf, m->rejected, 0, &rp[i]->name) != v)
-        {
+        v = ngx_game_metric_values(cf, families, 5, &rp[i]->name);
+        if (v == NGX_ERROR) {
             return NGX_ERROR;
         }
 

@@ -54,6 +54,7 @@ ngx_int_t
 ngx_game_mm_metrics_init(ngx_conf_t *cf, ngx_game_mm_main_conf_t *mmcf)
 {
     ngx_uint_t           i;
+    ngx_game_metric_t   *families[2];
     ngx_game_mm_mode_t  *modes;
 
     mmcf->m_matches = ngx_game_metric_add(cf, NGX_GAME_METRIC_COUNTER,
@@ -75,12 +76,13 @@ ngx_game_mm_metrics_init(ngx_conf_t *cf, ngx_game_mm_main_conf_t *mmcf)
     }
 
     /* a mode's index in the configuration is its label value's */
+    families[0] = mmcf->m_matches;
+    families[1] = mmcf->m_wait;
     modes = mmcf->modes.elts;
+
     for (i = 0; i < mmcf->modes.nelts; i++) {
-        if (ngx_game_metric_value(cf, mmcf->m_matches, 0, &modes[i].name)
-            != (ngx_int_t) i
-            || ngx_game_metric_value(cf, mmcf->m_wait, 0, &modes[i].name)
-               != (ngx_int_t) i)
+        if (ngx_game_metric_values(cf, families, 2, &modes[i].name)
+            != (ngx_int_t) i)
         {
             return NGX_ERROR;
         }
