@@ -58,8 +58,8 @@ static ngx_game_pg_stmt_t  ngx_game_lb_remove_stmt = {
 
 static ngx_game_pg_stmt_t  ngx_game_lb_recompute_stmt = {
     "game_lb_recompute",
-    "SELECT lb_recompute($1::jsonb, $2::boolean)",
-    2
+    "SELECT lb_recompute($1::jsonb, $2::boolean, $3::boolean)",
+    3
 };
 
 
@@ -230,7 +230,7 @@ ngx_game_lb_admin_recompute(ngx_http_request_t *r)
 {
     ngx_int_t                 rc;
     ngx_str_t                 name;
-    const char               *values[2];
+    const char               *values[3];
     ngx_game_lb_admin_ctx_t  *ctx;
     ngx_game_lb_main_conf_t  *lmcf;
 
@@ -254,6 +254,8 @@ ngx_game_lb_admin_recompute(ngx_http_request_t *r)
 
     values[0] = (char *) ctx->board->json.data;
     values[1] = lmcf->test_clock ? "true" : "false";
+    /* players under review get nothing, as from the stream (sql/009) */
+    values[2] = lmcf->exclude_flagged ? "true" : "false";
 
     /* a whole season in one statement: the maintenance pool's */
     return ngx_game_lb_admin_query(r, lmcf->pg_maintenance,

@@ -25,6 +25,7 @@ from lb_helpers import (admin, applied, board, clear_clock, drained, fresh,
                         new_player, outcome, player, publish, rds, set_clock,
                         wait)
 from mm_helpers import device_player, error_code
+from tel_helpers import admin as tel_admin
 
 
 @pytest.fixture
@@ -598,6 +599,40 @@ def test_an_admin_recomputes_a_board_from_the_match_history(stack):
     assert psql(stack, "SELECT score FROM leaderboard_entries WHERE "
                        "leaderboard = 'recount' AND region = '*' AND "
                        "player_id = %s", a) == [(9,)]
+
+
+def test_a_recompute_leaves_out_players_under_review(stack):
+    """game_lb_exclude_flagged (on in test.conf) holds for a recompute as
+    it does for outcomes: the match history gives a player under
+    anti-cheat review nothing back, and once an admin cleared them the
+    next recompute counts their matches again."""
+    a, _ = new_player(stack)
+    b, _ = new_player(stack)
+    o = real_match(stack, "recount", "local", {a: 5, b: 7})
+    applied(stack, publish(stack, o))
+    fresh(stack, "recount", lambda p: entry(p, a) and entry(p, b))
+
+    psql(stack, "INSERT INTO tel_suspicion (player_id, score, flagged_at) "
+                "VALUES (%s, 500, now())", b)
+    url = stack.url("/admin/leaderboards/recount/recompute")
+    r = requests.post(url, headers=admin(stack), timeout=10)
+    assert r.status_code == 202, r.text
+    page = fresh(stack, "recount", lambda p: entry(p, a)
+                 and entry(p, b) is None)
+    assert entry(page, a)["score"] == 5
+    assert psql(stack, "SELECT count(*) FROM leaderboard_entries WHERE "
+                       "leaderboard = 'recount' AND player_id = %s",
+                b) == [(0,)]
+
+    # a false positive: the review clears it, a recompute restores it
+    r = requests.post(stack.url("/admin/telemetry/players/%s/review" % b),
+                      headers=tel_admin(stack), json={"decision": "clear"},
+                      timeout=10)
+    assert r.status_code == 200, r.text
+    r = requests.post(url, headers=admin(stack), timeout=10)
+    assert r.status_code == 202, r.text
+    page = fresh(stack, "recount", lambda p: entry(p, b))
+    assert (entry(page, a)["score"], entry(page, b)["score"]) == (5, 7)
 
 
 def test_player_stats_per_mode_with_ranks(stack):
