@@ -124,7 +124,7 @@ def test_chunk_over_the_limit_in_a_later_packet_closes_too(stack):
     assert_not_smuggled(raw)
     answers = responses(raw)
     assert len(answers) == 1, answers
-    assert answers[0][0].startswith("HTTP/1.1 413 "), answers
+    assert_json_error(answers[0], 413, "payload_too_large")
     assert answers[0][1]["connection"] == "close"
 
 
@@ -259,3 +259,45 @@ def test_every_status_line_has_a_reason_phrase(stack):
     for request, line in cases:
         raw = exchange(stack, request)
         assert raw.split(b"\r\n", 1)[0] == line, raw
+
+
+def test_the_answers_nginx_makes_itself_are_json_errors(stack):
+    """Before our handlers run (client_max_body_size, a malformed header,
+    a URI over the header buffers, basic auth on the operator page) or
+    when one fails with a bare status, nginx makes the answer: it is in
+    the API's error shape all the same (conf/json-errors.*), with its
+    status and the headers that go with it."""
+    raw = exchange(stack, post("/auth/login",
+                               {"Content-Type": "application/json",
+                                "Content-Length": "999999999"}))
+    assert_json_error(responses(raw)[0], 413, "payload_too_large")
+
+    raw = exchange(stack, b"GET /healthz HTTP/1.1\r\nHost: t\r\n"
+                          b"Bad Header\r\n\r\n")
+    assert_json_error(responses(raw)[0], 400, "bad_request")
+
+    raw = exchange(stack, b"HELLO\r\n\r\n")
+    assert_json_error(responses(raw)[0], 400, "bad_request")
+
+    raw = exchange(stack, b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n"
+                          b"Host: t\r\nConnection: close\r\n\r\n")
+    assert_json_error(responses(raw)[0], 414, "uri_too_long")
+
+    raw = exchange(stack, b"GET /admin/ HTTP/1.1\r\nHost: t\r\n"
+                          b"Connection: close\r\n\r\n")
+    answer = responses(raw)[0]
+    assert_json_error(answer, 401, "unauthorized")
+    assert answer[1]["www-authenticate"].startswith("Basic realm=")
+
+    raw = exchange(stack, b"GET /test/nginx-500 HTTP/1.1\r\nHost: t\r\n"
+                          b"Connection: close\r\n\r\n")
+    assert_json_error(responses(raw)[0], 500, "internal_error")
+    raw = exchange(stack, b"GET /.game-error HTTP/1.1\r\nHost: t\r\n"
+                          b"Connection: close\r\n\r\n")
+    assert_json_error(responses(raw)[0], 404, "not_found")
+
+    raw = exchange(stack, b"GET /test/nginx-503 HTTP/1.1\r\nHost: t\r\n"
+                          b"Connection: close\r\n\r\n")
+    answer = responses(raw)[0]
+    assert_json_error(answer, 503, "unavailable")
+    assert answer[1]["retry-after"] == "1"
