@@ -661,9 +661,22 @@ ngx_game_jwt_b64_decode(u_char *dst, size_t size, u_char *src, size_t len,
     size_t *out)
 {
     u_char     again[NGX_GAME_JWT_PAYLOAD_MAX * 4 / 3 + 4];
+    size_t     n;
     ngx_str_t  in, decoded, encoded;
 
-    if (ngx_base64_decoded_length(len) > size || len > sizeof(again)) {
+    /*
+     * The exact length: unpadded, every 4 characters are 3 bytes and a
+     * last group of 2 or 3 characters 1 or 2 bytes; a last group of one
+     * character encodes nothing.  (ngx_base64_decoded_length() rounds up
+     * to whole groups, which refused payloads that fit.)
+     */
+    if (len % 4 == 1) {
+        return NGX_DECLINED;
+    }
+
+    n = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
+
+    if (n > size || len > sizeof(again)) {
         return NGX_DECLINED;
     }
 

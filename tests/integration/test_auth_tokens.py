@@ -167,3 +167,23 @@ def test_guard_refuses_wrong_claims(stack, player):
     # the leeway (30 s by default) forgives small clock skew
     assert guarded(s, sign(s, claims(pid, exp=now - 5))).status_code == 200
     assert guarded(s, sign(s, claims(pid, nbf=now + 5))).status_code == 200
+
+
+def test_payloads_up_to_the_limit_are_read_whole(stack, player):
+    """Claims of up to 2,048 bytes (the verifier's buffer) are read, to
+    the last byte; one more is refused.  The length check once estimated
+    the decoded size from the base64url length, rounding up to whole
+    groups, and refused correctly signed payloads of 2,047 and 2,048
+    bytes."""
+    def of_length(n):
+        c = claims(player["player_id"], pad="")
+        size = len(json.dumps(c, separators=(",", ":")))
+        c["pad"] = "x" * (n - size)
+        assert len(json.dumps(c, separators=(",", ":"))) == n
+        return sign(stack, c)
+
+    for n in (2045, 2046, 2047, 2048):
+        r = guarded(stack, of_length(n))
+        assert r.status_code == 200, (n, r.text)
+        assert r.json()["player_id"] == player["player_id"]
+    assert guarded(stack, of_length(2049)).status_code == 401
