@@ -455,6 +455,25 @@ fleet_kill(fleet_t *f, fleet_server_t *s, const char *why)
 }
 
 
+/* the health file's phase, named as the server's own lines name it */
+static const char *
+fleet_phase_name(unsigned phase)
+{
+    switch (phase) {
+    case GS_HEALTH_IDLE:
+        return "idle";
+    case GS_HEALTH_WAITING:
+        return "waiting";
+    case GS_HEALTH_PLAYING:
+        return "playing";
+    case GS_HEALTH_ENDING:
+        return "ending";
+    default:
+        return "unknown";
+    }
+}
+
+
 /*
  * The tick loop's pulse, from the health file: a loop that stopped is
  * hung even if the process (and its allocator thread) lives on.  Only a
@@ -482,10 +501,11 @@ fleet_check_hung(fleet_t *f, int64_t now)
         }
         fleet_log_event("error", "server_hung",
                         fleet_server_fields(f, s,
-                            json_pack("{s:I, s:i, s:i, s:s}", "silent_ms",
+                            json_pack("{s:I, s:s, s:i, s:s}", "silent_ms",
                                       (json_int_t) (now - h.last_tick_ms),
-                                      "phase", (int) h.phase, "players",
-                                      (int) h.players, "action", "SIGKILL")),
+                                      "phase", fleet_phase_name(h.phase),
+                                      "players", (int) h.players, "action",
+                                      "SIGKILL")),
                         "region %s: %s hung: its loop has not ticked for "
                         "%lld ms (phase %u, %u players): SIGKILL",
                         fleet_region_name(f, s), s->id,
@@ -674,7 +694,7 @@ fleet_retire(fleet_t *f, fleet_server_t *s)
         f->metrics.drains[s->region]++;
         fleet_log_event("info", "server_retire",
                         fleet_server_fields(f, s,
-                            json_pack("{s:s}", "result", "drained")),
+                            json_pack("{s:s}", "outcome", "drained")),
                         "region %s: retire %s: drained, it shuts down",
                         fleet_region_name(f, s), s->id);
         return 0;
@@ -683,7 +703,7 @@ fleet_retire(fleet_t *f, fleet_server_t *s)
         s->retiring = 1;
         fleet_log_event("info", "server_retire",
                         fleet_server_fields(f, s,
-                            json_pack("{s:s, s:s}", "result", "busy", "state",
+                            json_pack("{s:s, s:s}", "outcome", "busy", "state",
                                       game_alloc_state_name(res.state))),
                         "region %s: retire %s: allocated meanwhile (%s), it "
                         "plays its match and then shuts down",
@@ -697,7 +717,7 @@ fleet_retire(fleet_t *f, fleet_server_t *s)
         kill(s->pid, SIGTERM);
         fleet_log_event("info", "server_retire",
                         fleet_server_fields(f, s,
-                            json_pack("{s:s, s:s}", "result", "not_found",
+                            json_pack("{s:s, s:s}", "outcome", "not_found",
                                       "action", "SIGTERM")),
                         "region %s: retire %s: not in the allocator: SIGTERM",
                         fleet_region_name(f, s), s->id);

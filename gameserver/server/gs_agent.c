@@ -502,8 +502,8 @@ gs_agent_beat(gs_agent_t *a)
     if (st == GAME_ALLOC_ERROR) {
         gs_log_event("warn", "heartbeat_failed",
                      json_pack("{s:o}", "error", gs_logline_str(
-                         game_alloc_errstr(a->conn) ? game_alloc_errstr(a->conn)
-                                                    : "error")),
+                         game_alloc_errstr(a->conn)
+                         ? game_alloc_errstr(a->conn) : "error")),
                      "heartbeat: %s",
                      game_alloc_errstr(a->conn) ? game_alloc_errstr(a->conn)
                                                 : "error");
@@ -796,7 +796,7 @@ gs_agent_set_state(gs_agent_t *a, game_alloc_state_t to,
     snprintf(op.match_id, sizeof(op.match_id), "%s", match_id);
     if (seated != NULL && (op.seated = strdup(seated)) == NULL) {
         gs_log_event("error", "out_of_memory",
-                     json_pack("{s:s}", "lost", "seated list"),
+                     json_pack("{s:s}", "what", "seated list"),
                      "out of memory: state %s without its seated list",
                      game_alloc_state_name(to));
     }

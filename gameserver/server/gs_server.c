@@ -242,7 +242,7 @@ gs_server_emit(const gs_server_t *s, const char *event, json_t *fields)
     json_decref(line);
     if (text == NULL) {
         gs_log_event("error", "out_of_memory",
-                     json_pack("{s:s, s:s}", "lost", "lifecycle line",
+                     json_pack("{s:s, s:s}", "what", "lifecycle line",
                                "lifecycle", event),
                      "lifecycle line \"%s\" not written: out of memory",
                      event);
@@ -329,7 +329,7 @@ gs_server_telemetry(gs_server_t *s, json_t *events)
     json_decref(batch);
     if (text == NULL) {
         gs_log_event("error", "out_of_memory",
-                     json_pack("{s:s, s:i}", "lost", "telemetry", "events",
+                     json_pack("{s:s, s:i}", "what", "telemetry", "events",
                                n),
                      "telemetry: %d events lost: out of memory", n);
         return;

@@ -42,6 +42,19 @@ def check_lines(text, t0, t1):
     return lines
 
 
+def one_type_per_key(lines):
+    """A key has one JSON type in every line it is in (null aside), so
+    that one index mapping (Elasticsearch's) holds all the lines."""
+    kinds = {}
+    for l in lines:
+        for k, v in l.items():
+            if v is None:
+                continue
+            t = "number" if isinstance(v, (int, float)) \
+                and not isinstance(v, bool) else type(v).__name__
+            assert kinds.setdefault(k, (t, l))[0] == t, (k, kinds[k], l)
+
+
 def in_order(lines, *names):
     """The first line of each event, in that order."""
     at = [next(i for i, l in enumerate(lines) if l.get("event") == n)
@@ -86,6 +99,7 @@ def test_a_servers_lines_are_json_with_the_envelope_and_typed_fields(env):
     assert all(l["kind"] == "lifecycle" and l["server_id"] == p.sid
                for l in life)
     assert not [l for l in log if "kind" in l]
+    one_type_per_key(log + life)
 
     # no ticket, no part of one, and not the allocator token
     for secret in [token, high, high.rsplit(".", 1)[1]] + \
@@ -158,6 +172,7 @@ def test_a_fleets_lines_and_its_servers_are_json_with_the_envelope(env,
     fleet = [l for l in lines if l["service"] == "game-fleet"]
     servers = [l for l in lines if l["service"] == "game-server"]
     assert fleet and servers and life
+    one_type_per_key(lines + life)
     assert all(l["fleet"] == "logs-fleet" and l["pid"] == p.pid
                for l in fleet)
 

@@ -461,7 +461,8 @@ test_any_bytes_make_a_valid_line(void **state)
             field[i] = (char) (1 + rand_r(&seed) % 255);
         }
         field[flen] = '\0';
-        size = GS_LOGLINE_MIN + (size_t) rand_r(&seed) % (4096 - GS_LOGLINE_MIN);
+        size = GS_LOGLINE_MIN
+               + (size_t) rand_r(&seed) % (4096 - GS_LOGLINE_MIN);
 
         n = gs_logline_build(buf, size, &who, T0, "info", "fuzz", msg,
                              json_pack("{s:o, s:I}", "detail",
