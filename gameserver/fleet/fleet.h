@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "game_alloc.h"
 
 #define FLEET_REGIONS_MAX   16
@@ -31,6 +33,7 @@ typedef struct {
 } fleet_region_t;
 
 typedef struct {
+    char             name[GAME_ALLOC_NAME_MAX + 1];    /* in every log line */
     char             redis_host[256], prefix[GAME_ALLOC_NAME_MAX + 1];
     int              redis_port, reap_s, reap_grace_s;
     int              drain_s;           /* -1 until fleet_conf_check */
@@ -83,8 +86,19 @@ typedef struct {
     fleet_metrics_t      metrics;
 } fleet_t;
 
-/* fleet_main.c */
-void fleet_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * fleet_main.c.  The log: one JSON object per line on stderr, which the
+ * servers share (gs_logline.h: time, level, service "game-fleet", fleet
+ * (the configured name), pid, event, msg, fields), each written whole in
+ * one write(2) of at most 4 KiB (PIPE_BUF), so the servers' lines never
+ * cut into ours.  Level: "error", "warn", "info" or "debug"; fields: a
+ * JSON object (json_pack), stolen, or NULL.
+ */
+void fleet_log_init(const char *name);
+void fleet_log(const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void fleet_log_event(const char *level, const char *event, json_t *fields,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 int64_t fleet_now_ms(void);         /* CLOCK_MONOTONIC */
 int64_t fleet_wall_ms(void);
 void fleet_health_path(const fleet_t *f, const char *id, char *buf,

@@ -126,21 +126,34 @@ fleet_adopt(fleet_t *f)
         o = &old[i];
 
         if (!fleet_pid_alive(o->pid)) {
-            fleet_log("%s (pid %d) of the last run is gone", o->id,
-                      (int) o->pid);
+            fleet_log_event("info", "adopt_gone",
+                            json_pack("{s:s, s:i}", "server", o->id,
+                                      "server_pid", (int) o->pid),
+                            "%s (pid %d) of the last run is gone", o->id,
+                            (int) o->pid);
             fleet_health_path(f, o->id, health, sizeof(health));
             unlink(health);
             continue;
         }
         if (!fleet_pid_runs(o->pid, f->conf.server, o->id)) {
-            fleet_log("not adopting %s: pid %d runs something else", o->id,
-                      (int) o->pid);
+            fleet_log_event("warn", "adopt_refused",
+                            json_pack("{s:s, s:i, s:s}", "server", o->id,
+                                      "server_pid", (int) o->pid, "why",
+                                      "pid runs something else"),
+                            "not adopting %s: pid %d runs something else",
+                            o->id, (int) o->pid);
             continue;
         }
         if (o->region < 0) {
             /* it would never be counted or scaled: let it drain itself */
-            fleet_log("%s (pid %d) is of region %s, not configured: SIGTERM",
-                      o->id, (int) o->pid, regions[i]);
+            fleet_log_event("warn", "adopt_refused",
+                            json_pack("{s:s, s:i, s:s, s:s, s:s}", "server",
+                                      o->id, "server_pid", (int) o->pid,
+                                      "region", regions[i], "why",
+                                      "region not configured", "action",
+                                      "SIGTERM"),
+                            "%s (pid %d) is of region %s, not configured: "
+                            "SIGTERM", o->id, (int) o->pid, regions[i]);
             kill(o->pid, SIGTERM);
             continue;
         }
@@ -152,8 +165,13 @@ fleet_adopt(fleet_t *f)
         /* Our clocks for it (register timeout, crash loop, back-off
          * reset) start now: what it did before is not known to us. */
         s->spawned_ms = now;
-        fleet_log("region %s: adopted %s pid %d udp %d",
-                  f->conf.regions[s->region].name, s->id, (int) s->pid,
-                  s->port);
+        fleet_log_event("info", "server_adopt",
+                        json_pack("{s:s, s:s, s:i, s:i}", "region",
+                                  f->conf.regions[s->region].name, "server",
+                                  s->id, "server_pid", (int) s->pid, "port",
+                                  s->port),
+                        "region %s: adopted %s pid %d udp %d",
+                        f->conf.regions[s->region].name, s->id, (int) s->pid,
+                        s->port);
     }
 }

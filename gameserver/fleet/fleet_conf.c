@@ -3,6 +3,8 @@
  *
  * One directive per line, words separated by blanks, '#' starts a comment:
  *
+ *   name        NAME                      the fleet's name in its log lines
+ *                                         (the host name)
  *   redis       HOST:PORT                 (127.0.0.1:6379)
  *   prefix      P                         (game:)
  *   server      PATH                      game-server; relative paths are
@@ -39,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fleet.h"
 #include "gs_defaults.h"
@@ -128,6 +131,9 @@ fleet_conf_load(fleet_conf_t *c, const char *path, char *err, size_t errlen)
     int     n, lineno = 0, rc = 0;
 
     memset(c, 0, sizeof(*c));
+    if (gethostname(c->name, sizeof(c->name) - 1) != 0 || c->name[0] == '\0') {
+        strcpy(c->name, "game-fleet");
+    }
     strcpy(c->redis_host, "127.0.0.1");
     c->redis_port = 6379;
     strcpy(c->prefix, "game:");
@@ -184,6 +190,8 @@ fleet_conf_load(fleet_conf_t *c, const char *path, char *err, size_t errlen)
                 *colon = '\0';
                 snprintf(c->redis_host, sizeof(c->redis_host), "%s", w[1]);
             }
+        } else if (strcmp(w[0], "name") == 0) {
+            snprintf(c->name, sizeof(c->name), "%s", w[1]);
         } else if (strcmp(w[0], "prefix") == 0) {
             snprintf(c->prefix, sizeof(c->prefix), "%s", w[1]);
         } else if (strcmp(w[0], "server") == 0) {

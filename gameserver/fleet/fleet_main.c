@@ -18,7 +18,8 @@
  *      match, then exits).  A server not yet registered counts as
  *      Ready-to-be, so a slow start does not make the fleet spawn twice.
  *
- * Each decision is one log line on stderr.  The status file, rewritten
+ * Each decision is one JSON log line on stderr, with an event name and
+ * typed fields (fleet.h: fleet_log_event).  The status file, rewritten
  * every pass, is also the fleet's memory: a restarted fleet adopts the
  * servers that still run instead of draining them (fleet_adopt.c).
  *
@@ -45,6 +46,7 @@
 
 #include "fleet.h"
 #include "gs_health.h"
+#include "gs_logline.h"
 
 
 #define FLEET_LOOP_MS        250
@@ -52,8 +54,10 @@
 #define FLEET_BACKOFF_MAX_MS 30000
 #define FLEET_HEALTHY_MS     10000  /* a crash sooner is a crash loop */
 #define FLEET_RETIRE_MS      10000  /* a drained idle server exits by then */
+#define FLEET_LOG_LINE       4096   /* PIPE_BUF: one atomic write */
 
 static volatile sig_atomic_t  fleet_stop;
+static gs_logline_who_t       fleet_log_self;
 
 
 static void
@@ -63,23 +67,62 @@ fleet_on_signal(int signo)
 }
 
 
+/* again in a forked child: its lines carry its own pid */
 void
-fleet_log(const char *fmt, ...)
+fleet_log_init(const char *name)
 {
-    char             line[1024];
-    struct timespec  ts;
-    struct tm        tm;
-    va_list          ap;
-    int              n;
+    gs_logline_who(&fleet_log_self, "game-fleet", "fleet", name,
+                   (long) getpid());
+}
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    n = snprintf(line, sizeof(line), "%02d:%02d:%02d.%03ld game-fleet ",
-                 tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+
+static void
+fleet_log_va(const char *level, const char *event, json_t *fields,
+    const char *fmt, va_list ap)
+{
+    char     msg[FLEET_LOG_LINE], line[FLEET_LOG_LINE];
+    size_t   len, off;
+    ssize_t  n;
+
+    if (fleet_log_self.id_key[0] == '\0') {
+        fleet_log_init("");         /* before the configuration names us */
+    }
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    len = gs_logline_build(line, sizeof(line), &fleet_log_self,
+                           fleet_wall_ms(), level, event, msg, fields);
+
+    /* one write: the servers write to the same stderr */
+    for (off = 0; off < len; off += (size_t) n) {
+        n = write(STDERR_FILENO, line + off, len - off);
+        if (n < 0 && errno == EINTR) {
+            n = 0;
+        } else if (n <= 0) {
+            break;
+        }
+    }
+}
+
+
+void
+fleet_log(const char *level, const char *fmt, ...)
+{
+    va_list  ap;
+
     va_start(ap, fmt);
-    vsnprintf(line + n, sizeof(line) - (size_t) n, fmt, ap);
+    fleet_log_va(level, NULL, NULL, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s\n", line);
+}
+
+
+void
+fleet_log_event(const char *level, const char *event, json_t *fields,
+    const char *fmt, ...)
+{
+    va_list  ap;
+
+    va_start(ap, fmt);
+    fleet_log_va(level, event, fields, fmt, ap);
+    va_end(ap);
 }
 
 
@@ -117,6 +160,23 @@ fleet_region_name(const fleet_t *f, const fleet_server_t *s)
 }
 
 
+/* what every line about one server says, and more (stolen, may be NULL) */
+static json_t *
+fleet_server_fields(const fleet_t *f, const fleet_server_t *s, json_t *more)
+{
+    json_t  *o;
+
+    o = json_pack("{s:s, s:s, s:i, s:i, s:b}", "region",
+                  fleet_region_name(f, s), "server", s->id, "server_pid",
+                  (int) s->pid, "port", s->port, "adopted", s->adopted);
+    if (o != NULL && more != NULL) {
+        json_object_update(o, more);
+    }
+    json_decref(more);
+    return o;
+}
+
+
 /* free = not ours and bindable right now (someone else may hold it) */
 static int
 fleet_port_free(fleet_t *f, int port)
@@ -144,7 +204,7 @@ fleet_port_free(fleet_t *f, int port)
 
 
 static int
-fleet_spawn(fleet_t *f, int region, const char *why)
+fleet_spawn(fleet_t *f, int region)
 {
     fleet_region_t  *r = &f->conf.regions[region];
     fleet_server_t  *s;
@@ -163,8 +223,12 @@ fleet_spawn(fleet_t *f, int region, const char *why)
         }
     }
     if (p > r->port_hi) {
-        fleet_log("region %s: no free UDP port in %d-%d, cannot spawn",
-                  r->name, r->port_lo, r->port_hi);
+        fleet_log_event("error", "spawn_failed",
+                        json_pack("{s:s, s:s, s:i, s:i}", "region", r->name,
+                                  "error", "no free UDP port", "port_lo",
+                                  r->port_lo, "port_hi", r->port_hi),
+                        "region %s: no free UDP port in %d-%d, cannot spawn",
+                        r->name, r->port_lo, r->port_hi);
         return -1;
     }
 
@@ -199,7 +263,10 @@ fleet_spawn(fleet_t *f, int region, const char *why)
 
     pid = fork();
     if (pid < 0) {
-        fleet_log("fork: %s", strerror(errno));
+        fleet_log_event("error", "spawn_failed",
+                        json_pack("{s:s, s:s}", "region", r->name, "error",
+                                  strerror(errno)),
+                        "region %s: fork: %s", r->name, strerror(errno));
         return -1;
     }
     if (pid == 0) {
@@ -207,7 +274,13 @@ fleet_spawn(fleet_t *f, int region, const char *why)
          * and it outlives us: a restarted fleet adopts it */
         setpgid(0, 0);
         execv(argv[0], argv);
-        fprintf(stderr, "game-fleet: exec %s: %s\n", argv[0], strerror(errno));
+        fleet_log_init(f->conf.name);
+        fleet_log_event("error", "spawn_failed",
+                        json_pack("{s:s, s:s, s:o, s:s}", "region", r->name,
+                                  "server", s->id, "path",
+                                  gs_logline_str(argv[0]), "error",
+                                  strerror(errno)),
+                        "exec %s: %s", argv[0], strerror(errno));
         _exit(127);
     }
     s->pid = pid;
@@ -215,8 +288,9 @@ fleet_spawn(fleet_t *f, int region, const char *why)
     s->spawned_at_ms = fleet_wall_ms();
     f->metrics.spawns[region]++;
     f->n++;
-    fleet_log("region %s: spawn %s pid %d udp %d (%s)", r->name, s->id,
-              (int) pid, p, why);
+    fleet_log_event("info", "server_spawn", fleet_server_fields(f, s, NULL),
+                    "region %s: spawn %s pid %d udp %d", r->name, s->id,
+                    (int) pid, p);
     return 0;
 }
 
@@ -251,25 +325,56 @@ fleet_backoff(fleet_t *f, int region, int64_t now)
 }
 
 
-static void
-fleet_crashed(fleet_t *f, fleet_server_t *s, const char *how, int code)
+/* how it ended: {"exit_code": n} or {"signal": n} */
+static json_t *
+fleet_status_fields(int status, json_t *more)
 {
-    int64_t  now, lived;
+    json_t  *o;
+
+    o = WIFSIGNALED(status)
+        ? json_pack("{s:i}", "signal", WTERMSIG(status))
+        : json_pack("{s:i}", "exit_code", WEXITSTATUS(status));
+    if (o != NULL && more != NULL) {
+        json_object_update(o, more);
+    }
+    json_decref(more);
+    return o;
+}
+
+
+static void
+fleet_crashed(fleet_t *f, fleet_server_t *s, int status)
+{
+    const char  *how = WIFSIGNALED(status) ? "signal" : "status";
+    int          code = WIFSIGNALED(status) ? WTERMSIG(status)
+                                            : WEXITSTATUS(status);
+    int64_t      now, lived;
+    int          delay;
 
     now = fleet_now_ms();
     lived = now - s->spawned_ms;
     f->metrics.crashes[s->region]++;
 
     if (lived >= FLEET_HEALTHY_MS) {
-        fleet_log("region %s: %s crashed after %lld s (%s %d): will be "
-                  "replaced", fleet_region_name(f, s), s->id,
-                  (long long) (lived / 1000), how, code);
+        fleet_log_event("error", "server_crash",
+                        fleet_server_fields(f, s, fleet_status_fields(status,
+                            json_pack("{s:I, s:n}", "lived_ms",
+                                      (json_int_t) lived,
+                                      "respawn_delay_ms"))),
+                        "region %s: %s crashed after %lld s (%s %d): will be "
+                        "replaced", fleet_region_name(f, s), s->id,
+                        (long long) (lived / 1000), how, code);
         return;
     }
 
-    fleet_log("region %s: %s crashed %.1f s after its spawn (%s %d): "
-              "respawn delay %d ms", fleet_region_name(f, s), s->id,
-              lived / 1000.0, how, code, fleet_backoff(f, s->region, now));
+    delay = fleet_backoff(f, s->region, now);
+    fleet_log_event("error", "server_crash",
+                    fleet_server_fields(f, s, fleet_status_fields(status,
+                        json_pack("{s:I, s:i}", "lived_ms", (json_int_t) lived,
+                                  "respawn_delay_ms", delay))),
+                    "region %s: %s crashed %.1f s after its spawn (%s %d): "
+                    "respawn delay %d ms", fleet_region_name(f, s), s->id,
+                    lived / 1000.0, how, code, delay);
 }
 
 
@@ -279,22 +384,39 @@ fleet_exited(fleet_t *f, int i, int status)
     fleet_server_t  *s = &f->servers[i];
 
     if (s->killed != NULL) {
-        fleet_log("region %s: %s killed (%s): will be replaced",
-                  fleet_region_name(f, s), s->id, s->killed);
+        fleet_log_event("warn", "server_exit",
+                        fleet_server_fields(f, s,
+                            json_pack("{s:s, s:s}", "cause", "killed", "why",
+                                      s->killed)),
+                        "region %s: %s killed (%s): will be replaced",
+                        fleet_region_name(f, s), s->id, s->killed);
     } else if (status == -1) {
-        fleet_log("region %s: adopted %s exited (%s)",
-                  fleet_region_name(f, s), s->id,
-                  s->retiring ? "retired" : "status unknown");
+        /* not our child: no status to read */
+        fleet_log_event("info", "server_exit",
+                        fleet_server_fields(f, s,
+                            json_pack("{s:s}", "cause", s->retiring
+                                                        ? "retired"
+                                                        : "unknown")),
+                        "region %s: adopted %s exited (%s)",
+                        fleet_region_name(f, s), s->id,
+                        s->retiring ? "retired" : "status unknown");
     } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        fleet_log("region %s: %s exited (%s)", fleet_region_name(f, s),
-                  s->id, s->retiring ? "retired" : "shut down by itself");
+        fleet_log_event("info", "server_exit",
+                        fleet_server_fields(f, s, fleet_status_fields(status,
+                            json_pack("{s:s}", "cause", s->retiring
+                                                        ? "retired"
+                                                        : "shutdown"))),
+                        "region %s: %s exited (%s)", fleet_region_name(f, s),
+                        s->id, s->retiring ? "retired"
+                                           : "shut down by itself");
     } else if (s->retiring && WIFSIGNALED(status)) {
-        fleet_log("region %s: %s retired by signal %d",
-                  fleet_region_name(f, s), s->id, WTERMSIG(status));
+        fleet_log_event("info", "server_exit",
+                        fleet_server_fields(f, s, fleet_status_fields(status,
+                            json_pack("{s:s}", "cause", "retired"))),
+                        "region %s: %s retired by signal %d",
+                        fleet_region_name(f, s), s->id, WTERMSIG(status));
     } else {
-        fleet_crashed(f, s, WIFSIGNALED(status) ? "signal" : "status",
-                      WIFSIGNALED(status) ? WTERMSIG(status)
-                                          : WEXITSTATUS(status));
+        fleet_crashed(f, s, status);
     }
     fleet_remove(f, i);
 }
@@ -333,6 +455,25 @@ fleet_kill(fleet_t *f, fleet_server_t *s, const char *why)
 }
 
 
+/* the health file's phase, named as the server's own lines name it */
+static const char *
+fleet_phase_name(unsigned phase)
+{
+    switch (phase) {
+    case GS_HEALTH_IDLE:
+        return "idle";
+    case GS_HEALTH_WAITING:
+        return "waiting";
+    case GS_HEALTH_PLAYING:
+        return "playing";
+    case GS_HEALTH_ENDING:
+        return "ending";
+    default:
+        return "unknown";
+    }
+}
+
+
 /*
  * The tick loop's pulse, from the health file: a loop that stopped is
  * hung even if the process (and its allocator thread) lives on.  Only a
@@ -358,10 +499,18 @@ fleet_check_hung(fleet_t *f, int64_t now)
         {
             continue;
         }
-        fleet_log("region %s: %s hung: its loop has not ticked for %lld ms "
-                  "(phase %u, %u players): SIGKILL", fleet_region_name(f, s),
-                  s->id, (long long) (now - h.last_tick_ms), h.phase,
-                  h.players);
+        fleet_log_event("error", "server_hung",
+                        fleet_server_fields(f, s,
+                            json_pack("{s:I, s:s, s:i, s:s}", "silent_ms",
+                                      (json_int_t) (now - h.last_tick_ms),
+                                      "phase", fleet_phase_name(h.phase),
+                                      "players", (int) h.players, "action",
+                                      "SIGKILL")),
+                        "region %s: %s hung: its loop has not ticked for "
+                        "%lld ms (phase %u, %u players): SIGKILL",
+                        fleet_region_name(f, s), s->id,
+                        (long long) (now - h.last_tick_ms), h.phase,
+                        h.players);
         fleet_kill(f, s, "hung");
     }
 }
@@ -381,7 +530,7 @@ fleet_check_registered(fleet_t *f, int64_t now)
     fleet_server_t  *s;
     gs_health_t      h;
     char             path[FLEET_PATH_MAX + 80];
-    int              i;
+    int              i, delay;
 
     for (i = 0; i < f->n; i++) {
         s = &f->servers[i];
@@ -400,10 +549,16 @@ fleet_check_registered(fleet_t *f, int64_t now)
             continue;
         }
         /* as good as a crash at start: the region backs off */
-        fleet_log("region %s: %s not registered %d s after its spawn: "
-                  "SIGKILL, respawn delay %d ms", fleet_region_name(f, s),
-                  s->id, f->conf.register_s,
-                  fleet_backoff(f, s->region, now));
+        delay = fleet_backoff(f, s->region, now);
+        fleet_log_event("warn", "server_register_timeout",
+                        fleet_server_fields(f, s,
+                            json_pack("{s:i, s:i, s:s}", "register_timeout_s",
+                                      f->conf.register_s, "respawn_delay_ms",
+                                      delay, "action", "SIGKILL")),
+                        "region %s: %s not registered %d s after its spawn: "
+                        "SIGKILL, respawn delay %d ms",
+                        fleet_region_name(f, s), s->id, f->conf.register_s,
+                        delay);
         fleet_kill(f, s, "never registered");
     }
 }
@@ -420,9 +575,14 @@ fleet_check_retired(fleet_t *f, int64_t now)
         s = &f->servers[i];
         if (s->retire_by_ms != 0 && now > s->retire_by_ms) {
             s->retire_by_ms = 0;
-            fleet_log("region %s: %s still runs %d s after its drain: "
-                      "SIGTERM", fleet_region_name(f, s), s->id,
-                      FLEET_RETIRE_MS / 1000);
+            fleet_log_event("warn", "server_retire_overdue",
+                            fleet_server_fields(f, s,
+                                json_pack("{s:i, s:s}", "after_s",
+                                          FLEET_RETIRE_MS / 1000, "action",
+                                          "SIGTERM")),
+                            "region %s: %s still runs %d s after its drain: "
+                            "SIGTERM", fleet_region_name(f, s), s->id,
+                            FLEET_RETIRE_MS / 1000);
             kill(s->pid, SIGTERM);
         }
     }
@@ -443,9 +603,13 @@ fleet_check_backoff(fleet_t *f, int64_t now)
         {
             f->backoff[s->region].delay_ms = 0;
             f->backoff[s->region].not_before_ms = 0;
-            fleet_log("region %s: %s healthy for %d s: respawn delay reset",
-                      fleet_region_name(f, s), s->id,
-                      FLEET_HEALTHY_MS / 1000);
+            fleet_log_event("info", "backoff_reset",
+                            fleet_server_fields(f, s,
+                                json_pack("{s:i}", "healthy_s",
+                                          FLEET_HEALTHY_MS / 1000)),
+                            "region %s: %s healthy for %d s: respawn delay "
+                            "reset", fleet_region_name(f, s), s->id,
+                            FLEET_HEALTHY_MS / 1000);
         }
     }
 }
@@ -469,15 +633,21 @@ fleet_on_listed(const game_alloc_server_t *gs, int alive, void *data)
 static int
 fleet_refresh(fleet_t *f)
 {
-    int  r;
+    const char  *why;
+    int          r;
 
     if (f->conn == NULL) {
         f->conn = game_alloc_connect(f->conf.redis_host, f->conf.redis_port,
                                      f->conf.prefix, 1000);
         if (f->conn == NULL || game_alloc_errstr(f->conn) != NULL) {
-            fleet_log("redis %s:%d: %s", f->conf.redis_host,
-                      f->conf.redis_port,
-                      f->conn ? game_alloc_errstr(f->conn) : "no memory");
+            why = f->conn ? game_alloc_errstr(f->conn) : "no memory";
+            fleet_log_event("warn", "redis_unreachable",
+                            json_pack("{s:s, s:i, s:o}", "host",
+                                      f->conf.redis_host, "port",
+                                      f->conf.redis_port, "error",
+                                      gs_logline_str(why)),
+                            "redis %s:%d: %s", f->conf.redis_host,
+                            f->conf.redis_port, why);
             game_alloc_close(f->conn);
             f->conn = NULL;
             return -1;
@@ -487,7 +657,11 @@ fleet_refresh(fleet_t *f)
         if (game_alloc_list(f->conn, f->conf.regions[r].name, fleet_on_listed,
                             f) == GAME_ALLOC_ERROR)
         {
-            fleet_log("allocator list: %s", game_alloc_errstr(f->conn));
+            fleet_log_event("warn", "allocator_error",
+                            json_pack("{s:s, s:o}", "op", "list", "error",
+                                      gs_logline_str(game_alloc_errstr(
+                                          f->conn))),
+                            "allocator list: %s", game_alloc_errstr(f->conn));
             game_alloc_close(f->conn);
             f->conn = NULL;
             return -1;
@@ -504,10 +678,11 @@ fleet_refresh(fleet_t *f)
  * it is on its way out and no longer counted.  -1: Redis failed.
  */
 static int
-fleet_retire(fleet_t *f, fleet_server_t *s, const char *why)
+fleet_retire(fleet_t *f, fleet_server_t *s)
 {
     game_alloc_result_t   res;
     game_alloc_status_t   st;
+    const char           *why;
 
     st = game_alloc_drain(f->conn, s->id, &res);
 
@@ -517,32 +692,67 @@ fleet_retire(fleet_t *f, fleet_server_t *s, const char *why)
         s->retiring = 1;
         s->retire_by_ms = fleet_now_ms() + FLEET_RETIRE_MS;
         f->metrics.drains[s->region]++;
-        fleet_log("region %s: retire %s: drained, it shuts down (%s)",
-                  fleet_region_name(f, s), s->id, why);
+        fleet_log_event("info", "server_retire",
+                        fleet_server_fields(f, s,
+                            json_pack("{s:s}", "outcome", "drained")),
+                        "region %s: retire %s: drained, it shuts down",
+                        fleet_region_name(f, s), s->id);
         return 0;
 
     case GAME_ALLOC_BUSY:
         s->retiring = 1;
-        fleet_log("region %s: retire %s: allocated meanwhile (%s), it plays "
-                  "its match and then shuts down (%s)",
-                  fleet_region_name(f, s), s->id,
-                  game_alloc_state_name(res.state), why);
+        fleet_log_event("info", "server_retire",
+                        fleet_server_fields(f, s,
+                            json_pack("{s:s, s:s}", "outcome", "busy", "state",
+                                      game_alloc_state_name(res.state))),
+                        "region %s: retire %s: allocated meanwhile (%s), it "
+                        "plays its match and then shuts down",
+                        fleet_region_name(f, s), s->id,
+                        game_alloc_state_name(res.state));
         return 0;
 
     case GAME_ALLOC_NOT_FOUND:
         /* no record to drain, so nothing can allocate it either */
         s->retiring = 1;
         kill(s->pid, SIGTERM);
-        fleet_log("region %s: retire %s: not in the allocator: SIGTERM (%s)",
-                  fleet_region_name(f, s), s->id, why);
+        fleet_log_event("info", "server_retire",
+                        fleet_server_fields(f, s,
+                            json_pack("{s:s, s:s}", "outcome", "not_found",
+                                      "action", "SIGTERM")),
+                        "region %s: retire %s: not in the allocator: SIGTERM",
+                        fleet_region_name(f, s), s->id);
         return 0;
 
     default:
-        fleet_log("region %s: drain %s: %s", fleet_region_name(f, s), s->id,
-                  game_alloc_errstr(f->conn) ? game_alloc_errstr(f->conn)
-                                             : game_alloc_status_name(st));
+        why = game_alloc_errstr(f->conn) ? game_alloc_errstr(f->conn)
+                                         : game_alloc_status_name(st);
+        fleet_log_event("warn", "server_retire_failed",
+                        fleet_server_fields(f, s,
+                            json_pack("{s:o}", "error", gs_logline_str(why))),
+                        "region %s: drain %s: %s", fleet_region_name(f, s),
+                        s->id, why);
         return -1;
     }
+}
+
+
+/* a decision, before the spawns or retirements that carry it out */
+static void
+fleet_scale_line(fleet_t *f, int region, const char *direction, int busy,
+    int ready, int wanted, int have, int count)
+{
+    fleet_region_t  *r = &f->conf.regions[region];
+
+    fleet_log_event("info", "scale",
+                    json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, "
+                              "s:i}", "region", r->name, "direction",
+                              direction, "count", count, "allocated", busy,
+                              "ready", ready, "buffer", r->buffer, "min",
+                              r->min, "max", r->max, "wanted", wanted,
+                              "have", have),
+                    "region %s: scale %s by %d: allocated %d + buffer %d -> "
+                    "wanted %d (min %d, max %d), have %d", r->name, direction,
+                    count, busy, r->buffer, wanted, r->min, r->max, have);
 }
 
 
@@ -553,7 +763,6 @@ fleet_scale(fleet_t *f, int region, int64_t now)
     fleet_backoff_t  *b = &f->backoff[region];
     fleet_server_t   *s;
     int               i, total = 0, busy = 0, ready = 0, wanted, extra;
-    char              why[128];
 
     for (i = 0; i < f->n; i++) {
         s = &f->servers[i];
@@ -575,12 +784,12 @@ fleet_scale(fleet_t *f, int region, int64_t now)
     wanted = busy + r->buffer;
     wanted = wanted < r->min ? r->min : wanted > r->max ? r->max : wanted;
 
-    snprintf(why, sizeof(why), "allocated %d + buffer %d -> wanted %d, have %d",
-             busy, r->buffer, wanted, total);
-    while (total < wanted && now >= b->not_before_ms
-           && fleet_spawn(f, region, why) == 0)
-    {
-        total++;
+    if (total < wanted && now >= b->not_before_ms) {
+        fleet_scale_line(f, region, "up", busy, ready, wanted, total,
+                         wanted - total);
+        while (total < wanted && fleet_spawn(f, region) == 0) {
+            total++;
+        }
     }
 
     /* retire idle servers only: never one that holds a match */
@@ -588,12 +797,16 @@ fleet_scale(fleet_t *f, int region, int64_t now)
     if (ready - r->buffer < extra) {
         extra = ready - r->buffer;
     }
+    if (extra > 0) {
+        fleet_scale_line(f, region, "down", busy, ready, wanted, total,
+                         extra);
+    }
     for (i = f->n - 1; i >= 0 && extra > 0; i--) {
         s = &f->servers[i];
         if (s->region == region && !s->retiring && s->seen
             && s->state == GAME_ALLOC_READY)
         {
-            if (fleet_retire(f, s, why) != 0) {
+            if (fleet_retire(f, s) != 0) {
                 break;
             }
             extra--;
@@ -609,7 +822,11 @@ fleet_drain_all(fleet_t *f)
     int64_t  deadline;
     int      i;
 
-    fleet_log("draining %d server(s), up to %d s", f->n, f->conf.drain_s);
+    fleet_log_event("info", "fleet_drain",
+                    json_pack("{s:i, s:i}", "servers", f->n, "drain_s",
+                              f->conf.drain_s),
+                    "draining %d server(s), up to %d s", f->n,
+                    f->conf.drain_s);
     for (i = 0; i < f->n; i++) {
         f->servers[i].retiring = 1;
         kill(f->servers[i].pid, SIGTERM);
@@ -621,8 +838,12 @@ fleet_drain_all(fleet_t *f)
         nanosleep(&(struct timespec) { 0, 50 * 1000000L }, NULL);
     }
     for (i = 0; i < f->n; i++) {
-        fleet_log("%s did not drain in %d s: killed", f->servers[i].id,
-                  f->conf.drain_s);
+        fleet_log_event("warn", "server_drain_timeout",
+                        fleet_server_fields(f, &f->servers[i],
+                            json_pack("{s:i, s:s}", "drain_s",
+                                      f->conf.drain_s, "action", "SIGKILL")),
+                        "%s did not drain in %d s: killed", f->servers[i].id,
+                        f->conf.drain_s);
         kill(f->servers[i].pid, SIGKILL);
         if (!f->servers[i].adopted) {
             waitpid(f->servers[i].pid, NULL, 0);
@@ -668,16 +889,30 @@ fleet_run(fleet_t *f)
      * by hand (not by `make up`) may be the first to need */
     fleet_mkdirs(f->health_dir);
     if (mkdir(f->health_dir, 0755) != 0 && errno != EEXIST) {
-        fleet_log("health files: %s: %s", f->health_dir, strerror(errno));
+        fleet_log_event("error", "fleet_start_failed",
+                        json_pack("{s:o, s:s}", "path",
+                                  gs_logline_str(f->health_dir), "error",
+                                  strerror(errno)),
+                        "health files: %s: %s", f->health_dir,
+                        strerror(errno));
         return 1;
     }
 
-    fleet_log("starting: %d region(s), server %s, redis %s:%d prefix %s, "
-              "drain %d s (servers' grace %d s), hung %d s, register "
-              "timeout %d s", f->conf.nregions, f->conf.server,
-              f->conf.redis_host, f->conf.redis_port, f->conf.prefix,
-              f->conf.drain_s, f->conf.grace_s, f->conf.hung_s,
-              f->conf.register_s);
+    fleet_log_event("info", "fleet_start",
+                    json_pack("{s:i, s:o, s:s, s:i, s:s, s:i, s:i, s:i, s:i}",
+                              "regions", f->conf.nregions, "server_path",
+                              gs_logline_str(f->conf.server), "redis_host",
+                              f->conf.redis_host, "redis_port",
+                              f->conf.redis_port, "prefix", f->conf.prefix,
+                              "drain_s", f->conf.drain_s, "grace_s",
+                              f->conf.grace_s, "hung_s", f->conf.hung_s,
+                              "register_timeout_s", f->conf.register_s),
+                    "starting: %d region(s), server %s, redis %s:%d prefix "
+                    "%s, drain %d s (servers' grace %d s), hung %d s, "
+                    "register timeout %d s", f->conf.nregions,
+                    f->conf.server, f->conf.redis_host, f->conf.redis_port,
+                    f->conf.prefix, f->conf.drain_s, f->conf.grace_s,
+                    f->conf.hung_s, f->conf.register_s);
 
     fleet_adopt(f);
     /* the file still lists the previous fleet's view: say at once what was
@@ -701,7 +936,10 @@ fleet_run(fleet_t *f)
                                     &reaped) == GAME_ALLOC_OK
                     && reaped > 0)
                 {
-                    fleet_log("reaped %d dead server record(s)", reaped);
+                    fleet_log_event("info", "allocator_reap",
+                                    json_pack("{s:i}", "reaped", reaped),
+                                    "reaped %d dead server record(s)",
+                                    reaped);
                 }
             }
         }
@@ -712,7 +950,7 @@ fleet_run(fleet_t *f)
 
     fleet_drain_all(f);
     game_alloc_close(f->conn);
-    fleet_log("stopped");
+    fleet_log_event("info", "fleet_stop", NULL, "stopped");
     return 0;
 }
 
@@ -831,5 +1069,6 @@ main(int argc, char **argv)
         return 2;
     }
 
+    fleet_log_init(f.conf.name);
     return fleet_run(&f);
 }

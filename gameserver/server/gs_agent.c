@@ -139,6 +139,7 @@ gs_agent_connect(gs_agent_t *a)
 {
     struct timeval  tv = { GS_AGENT_TIMEOUT_MS / 1000,
                            (GS_AGENT_TIMEOUT_MS % 1000) * 1000 };
+    const char     *why;
 
     a->conn = game_alloc_connect(a->conf.redis_host, a->conf.redis_port,
                                  a->conf.prefix, GS_AGENT_TIMEOUT_MS);
@@ -154,10 +155,14 @@ gs_agent_connect(gs_agent_t *a)
     return 0;
 
 failed:
-    gs_log("warn", "redis %s:%d unreachable: %s", a->conf.redis_host,
-           a->conf.redis_port,
-           a->conn && game_alloc_errstr(a->conn) ? game_alloc_errstr(a->conn)
-           : a->raw ? a->raw->errstr : "out of memory");
+    why = a->conn && game_alloc_errstr(a->conn) ? game_alloc_errstr(a->conn)
+          : a->raw ? a->raw->errstr : "out of memory";
+    gs_log_event("warn", "redis_unreachable",
+                 json_pack("{s:s, s:i, s:o}", "host", a->conf.redis_host,
+                           "port", a->conf.redis_port, "error",
+                           gs_logline_str(why)),
+                 "redis %s:%d unreachable: %s", a->conf.redis_host,
+                 a->conf.redis_port, why);
     gs_agent_disconnect(a);
     return -1;
 }
@@ -175,8 +180,11 @@ gs_agent_free_op(gs_agent_op_t *op)
 static void
 gs_agent_forgotten(gs_agent_t *a, const char *what, game_alloc_status_t st)
 {
-    gs_log("warn", "%s: %s: the allocator forgot this server", what,
-           game_alloc_status_name(st));
+    gs_log_event("warn", "allocator_forgot",
+                 json_pack("{s:s, s:s}", "op", what, "status",
+                           game_alloc_status_name(st)),
+                 "%s: %s: the allocator forgot this server", what,
+                 game_alloc_status_name(st));
     pthread_mutex_lock(&a->lock);
     a->view.registered = 0;
     a->poke = 1;                /* register at once if the loop is idle */
@@ -195,8 +203,11 @@ gs_agent_update_view(gs_agent_t *a, const game_alloc_result_t *res)
     a->view.players = res->players;
     if (res->drain && !a->view.drained) {
         a->view.drained = 1;
-        gs_log("info", "the allocator marks this server drained (state %s)",
-               game_alloc_state_name(res->state));
+        gs_log_event("info", "allocator_drained",
+                     json_pack("{s:s}", "state",
+                               game_alloc_state_name(res->state)),
+                     "the allocator marks this server drained (state %s)",
+                     game_alloc_state_name(res->state));
     }
     pthread_mutex_unlock(&a->lock);
 }
@@ -216,8 +227,20 @@ gs_agent_run_set_state(gs_agent_t *a, gs_agent_op_t *op)
         return -1;
 
     case GAME_ALLOC_OK:
-        gs_log("info", "state %s: %s", game_alloc_state_name(op->state),
-               game_alloc_state_name(res.state));
+        if (op->state == GAME_ALLOC_READY && res.state == GAME_ALLOC_READY) {
+            gs_log_event("info", "server_ready",
+                         json_pack("{s:s, s:s}", "via", "match_end",
+                                   "last_match", op->match_id),
+                         "Ready again after match %s", op->match_id);
+        } else {
+            gs_log_event("info", "allocator_state",
+                         json_pack("{s:s, s:s, s:s}", "asked",
+                                   game_alloc_state_name(op->state),
+                                   "state", game_alloc_state_name(res.state),
+                                   "match_id", op->match_id),
+                         "state %s: %s", game_alloc_state_name(op->state),
+                         game_alloc_state_name(res.state));
+        }
         /* a drained server's way back to Ready ends in Shutdown */
         if (op->state == GAME_ALLOC_READY
             && res.state == GAME_ALLOC_SHUTDOWN)
@@ -235,14 +258,23 @@ gs_agent_run_set_state(gs_agent_t *a, gs_agent_op_t *op)
         return 0;
 
     case GAME_ALLOC_STALE:
-        gs_log("warn", "state %s for match %s: STALE, the allocator has "
-               "match \"%s\"", game_alloc_state_name(op->state),
-               op->match_id, res.match_id);
+        gs_log_event("warn", "allocator_state_stale",
+                     json_pack("{s:s, s:s, s:s}", "asked",
+                               game_alloc_state_name(op->state), "match_id",
+                               op->match_id, "allocator_match",
+                               res.match_id),
+                     "state %s for match %s: STALE, the allocator has "
+                     "match \"%s\"", game_alloc_state_name(op->state),
+                     op->match_id, res.match_id);
         return 0;
 
     default:
-        gs_log("warn", "state %s: %s", game_alloc_state_name(op->state),
-               game_alloc_status_name(st));
+        gs_log_event("warn", "allocator_state_refused",
+                     json_pack("{s:s, s:s}", "asked",
+                               game_alloc_state_name(op->state), "status",
+                               game_alloc_status_name(st)),
+                     "state %s: %s", game_alloc_state_name(op->state),
+                     game_alloc_status_name(st));
         return 0;
     }
 }
@@ -269,9 +301,15 @@ gs_agent_run_drain(gs_agent_t *a)
     }
     pthread_mutex_unlock(&a->lock);
 
-    gs_log("info", "drain: %s%s%s", game_alloc_status_name(st),
-           st == GAME_ALLOC_BUSY ? ", keeps its match: " : "",
-           st == GAME_ALLOC_BUSY ? game_alloc_state_name(res.state) : "");
+    gs_log_event("info", "allocator_drain",
+                 json_pack("{s:s, s:s}", "status", game_alloc_status_name(st),
+                           "state", st == GAME_ALLOC_BUSY
+                                    ? game_alloc_state_name(res.state)
+                                    : "Shutdown"),
+                 "drain: %s%s%s", game_alloc_status_name(st),
+                 st == GAME_ALLOC_BUSY ? ", keeps its match: " : "",
+                 st == GAME_ALLOC_BUSY ? game_alloc_state_name(res.state)
+                                       : "");
     return 0;
 }
 
@@ -295,15 +333,26 @@ gs_agent_run_publish(gs_agent_t *a, gs_agent_op_t *op)
     pthread_mutex_lock(&a->lock);
     if (r->type == REDIS_REPLY_STRING) {
         a->view.published++;
-        gs_log("info", "result of match %s published as %s", op->match_id,
-               r->str);
+        gs_log_event("info", "result_published",
+                     json_pack("{s:s, s:s}", "match_id", op->match_id,
+                               "entry", r->str),
+                     "result of match %s published as %s", op->match_id,
+                     r->str);
     } else if (r->type == REDIS_REPLY_NIL) {
         a->view.duplicates++;
-        gs_log("warn", "result of match %s was already published",
-               op->match_id);
+        gs_log_event("warn", "result_duplicate",
+                     json_pack("{s:s}", "match_id", op->match_id),
+                     "result of match %s was already published",
+                     op->match_id);
     } else {
-        gs_log("error", "publishing the result of match %s: %s",
-               op->match_id, r->type == REDIS_REPLY_ERROR ? r->str : "?");
+        gs_log_event("error", "result_publish_failed",
+                     json_pack("{s:s, s:o}", "match_id", op->match_id,
+                               "error", gs_logline_str(
+                                   r->type == REDIS_REPLY_ERROR ? r->str
+                                                                : "?")),
+                     "publishing the result of match %s: %s",
+                     op->match_id, r->type == REDIS_REPLY_ERROR ? r->str
+                                                                : "?");
     }
     pthread_mutex_unlock(&a->lock);
     freeReplyObject(r);
@@ -332,13 +381,26 @@ gs_agent_run_telemetry(gs_agent_t *a, const char *json, int n)
         return -1;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        gs_log("error", "telemetry: %s", r->str);
+        gs_log_event("error", "telemetry_error",
+                     json_pack("{s:o}", "error", gs_logline_str(r->str)),
+                     "telemetry: %s", r->str);
     }
     pthread_mutex_lock(&a->lock);
     a->view.tel_sent += r->type == REDIS_REPLY_STRING;
     pthread_mutex_unlock(&a->lock);
     freeReplyObject(r);
     return 0;
+}
+
+
+/* what failed is retried, in order, once Redis answers again */
+static void
+gs_agent_redis_error(gs_agent_t *a, const char *retrying, const char *why)
+{
+    gs_log_event("warn", "redis_error",
+                 json_pack("{s:o, s:s}", "error", gs_logline_str(why),
+                           "retrying", retrying),
+                 "redis: %s; retrying %s", why, retrying);
 }
 
 
@@ -370,11 +432,17 @@ gs_agent_register(gs_agent_t *a)
         return -1;
     }
     if (st != GAME_ALLOC_OK) {
-        gs_log("error", "register %s: %s", s.id, game_alloc_status_name(st));
+        gs_log_event("error", "register_failed",
+                     json_pack("{s:s}", "status", game_alloc_status_name(st)),
+                     "register %s: %s", s.id, game_alloc_status_name(st));
         return 1;
     }
-    gs_log("info", "registered %s at %s:%d region %s mode %s: Ready", s.id,
-           s.addr, s.port, s.region, s.mode);
+    gs_log_event("info", "server_ready",
+                 json_pack("{s:s, s:s, s:i, s:s, s:s}", "via", "register",
+                           "addr", s.addr, "port", s.port, "region", s.region,
+                           "mode", s.mode),
+                 "registered %s at %s:%d region %s mode %s: Ready", s.id,
+                 s.addr, s.port, s.region, s.mode);
     pthread_mutex_lock(&a->lock);
     a->view.registered = 1;
     a->view.state = GAME_ALLOC_READY;
@@ -400,15 +468,18 @@ gs_agent_loop_alive(gs_agent_t *a, int64_t now)
     if (silent > GS_AGENT_STALL_MS) {
         if (!a->stalled) {
             a->stalled = 1;
-            gs_log("error", "tick loop silent for %lld ms: heartbeat "
-                   "withheld", (long long) silent);
+            gs_log_event("error", "tick_loop_stalled",
+                         json_pack("{s:I}", "silent_ms", (json_int_t) silent),
+                         "tick loop silent for %lld ms: heartbeat withheld",
+                         (long long) silent);
         }
         return 0;
     }
 
     if (a->stalled) {
         a->stalled = 0;
-        gs_log("info", "tick loop back: heartbeat resumes");
+        gs_log_event("info", "tick_loop_resumed", NULL,
+                     "tick loop back: heartbeat resumes");
     }
     return 1;
 }
@@ -429,9 +500,13 @@ gs_agent_beat(gs_agent_t *a)
     }
 
     if (st == GAME_ALLOC_ERROR) {
-        gs_log("warn", "heartbeat: %s",
-               game_alloc_errstr(a->conn) ? game_alloc_errstr(a->conn)
-                                          : "error");
+        gs_log_event("warn", "heartbeat_failed",
+                     json_pack("{s:o}", "error", gs_logline_str(
+                         game_alloc_errstr(a->conn)
+                         ? game_alloc_errstr(a->conn) : "error")),
+                     "heartbeat: %s",
+                     game_alloc_errstr(a->conn) ? game_alloc_errstr(a->conn)
+                                                : "error");
         return -1;
     }
 
@@ -488,7 +563,8 @@ gs_agent_main(void *arg)
         pthread_mutex_unlock(&a->lock);
 
         if (stopping && now > a->stop_deadline) {
-            gs_log("warn", "allocator work left undone at exit");
+            gs_log_event("warn", "allocator_work_dropped", NULL,
+                         "allocator work left undone at exit");
             break;
         }
 
@@ -514,10 +590,10 @@ gs_agent_main(void *arg)
 
         if (have_op) {
             if (gs_agent_run_op(a, &op) != 0) {
-                gs_log("warn", "redis: %s; retrying",
-                       a->raw && a->raw->err ? a->raw->errstr
-                       : game_alloc_errstr(a->conn) ? game_alloc_errstr(a->conn)
-                       : "error");
+                gs_agent_redis_error(a, "allocator",
+                                     a->raw && a->raw->err ? a->raw->errstr
+                                     : game_alloc_errstr(a->conn)
+                                     ? game_alloc_errstr(a->conn) : "error");
                 gs_agent_disconnect(a);
                 gs_agent_sleep_ms(GS_AGENT_RETRY_MS);
                 continue;
@@ -535,8 +611,9 @@ gs_agent_main(void *arg)
 
         if (have_tel) {
             if (gs_agent_run_telemetry(a, tel, tel_n) != 0) {
-                gs_log("warn", "redis: %s; retrying telemetry",
-                       a->raw && a->raw->err ? a->raw->errstr : "error");
+                gs_agent_redis_error(a, "telemetry",
+                                     a->raw && a->raw->err ? a->raw->errstr
+                                                           : "error");
                 gs_agent_disconnect(a);
                 gs_agent_sleep_ms(GS_AGENT_RETRY_MS);
                 continue;
@@ -573,8 +650,10 @@ gs_agent_main(void *arg)
                     gs_agent_disconnect(a);
                     continue;
                 }
-                gs_log("info", "deregistered: %s",
-                       game_alloc_status_name(st));
+                gs_log_event("info", "server_deregistered",
+                             json_pack("{s:s}", "status",
+                                       game_alloc_status_name(st)),
+                             "deregistered: %s", game_alloc_status_name(st));
                 break;
             }
         }
@@ -686,7 +765,8 @@ gs_agent_push(gs_agent_t *a, gs_agent_op_t *op)
     pthread_mutex_lock(&a->lock);
     if (a->n == GS_AGENT_QUEUE) {
         /* cannot happen at a few operations per match; never block */
-        gs_log("error", "allocator queue full, operation dropped");
+        gs_log_event("error", "allocator_queue_full", NULL,
+                     "allocator queue full, operation dropped");
         gs_agent_free_op(op);
     } else {
         a->ops[(a->head + a->n) % GS_AGENT_QUEUE] = *op;
@@ -715,8 +795,10 @@ gs_agent_set_state(gs_agent_t *a, game_alloc_state_t to,
     op.state = to;
     snprintf(op.match_id, sizeof(op.match_id), "%s", match_id);
     if (seated != NULL && (op.seated = strdup(seated)) == NULL) {
-        gs_log("error", "out of memory: state %s without its seated list",
-               game_alloc_state_name(to));
+        gs_log_event("error", "out_of_memory",
+                     json_pack("{s:s}", "what", "seated list"),
+                     "out of memory: state %s without its seated list",
+                     game_alloc_state_name(to));
     }
     gs_agent_push(a, &op);
 }
@@ -754,8 +836,11 @@ gs_agent_telemetry(gs_agent_t *a, char *json, int n)
         if (a->conf.tel_stream != NULL) {
             a->view.tel_dropped++;
             if ((a->view.tel_dropped & (a->view.tel_dropped - 1)) == 0) {
-                gs_log("warn", "telemetry queue full: %llu batches dropped",
-                       (unsigned long long) a->view.tel_dropped);
+                gs_log_event("warn", "telemetry_dropped",
+                             json_pack("{s:I}", "batches",
+                                       (json_int_t) a->view.tel_dropped),
+                             "telemetry queue full: %llu batches dropped",
+                             (unsigned long long) a->view.tel_dropped);
             }
         }
         free(json);

@@ -1,12 +1,24 @@
 /*
- * gs_log.c: stderr logging shared by the loop and the agent thread.
+ * gs_log.c: the JSON log shared by the loop and the agent thread.
  *
- * Each line is formatted by the caller into one ring slot, under a mutex
- * held only for the copy; the writer thread takes the lines out and
- * writes them with the mutex released.  A full ring drops the line and
- * counts it: losing a log line under a flood of refusals is better than a
- * late tick for every player.  The writer reports the losses as a line of
- * its own.
+ * Each line is built by the caller, whole, into a buffer the size of a
+ * ring slot (gs_logline_build: jansson's json_dumpb into that buffer, cut
+ * to fit), then copied into a slot under a mutex held only for the copy;
+ * the writer thread takes the lines out and writes them with the mutex
+ * released.  A full ring drops the line and counts it: losing a log line
+ * under a flood of refusals is better than a late tick for every player.
+ * The writer reports the losses as a line of its own.
+ *
+ * Why the caller builds the JSON, not the writer: the line then holds the
+ * time and the values of the moment it was logged, a slot holds finished
+ * bytes that the writer only copies out, and the fields keep the types
+ * the caller gave them without a second typed format of our own in the
+ * ring for the writer to rebuild JSON from.  The price on the tick is
+ * jansson's few small allocations for one line's object, bounded by the
+ * slot (what does not fit is cut, never grown), and paid only on the
+ * rare lines: everything a client can make happen at will (refusals,
+ * connects, late ticks) is held to a few lines a second by its
+ * gs_logline_budget_t.  No log call writes to or waits for stderr.
  */
 
 #define _POSIX_C_SOURCE 200809L
@@ -21,11 +33,12 @@
 #include "gs_log.h"
 
 
-#define GS_LOG_LINE   1024
+#define GS_LOG_LINE   1024              /* a slot: line, newline, NUL */
 #define GS_LOG_RING   512               /* lines: 512 KiB */
 
 
-static char             gs_log_name[80] = "game-server";
+static gs_logline_who_t  gs_log_self;
+static int               gs_log_named;
 
 static pthread_mutex_t  gs_log_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t   gs_log_cv = PTHREAD_COND_INITIALIZER;
@@ -37,9 +50,32 @@ static uint64_t         gs_log_lost, gs_log_lost_told;
 
 
 void
-gs_log_init(const char *name)
+gs_log_init(const char *server_id)
 {
-    snprintf(gs_log_name, sizeof(gs_log_name), "%s", name);
+    gs_logline_who(&gs_log_self, "game-server", "server", server_id,
+                   (long) getpid());
+    gs_log_named = 1;
+}
+
+
+/* set in main before any thread starts, read only afterwards */
+const gs_logline_who_t *
+gs_log_who(void)
+{
+    if (!gs_log_named) {
+        gs_log_init("");
+    }
+    return &gs_log_self;
+}
+
+
+static int64_t
+gs_log_wall_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 
@@ -59,11 +95,27 @@ gs_log_write(const char *line)
 }
 
 
+/* built here, on the writer's side: the ring had no room for it */
+static void
+gs_log_write_lost(uint64_t lost)
+{
+    char  note[GS_LOG_LINE], msg[128];
+
+    snprintf(msg, sizeof(msg), "%llu log lines dropped: stderr could not "
+             "keep up", (unsigned long long) lost);
+    if (gs_logline_build(note, sizeof(note), gs_log_who(), gs_log_wall_ms(),
+                         "warn", "log_lines_lost", msg,
+                         json_pack("{s:I}", "lost", (json_int_t) lost)) > 0)
+    {
+        gs_log_write(note);
+    }
+}
+
+
 static void *
 gs_log_writer(void *arg)
 {
     char      line[GS_LOG_LINE];
-    char      note[256];
     uint64_t  lost;
 
     pthread_mutex_lock(&gs_log_mu);
@@ -83,10 +135,7 @@ gs_log_writer(void *arg)
 
         gs_log_write(line);
         if (lost > 0) {
-            snprintf(note, sizeof(note), "%s [warn] %llu log lines dropped: "
-                     "stderr could not keep up\n", gs_log_name,
-                     (unsigned long long) lost);
-            gs_log_write(note);
+            gs_log_write_lost(lost);
         }
 
         pthread_mutex_lock(&gs_log_mu);
@@ -161,40 +210,67 @@ gs_log_dropped(void)
 }
 
 
-void
-gs_log(const char *level, const char *fmt, ...)
+/* a finished line (n bytes and its NUL) into the ring, or to stderr */
+static void
+gs_log_put(const char *line, size_t n)
 {
-    char             line[GS_LOG_LINE];
-    struct timespec  ts;
-    struct tm        tm;
-    va_list          ap;
-    int              n;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    n = snprintf(line, sizeof(line), "%02d:%02d:%02d.%03ld %s [%s] ",
-                 tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-                 gs_log_name, level);
-    va_start(ap, fmt);
-    vsnprintf(line + n, sizeof(line) - 1 - (size_t) n, fmt, ap);
-    va_end(ap);
-    n = (int) strlen(line);
-    line[n++] = '\n';
-    line[n] = '\0';
-
     pthread_mutex_lock(&gs_log_mu);
     if (!gs_log_running) {
         pthread_mutex_unlock(&gs_log_mu);
-        gs_log_write(line);
+        if (n > 0) {
+            gs_log_write(line);
+        }
         return;
     }
-    if (gs_log_count == GS_LOG_RING) {
-        gs_log_lost++;
+    if (n == 0 || gs_log_count == GS_LOG_RING) {
+        gs_log_lost++;          /* no room, or no memory to build it */
     } else {
         memcpy(gs_log_ring[(gs_log_head + gs_log_count) % GS_LOG_RING], line,
-               (size_t) n + 1);
+               n + 1);
         gs_log_count++;
         pthread_cond_signal(&gs_log_cv);
     }
     pthread_mutex_unlock(&gs_log_mu);
+}
+
+
+/*
+ * A message longer than its buffer is cut by vsnprintf; the buffer is a
+ * whole slot, so such a message never fits the line with its envelope,
+ * and the builder cuts it again and says "truncated".
+ */
+static void
+gs_log_va(const char *level, const char *event, json_t *fields,
+    const char *fmt, va_list ap)
+{
+    char    msg[GS_LOG_LINE], line[GS_LOG_LINE];
+    size_t  n;
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = gs_logline_build(line, sizeof(line), gs_log_who(), gs_log_wall_ms(),
+                         level, event, msg, fields);
+    gs_log_put(line, n);
+}
+
+
+void
+gs_log(const char *level, const char *fmt, ...)
+{
+    va_list  ap;
+
+    va_start(ap, fmt);
+    gs_log_va(level, NULL, NULL, fmt, ap);
+    va_end(ap);
+}
+
+
+void
+gs_log_event(const char *level, const char *event, json_t *fields,
+    const char *fmt, ...)
+{
+    va_list  ap;
+
+    va_start(ap, fmt);
+    gs_log_va(level, event, fields, fmt, ap);
+    va_end(ap);
 }

@@ -22,7 +22,8 @@
  *
  * Every tick tells the agent that the loop lives (its heartbeat stops when
  * the loop does) and, with --health-file, stamps the health file the fleet
- * manager watches.  Lifecycle events go to stdout as JSON lines.
+ * manager watches.  Lifecycle events go to stdout as JSON lines; the log
+ * (gs_log.h) goes to stderr, JSON lines too.
  *
  * A client must send a hello with its ticket first; until the ticket holds
  * it gets nothing, and a refusal is an ENet disconnect whose data is the
@@ -46,6 +47,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +79,8 @@
 #define GS_IDLE_DRAIN_MS       5000     /* SIGTERM, idle: wait for drain.lua */
 #define GS_VERIFY_PER_TICK     24       /* ~1.5 ms of ECDSA per tick */
 #define GS_REFUSED_LINES       8        /* per reason per second, told */
+#define GS_CONNECT_LINES       8        /* connects told per second */
+#define GS_MALFORMED_LINES     8        /* clients' first malformed, too */
 #define GS_TEL_SAMPLE_MS       1000     /* telemetry: a sample a second */
 #define GS_TICK_SAMPLES        (1 << 18)
 #define GS_SNAP_HELD           64       /* per slot: a second or two back */
@@ -135,9 +139,11 @@ typedef struct {
     int64_t                  drain_deadline;
 
     uint64_t                 malformed, refused[16];
-    int64_t                  refused_line_ms[16];   /* this second's */
-    int                      refused_lines[16];     /* lines in it */
-    uint64_t                 refused_quiet[16];     /* refusals untold */
+    gs_logline_budget_t      refused_lines[16];     /* per reason */
+    gs_logline_budget_t      connect_lines;
+    gs_logline_budget_t      malformed_lines;
+    gs_logline_budget_t      overrun_lines;
+    int64_t                  tick_budget_us;
 
     /* used tickets, by signature and by jti: never reset, so a ticket
      * presented before an allocation is not forgotten by it */
@@ -197,35 +203,49 @@ gs_wall_ms(void)
 
 /*
  * Machine-readable lifecycle lines on stdout, for tests, operators and
- * log shippers: one JSON object per line, each with the event, the server
- * id and the wall clock in ms; fields (stolen, may be NULL) adds the
- * event's own.  A fleet's servers share one stdout, so a line goes out in
- * one write(2): whole on a shared file (the kernel serialises writes to
- * one open file), and on a pipe whole up to PIPE_BUF (4 KiB), which only a
- * match_end of many players exceeds.  A blocked stdout blocks the loop,
- * and then the heartbeat stops: such a server is hung, and treated so.
+ * log shippers: one JSON object per line, with the log's envelope (time,
+ * level, service, server, pid: gs_logline.h) so that stdout and stderr
+ * merged into one file read alike; then the event, "kind":"lifecycle"
+ * (what tells them from log lines about the same thing), the server id
+ * and the wall clock in ms (as before the envelope existed); fields
+ * (stolen, may be NULL) adds the event's own.  These lines are never cut:
+ * a match_end carries the whole result.  A fleet's servers share one
+ * stdout, so a line goes out in one write(2): whole on a shared file (the
+ * kernel serialises writes to one open file), and on a pipe whole up to
+ * PIPE_BUF (4 KiB), which only a match_end of many players exceeds.  A
+ * blocked stdout blocks the loop, and then the heartbeat stops: such a
+ * server is hung, and treated so.
  */
 static void
 gs_server_emit(const gs_server_t *s, const char *event, json_t *fields)
 {
-    json_t   *line;
+    json_t   *line, *ids;
     char     *text;
     size_t    len, off;
     ssize_t   n;
+    int64_t   now = gs_wall_ms();
 
-    line = json_pack("{s:s, s:s, s:I}", "event", event,
-                     "server_id", s->conf->id, "ts_ms",
-                     (json_int_t) gs_wall_ms());
-    if (line != NULL && fields != NULL) {
-        json_object_update(line, fields);
+    line = gs_logline_object(gs_log_who(), now, "info", event);
+    ids = json_pack("{s:s, s:o, s:I}", "kind", "lifecycle", "server_id",
+                    gs_logline_str(s->conf->id), "ts_ms", (json_int_t) now);
+    if (line != NULL
+        && (ids == NULL || json_object_update(line, ids) != 0
+            || (fields != NULL && json_object_update(line, fields) != 0)))
+    {
+        json_decref(line);
+        line = NULL;
     }
+    json_decref(ids);
     json_decref(fields);
 
     text = line ? json_dumps(line, JSON_COMPACT) : NULL;
     json_decref(line);
     if (text == NULL) {
-        gs_log("error", "lifecycle line \"%s\" not written: out of memory",
-               event);
+        gs_log_event("error", "out_of_memory",
+                     json_pack("{s:s, s:s}", "what", "lifecycle line",
+                               "lifecycle", event),
+                     "lifecycle line \"%s\" not written: out of memory",
+                     event);
         return;
     }
 
@@ -308,7 +328,10 @@ gs_server_telemetry(gs_server_t *s, json_t *events)
     text = batch ? json_dumps(batch, JSON_COMPACT) : NULL;
     json_decref(batch);
     if (text == NULL) {
-        gs_log("error", "telemetry: %d events lost: out of memory", n);
+        gs_log_event("error", "out_of_memory",
+                     json_pack("{s:s, s:i}", "what", "telemetry", "events",
+                               n),
+                     "telemetry: %d events lost: out of memory", n);
         return;
     }
     gs_agent_telemetry(s->agent, text, n);
@@ -345,27 +368,28 @@ static void
 gs_server_refused_line(gs_server_t *s, gs_client_t *c, gs_refuse_e why,
     const char *detail)
 {
-    int64_t   now = gs_now_us() / 1000;
     uint64_t  quiet;
     char      ip[64];
 
-    if (now - s->refused_line_ms[why] >= 1000) {
-        s->refused_line_ms[why] = now;
-        s->refused_lines[why] = 0;
-    }
-    if (s->refused_lines[why] >= GS_REFUSED_LINES) {
-        s->refused_quiet[why]++;
+    if (!gs_logline_budget_take(&s->refused_lines[why], gs_now_us() / 1000,
+                                GS_REFUSED_LINES, &quiet))
+    {
         return;
     }
-    s->refused_lines[why]++;
-    quiet = s->refused_quiet[why];
-    s->refused_quiet[why] = 0;
 
+    /* the detail is a claim of the ticket (player, match or server id)
+     * or why it failed: never the ticket itself */
     enet_address_get_host_ip(&c->peer->address, ip, sizeof(ip));
-    gs_log("info", "refused %s:%u: %s%s%s (and %llu more untold)", ip,
-           c->peer->address.port, gs_proto_refuse_name(why),
-           detail ? ": " : "", detail ? detail : "",
-           (unsigned long long) quiet);
+    gs_log_event("info", "player_refused",
+                 json_pack("{s:s, s:o, s:s, s:i, s:I}", "reason",
+                           gs_proto_refuse_name(why), "detail",
+                           detail ? gs_logline_str(detail) : json_null(),
+                           "ip", ip, "port", (int) c->peer->address.port,
+                           "untold", (json_int_t) quiet),
+                 "refused %s:%u: %s%s%s (and %llu more untold)", ip,
+                 c->peer->address.port, gs_proto_refuse_name(why),
+                 detail ? ": " : "", detail ? detail : "",
+                 (unsigned long long) quiet);
     gs_server_emit(s, "refused",
                    json_pack("{s:s, s:I}", "reason", gs_proto_refuse_name(why),
                              "untold", (json_int_t) quiet));
@@ -462,8 +486,12 @@ gs_server_enter(gs_server_t *s, gs_client_t *c)
         gs_used_add(&s->used, t->sig);
         gs_used_add(&s->used, t->jti);
         gs_server_welcome(s, c);
-        gs_log("info", "player %s joined match %s in slot %d", t->sub,
-               t->match_id, slot);
+        gs_log_event("info", "player_seated",
+                     json_pack("{s:o, s:o, s:i}", "player",
+                               gs_logline_str(t->sub), "match_id",
+                               gs_logline_str(t->match_id), "slot", slot),
+                     "player %s seated in match %s, slot %d", t->sub,
+                     t->match_id, slot);
         gs_server_emit(s, "join",
                        json_pack("{s:s, s:i}", "player", t->sub, "slot", slot));
         return;
@@ -584,11 +612,23 @@ gs_server_verify_queued(gs_server_t *s)
 static void
 gs_server_malformed(gs_server_t *s, gs_client_t *c, const char *what)
 {
+    uint64_t  quiet;
+
     s->malformed++;
     c->malformed++;
-    /* one line per client is enough to see it; the counters keep the rest */
-    if (c->malformed == 1) {
-        gs_log("info", "malformed packet (%s) from a client; dropped", what);
+    /* one line per client is enough to see it, and a few a second for
+     * them all (a client may reconnect to send another); the counters
+     * keep the rest */
+    if (c->malformed == 1
+        && gs_logline_budget_take(&s->malformed_lines, gs_now_us() / 1000,
+                                  GS_MALFORMED_LINES, &quiet))
+    {
+        gs_log_event("info", "packet_malformed",
+                     json_pack("{s:s, s:o, s:I}", "what", what, "player",
+                               c->state == GS_CLIENT_IN
+                               ? gs_logline_str(c->ticket.sub) : json_null(),
+                               "untold", (json_int_t) quiet),
+                     "malformed packet (%s) from a client; dropped", what);
     }
 }
 
@@ -739,6 +779,29 @@ gs_server_intercept(ENetHost *host, ENetEvent *ev)
 }
 
 
+/* a connection got through ENet's handshake: a few lines a second */
+static void
+gs_server_connect_line(gs_server_t *s, gs_client_t *c)
+{
+    uint64_t  quiet;
+    char      ip[64];
+
+    if (!gs_logline_budget_take(&s->connect_lines, gs_now_us() / 1000,
+                                GS_CONNECT_LINES, &quiet))
+    {
+        return;
+    }
+    enet_address_get_host_ip(&c->peer->address, ip, sizeof(ip));
+    gs_log_event("info", "player_connect",
+                 json_pack("{s:s, s:i, s:I}", "ip", ip, "port",
+                           (int) c->peer->address.port, "untold",
+                           (json_int_t) quiet),
+                 "connection from %s:%u, waiting for its hello (and %llu "
+                 "more untold)", ip, c->peer->address.port,
+                 (unsigned long long) quiet);
+}
+
+
 static void
 gs_server_event(gs_server_t *s, ENetEvent *ev)
 {
@@ -753,6 +816,7 @@ gs_server_event(gs_server_t *s, ENetEvent *ev)
         c->state = GS_CLIENT_HELLO;
         c->since_ms = gs_now_us() / 1000;
         c->malformed = 0;
+        gs_server_connect_line(s, c);
         /* a game client that misses ~3 s of acks is gone */
         enet_peer_timeout(ev->peer, 32, 3000, 6000);
         break;
@@ -765,7 +829,12 @@ gs_server_event(gs_server_t *s, ENetEvent *ev)
 
     case ENET_EVENT_TYPE_DISCONNECT:
         if (c->state == GS_CLIENT_IN) {
-            gs_log("info", "player %s left", c->ticket.sub);
+            gs_log_event("info", "player_left",
+                         json_pack("{s:o, s:o, s:i}", "player",
+                                   gs_logline_str(c->ticket.sub), "match_id",
+                                   gs_logline_str(s->match_id), "slot",
+                                   c->slot),
+                         "player %s left", c->ticket.sub);
             gs_sim_leave(&s->world, c->slot);
         }
         c->state = GS_CLIENT_FREE;
@@ -808,8 +877,12 @@ gs_server_allocated(gs_server_t *s, const gs_agent_view_t *v)
     s->malformed = 0;
     memset(s->refused, 0, sizeof(s->refused));
 
-    gs_log("info", "allocated: match %s, %d players, mode %s", s->match_id,
-           s->expected, s->mode);
+    gs_log_event("info", "server_allocated",
+                 json_pack("{s:o, s:i, s:o}", "match_id",
+                           gs_logline_str(s->match_id), "players",
+                           s->expected, "mode", gs_logline_str(s->mode)),
+                 "allocated: match %s, %d players, mode %s", s->match_id,
+                 s->expected, s->mode);
     gs_server_emit(s, "allocated", json_pack("{s:s, s:i}", "match_id",
                                              s->match_id, "players",
                                              s->expected));
@@ -845,8 +918,10 @@ gs_server_seated(gs_server_t *s, json_t *ids)
         }
         json_array_append_new(ids, json_string(p->id));
         if (p->id[0] == '\0' || strpbrk(p->id, ", \t\r\n") != NULL) {
-            gs_log("warn", "player id \"%s\" cannot be listed as seated",
-                   p->id);
+            gs_log_event("warn", "player_id_unlisted",
+                         json_pack("{s:o}", "player", gs_logline_str(p->id)),
+                         "player id \"%s\" cannot be listed as seated",
+                         p->id);
             continue;
         }
         end += sprintf(end, "%s%s", end == list ? "" : ",", p->id);
@@ -889,8 +964,14 @@ gs_server_start_match(gs_server_t *s)
         gs_server_telemetry(s, events);
     }
 
-    gs_log("info", "match %s started with %d of %d players", s->match_id,
-           gs_sim_connected(&s->world), s->expected);
+    gs_log_event("info", "match_start",
+                 json_pack("{s:o, s:o, s:i, s:i}", "match_id",
+                           gs_logline_str(s->match_id), "mode",
+                           gs_logline_str(s->mode), "players",
+                           gs_sim_connected(&s->world), "expected",
+                           s->expected),
+                 "match %s started with %d of %d players", s->match_id,
+                 gs_sim_connected(&s->world), s->expected);
     gs_server_emit(s, "match_start",
                    json_pack("{s:s, s:i, s:o}", "match_id", s->match_id,
                              "players", gs_sim_connected(&s->world),
@@ -991,9 +1072,19 @@ gs_server_end_match(gs_server_t *s, gs_end_reason_e reason)
         json_object_set_new(result, "guard", gs_server_guard_stats(s));
     }
     json = result ? json_dumps(result, JSON_COMPACT) : NULL;
-    gs_log("info", "match %s over: %s, winner %s, %d joined", s->match_id,
-           gs_proto_end_name(reason),
-           winner >= 0 ? s->world.players[winner].id : "none", joined);
+    gs_log_event("info", "match_end",
+                 json_pack("{s:o, s:o, s:s, s:o, s:i, s:I}", "match_id",
+                           gs_logline_str(s->match_id), "mode",
+                           gs_logline_str(s->mode), "reason",
+                           gs_proto_end_name(reason), "winner",
+                           winner >= 0
+                           ? gs_logline_str(s->world.players[winner].id)
+                           : json_null(),
+                           "joined", joined, "duration_ms",
+                           (json_int_t) m.duration_ms),
+                 "match %s over: %s, winner %s, %d joined", s->match_id,
+                 gs_proto_end_name(reason),
+                 winner >= 0 ? s->world.players[winner].id : "none", joined);
     gs_server_emit(s, "match_end",
                    json_pack("{s:o}", "result",
                              result ? result : json_null()));
@@ -1015,7 +1106,10 @@ static void
 gs_server_shut_down(gs_server_t *s, const char *match_id)
 {
     if (s->drained && !s->draining) {
-        gs_log("info", "drained by the allocator: shutting down");
+        gs_log_event("info", "server_draining",
+                     json_pack("{s:s, s:b}", "reason", "allocator", "busy",
+                               0),
+                     "drained by the allocator: shutting down");
         gs_server_emit(s, "drained", NULL);
     }
     gs_agent_set_state(s->agent, GAME_ALLOC_SHUTDOWN, match_id, NULL);
@@ -1058,8 +1152,11 @@ gs_server_next_cycle(gs_server_t *s)
 static void
 gs_server_drained_busy(gs_server_t *s)
 {
-    gs_log("info", "drained by the allocator: match %s plays out, then the "
-           "server shuts down", s->match_id);
+    gs_log_event("info", "server_draining",
+                 json_pack("{s:s, s:b, s:o}", "reason", "allocator", "busy", 1,
+                           "match_id", gs_logline_str(s->match_id)),
+                 "drained by the allocator: match %s plays out, then the "
+                 "server shuts down", s->match_id);
     gs_server_emit(s, "draining", json_pack("{s:s}", "reason", "allocator"));
 }
 
@@ -1312,8 +1409,58 @@ gs_server_snapshots(gs_server_t *s)
 static void gs_server_tick_time(gs_server_t *s, uint32_t took);
 
 
+static const char *
+gs_server_phase_name(gs_phase_e phase)
+{
+    switch (phase) {
+    case GS_PHASE_WAITING:
+        return "waiting";
+    case GS_PHASE_PLAYING:
+        return "playing";
+    case GS_PHASE_ENDING:
+        return "ending";
+    default:
+        return "idle";
+    }
+}
+
+
+/*
+ * A tick overran its budget (one tick's time) when its work took longer,
+ * or when it began that much after it was due: the process was starved
+ * (stopped, swapped, a busy machine).  Told at most once a second, with
+ * how many went untold since.
+ */
 static void
-gs_server_tick(gs_server_t *s)
+gs_server_overrun(gs_server_t *s, int64_t now_ms, uint32_t took_us,
+    int64_t late_us)
+{
+    uint64_t  quiet;
+
+    if ((int64_t) took_us <= s->tick_budget_us && late_us <= s->tick_budget_us)
+    {
+        return;
+    }
+    if (!gs_logline_budget_take(&s->overrun_lines, now_ms, 1, &quiet)) {
+        return;
+    }
+    gs_log_event("warn", "tick_overrun",
+                 json_pack("{s:I, s:I, s:I, s:s, s:i, s:I}",
+                           "took_us", (json_int_t) took_us,
+                           "late_us", (json_int_t) late_us,
+                           "budget_us", (json_int_t) s->tick_budget_us,
+                           "phase", gs_server_phase_name(s->phase),
+                           "players", gs_sim_connected(&s->world),
+                           "untold", (json_int_t) quiet),
+                 "tick took %u us and began %lld us late; its budget is "
+                 "%lld us", took_us, (long long) late_us,
+                 (long long) s->tick_budget_us);
+}
+
+
+/* late_us: how long after it was due the tick began */
+static void
+gs_server_tick(gs_server_t *s, int64_t late_us)
 {
     int64_t   t0 = gs_now_us(), now = t0 / 1000;
     uint32_t  took;
@@ -1346,6 +1493,7 @@ gs_server_tick(gs_server_t *s)
         s->tick_us[s->ntick++] = took;
     }
     gs_server_tick_time(s, took);
+    gs_server_overrun(s, now, took, late_us);
     s->busy_us = 0;
 }
 
@@ -1379,13 +1527,32 @@ gs_server_begin_drain(gs_server_t *s)
 {
     s->draining = 1;
     s->drain_deadline = gs_now_us() / 1000 + s->conf->drain_grace_s * 1000;
-    gs_log("info", "draining: %s (grace %d s)", s->phase == GS_PHASE_IDLE
-           ? "no match, shutting down"
-           : "no new allocation; the match ends or the grace runs out",
-           s->conf->drain_grace_s);
+    gs_log_event("info", "server_draining",
+                 json_pack("{s:s, s:b, s:i}", "reason", "signal", "busy",
+                           s->phase != GS_PHASE_IDLE, "grace_s",
+                           s->conf->drain_grace_s),
+                 "draining: %s (grace %d s)", s->phase == GS_PHASE_IDLE
+                 ? "no match, shutting down"
+                 : "no new allocation; the match ends or the grace runs out",
+                 s->conf->drain_grace_s);
     gs_server_emit(s, "draining", json_pack("{s:s, s:i}", "reason", "signal",
                                             "grace_s",
                                             s->conf->drain_grace_s));
+}
+
+
+/* why the server cannot start: its one line in the log */
+static void __attribute__((format(printf, 1, 2)))
+gs_server_start_failed(const char *fmt, ...)
+{
+    char     why[300];
+    va_list  ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    gs_log_event("error", "server_start_failed",
+                 json_pack("{s:o}", "error", gs_logline_str(why)), "%s", why);
 }
 
 
@@ -1426,18 +1593,18 @@ gs_server_run(const gs_server_conf_t *conf)
     if (conf->health_file != NULL) {
         s.health = gs_health_open(conf->health_file, err, sizeof(err));
         if (s.health == NULL) {
-            gs_log("error", "--health-file %s", err);
+            gs_server_start_failed("--health-file %s", err);
             return 1;
         }
     }
 
     if (enet_initialize() != 0) {
-        gs_log("error", "enet_initialize failed");
+        gs_server_start_failed("%s", "enet_initialize failed");
         return 1;
     }
 
     if (enet_address_set_host_ip(&addr, conf->bind) != 0) {
-        gs_log("error", "bad bind address \"%s\"", conf->bind);
+        gs_server_start_failed("bad bind address \"%s\"", conf->bind);
         return 1;
     }
     addr.port = (enet_uint16) conf->port;
@@ -1445,7 +1612,8 @@ gs_server_run(const gs_server_conf_t *conf)
     s.host = enet_host_create(&addr, (size_t) conf->max_players
                               + GS_SPARE_PEERS, GS_CHAN_COUNT, 0, 0);
     if (s.host == NULL) {
-        gs_log("error", "cannot listen on udp %s:%d", conf->bind, conf->port);
+        gs_server_start_failed("cannot listen on udp %s:%d", conf->bind,
+                               conf->port);
         return 1;
     }
     /* ENet's defaults (32 MiB) would let one peer pin memory at will */
@@ -1471,7 +1639,7 @@ gs_server_run(const gs_server_conf_t *conf)
     s.tick_us = malloc(GS_TICK_SAMPLES * sizeof(uint32_t));
     s.held = calloc(GS_MAX_PLAYERS * GS_SNAP_HELD, sizeof(gs_snapshot_t));
     if (s.clients == NULL || s.tick_us == NULL || s.held == NULL) {
-        gs_log("error", "out of memory");
+        gs_server_start_failed("%s", "out of memory");
         return 1;
     }
 
@@ -1491,17 +1659,25 @@ gs_server_run(const gs_server_conf_t *conf)
     ac.server.ttl_ms = 3000;
     s.agent = gs_agent_start(&ac);
     if (s.agent == NULL) {
-        gs_log("error", "cannot start the allocator thread");
+        gs_server_start_failed("%s", "cannot start the allocator thread");
         return 1;
     }
 
-    gs_log("info", "listening on udp %s:%d, %d Hz, up to %d players",
-           conf->bind, conf->port, conf->tick_hz, conf->max_players);
+    gs_log_event("info", "server_start",
+                 json_pack("{s:o, s:i, s:i, s:i, s:o, s:o}", "bind",
+                           gs_logline_str(conf->bind), "port", conf->port,
+                           "tick_hz", conf->tick_hz, "max_players",
+                           conf->max_players, "region",
+                           gs_logline_str(conf->region), "mode",
+                           gs_logline_str(conf->mode)),
+                 "listening on udp %s:%d, %d Hz, up to %d players",
+                 conf->bind, conf->port, conf->tick_hz, conf->max_players);
     gs_server_emit(&s, "listening", json_pack("{s:i, s:i}", "port",
                                               conf->port, "tick_hz",
                                               conf->tick_hz));
 
     tick_us = 1000000 / conf->tick_hz;
+    s.tick_budget_us = tick_us;
     next = gs_now_us() + tick_us;
 
     while (!s.exit_now) {
@@ -1525,7 +1701,8 @@ gs_server_run(const gs_server_conf_t *conf)
                 } while (enet_host_check_events(s.host, &ev) > 0);
                 s.busy_us += gs_now_us() - t0;
             } else if (rc < 0) {
-                gs_log("error", "enet_host_service failed");
+                gs_log_event("error", "enet_failed", NULL,
+                             "enet_host_service failed");
                 break;
             } else if (next - gs_now_us() > 0 && next - gs_now_us() < 1000) {
                 struct timespec  ts = { 0, (long) (next - gs_now_us()) * 1000 };
@@ -1540,7 +1717,7 @@ gs_server_run(const gs_server_conf_t *conf)
             continue;
         }
 
-        gs_server_tick(&s);
+        gs_server_tick(&s, gs_now_us() - next);
 
         next += tick_us;
         now = gs_now_us();
@@ -1550,7 +1727,10 @@ gs_server_run(const gs_server_conf_t *conf)
         }
     }
 
-    gs_log("info", "exiting after %d matches", s.matches);
+    gs_log_event("info", "server_shutdown",
+                 json_pack("{s:i, s:o}", "matches", s.matches, "guard",
+                           gs_server_guard_stats(&s)),
+                 "exiting after %d matches", s.matches);
     gs_server_emit(&s, "exit", json_pack("{s:i, s:o}", "matches", s.matches,
                                          "guard", gs_server_guard_stats(&s)));
     gs_agent_stop(s.agent, 5000);

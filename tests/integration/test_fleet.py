@@ -4,10 +4,11 @@ Each test runs its own fleet under its own allocator key prefix on the
 stack's Redis (see test_gameserver.py, whose Env and fixtures it shares),
 with short join and match times.  A fleet's servers inherit its stdout
 and stderr: stdout carries their lifecycle lines (JSON, with server_id),
-stderr the fleet's decisions and the servers' logs.  Behaviour:
-gameserver/PROTOCOL.md, "game-fleet".
+stderr the fleet's decisions and the servers' logs, JSON lines too, told
+apart by their "service".  Behaviour: gameserver/PROTOCOL.md, "game-fleet".
 """
 
+import datetime
 import json
 import os
 import re
@@ -19,8 +20,9 @@ import pytest
 
 from conftest import udp_ports
 
-from test_gameserver import (ALLOC, FLEET, SERVER, env, keys,  # noqa: F401
-                             postponed_scripts, wait_for, warm_scripts)
+from test_gameserver import (ALLOC, FLEET, SERVER, env, events,  # noqa: F401
+                             json_lines, keys, postponed_scripts, wait_for,
+                             warm_scripts)
 
 _ports = iter(udp_ports(180, 100)[::10])
 
@@ -90,6 +92,13 @@ class Fleet:
         with open(self.err) as f:
             return f.read()
 
+    def logs(self, event=None, **fields):
+        """The fleet's own log lines (not its servers'), all or of one
+        event whose fields have those values."""
+        lines = [l for l in json_lines(self.log())
+                 if l["service"] == "game-fleet"]
+        return lines if event is None else events(lines, event, **fields)
+
     def lines(self, sid=None):
         """Lifecycle lines of the fleet's servers (of one, with sid)."""
         with open(self.out) as f:
@@ -136,14 +145,11 @@ def pid_alive(pid):
         return f.read().rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def log_times(log, pattern):
-    """Seconds of day of the fleet log lines that match pattern."""
-    out = []
-    for line in log.splitlines():
-        if re.search(pattern, line):
-            h, m, s = line.split()[0].split(":")
-            out.append(int(h) * 3600 + int(m) * 60 + float(s))
-    return out
+def log_time(line):
+    """A log line's time (RFC 3339, UTC, ms) in seconds since the epoch."""
+    return datetime.datetime.strptime(
+        line["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
 
 
 def test_fleet_refuses_a_drain_shorter_than_a_match(fleets):
@@ -162,7 +168,8 @@ def test_fleet_refuses_a_drain_shorter_than_a_match(fleets):
     p.send_signal(signal.SIGTERM)
     rc, log = p.wait(timeout=10), p.stderr.read()
     assert rc == 0, log
-    assert "drain 160 s (servers' grace 140 s)" in log
+    (start,) = events(json_lines(log), "fleet_start")
+    assert start["drain_s"] == 160 and start["grace_s"] == 140, start
 
 
 def test_fleet_restart_adopts_its_running_servers(env, fleets):
@@ -179,22 +186,27 @@ def test_fleet_restart_adopts_its_running_servers(env, fleets):
     assert all(env.alive(sid) for sid in before)
 
     second = f.start()
-    wait_for(lambda: f.log().count("adopted ") == 2, 5)
+    wait_for(lambda: len(f.logs("server_adopt")) == 2, 5)
     # the first fleet's status file shows the same servers until the new
     # fleet's first pass rewrites it: wait for that pass
     wait_for(lambda: {s["id"]: s["pid"] for s in f.ready()} == before
              and all(s["adopted"] for s in f.servers()), 5)
-    log = f.log()
-    assert log.count(": spawn ") == 2, log          # the first fleet's
-    assert "draining" not in log
+    assert {l["server"]: l["server_pid"] for l in f.logs("server_adopt")} \
+        == before
+    assert len(f.logs("server_spawn")) == 2, f.log()    # the first fleet's
+    # nothing drained: neither the fleet nor a server (their lines share
+    # the file)
+    assert not [l for l in json_lines(f.log())
+                if l.get("event") in ("fleet_drain", "server_draining")]
 
     # adopted servers are managed: a lost one is noticed and replaced
     victim = sorted(before)[0]
     os.kill(before[victim], signal.SIGKILL)
     wait_for(lambda: len(f.ready()) == 2
              and victim not in [s["id"] for s in f.servers()], 10)
-    assert "adopted %s exited" % victim in f.log()
-    assert f.log().count(": spawn ") == 3
+    (gone,) = f.logs("server_exit", server=victim)
+    assert gone["adopted"] is True and gone["cause"] == "unknown", gone
+    assert len(f.logs("server_spawn")) == 3
 
     # and SIGTERM drains them all, adopted or not
     second.send_signal(signal.SIGTERM)
@@ -238,7 +250,8 @@ def test_scale_down_drains_and_an_allocation_that_came_first_plays(env, fleets):
     out, err = alloc.communicate(timeout=10)
     assert alloc.returncode == 0, err
     assert json.loads(out)["server_id"] == srv["id"]
-    wait_for(lambda: "allocated meanwhile" in f.log(), 5)
+    wait_for(lambda: f.logs("server_retire", server=srv["id"], outcome="busy"),
+             5)
 
     # it plays the match (nobody comes: aborted at the join timeout), then
     # leaves instead of going Ready; the fleet killed nothing
@@ -247,8 +260,9 @@ def test_scale_down_drains_and_an_allocation_that_came_first_plays(env, fleets):
     assert events[-5:] == ["allocated", "draining", "match_end", "drained",
                            "exit"], events
     assert "ready" not in events[events.index("allocated"):]
-    wait_for(lambda: "adopted %s exited (retired)" % srv["id"] in f.log(), 5)
-    assert "SIGKILL" not in f.log() and "SIGTERM" not in f.log()
+    wait_for(lambda: f.logs("server_exit", server=srv["id"], cause="retired",
+                            adopted=True), 5)
+    assert not [l for l in f.logs() if "action" in l], f.log()
     assert env.results()[0]["match_id"] == "m-raced"
 
 
@@ -260,15 +274,18 @@ def test_scale_down_of_an_idle_server_goes_through_drain(env, fleets):
     assert rc == 0
     # buffer 1 on top of the busy one; when its match is over (nobody came,
     # join timeout 1 s), one of the two Ready servers is one too many
-    wait_for(lambda: "retire " in f.log(), 15)
+    wait_for(lambda: f.logs("server_retire"), 15)
     wait_for(lambda: len(f.servers()) == 1, 10)
     gone = [sid for sid in {l["server_id"] for l in f.lines()}
             if sid not in [s["id"] for s in f.servers()]]
     assert len(gone) == 1
     events = [l["event"] for l in f.lines(gone[0])]
     assert events[-2:] == ["drained", "exit"], events
-    assert "drained, it shuts down" in f.log()
-    assert "SIGTERM" not in f.log() and "SIGKILL" not in f.log()
+    (retire,) = f.logs("server_retire")
+    assert retire["outcome"] == "drained" and retire["server"] == gone[0]
+    (down,) = f.logs("scale", direction="down")
+    assert down["count"] == 1 and down["have"] > down["wanted"], down
+    assert not [l for l in f.logs() if "action" in l], f.log()
 
 
 def test_hung_server_is_killed_and_replaced(env, fleets):
@@ -281,7 +298,12 @@ def test_hung_server_is_killed_and_replaced(env, fleets):
 
     os.kill(victim["pid"], signal.SIGSTOP)
     wait_for(lambda: not pid_alive(victim["pid"]), 10)
-    assert "%s hung" % victim["id"] in f.log()
+    (hung,) = f.logs("server_hung", server=victim["id"])
+    assert hung["level"] == "error" and hung["action"] == "SIGKILL"
+    assert hung["server_pid"] == victim["pid"] and hung["silent_ms"] > 2000
+    assert hung["phase"] == "idle"
+    wait_for(lambda: f.logs("server_exit", server=victim["id"],
+                            cause="killed", why="hung"), 5)
     wait_for(lambda: len(f.ready()) == 1
              and f.ready()[0]["id"] != victim["id"], 10)
     assert not os.path.exists(health)
@@ -298,7 +320,8 @@ def test_server_that_never_registers_is_replaced(env, fleets):
     wait_for(lambda: f.servers(), 5)
     first = f.servers()[0]
     wait_for(lambda: f.servers() and f.servers()[0]["id"] != first["id"], 10)
-    assert "%s not registered 1 s after its spawn" % first["id"] in f.log()
+    assert f.logs("server_register_timeout", server=first["id"],
+                  register_timeout_s=1, action="SIGKILL")
     assert not pid_alive(first["pid"])
 
 
@@ -320,14 +343,14 @@ def test_a_busy_server_the_allocator_forgot_is_not_replaced(env, fleets):
     env.r.delete(*env.r.scan_iter(match=env.prefix + "*"))
 
     f.start()
-    wait_for(lambda: "adopted " + srv["id"] in f.log(), 5)
+    wait_for(lambda: f.logs("server_adopt", server=srv["id"]), 5)
     # the match ends at the join timeout (nobody came), the server
     # registers again, and the fleet sees it at last
     wait_for(lambda: [l for l in f.lines(srv["id"])
                       if l["event"] == "ready"], 15)
     wait_for(lambda: f.ready() and f.ready()[0]["id"] == srv["id"], 5)
     assert pid_alive(srv["pid"])
-    assert "not registered" not in f.log()
+    assert not f.logs("server_register_timeout")
 
 
 def test_crash_loop_backs_off(env, fleets):
@@ -339,8 +362,7 @@ def test_crash_loop_backs_off(env, fleets):
     p = f.start()
 
     def delays():
-        return [int(d) for d in
-                re.findall(r"respawn delay (\d+) ms", f.log())]
+        return [l["respawn_delay_ms"] for l in f.logs("server_crash")]
 
     # without back-off there is no delay at all: a respawn every pass
     wait_for(lambda: len(delays()) >= 4, 30)
@@ -349,9 +371,13 @@ def test_crash_loop_backs_off(env, fleets):
 
     log = f.log()
     d = delays()
-    spawns = log_times(log, ": spawn ")
+    spawns = [log_time(l) for l in f.logs("server_spawn")]
     # each crash doubles the delay: 250, 500, 1000, 2000 ...
     assert d == [min(250 * 2 ** i, 30000) for i in range(len(d))], log
+    # a crash is told with its status, typed
+    crash = f.logs("server_crash")[0]
+    assert crash["exit_code"] == 1 and crash["level"] == "error", crash
+    assert isinstance(crash["lived_ms"], int) and crash["lived_ms"] < 10000
 
     # the crashes are counted where Prometheus' textfile collector reads
     with open(f.status + ".prom") as fh:

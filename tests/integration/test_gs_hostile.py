@@ -17,8 +17,8 @@ import subprocess
 import threading
 import time
 
-from test_gameserver import (BOT, env, keys, other_s,  # noqa: F401
-                             wait_for)
+from test_gameserver import (BOT, env, events, json_lines,  # noqa: F401
+                             keys, other_s, wait_for)
 
 
 def enet_connect_datagram():
@@ -174,6 +174,24 @@ def test_a_hello_flood_is_bounded_per_source_and_the_log_never_blocks(env):
         # the refusals were told a few lines a second, not one each
         told = [l for l in env.lines(p) if l["event"] == "refused"]
         assert sum(l["untold"] for l in told) > len(told), told
+
+        # read at last, the log gives what it kept: whole JSON lines
+        got = bytearray()
+        reader = threading.Thread(target=lambda: [
+            got.extend(b) for b in iter(lambda: os.read(r, 65536), b"")],
+            daemon=True)
+        reader.start()
+        wait_for(lambda: got.count(b"\n") > 10, 10)
+        time.sleep(0.5)
+        p.kill()
+        p.wait()
+        reader.join(timeout=10)
+        lines = json_lines(got.decode().lstrip("x"))
+        assert all(l["service"] == "game-server" and l["server"] == p.sid
+                   for l in lines)
+        refused = events(lines, "player_refused")
+        assert refused and all(isinstance(l["untold"], int)
+                               for l in refused), lines
     finally:
         p.kill()
         p.wait()
@@ -218,7 +236,8 @@ def test_a_high_s_spelling_and_a_ticket_without_jti_are_refused(env):
     good = env.ticket("alice", "m-sig", p.sid)
     rc, out, err = env.raw_bot(p, other_s(good, True), duration=3)
     assert rc == 1 and out["bots"][0]["refused"] == "bad_ticket", out
-    assert "high_s" in env.log(p)
+    assert env.logs(p, "player_refused", reason="bad_ticket",
+                    detail="high_s")
 
     import jwt as pyjwt
     import time as t
@@ -229,7 +248,8 @@ def test_a_high_s_spelling_and_a_ticket_without_jti_are_refused(env):
         headers={"kid": "k1"}))
     rc, out, err = env.raw_bot(p, no_jti, duration=3)
     assert rc == 1 and out["bots"][0]["refused"] == "bad_ticket", out
-    assert "missing_claim" in env.log(p)
+    assert env.logs(p, "player_refused", reason="bad_ticket",
+                    detail="missing_claim")
 
     # the low spelling of the same ticket was never spent: it plays
     rc, out, err = env.raw_bot(p, good, duration=1)
