@@ -162,6 +162,12 @@ class Env:
         lines = json_lines(self.log(p))
         return lines if event is None else events(lines, event, **fields)
 
+    def wait_logs(self, p, event, n=1, timeout=10, **fields):
+        """The lines of one event once there are n of them: a thread of
+        the server writes its log, a moment after the event."""
+        return wait_for(lambda: len(self.logs(p, event, **fields)) >= n
+                        and self.logs(p, event, **fields), timeout)
+
     def state(self, sid):
         return self.r.hget(self.prefix + "server:" + sid, "state")
 
@@ -561,7 +567,7 @@ def test_busy_server_never_offers_itself_again_while_it_waits(env):
     wait_for(lambda: env.state(p.sid) == "Ready" and env.alive(p.sid), 5)
     rc, a = env.allocate("m-next")
     assert rc == 0 and a["server_id"] == p.sid
-    assert len(env.logs(p, "server_ready", via="register")) == 2
+    assert len(env.wait_logs(p, "server_ready", n=2, via="register")) == 2
 
 
 def test_a_hung_tick_loop_stops_the_heartbeat(env):
@@ -586,7 +592,7 @@ def test_a_hung_tick_loop_stops_the_heartbeat(env):
     # no tick for 2 s: no heartbeat; 3 s later the key is gone
     wait_for(lambda: not env.alive(p.sid), 10)
     assert p.poll() is None
-    (stalled,) = env.logs(p, "tick_loop_stalled")
+    (stalled,) = env.wait_logs(p, "tick_loop_stalled")
     assert stalled["level"] == "error" and stalled["silent_ms"] > 2000
     rc, out = env.allocate("m-hung")
     assert rc == 2 and "NO_SERVER" in out
@@ -596,7 +602,7 @@ def test_a_hung_tick_loop_stops_the_heartbeat(env):
         daemon=True)
     reader.start()
     wait_for(lambda: env.state(p.sid) == "Ready" and env.alive(p.sid), 10)
-    assert env.logs(p, "tick_loop_resumed")
+    assert env.wait_logs(p, "tick_loop_resumed")
     p.kill()
     p.wait()
     reader.join(timeout=5)

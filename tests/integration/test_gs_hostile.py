@@ -236,8 +236,8 @@ def test_a_high_s_spelling_and_a_ticket_without_jti_are_refused(env):
     good = env.ticket("alice", "m-sig", p.sid)
     rc, out, err = env.raw_bot(p, other_s(good, True), duration=3)
     assert rc == 1 and out["bots"][0]["refused"] == "bad_ticket", out
-    assert env.logs(p, "player_refused", reason="bad_ticket",
-                    detail="high_s")
+    assert env.wait_logs(p, "player_refused", reason="bad_ticket",
+                         detail="high_s")
 
     import jwt as pyjwt
     import time as t
@@ -248,8 +248,8 @@ def test_a_high_s_spelling_and_a_ticket_without_jti_are_refused(env):
         headers={"kid": "k1"}))
     rc, out, err = env.raw_bot(p, no_jti, duration=3)
     assert rc == 1 and out["bots"][0]["refused"] == "bad_ticket", out
-    assert env.logs(p, "player_refused", reason="bad_ticket",
-                    detail="missing_claim")
+    assert env.wait_logs(p, "player_refused", reason="bad_ticket",
+                         detail="missing_claim")
 
     # the low spelling of the same ticket was never spent: it plays
     rc, out, err = env.raw_bot(p, good, duration=1)
