@@ -43,135 +43,18 @@
  * one query at a time, and walk a copy query through its steps (BEGIN, the
  * caller's SQL, COPY and its rows, the statement, COMMIT, or ROLLBACK
  * after an error) one round trip each; the failure rules above hold.
+ * That walk lives in ngx_game_pg_copy.c, the pools' metrics in
+ * ngx_game_pg_metrics.c.
  */
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_event.h>
 
-#include "ngx_game_core_internal.h"
+#include "ngx_game_pg_internal.h"
 #include "ngx_game_conn.h"
 #include "ngx_game_conf.h"
 #include "game_util.h"
-
-
-/* every statement of every module fits, with room to spare */
-#define NGX_GAME_PG_MAX_STMTS   256
-
-
-typedef enum {
-    NGX_GAME_PG_CLOSED = 0,
-    NGX_GAME_PG_CONNECTING,
-    NGX_GAME_PG_READY
-} ngx_game_pg_state_e;
-
-
-/* why a connection is closed: decides when it is opened again */
-typedef enum {
-    NGX_GAME_PG_BROKE = 0,      /* a connection that worked went away */
-    NGX_GAME_PG_FAILED,         /* connecting failed */
-    NGX_GAME_PG_STUCK           /* a query timed out on it */
-} ngx_game_pg_why_e;
-
-
-/* where a copy query is (copy=on pools) */
-typedef enum {
-    NGX_GAME_PG_COPY_IDLE = 0,
-    NGX_GAME_PG_COPY_BEGIN,
-    NGX_GAME_PG_COPY_PRE,
-    NGX_GAME_PG_COPY_START,
-    NGX_GAME_PG_COPY_DATA,
-    NGX_GAME_PG_COPY_END,
-    NGX_GAME_PG_COPY_RUN,
-    NGX_GAME_PG_COPY_COMMIT,
-    NGX_GAME_PG_COPY_ROLLBACK
-} ngx_game_pg_copy_step_e;
-
-
-/* the families every pool counts in (ngx_game_pg_metrics_init) */
-typedef struct {
-    ngx_game_metric_t          *connections;
-    ngx_game_metric_t          *in_flight;
-    ngx_game_metric_t          *queued;
-    ngx_game_metric_t          *timeouts;
-    ngx_game_metric_t          *reconnects;
-    ngx_game_metric_t          *rejected;
-} ngx_game_pg_metrics_t;
-
-
-/* a query in flight: outlives its request, whose results must be read */
-typedef struct {
-    ngx_game_pg_query_t        *query;      /* NULL once cancelled */
-    ngx_game_pg_stmt_t         *stmt;
-    PGresult                   *res;        /* what the handler will get */
-    ngx_uint_t                  results;    /* results seen so far */
-    unsigned                    prepare:1;  /* a Prepare went first */
-} ngx_game_pg_entry_t;
-
-
-typedef struct {
-    ngx_game_pg_pool_t         *pool;
-    PGconn                     *pg;
-    ngx_connection_t           *c;
-    ngx_game_pg_state_e         state;
-
-    /* ring of queries in flight, oldest at "head" */
-    ngx_game_pg_entry_t        *inflight;
-    ngx_uint_t                  head;
-    ngx_uint_t                  count;
-
-    /* connect timeout while connecting, reconnect delay while closed */
-    ngx_event_t                 timer;
-    ngx_msec_t                  backoff;
-
-    /* a send failed: closed from a posted event, see ngx_game_pg_send() */
-    unsigned                    broken:1;
-
-    /* copy=on: the query's step, the rows still to send, its first error
-     * (copied before anything else runs) */
-    ngx_game_pg_copy_step_e     step;
-    ngx_chain_t                *out;
-    ngx_game_pg_copy_t         *copy;
-    PGresult                   *err;
-
-    ngx_uint_t                  nprepared;
-    ngx_game_pg_stmt_t         *prepared[NGX_GAME_PG_MAX_STMTS];
-} ngx_game_pg_conn_t;
-
-
-struct ngx_game_pg_pool_s {
-    ngx_str_t                   name;
-    ngx_str_t                   conninfo;
-
-    /* libpq's connection parameters, NULL-terminated: our defaults, then
-     * what the pool's connection string sets (ngx_game_pg_params_init) */
-    const char                **keys;
-    const char                **values;
-
-    ngx_uint_t                  connections;
-    ngx_uint_t                  pipeline;
-    ngx_uint_t                  max_queue;
-    ngx_msec_t                  connect_timeout;
-    ngx_msec_t                  query_timeout;
-    time_t                      keepalive;
-    ngx_flag_t                  copy;
-
-    u_char                     *file;
-    ngx_uint_t                  line;
-    unsigned                    defined:1;
-
-    /* per worker, from ngx_game_pg_pools_start() on */
-    ngx_log_t                  *log;
-    ngx_game_pg_conn_t         *conns;
-    ngx_queue_t                 waiting;
-    ngx_uint_t                  nwaiting;
-    ngx_uint_t                  nconnected;
-    unsigned                    down:1;
-
-    /* its metrics, and its value of their "pool" label */
-    ngx_game_pg_metrics_t      *metrics;
-    ngx_uint_t                  metric;
-};
 
 
 static char *ngx_game_pg_params_init(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -183,31 +66,22 @@ static const char *ngx_game_pg_strdup(ngx_conf_t *cf, const char *s);
 static void ngx_game_pg_connect(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_connect_poll(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_connected(ngx_game_pg_conn_t *pc);
-static void ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t why);
-static void ngx_game_pg_broken(ngx_game_pg_conn_t *pc, const char *what);
-static void ngx_game_pg_break_later(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_timer_handler(ngx_event_t *ev);
 static void ngx_game_pg_read_handler(ngx_event_t *ev);
 static void ngx_game_pg_write_handler(ngx_event_t *ev);
 static ngx_int_t ngx_game_pg_send(ngx_game_pg_conn_t *pc,
     ngx_game_pg_query_t *q);
-static ngx_int_t ngx_game_pg_flush(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_collect(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_result(ngx_game_pg_conn_t *pc, PGresult *res);
 static void ngx_game_pg_complete(ngx_game_pg_conn_t *pc);
-static ngx_int_t ngx_game_pg_outcome(ngx_game_pg_conn_t *pc,
-    ngx_game_pg_entry_t *e, ngx_game_pg_query_t *q, PGresult *res);
 static ngx_uint_t ngx_game_pg_expected(ngx_game_pg_query_t *q,
     const char *state);
 static void ngx_game_pg_log_result(ngx_game_pg_conn_t *pc,
     ngx_game_pg_stmt_t *stmt, PGresult *res, ngx_uint_t expected);
 static void ngx_game_pg_notice(void *data, const PGresult *res);
 static size_t ngx_game_pg_text_len(const char *msg);
-static void ngx_game_pg_fill(ngx_game_pg_conn_t *pc);
 static ngx_game_pg_conn_t *ngx_game_pg_pick(ngx_game_pg_pool_t *pg);
 static void ngx_game_pg_fail_waiting(ngx_game_pg_pool_t *pg);
-static void ngx_game_pg_deliver(ngx_game_pg_query_t *q, ngx_int_t rc,
-    PGresult *res);
 static void ngx_game_pg_query_timeout(ngx_event_t *ev);
 static void ngx_game_pg_query_cleanup(void *data);
 static void ngx_game_pg_forget(ngx_game_pg_conn_t *pc,
@@ -216,13 +90,6 @@ static ngx_uint_t ngx_game_pg_is_prepared(ngx_game_pg_conn_t *pc,
     ngx_game_pg_stmt_t *stmt);
 static void ngx_game_pg_log_error(ngx_game_pg_conn_t *pc, ngx_uint_t level,
     const char *what);
-static ngx_int_t ngx_game_pg_copy_send(ngx_game_pg_conn_t *pc,
-    ngx_game_pg_query_t *q);
-static void ngx_game_pg_copy_collect(ngx_game_pg_conn_t *pc);
-static ngx_int_t ngx_game_pg_copy_put(ngx_game_pg_conn_t *pc);
-static void ngx_game_pg_copy_next(ngx_game_pg_conn_t *pc);
-static void ngx_game_pg_copy_done(ngx_game_pg_conn_t *pc, ngx_int_t rc,
-    PGresult *res);
 
 
 /* configuration */
@@ -879,7 +746,7 @@ ngx_game_pg_connected(ngx_game_pg_conn_t *pc)
  * after a failed attempt, the pool is down and its waiting queries fail.
  */
 
-static void
+void
 ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t why)
 {
     ngx_uint_t            i, n;
@@ -974,7 +841,7 @@ ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t why)
 }
 
 
-static void
+void
 ngx_game_pg_broken(ngx_game_pg_conn_t *pc, const char *what)
 {
     ngx_game_pg_log_error(pc, NGX_LOG_WARN, what);
@@ -991,7 +858,7 @@ ngx_game_pg_broken(ngx_game_pg_conn_t *pc, const char *what)
  * loop iteration.
  */
 
-static void
+void
 ngx_game_pg_break_later(ngx_game_pg_conn_t *pc)
 {
     pc->broken = 1;
@@ -1084,7 +951,7 @@ ngx_game_pg_write_handler(ngx_event_t *ev)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_game_pg_flush(ngx_game_pg_conn_t *pc)
 {
     switch (PQflush(pc->pg)) {
@@ -1309,7 +1176,7 @@ ngx_game_pg_complete(ngx_game_pg_conn_t *pc)
  * (26000) and never ran, so it is safe to send once more, with a Prepare.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_game_pg_outcome(ngx_game_pg_conn_t *pc, ngx_game_pg_entry_t *e,
     ngx_game_pg_query_t *q, PGresult *res)
 {
@@ -1463,7 +1330,7 @@ ngx_game_pg_notice(void *data, const PGresult *res)
 
 /* hand the oldest waiting queries to a connection with room */
 
-static void
+void
 ngx_game_pg_fill(ngx_game_pg_conn_t *pc)
 {
     ngx_queue_t          *head;
@@ -1655,7 +1522,7 @@ ngx_game_pg_query_run(ngx_game_pg_pool_t *pg, ngx_game_pg_query_t *q)
 }
 
 
-static void
+void
 ngx_game_pg_deliver(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
 {
     if (q->queued) {
@@ -1770,441 +1637,4 @@ ngx_game_pg_text_len(const char *msg)
     }
 
     return len;
-}
-
-
-/*
- * COPY on copy=on pools (ngx_game_pg_copy_t).  The connection walks the
- * query through its steps, each one statement sent when the previous one's
- * results have all been read (libpq's PQgetResult() returns NULL): no
- * pipeline, so COPY can run.  The first error is kept in pc->err; the
- * transaction is then rolled back before the handler hears of it, so that
- * the connection is clean for the next query.
- */
-
-static ngx_int_t
-ngx_game_pg_copy_send(ngx_game_pg_conn_t *pc, ngx_game_pg_query_t *q)
-{
-    int                   ok;
-    ngx_game_pg_entry_t  *e;
-
-    /* a plain statement (the readiness check's, say) runs alone, out of
-     * any transaction of ours */
-    ok = q->copy ? PQsendQuery(pc->pg, "BEGIN")
-                 : PQsendQueryParams(pc->pg, q->stmt->sql, q->stmt->nparams,
-                                     NULL, q->values, NULL, NULL, 0);
-    if (!ok) {
-        ngx_game_pg_break_later(pc);
-        return NGX_ERROR;
-    }
-
-    e = &pc->inflight[pc->head];
-    e->query = q;
-    e->stmt = q->stmt;
-    e->res = NULL;
-    e->results = 0;
-    e->prepare = 0;
-
-    pc->count = 1;
-    pc->step = q->copy ? NGX_GAME_PG_COPY_BEGIN : NGX_GAME_PG_COPY_RUN;
-    pc->copy = q->copy;
-    pc->out = q->copy ? q->copy->data : NULL;
-    q->conn = pc;
-    q->entry = e;
-
-    if (ngx_game_pg_flush(pc) != NGX_OK) {
-        ngx_game_pg_break_later(pc);
-    }
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_game_pg_copy_collect(ngx_game_pg_conn_t *pc)
-{
-    PGresult             *res;
-    ExecStatusType        status;
-    ngx_game_pg_entry_t  *e;
-
-    while (pc->count && pc->state == NGX_GAME_PG_READY && !pc->broken) {
-
-        if (pc->step == NGX_GAME_PG_COPY_DATA) {
-            if (ngx_game_pg_copy_put(pc) != NGX_OK) {
-                /* the socket is full (a write event resumes), or the
-                 * connection was closed */
-                return;
-            }
-            continue;
-        }
-
-        if (PQisBusy(pc->pg)) {
-            return;
-        }
-
-        res = PQgetResult(pc->pg);
-
-        if (res == NULL) {
-            /* the step's results are all in: the next step */
-            ngx_game_pg_copy_next(pc);
-            continue;
-        }
-
-        status = PQresultStatus(res);
-
-        if (status == PGRES_COPY_IN) {
-            PQclear(res);
-            pc->step = NGX_GAME_PG_COPY_DATA;
-            continue;
-        }
-
-        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-            if (pc->err == NULL && pc->step != NGX_GAME_PG_COPY_ROLLBACK) {
-                pc->err = res;
-
-            } else {
-                PQclear(res);
-            }
-
-            continue;
-        }
-
-        e = &pc->inflight[pc->head];
-
-        if (pc->step == NGX_GAME_PG_COPY_RUN && e->res == NULL) {
-            e->res = res;
-            continue;
-        }
-
-        PQclear(res);
-    }
-}
-
-
-/*
- * The rows, as far as the socket takes them, then the end of the data.
- * NGX_OK: all of it is out (or the server ended the COPY itself, with an
- * error that comes as its result): the COPY's result is next.
- * NGX_AGAIN: a write event resumes.  NGX_ERROR: the connection is gone.
- */
-
-static ngx_int_t
-ngx_game_pg_copy_put(ngx_game_pg_conn_t *pc)
-{
-    int          n;
-    size_t       len;
-    ngx_buf_t   *b;
-
-    for ( ;; ) {
-        switch (PQflush(pc->pg)) {
-
-        case 0:
-            break;
-
-        case 1:
-            if (ngx_game_conn_watch(pc->c, 1, 1) != NGX_OK) {
-                ngx_game_pg_broken(pc, "write");
-                return NGX_ERROR;
-            }
-            return NGX_AGAIN;
-
-        default:
-            ngx_game_pg_broken(pc, "write");
-            return NGX_ERROR;
-        }
-
-        if (pc->out == NULL) {
-            break;
-        }
-
-        b = pc->out->buf;
-        len = b->last - b->pos;
-
-        n = len ? PQputCopyData(pc->pg, (const char *) b->pos, (int) len)
-                : 1;
-
-        if (n == 0) {
-            /* libpq's buffer is full: flushed and tried again above once
-             * the socket is writable */
-            if (ngx_game_conn_watch(pc->c, 1, 1) != NGX_OK) {
-                ngx_game_pg_broken(pc, "write");
-                return NGX_ERROR;
-            }
-            return NGX_AGAIN;
-        }
-
-        if (n < 0) {
-            goto ended;
-        }
-
-        pc->out = pc->out->next;
-    }
-
-    n = PQputCopyEnd(pc->pg, NULL);
-
-    if (n == 0) {
-        if (ngx_game_conn_watch(pc->c, 1, 1) != NGX_OK) {
-            ngx_game_pg_broken(pc, "write");
-            return NGX_ERROR;
-        }
-        return NGX_AGAIN;
-    }
-
-    if (n < 0) {
-        goto ended;
-    }
-
-    pc->step = NGX_GAME_PG_COPY_END;
-
-    if (ngx_game_pg_flush(pc) != NGX_OK) {
-        ngx_game_pg_broken(pc, "write");
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-
-ended:
-
-    /* libpq is no longer in COPY: the server ended it with an error (its
-     * result is next), or the connection broke */
-    if (PQstatus(pc->pg) == CONNECTION_BAD) {
-        ngx_game_pg_broken(pc, "COPY");
-        return NGX_ERROR;
-    }
-
-    pc->step = NGX_GAME_PG_COPY_END;
-    return NGX_OK;
-}
-
-
-/* the step after one whose results are all in */
-
-static void
-ngx_game_pg_copy_next(ngx_game_pg_conn_t *pc)
-{
-    int                   ok;
-    ngx_int_t             rc;
-    PGresult             *err;
-    ngx_game_pg_entry_t  *e;
-    ngx_game_pg_query_t  *q;
-
-    e = &pc->inflight[pc->head];
-
-    if (pc->step == NGX_GAME_PG_COPY_START && pc->err == NULL) {
-        /* the statement was no COPY FROM STDIN */
-        pc->err = PQmakeEmptyPGresult(pc->pg, PGRES_FATAL_ERROR);
-        if (pc->err == NULL) {
-            ngx_game_pg_broken(pc, "COPY");
-            return;
-        }
-
-        ngx_log_error(NGX_LOG_ALERT, pc->pool->log, 0,
-                      "game: PostgreSQL pool \"%V\": statement \"%s\": "
-                      "its \"copy\" started no COPY FROM STDIN",
-                      &pc->pool->name, e->stmt->name);
-    }
-
-    if (pc->err) {
-        if (pc->step == NGX_GAME_PG_COPY_ROLLBACK
-            || pc->step == NGX_GAME_PG_COPY_COMMIT
-            || PQtransactionStatus(pc->pg) == PQTRANS_IDLE)
-        {
-            /* rolled back, or nothing left to roll back */
-            err = pc->err;
-            pc->err = NULL;
-            q = e->query;
-
-            rc = ngx_game_pg_outcome(pc, e, q, err);
-            if (rc == NGX_OK || rc == NGX_AGAIN) {
-                rc = NGX_GAME_QUERY_ERROR;
-            }
-
-            ngx_game_pg_copy_done(pc, rc, rc == NGX_GAME_TIMEOUT ? NULL : err);
-            PQclear(err);
-            return;
-        }
-
-        pc->step = NGX_GAME_PG_COPY_ROLLBACK;
-        ok = PQsendQuery(pc->pg, "ROLLBACK");
-        goto sent;
-    }
-
-    switch (pc->step) {
-
-    case NGX_GAME_PG_COPY_BEGIN:
-        if (pc->copy->begin) {
-            pc->step = NGX_GAME_PG_COPY_PRE;
-            ok = PQsendQuery(pc->pg, pc->copy->begin);
-            break;
-        }
-
-        /* fall through */
-
-    case NGX_GAME_PG_COPY_PRE:
-        pc->step = NGX_GAME_PG_COPY_START;
-        ok = PQsendQuery(pc->pg, pc->copy->copy);
-        break;
-
-    case NGX_GAME_PG_COPY_END:
-        pc->step = NGX_GAME_PG_COPY_RUN;
-        /* a cancelled copy query broke its connection: e->query is set */
-        ok = PQsendQueryParams(pc->pg, e->stmt->sql, e->stmt->nparams, NULL,
-                               e->query->values, NULL, NULL, 0);
-        break;
-
-    case NGX_GAME_PG_COPY_RUN:
-        if (pc->copy == NULL) {
-            /* a plain statement: done */
-            pc->backoff = 0;
-            ngx_game_pg_copy_done(pc, NGX_OK, e->res);
-            return;
-        }
-
-        pc->step = NGX_GAME_PG_COPY_COMMIT;
-        ok = PQsendQuery(pc->pg, "COMMIT");
-        break;
-
-    case NGX_GAME_PG_COPY_COMMIT:
-        /* committed */
-        pc->backoff = 0;
-        ngx_game_pg_copy_done(pc, NGX_OK, e->res);
-        return;
-
-    default:
-        ngx_log_error(NGX_LOG_ALERT, pc->pool->log, 0,
-                      "game: PostgreSQL pool \"%V\": COPY out of step",
-                      &pc->pool->name);
-        ngx_game_pg_close(pc, NGX_GAME_PG_BROKE);
-        return;
-    }
-
-sent:
-
-    if (!ok || ngx_game_pg_flush(pc) != NGX_OK) {
-        ngx_game_pg_broken(pc, "send");
-    }
-}
-
-
-static void
-ngx_game_pg_copy_done(ngx_game_pg_conn_t *pc, ngx_int_t rc, PGresult *res)
-{
-    ngx_game_pg_entry_t  *e;
-    ngx_game_pg_query_t  *q;
-
-    e = &pc->inflight[pc->head];
-    q = e->query;
-
-    e->query = NULL;
-    pc->count = 0;
-    pc->step = NGX_GAME_PG_COPY_IDLE;
-    pc->copy = NULL;
-    pc->out = NULL;
-
-    if (q) {
-        ngx_game_pg_deliver(q, rc, res);
-    }
-
-    if (e->res) {
-        PQclear(e->res);
-        e->res = NULL;
-    }
-
-    /* the handler may have closed this connection by sending on it */
-    if (pc->state == NGX_GAME_PG_READY && !pc->broken) {
-        ngx_game_pg_fill(pc);
-    }
-}
-
-
-/* metrics: the pools' families, and a sampler for their gauges */
-
-static void ngx_game_pg_metrics_sample(void *data);
-
-
-ngx_int_t
-ngx_game_pg_metrics_init(ngx_conf_t *cf, ngx_array_t *pools)
-{
-    ngx_int_t               v;
-    ngx_uint_t              i;
-    ngx_game_metric_t      *families[6];
-    ngx_game_pg_pool_t    **pg;
-    ngx_game_pg_metrics_t  *m;
-
-    m = ngx_pcalloc(cf->pool, sizeof(ngx_game_pg_metrics_t));
-    if (m == NULL) {
-        return NGX_ERROR;
-    }
-
-    m->connections = ngx_game_metric_add(cf, NGX_GAME_METRIC_GAUGE,
-        "game_pg_pool_connections",
-        "PostgreSQL connections up, summed over the workers",
-        "pool", NULL, NULL);
-    m->in_flight = ngx_game_metric_add(cf, NGX_GAME_METRIC_GAUGE,
-        "game_pg_pool_queries_in_flight",
-        "Queries sent and not yet answered", "pool", NULL, NULL);
-    m->queued = ngx_game_metric_add(cf, NGX_GAME_METRIC_GAUGE,
-        "game_pg_pool_queries_queued",
-        "Queries waiting for a connection", "pool", NULL, NULL);
-    m->timeouts = ngx_game_metric_add(cf, NGX_GAME_METRIC_COUNTER,
-        "game_pg_pool_timeouts_total",
-        "Queries that got no answer within query_timeout",
-        "pool", NULL, NULL);
-    m->reconnects = ngx_game_metric_add(cf, NGX_GAME_METRIC_COUNTER,
-        "game_pg_pool_reconnects_total",
-        "Connections lost or failed, each followed by a new attempt",
-        "pool", NULL, NULL);
-    m->rejected = ngx_game_metric_add(cf, NGX_GAME_METRIC_COUNTER,
-        "game_pg_pool_rejected_total",
-        "Queries refused at once: the pool down or its queue full (503)",
-        "pool", NULL, NULL);
-
-    families[0] = m->connections;
-    families[1] = m->in_flight;
-    families[2] = m->queued;
-    families[3] = m->timeouts;
-    families[4] = m->reconnects;
-    families[5] = m->rejected;
-
-    pg = pools->elts;
-
-    for (i = 0; i < pools->nelts; i++) {
-        v = ngx_game_metric_values(cf, families, 6, &pg[i]->name);
-        if (v == NGX_ERROR) {
-            return NGX_ERROR;
-        }
-
-        pg[i]->metrics = m;
-        pg[i]->metric = v;
-    }
-
-    return ngx_game_metrics_sampler_add(cf, ngx_game_pg_metrics_sample,
-                                        pools);
-}
-
-
-static void
-ngx_game_pg_metrics_sample(void *data)
-{
-    ngx_array_t *pools = data;
-
-    ngx_uint_t              i, k, n;
-    ngx_game_pg_pool_t    **pg;
-    ngx_game_pg_metrics_t  *m;
-
-    pg = pools->elts;
-
-    for (i = 0; i < pools->nelts; i++) {
-        m = pg[i]->metrics;
-        n = 0;
-
-        for (k = 0; pg[i]->conns && k < pg[i]->connections; k++) {
-            n += pg[i]->conns[k].count;
-        }
-
-        ngx_game_metric_set(m->connections, pg[i]->metric, 0,
-                            pg[i]->nconnected);
-        ngx_game_metric_set(m->in_flight, pg[i]->metric, 0, n);
-        ngx_game_metric_set(m->queued, pg[i]->metric, 0, pg[i]->nwaiting);
-    }
 }
