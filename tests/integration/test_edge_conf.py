@@ -10,6 +10,7 @@ which client address counts, body limits).
 
 import json
 import os
+import re
 import shutil
 import signal
 import ssl
@@ -95,6 +96,8 @@ def test_https_speaks_http2_with_hsts(edge):
     assert head.startswith("http/2 200"), r.stdout + r.stderr
     assert "strict-transport-security: max-age=63072000" in head
     assert "x-content-type-options: nosniff" in head
+    # the id of the request's JSON log line, for support tickets
+    assert re.search(r"^x-request-id: [0-9a-f]{32}\r?$", head, re.M), head
     assert "server: nginx\n" in head       # no version
 
 
@@ -141,6 +144,7 @@ def test_auth_is_rate_limited_per_client_address(edge):
     assert answer.json()["error"]["code"] == "too_many_requests"
     assert answer.headers["Retry-After"] == "1"
     assert answer.headers["Strict-Transport-Security"].startswith("max-age=")
+    assert len(answer.headers["X-Request-Id"]) == 32
 
     assert all(requests.get(edge["https"] + "/healthz", verify=False,
                             timeout=5).status_code == 200 for _ in range(40))

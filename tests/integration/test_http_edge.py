@@ -12,6 +12,7 @@ Never is the body parsed as a request of its own.
 """
 
 import json
+import re
 import socket
 import time
 
@@ -271,6 +272,7 @@ def test_the_answers_nginx_makes_itself_are_json_errors(stack):
                                {"Content-Type": "application/json",
                                 "Content-Length": "999999999"}))
     assert_json_error(responses(raw)[0], 413, "payload_too_large")
+    assert len(responses(raw)[0][1]["x-request-id"]) == 32
 
     raw = exchange(stack, b"GET /healthz HTTP/1.1\r\nHost: t\r\n"
                           b"Bad Header\r\n\r\n")
@@ -301,3 +303,5 @@ def test_the_answers_nginx_makes_itself_are_json_errors(stack):
     answer = responses(raw)[0]
     assert_json_error(answer, 503, "unavailable")
     assert answer[1]["retry-after"] == "1"
+    # the request id too, which @game_unavailable's add_header must repeat
+    assert re.match(r"^[0-9a-f]{32}$", answer[1]["x-request-id"]), answer
