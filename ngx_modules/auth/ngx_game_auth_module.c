@@ -871,8 +871,7 @@ ngx_game_auth_query(ngx_game_auth_ctx_t *ctx, ngx_game_pg_stmt_t *stmt,
 {
     ngx_game_pg_query_t  *q;
 
-    q = ngx_game_pg_query_create(ctx->request->pool,
-                                 ctx->request->connection->log, stmt);
+    q = ngx_game_pg_request_query(ctx->request, stmt);
     if (q == NULL) {
         return NULL;
     }

@@ -93,6 +93,27 @@ typedef void (*ngx_game_pg_handler_pt)(ngx_game_pg_query_t *q, ngx_int_t rc,
 
 
 /*
+ * Tracing (pools with trace=on, the default).  PostgreSQL shows each
+ * statement under the name of who sent it, as its application_name: in
+ * pg_stat_activity, and in the server's log with %a in log_line_prefix.
+ *
+ *     nginx-game r=<request id>    a request's: nginx's $request_id, as
+ *                                  in the JSON access log and X-Request-Id
+ *     nginx-game <role>            background work: "writer", "lb-maint"
+ *     nginx-game                   a query nobody in particular sent
+ *
+ * ("nginx-game" is the pool's application_name: the connection string may
+ * name another.)  Values never go into SQL text: before a query whose
+ * sender is not the one its connection last named, the pool sends
+ * "SELECT set_config('application_name', $1, false)" as a sync group of
+ * its own, in the same pipeline, ahead of the query's: no round trip is
+ * added and nothing waits for it, and a query that fails cannot undo it.
+ * On a copy=on pool (no pipeline) it is one more round trip, taken only
+ * when the name changes.  An idle connection keeps the last name.
+ */
+
+
+/*
  * COPY FROM STDIN, for bulk loads.  COPY cannot run in pipeline mode, so
  * it runs only on a pool declared with copy=on, whose connections are not
  * in pipeline mode and carry one query at a time (a plain query runs there
@@ -136,6 +157,14 @@ struct ngx_game_pg_query_s {
 
     /* a COPY on a copy=on pool (see ngx_game_pg_copy_t); NULL otherwise */
     ngx_game_pg_copy_t         *copy;
+
+    /*
+     * Who sent it, for PostgreSQL (see "Tracing" below): "r=<request id>"
+     * for a request's query (ngx_game_pg_request_query() sets it), a short
+     * role for background work ("writer", "lb-maint"); empty: nobody in
+     * particular.  Borrowed: it must live as long as the query.
+     */
+    ngx_str_t                   trace;
 
     /* private to the pool */
     ngx_game_pg_pool_t         *pool;
@@ -250,6 +279,11 @@ char *ngx_game_conf_set_redis_pool_slot(ngx_conf_t *cf, ngx_command_t *cmd,
  */
 ngx_game_pg_query_t *ngx_game_pg_query_create(ngx_pool_t *pool,
     ngx_log_t *log, ngx_game_pg_stmt_t *stmt);
+/* a query for request r: its pool and log, and its $request_id as "trace";
+ * every query a request sends is made here (the readiness probe's alone
+ * goes by "ready") */
+ngx_game_pg_query_t *ngx_game_pg_request_query(ngx_http_request_t *r,
+    ngx_game_pg_stmt_t *stmt);
 ngx_int_t ngx_game_pg_query_run(ngx_game_pg_pool_t *pg,
     ngx_game_pg_query_t *q);
 

@@ -22,6 +22,8 @@ typedef struct {
     void                       *bus_metrics;    /* ngx_game_bus.c's */
     ngx_game_access_verifier_t  access;         /* lent by the auth module */
     ngx_game_push_hooks_t       push;           /* services' hooks */
+    ngx_int_t                   request_id;     /* $request_id's index, or
+                                                   NGX_ERROR: no pool traces */
 } ngx_game_core_main_conf_t;
 
 
@@ -41,6 +43,8 @@ typedef struct {
 char *ngx_game_pg_pool_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_game_pg_pools_check(ngx_conf_t *cf, ngx_array_t *pools);
+ngx_int_t ngx_game_pg_trace_init(ngx_conf_t *cf,
+    ngx_game_core_main_conf_t *cmcf);
 ngx_int_t ngx_game_pg_pools_start(ngx_cycle_t *cycle, ngx_array_t *pools);
 void ngx_game_pg_pools_stop(ngx_array_t *pools);
 

@@ -45,8 +45,9 @@ static ngx_str_t  ngx_game_core_instance_id;
 
 static ngx_command_t  ngx_game_core_commands[] = {
 
-    /* game_pg_pool name conninfo [connections=4] [max_queue=1024]
-     *              [connect_timeout=2s] [query_timeout=5s] [keepalive=30s] */
+    /* game_pg_pool name conninfo [connections=4] [pipeline=8]
+     *              [max_queue=1024] [connect_timeout=2s] [query_timeout=5s]
+     *              [keepalive=30s] [copy=off] [trace=on] */
     { ngx_string("game_pg_pool"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
       ngx_game_pg_pool_directive,
@@ -208,7 +209,8 @@ ngx_game_core_postconfiguration(ngx_conf_t *cf)
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_game_core_module);
 
     if (ngx_game_pg_pools_check(cf, &cmcf->pg_pools) != NGX_CONF_OK
-        || ngx_game_redis_pools_check(cf, &cmcf->redis_pools) != NGX_CONF_OK)
+        || ngx_game_redis_pools_check(cf, &cmcf->redis_pools) != NGX_CONF_OK
+        || ngx_game_pg_trace_init(cf, cmcf) != NGX_OK)
     {
         return NGX_ERROR;
     }

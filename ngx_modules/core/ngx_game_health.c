@@ -165,11 +165,17 @@ ngx_game_ready_handler(ngx_http_request_t *r)
 
     pg = cmcf->pg_pools.elts;
     for (i = 0; i < cmcf->pg_pools.nelts; i++) {
+        /* a probe's statement goes by what it is, not by its request:
+         * probes are not in the access log, and a storm of them then
+         * renames no connection (on a copy=on pool each renaming is a
+         * round trip) */
         q = ngx_game_pg_query_create(r->pool, r->connection->log,
                                      &ngx_game_ready_stmt);
         if (q == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
+
+        ngx_str_set(&q->trace, "ready");
 
         c = ngx_game_ready_check(ctx, "postgres",
                                  ngx_game_pg_pool_name(pg[i]));

@@ -90,6 +90,16 @@ static ngx_uint_t ngx_game_pg_is_prepared(ngx_game_pg_conn_t *pc,
     ngx_game_pg_stmt_t *stmt);
 static void ngx_game_pg_log_error(ngx_game_pg_conn_t *pc, ngx_uint_t level,
     const char *what);
+static ngx_int_t ngx_game_pg_trace_send(ngx_game_pg_conn_t *pc,
+    ngx_game_pg_query_t *q, ngx_game_pg_entry_t *e);
+static void ngx_game_pg_trace_result(ngx_game_pg_conn_t *pc,
+    ngx_game_pg_entry_t *e, PGresult *res);
+
+
+/* names a connection for the query behind it: see "Tracing" */
+ngx_game_pg_stmt_t  ngx_game_pg_trace_stmt = {
+    "game_core_trace", "SELECT set_config('application_name', $1, false)", 1
+};
 
 
 /* configuration */
@@ -120,6 +130,11 @@ static ngx_game_param_t  ngx_game_pg_params[] = {
      * time */
     { ngx_string("copy="), NGX_GAME_PARAM_FLAG,
       offsetof(ngx_game_pg_pool_t, copy), 0, 0 },
+
+    /* statements run under their sender's application_name ("Tracing" in
+     * ngx_game_core.h) */
+    { ngx_string("trace="), NGX_GAME_PARAM_FLAG,
+      offsetof(ngx_game_pg_pool_t, trace), 0, 0 },
 
     { ngx_null_string, 0, 0, 0, 0 }
 };
@@ -199,7 +214,7 @@ ngx_game_pg_pool_name(ngx_game_pg_pool_t *pg)
 /*
  * game_pg_pool name conninfo [connections=N] [max_queue=N]
  *              [connect_timeout=time] [query_timeout=time] [keepalive=time]
- *              [copy=on|off];
+ *              [copy=on|off] [trace=on|off];
  */
 
 char *
@@ -241,6 +256,7 @@ ngx_game_pg_pool_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     pg->connect_timeout = 2000;
     pg->query_timeout = 5000;
     pg->keepalive = 30;
+    pg->trace = 1;
 
     if (ngx_game_conf_params(cf, cmd, 3, ngx_game_pg_params, pg)
         != NGX_CONF_OK)
@@ -418,6 +434,15 @@ ngx_game_pg_params_init(ngx_conf_t *cf, ngx_command_t *cmd,
         n++;
     }
 
+    /* the name a connection starts with: ours, or the string's */
+    for (i = 0; i < n; i++) {
+        if (ngx_strcmp(pg->keys[i], "application_name") == 0) {
+            pg->app.data = (u_char *) pg->values[i];
+            pg->app.len = ngx_min(ngx_strlen(pg->values[i]),
+                                  NGX_GAME_PG_APP_LEN);
+        }
+    }
+
     rv = NGX_CONF_OK;
 
 done:
@@ -540,6 +565,30 @@ ngx_game_pg_pools_check(ngx_conf_t *cf, ngx_array_t *pools)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* the index of $request_id, which requests' queries carry, if any pool
+ * traces */
+
+ngx_int_t
+ngx_game_pg_trace_init(ngx_conf_t *cf, ngx_game_core_main_conf_t *cmcf)
+{
+    ngx_str_t             name = ngx_string("request_id");
+    ngx_uint_t            i;
+    ngx_game_pg_pool_t  **pg;
+
+    cmcf->request_id = NGX_ERROR;
+
+    pg = cmcf->pg_pools.elts;
+    for (i = 0; i < cmcf->pg_pools.nelts; i++) {
+        if (pg[i]->trace) {
+            cmcf->request_id = ngx_http_get_variable_index(cf, &name);
+            return cmcf->request_id == NGX_ERROR ? NGX_ERROR : NGX_OK;
+        }
+    }
+
+    return NGX_OK;
 }
 
 
@@ -735,6 +784,12 @@ ngx_game_pg_connected(ngx_game_pg_conn_t *pc)
     pg->down = 0;
     pg->nconnected++;
 
+    /* the name it connected with */
+    ngx_memcpy(pc->app, pg->app.data, pg->app.len);
+    pc->app[pg->app.len] = '\0';
+    pc->app_len = pg->app.len;
+    pc->named = 1;
+
     ngx_game_pg_fill(pc);
 }
 
@@ -762,6 +817,7 @@ ngx_game_pg_close(ngx_game_pg_conn_t *pc, ngx_uint_t why)
     /* closed first, so that handlers called below cannot pick it */
     pc->state = NGX_GAME_PG_CLOSED;
     pc->broken = 0;
+    pc->named = 0;
 
     pc->step = NGX_GAME_PG_COPY_IDLE;
     pc->out = NULL;
@@ -970,9 +1026,11 @@ ngx_game_pg_flush(ngx_game_pg_conn_t *pc)
 
 /*
  * Queue one query on the connection: Prepare (first use on this
- * connection), Execute, Sync.  The statement counts as prepared from now
- * on, so that a query right behind it in the pipeline does not prepare it
- * again; if the Prepare fails, ngx_game_pg_result() forgets it.
+ * connection), Execute, Sync, behind the group that names the connection
+ * for it if it needs one (ngx_game_pg_trace_send()).  The statement counts
+ * as prepared from now on, so that a query right behind it in the pipeline
+ * does not prepare it again; if the Prepare fails, ngx_game_pg_result()
+ * forgets it.
  *
  * NGX_ERROR: the query is not in the pipeline and its caller fails it.
  * NGX_OK: the query is in flight, and its handler will be called, once.
@@ -990,6 +1048,13 @@ ngx_game_pg_send(ngx_game_pg_conn_t *pc, ngx_game_pg_query_t *q)
 
     if (pc->pool->copy) {
         return ngx_game_pg_copy_send(pc, q);
+    }
+
+    e = &pc->inflight[(pc->head + pc->count) % pc->pool->pipeline];
+
+    if (ngx_game_pg_trace_send(pc, q, e) != NGX_OK) {
+        ngx_game_pg_break_later(pc);
+        return NGX_ERROR;
     }
 
     prepare = !ngx_game_pg_is_prepared(pc, stmt);
@@ -1015,7 +1080,6 @@ ngx_game_pg_send(ngx_game_pg_conn_t *pc, ngx_game_pg_query_t *q)
         return NGX_ERROR;
     }
 
-    e = &pc->inflight[(pc->head + pc->count) % pc->pool->pipeline];
     e->query = q;
     e->stmt = stmt;
     e->res = NULL;
@@ -1071,7 +1135,8 @@ ngx_game_pg_collect(ngx_game_pg_conn_t *pc)
 /*
  * One result of the oldest query in flight.  Its sync group yields, in
  * order: the Prepare's result (if any), the Execute's result, a
- * PIPELINE_SYNC marker.  After an error, the rest of the group comes back
+ * PIPELINE_SYNC marker; the group naming the connection, if it was sent,
+ * yields the same first.  After an error, the rest of the group comes back
  * as PIPELINE_ABORTED.  The handler gets the Execute's result, or the
  * first error.
  */
@@ -1083,6 +1148,12 @@ ngx_game_pg_result(ngx_game_pg_conn_t *pc, PGresult *res)
     ngx_game_pg_entry_t  *e;
 
     e = &pc->inflight[pc->head];
+
+    if (e->trace) {
+        ngx_game_pg_trace_result(pc, e, res);
+        return;
+    }
+
     status = PQresultStatus(res);
 
     if (status == PGRES_PIPELINE_SYNC) {
@@ -1462,6 +1533,45 @@ ngx_game_pg_query_create(ngx_pool_t *pool, ngx_log_t *log,
 }
 
 
+ngx_game_pg_query_t *
+ngx_game_pg_request_query(ngx_http_request_t *r, ngx_game_pg_stmt_t *stmt)
+{
+    u_char                     *p;
+    ngx_game_pg_query_t        *q;
+    ngx_http_variable_value_t  *id;
+    ngx_game_core_main_conf_t  *cmcf;
+
+    q = ngx_game_pg_query_create(r->pool, r->connection->log, stmt);
+    if (q == NULL) {
+        return NULL;
+    }
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_game_core_module);
+    if (cmcf->request_id == NGX_ERROR) {
+        return q;
+    }
+
+    /* the main request's: the id its access log line and X-Request-Id
+     * carry (nginx makes it once per request, on first use) */
+    id = ngx_http_get_indexed_variable(r->main, cmcf->request_id);
+    if (id == NULL || id->not_found || id->len == 0) {
+        return q;
+    }
+
+    p = ngx_pnalloc(r->pool, sizeof("r=") - 1 + id->len);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    q->trace.data = p;
+    p = ngx_cpymem(p, "r=", sizeof("r=") - 1);
+    p = ngx_cpymem(p, id->data, id->len);
+    q->trace.len = p - q->trace.data;
+
+    return q;
+}
+
+
 ngx_int_t
 ngx_game_pg_query_run(ngx_game_pg_pool_t *pg, ngx_game_pg_query_t *q)
 {
@@ -1637,4 +1747,157 @@ ngx_game_pg_text_len(const char *msg)
     }
 
     return len;
+}
+
+
+/*
+ * Tracing (see ngx_game_core.h).  A connection remembers the name it was
+ * last given in the order of its pipeline, so a query from the same sender
+ * as the one before it costs nothing; one from another sender has a sync
+ * group of its own go first, in the same pipeline:
+ *
+ *     [Prepare game_core_trace,] Execute game_core_trace (name), Sync
+ *
+ * Its own group, not the query's: a failing statement rolls its implicit
+ * transaction back, and with it a set_config() made inside.
+ */
+
+ngx_uint_t
+ngx_game_pg_trace_name(ngx_game_pg_conn_t *pc, ngx_game_pg_query_t *q,
+    u_char *name, size_t *len)
+{
+    u_char              *p;
+    size_t               base, trace;
+    ngx_game_pg_pool_t  *pg = pc->pool;
+
+    if (!pg->trace) {
+        return 0;
+    }
+
+    /* cut the pool's part, not the sender's, to fit */
+    trace = ngx_min(q->trace.len, NGX_GAME_PG_APP_LEN - 1);
+    base = ngx_min(pg->app.len, NGX_GAME_PG_APP_LEN - 1 - trace);
+
+    p = ngx_cpymem(name, pg->app.data, base);
+
+    if (trace) {
+        if (base) {
+            *p++ = ' ';
+        }
+        p = ngx_cpymem(p, q->trace.data, trace);
+    }
+
+    *p = '\0';
+    *len = p - name;
+
+    if (pc->named && *len == pc->app_len
+        && ngx_memcmp(name, pc->app, *len) == 0)
+    {
+        return 0;
+    }
+
+    return 1;
+}
+
+
+/* the group naming the connection for q, if it needs one: NGX_ERROR is a
+ * failed send, like the query's own */
+
+static ngx_int_t
+ngx_game_pg_trace_send(ngx_game_pg_conn_t *pc, ngx_game_pg_query_t *q,
+    ngx_game_pg_entry_t *e)
+{
+    u_char               name[NGX_GAME_PG_APP_LEN + 1];
+    size_t               len;
+    ngx_uint_t           prepare;
+    const char          *values[1];
+    ngx_game_pg_stmt_t  *stmt = &ngx_game_pg_trace_stmt;
+
+    e->trace = 0;
+    e->trace_prepare = 0;
+
+    if (!ngx_game_pg_trace_name(pc, q, name, &len)) {
+        return NGX_OK;
+    }
+
+    prepare = !ngx_game_pg_is_prepared(pc, stmt);
+
+    if (prepare) {
+        if (!PQsendPrepare(pc->pg, stmt->name, stmt->sql, stmt->nparams,
+                           NULL))
+        {
+            return NGX_ERROR;
+        }
+
+        if (pc->nprepared < NGX_GAME_PG_MAX_STMTS) {
+            pc->prepared[pc->nprepared++] = stmt;
+        }
+    }
+
+    /* libpq copies the value into its buffer at once */
+    values[0] = (const char *) name;
+
+    if (!PQsendQueryPrepared(pc->pg, stmt->name, 1, values, NULL, NULL, 0)
+        || !PQpipelineSync(pc->pg))
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(pc->app, name, len + 1);
+    pc->app_len = len;
+    pc->named = 1;
+
+    e->trace = 1;
+    e->trace_prepare = prepare;
+    e->results = 0;
+
+    return NGX_OK;
+}
+
+
+/* a result of the naming group: dropped; its Sync hands over to the
+ * query's own group */
+
+static void
+ngx_game_pg_trace_result(ngx_game_pg_conn_t *pc, ngx_game_pg_entry_t *e,
+    PGresult *res)
+{
+    switch (PQresultStatus(res)) {
+
+    case PGRES_PIPELINE_SYNC:
+        e->trace = 0;
+        e->results = 0;
+        break;
+
+    case PGRES_COMMAND_OK:
+    case PGRES_TUPLES_OK:
+    case PGRES_PIPELINE_ABORTED:
+        e->results++;
+        break;
+
+    default:
+        if (e->trace_prepare && e->results == 0) {
+            ngx_game_pg_forget(pc, &ngx_game_pg_trace_stmt);
+        }
+
+        e->results++;
+        ngx_game_pg_trace_failed(pc, res);
+        break;
+    }
+
+    PQclear(res);
+}
+
+
+/*
+ * set_config() failed (the server is in trouble: nothing else makes it
+ * fail).  The query behind it runs all the same, under whatever name the
+ * connection has; the next query names it again.
+ */
+
+void
+ngx_game_pg_trace_failed(ngx_game_pg_conn_t *pc, PGresult *res)
+{
+    pc->named = 0;
+    ngx_game_pg_log_result(pc, &ngx_game_pg_trace_stmt, res, 0);
 }

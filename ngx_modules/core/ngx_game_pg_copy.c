@@ -16,6 +16,8 @@
 #include "ngx_game_conn.h"
 
 
+static int ngx_game_pg_copy_first(ngx_game_pg_conn_t *pc,
+    ngx_game_pg_query_t *q);
 static ngx_int_t ngx_game_pg_copy_put(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_copy_next(ngx_game_pg_conn_t *pc);
 static void ngx_game_pg_copy_done(ngx_game_pg_conn_t *pc, ngx_int_t rc,
@@ -26,13 +28,28 @@ ngx_int_t
 ngx_game_pg_copy_send(ngx_game_pg_conn_t *pc, ngx_game_pg_query_t *q)
 {
     int                   ok;
+    u_char                name[NGX_GAME_PG_APP_LEN + 1];
+    size_t                len;
+    const char           *values[1];
     ngx_game_pg_entry_t  *e;
 
-    /* a plain statement (the readiness check's, say) runs alone, out of
-     * any transaction of ours */
-    ok = q->copy ? PQsendQuery(pc->pg, "BEGIN")
-                 : PQsendQueryParams(pc->pg, q->stmt->sql, q->stmt->nparams,
-                                     NULL, q->values, NULL, NULL, 0);
+    if (ngx_game_pg_trace_name(pc, q, name, &len)) {
+        /* named first ("Tracing"): without a pipeline, a round trip of
+         * its own, taken only when the sender changes */
+        values[0] = (const char *) name;
+        ok = PQsendQueryParams(pc->pg, ngx_game_pg_trace_stmt.sql, 1, NULL,
+                               values, NULL, NULL, 0);
+        if (ok) {
+            ngx_memcpy(pc->app, name, len + 1);
+            pc->app_len = len;
+            pc->named = 1;
+            pc->step = NGX_GAME_PG_COPY_TRACE;
+        }
+
+    } else {
+        ok = ngx_game_pg_copy_first(pc, q);
+    }
+
     if (!ok) {
         ngx_game_pg_break_later(pc);
         return NGX_ERROR;
@@ -46,7 +63,6 @@ ngx_game_pg_copy_send(ngx_game_pg_conn_t *pc, ngx_game_pg_query_t *q)
     e->prepare = 0;
 
     pc->count = 1;
-    pc->step = q->copy ? NGX_GAME_PG_COPY_BEGIN : NGX_GAME_PG_COPY_RUN;
     pc->copy = q->copy;
     pc->out = q->copy ? q->copy->data : NULL;
     q->conn = pc;
@@ -57,6 +73,23 @@ ngx_game_pg_copy_send(ngx_game_pg_conn_t *pc, ngx_game_pg_query_t *q)
     }
 
     return NGX_OK;
+}
+
+
+/* a query's first step: BEGIN; a plain statement (the readiness check's,
+ * say) runs alone, out of any transaction of ours */
+
+static int
+ngx_game_pg_copy_first(ngx_game_pg_conn_t *pc, ngx_game_pg_query_t *q)
+{
+    if (q->copy) {
+        pc->step = NGX_GAME_PG_COPY_BEGIN;
+        return PQsendQuery(pc->pg, "BEGIN");
+    }
+
+    pc->step = NGX_GAME_PG_COPY_RUN;
+    return PQsendQueryParams(pc->pg, q->stmt->sql, q->stmt->nparams, NULL,
+                             q->values, NULL, NULL, 0);
 }
 
 
@@ -99,7 +132,14 @@ ngx_game_pg_copy_collect(ngx_game_pg_conn_t *pc)
         }
 
         if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-            if (pc->err == NULL && pc->step != NGX_GAME_PG_COPY_ROLLBACK) {
+            if (pc->step == NGX_GAME_PG_COPY_TRACE) {
+                /* the query runs all the same */
+                ngx_game_pg_trace_failed(pc, res);
+                PQclear(res);
+
+            } else if (pc->err == NULL
+                       && pc->step != NGX_GAME_PG_COPY_ROLLBACK)
+            {
                 pc->err = res;
 
             } else {
@@ -270,6 +310,17 @@ ngx_game_pg_copy_next(ngx_game_pg_conn_t *pc)
     }
 
     switch (pc->step) {
+
+    case NGX_GAME_PG_COPY_TRACE:
+        if (e->query == NULL) {
+            /* a plain query, cancelled (a cancelled copy query broke its
+             * connection): its values are gone, and nothing is to run */
+            ngx_game_pg_copy_done(pc, NGX_OK, NULL);
+            return;
+        }
+
+        ok = ngx_game_pg_copy_first(pc, e->query);
+        break;
 
     case NGX_GAME_PG_COPY_BEGIN:
         if (pc->copy->begin) {

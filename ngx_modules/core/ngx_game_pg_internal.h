@@ -20,6 +20,9 @@
 /* every statement of every module fits, with room to spare */
 #define NGX_GAME_PG_MAX_STMTS   256
 
+/* PostgreSQL keeps application_name to NAMEDATALEN - 1 bytes */
+#define NGX_GAME_PG_APP_LEN     63
+
 
 typedef enum {
     NGX_GAME_PG_CLOSED = 0,
@@ -39,6 +42,7 @@ typedef enum {
 /* where a copy query is (copy=on pools) */
 typedef enum {
     NGX_GAME_PG_COPY_IDLE = 0,
+    NGX_GAME_PG_COPY_TRACE,
     NGX_GAME_PG_COPY_BEGIN,
     NGX_GAME_PG_COPY_PRE,
     NGX_GAME_PG_COPY_START,
@@ -68,6 +72,11 @@ typedef struct {
     PGresult                   *res;        /* what the handler will get */
     ngx_uint_t                  results;    /* results seen so far */
     unsigned                    prepare:1;  /* a Prepare went first */
+
+    /* a sync group naming the connection goes first (ngx_game_pg_trace_*),
+     * its Prepare first if "trace_prepare"; cleared at its Sync */
+    unsigned                    trace:1;
+    unsigned                    trace_prepare:1;
 } ngx_game_pg_entry_t;
 
 
@@ -96,6 +105,12 @@ typedef struct {
     ngx_game_pg_copy_t         *copy;
     PGresult                   *err;
 
+    /* the application_name the connection carries once what was sent
+     * has run, valid while "named" (a failed set_config clears it) */
+    u_char                      app[NGX_GAME_PG_APP_LEN + 1];
+    size_t                      app_len;
+    unsigned                    named:1;
+
     ngx_uint_t                  nprepared;
     ngx_game_pg_stmt_t         *prepared[NGX_GAME_PG_MAX_STMTS];
 } ngx_game_pg_conn_t;
@@ -117,6 +132,11 @@ struct ngx_game_pg_pool_s {
     ngx_msec_t                  query_timeout;
     time_t                      keepalive;
     ngx_flag_t                  copy;
+    ngx_flag_t                  trace;
+
+    /* the application_name it connects with, "nginx-game" unless the
+     * connection string says; queries' names start with it */
+    ngx_str_t                   app;
 
     u_char                     *file;
     ngx_uint_t                  line;
@@ -146,6 +166,13 @@ ngx_int_t ngx_game_pg_outcome(ngx_game_pg_conn_t *pc,
 void ngx_game_pg_fill(ngx_game_pg_conn_t *pc);
 void ngx_game_pg_deliver(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *res);
+
+/* tracing: the statement, the name a query needs its connection to carry
+ * (0: none to set), and a set_config() that failed */
+extern ngx_game_pg_stmt_t  ngx_game_pg_trace_stmt;
+ngx_uint_t ngx_game_pg_trace_name(ngx_game_pg_conn_t *pc,
+    ngx_game_pg_query_t *q, u_char *name, size_t *len);
+void ngx_game_pg_trace_failed(ngx_game_pg_conn_t *pc, PGresult *res);
 
 /* ngx_game_pg_copy.c: a copy=on pool's connection sends and reads here */
 ngx_int_t ngx_game_pg_copy_send(ngx_game_pg_conn_t *pc,

@@ -104,8 +104,7 @@ ngx_game_econ_push_balance(ngx_http_request_t *r, const char *player,
     }
 
     b = ngx_pcalloc(r->pool, sizeof(ngx_game_econ_balance_t));
-    q = ngx_game_pg_query_create(r->pool, r->connection->log,
-                                 &ngx_game_econ_balance_stmt);
+    q = ngx_game_pg_request_query(r, &ngx_game_econ_balance_stmt);
     if (b == NULL || q == NULL) {
         return next(r);
     }

@@ -98,6 +98,8 @@ ngx_game_econ_rewards_handler(ngx_game_bus_entry_t *e)
         return;
     }
 
+    ngx_str_set(&q->trace, "econ-rewards");
+
     /* the bus keeps field values NUL-terminated for as long as the entry */
     q->values[0] = (char *) outcome->data;
     q->values[1] = (char *) ngx_pstrdup(e->pool, &(ngx_str_t) {

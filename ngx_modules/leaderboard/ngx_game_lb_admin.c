@@ -483,7 +483,7 @@ ngx_game_lb_admin_query(ngx_http_request_t *r, ngx_game_pg_pool_t *pg,
     ngx_int_t             rc;
     ngx_game_pg_query_t  *q;
 
-    q = ngx_game_pg_query_create(r->pool, r->connection->log, stmt);
+    q = ngx_game_pg_request_query(r, stmt);
     if (q == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

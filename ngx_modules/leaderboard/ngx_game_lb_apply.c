@@ -78,6 +78,8 @@ ngx_game_lb_apply_handler(ngx_game_bus_entry_t *e)
         return;
     }
 
+    ngx_str_set(&q->trace, "lb-apply");
+
     /* the bus keeps field values NUL-terminated for as long as the entry */
     q->values[0] = (char *) outcome->data;
     q->values[1] = (char *) lmcf->boards_json.data;

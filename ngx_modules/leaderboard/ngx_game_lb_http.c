@@ -1123,7 +1123,7 @@ ngx_game_lb_query(ngx_http_request_t *r, ngx_game_pg_stmt_t *stmt,
         }
     }
 
-    q = ngx_game_pg_query_create(r->pool, r->connection->log, stmt);
+    q = ngx_game_pg_request_query(r, stmt);
     if (q == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

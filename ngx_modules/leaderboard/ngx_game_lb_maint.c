@@ -974,6 +974,8 @@ ngx_game_lb_sql(ngx_game_lb_maint_t *m, ngx_pool_t *pool,
         return NGX_ERROR;
     }
 
+    ngx_str_set(&q->trace, "lb-maint");
+
     for (i = 0; i < stmt->nparams; i++) {
         q->values[i] = values[i];
     }

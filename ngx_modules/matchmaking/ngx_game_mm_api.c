@@ -303,8 +303,7 @@ ngx_game_mm_join_rate(ngx_game_mm_join_t *j)
 
     mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
 
-    q = ngx_game_pg_query_create(r->pool, r->connection->log,
-                                 &ngx_game_mm_rating_stmt);
+    q = ngx_game_pg_request_query(r, &ngx_game_mm_rating_stmt);
     p = ngx_pnalloc(r->pool, j->members.len + 3 + j->mode->name.len + 1
                              + NGX_INT_T_LEN);
     if (q == NULL || p == NULL) {

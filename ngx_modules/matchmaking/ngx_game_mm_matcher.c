@@ -988,6 +988,8 @@ ngx_game_mm_session_open(ngx_game_mm_forming_t *f, redisReply *reply)
         return;
     }
 
+    ngx_str_set(&q->trace, "mm-matcher");
+
     /* server id, host, port */
     for (i = 0; i < 3; i++) {
         v[i] = ngx_pstrdup(mq->pass, &(ngx_str_t) {
@@ -1113,6 +1115,8 @@ ngx_game_mm_session_mark(ngx_game_mm_queue_t *mq, ngx_game_pg_stmt_t *stmt,
     if (q == NULL || id == NULL) {
         return;
     }
+
+    ngx_str_set(&q->trace, "mm-matcher");
 
     *ngx_cpymem(id, match->str, 36) = '\0';
 

@@ -268,6 +268,8 @@ ngx_game_mm_result_apply(ngx_game_mm_result_t *res)
         return;
     }
 
+    ngx_str_set(&q->trace, "mm-results");
+
     /* the bus keeps field values NUL-terminated */
     q->values[0] = (char *) res->match;
     q->values[1] = (char *) res->server->data;

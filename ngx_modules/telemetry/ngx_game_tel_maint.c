@@ -248,6 +248,8 @@ ngx_game_tel_maint_query(ngx_game_tel_maint_t *m, ngx_game_pg_stmt_t *stmt,
         return NGX_ERROR;
     }
 
+    ngx_str_set(&q->trace, "tel-maint");
+
     for (i = 0; i < stmt->nparams; i++) {
         q->values[i] = values[i];
     }

@@ -516,6 +516,7 @@ ngx_game_tel_writer_load(ngx_game_tel_writer_t *w, ngx_pool_t *pool,
     q->values[k++] = (char *) hits.data;
     q->values[k] = (char *) ngx_game_tel_number(pool, w->tmcf->threshold);
     q->copy = copy;
+    ngx_str_set(&q->trace, "writer");
     q->handler = ngx_game_tel_writer_loaded;
     q->data = ld;
     /* a deadlock or a serialisation failure is retried, not an error */

@@ -120,7 +120,7 @@ def writer_held(s):
 def writers_waiting(s):
     """Writer statements of nginx waiting for a lock right now."""
     return psql(s, "SELECT count(*) FROM pg_stat_activity "
-                   "WHERE application_name = 'nginx-game' "
+                   "WHERE application_name LIKE 'nginx-game%%' "
                    "AND query LIKE '%%tel_write%%' AND wait_event_type = 'Lock'"
                 )[0][0]
 

@@ -57,6 +57,13 @@ def test_pool_addresses_that_need_no_name_lookup_pass(conninfo):
     assert rc == 0, err
 
 
+@pytest.mark.parametrize("trace", ["trace=on", "trace=off"])
+def test_pool_tracing_can_be_turned_off(trace):
+    rc, err = nginx_t('game_pg_pool main "dbname=x application_name=eu-1" '
+                      '%s;' % trace)
+    assert rc == 0, err
+
+
 @pytest.mark.parametrize("body, directive, word", [
     ('game_pg_pool main "dbname=x" connections=abc;', "game_pg_pool",
      "connections=abc"),
@@ -66,6 +73,8 @@ def test_pool_addresses_that_need_no_name_lookup_pass(conninfo):
      "query_timeout=soon"),
     ('game_pg_pool main "dbname=x" colour=blue;', "game_pg_pool",
      "colour=blue"),
+    ('game_pg_pool main "dbname=x" trace=maybe;', "game_pg_pool",
+     "trace=maybe"),
     ('game_pg_pool main "host=x port=1 nosuchkey=1";', "game_pg_pool",
      "nosuchkey"),
     ('game_pg_pool main "dbname=x"; game_pg_pool main "dbname=y";',

@@ -78,7 +78,7 @@ def backend_pids(stack):
     out = subprocess.run(
         ["psql", "-X", "-tA", "-h", "127.0.0.1", "-p", str(stack.pg_port),
          "-U", "postgres", "-d", "game", "-c",
-         "SELECT pid FROM pg_stat_activity WHERE application_name = 'nginx-game'"],
+         "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'nginx-game%'"],
         check=True, capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
 
@@ -116,7 +116,7 @@ def terminate_backends(stack):
         ["psql", "-X", "-qtA", "-h", "127.0.0.1", "-p", str(stack.pg_port),
          "-U", "postgres", "-d", "game", "-c",
          "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-         "WHERE application_name = 'nginx-game'"],
+         "WHERE application_name LIKE 'nginx-game%'"],
         capture_output=True, text=True)
 
 
@@ -185,7 +185,7 @@ def nginx_backends(stack):
     out = psql_admin(
         stack,
         "SELECT count(*), count(*) FILTER (WHERE wait_event_type = 'Lock') "
-        "FROM pg_stat_activity WHERE application_name = 'nginx-game'")
+        "FROM pg_stat_activity WHERE application_name LIKE 'nginx-game%'")
     total, waiting = out.strip().split("|")
     return int(total), int(waiting)
 

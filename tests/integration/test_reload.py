@@ -141,7 +141,7 @@ def backend_pids(stack):
         ["psql", "-X", "-tA", "-h", "127.0.0.1", "-p", str(stack.pg_port),
          "-U", "postgres", "-d", "game", "-c",
          "SELECT pid FROM pg_stat_activity "
-         "WHERE application_name = 'nginx-game'"],
+         "WHERE application_name LIKE 'nginx-game%'"],
         check=True, capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
 

@@ -424,7 +424,7 @@ def test_backends_killed_under_retried_batches_lose_and_double_nothing(stack):
         while not stop.is_set():
             psql(stack, "SELECT count(pg_terminate_backend(pid)) "
                         "FROM pg_stat_activity "
-                        "WHERE application_name = 'nginx-game'")
+                        "WHERE application_name LIKE 'nginx-game%%'")
             time.sleep(0.3)
 
     k = threading.Thread(target=killer)
