@@ -278,8 +278,7 @@ ngx_game_auth_backoff_eval(ngx_game_auth_ctx_t *ctx,
     ngx_int_t              rc;
     ngx_game_redis_cmd_t  *cmd;
 
-    cmd = ngx_game_redis_cmd_create(ctx->request->pool,
-                                    ctx->request->connection->log);
+    cmd = ngx_game_redis_request_cmd(ctx->request);
     if (cmd == NULL) {
         ngx_game_auth_finalize(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return NGX_ERROR;

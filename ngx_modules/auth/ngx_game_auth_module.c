@@ -906,8 +906,7 @@ ngx_game_auth_redis(ngx_game_auth_ctx_t *ctx, ngx_game_redis_handler_pt handler,
     ngx_int_t              rc;
     ngx_game_redis_cmd_t  *cmd;
 
-    cmd = ngx_game_redis_cmd_create(ctx->request->pool,
-                                    ctx->request->connection->log);
+    cmd = ngx_game_redis_request_cmd(ctx->request);
     if (cmd == NULL) {
         return NGX_ERROR;
     }

@@ -49,6 +49,13 @@ typedef struct ngx_game_pg_query_s   ngx_game_pg_query_t;
 typedef struct ngx_game_redis_pool_s ngx_game_redis_pool_t;
 typedef struct ngx_game_redis_cmd_s  ngx_game_redis_cmd_t;
 
+/* what a request's queries and commands took, in ms (see
+ * ngx_game_http_spent) */
+typedef struct {
+    ngx_msec_t                  pg;
+    ngx_msec_t                  redis;
+} ngx_game_http_spent_t;
+
 
 /*
  * A statement is declared once, statically, by the module that owns it.
@@ -166,8 +173,13 @@ struct ngx_game_pg_query_s {
      */
     ngx_str_t                   trace;
 
+    /* where the time to its answer adds up (a request's: set by
+     * ngx_game_pg_request_query()); NULL: nowhere */
+    ngx_msec_t                 *spent;
+
     /* private to the pool */
     ngx_game_pg_pool_t         *pool;
+    ngx_msec_t                  sent;
     void                       *conn;
     void                       *entry;
     ngx_event_t                 timer;
@@ -251,6 +263,11 @@ struct ngx_game_redis_cmd_s {
     /* set by a caller that expects and handles an error reply itself
      * (XGROUP CREATE meeting BUSYGROUP): it is not logged */
     unsigned                    quiet:1;
+
+    /* where the time to its reply adds up (a request's: set by
+     * ngx_game_redis_request_cmd()); NULL: nowhere */
+    ngx_msec_t                 *spent;
+    ngx_msec_t                  sent;           /* private to the pool */
 };
 
 
@@ -279,14 +296,17 @@ char *ngx_game_conf_set_redis_pool_slot(ngx_conf_t *cf, ngx_command_t *cmd,
  */
 ngx_game_pg_query_t *ngx_game_pg_query_create(ngx_pool_t *pool,
     ngx_log_t *log, ngx_game_pg_stmt_t *stmt);
-/* a query for request r: its pool and log, and its $request_id as "trace";
- * every query a request sends is made here (the readiness probe's alone
- * goes by "ready") */
+/* a query for request r: its pool and log, its $request_id as "trace",
+ * its time counted in $game_pg_time; every query a request sends is made
+ * here (the readiness probe's alone goes by "ready") */
 ngx_game_pg_query_t *ngx_game_pg_request_query(ngx_http_request_t *r,
     ngx_game_pg_stmt_t *stmt);
 ngx_int_t ngx_game_pg_query_run(ngx_game_pg_pool_t *pg,
     ngx_game_pg_query_t *q);
 
+/* a command for request r: its pool and log, its time counted in
+ * $game_redis_time.  Only for a command whose memory is the request's. */
+ngx_game_redis_cmd_t *ngx_game_redis_request_cmd(ngx_http_request_t *r);
 ngx_game_redis_cmd_t *ngx_game_redis_cmd_create(ngx_pool_t *pool,
     ngx_log_t *log);
 ngx_int_t ngx_game_redis_cmd_run(ngx_game_redis_pool_t *rp,
@@ -754,6 +774,14 @@ typedef void (*ngx_game_http_json_handler_pt)(ngx_http_request_t *r,
  */
 typedef ngx_int_t (*ngx_game_http_body_check_pt)(ngx_http_request_t *r,
     ngx_str_t *body, const char **code, const char **message);
+
+/*
+ * Where the time a request waited on PostgreSQL and Redis adds up, for
+ * $game_pg_time and $game_redis_time (of the main request); NULL when
+ * out of memory.  ngx_game_pg_request_query() and
+ * ngx_game_redis_request_cmd() point their queries and commands here.
+ */
+ngx_game_http_spent_t *ngx_game_http_spent(ngx_http_request_t *r);
 
 ngx_int_t ngx_game_http_read_json(ngx_http_request_t *r,
     ngx_game_http_json_handler_pt handler);

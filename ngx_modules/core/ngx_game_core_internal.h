@@ -76,6 +76,7 @@ ngx_int_t ngx_game_metrics_create(ngx_conf_t *cf,
 ngx_int_t ngx_game_metrics_endpoint(ngx_conf_t *cf, ngx_str_t *location);
 ngx_int_t ngx_game_metrics_init(ngx_conf_t *cf);
 ngx_int_t ngx_game_metrics_variables(ngx_conf_t *cf);
+ngx_int_t ngx_game_http_variables(ngx_conf_t *cf);
 ngx_int_t ngx_game_metrics_start(ngx_cycle_t *cycle,
     ngx_game_core_main_conf_t *cmcf);
 void ngx_game_metrics_stop(ngx_game_core_main_conf_t *cmcf);

@@ -158,11 +158,15 @@ ngx_module_t  ngx_game_core_module = {
 };
 
 
-/* $game_endpoint */
+/* $game_endpoint, $game_pg_time, $game_redis_time */
 static ngx_int_t
 ngx_game_core_preconfiguration(ngx_conf_t *cf)
 {
-    return ngx_game_metrics_variables(cf);
+    if (ngx_game_metrics_variables(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_game_http_variables(cf);
 }
 
 

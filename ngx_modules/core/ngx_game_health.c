@@ -192,7 +192,7 @@ ngx_game_ready_handler(ngx_http_request_t *r)
 
     rp = cmcf->redis_pools.elts;
     for (i = 0; i < cmcf->redis_pools.nelts; i++) {
-        cmd = ngx_game_redis_cmd_create(r->pool, r->connection->log);
+        cmd = ngx_game_redis_request_cmd(r);
         if (cmd == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }

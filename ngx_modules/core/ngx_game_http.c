@@ -38,6 +38,10 @@ typedef struct {
     unsigned                        collect:1;   /* the filter keeps it */
     unsigned                        complete:1;  /* the filter saw its end */
     unsigned                        too_large:1;
+
+    /* the time the request's queries and commands took, for the access
+     * log ($game_pg_time, $game_redis_time) */
+    ngx_game_http_spent_t           spent;
 } ngx_game_http_ctx_t;
 
 
@@ -48,6 +52,9 @@ typedef struct {
 } ngx_game_http_status_line_t;
 
 
+static ngx_game_http_ctx_t *ngx_game_http_ctx(ngx_http_request_t *r);
+static ngx_int_t ngx_game_http_spent_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_game_http_send_buf(ngx_http_request_t *r,
     ngx_uint_t status, ngx_buf_t *b, time_t retry_after);
 static void ngx_game_http_status_line(ngx_http_request_t *r,
@@ -440,7 +447,7 @@ ngx_game_http_read_json_limited(ngx_http_request_t *r, size_t limit,
                                         "the request body is too large");
     }
 
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_game_http_ctx_t));
+    ctx = ngx_game_http_ctx(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -449,7 +456,6 @@ ngx_game_http_read_json_limited(ngx_http_request_t *r, size_t limit,
     ctx->check = check;
     ctx->limit = limit;
     ctx->collect = 1;
-    ngx_http_set_ctx(r, ctx, ngx_game_core_module);
 
     rc = ngx_http_read_client_request_body(r, ngx_game_http_body_handler);
 
@@ -705,4 +711,99 @@ static void
 ngx_game_http_json_cleanup(void *data)
 {
     json_decref(data);
+}
+
+
+/* the request's context, made on first use: the body reader's, and where
+ * the time spent on PostgreSQL and Redis adds up */
+
+static ngx_game_http_ctx_t *
+ngx_game_http_ctx(ngx_http_request_t *r)
+{
+    ngx_game_http_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_game_core_module);
+    if (ctx) {
+        return ctx;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_game_http_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_game_core_module);
+
+    return ctx;
+}
+
+
+ngx_game_http_spent_t *
+ngx_game_http_spent(ngx_http_request_t *r)
+{
+    ngx_game_http_ctx_t  *ctx;
+
+    ctx = ngx_game_http_ctx(r->main);
+
+    return ctx ? &ctx->spent : NULL;
+}
+
+
+/*
+ * $game_pg_time and $game_redis_time: the seconds (to the millisecond)
+ * the request waited on PostgreSQL and on Redis, each query or command
+ * from the moment it was handed to its pool to its answer, summed (ones
+ * in parallel count each), like $upstream_response_time for proxies.
+ * "0.000" for a request that sent none, so that JSON logs get a number.
+ */
+
+static ngx_int_t
+ngx_game_http_spent_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char               *p;
+    ngx_msec_t            ms;
+    ngx_game_http_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_game_core_module);
+
+    ms = ctx == NULL ? 0 : data ? ctx->spent.redis : ctx->spent.pg;
+
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN + 4);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_sprintf(p, "%T.%03M", (time_t) (ms / 1000), ms % 1000) - p;
+    v->data = p;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_game_http_variables(ngx_conf_t *cf)
+{
+    ngx_uint_t            i;
+    ngx_http_variable_t  *var;
+
+    static ngx_str_t  names[] = {
+        ngx_string("game_pg_time"),
+        ngx_string("game_redis_time")
+    };
+
+    for (i = 0; i < 2; i++) {
+        var = ngx_http_add_variable(cf, &names[i], NGX_HTTP_VAR_NOCACHEABLE);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = ngx_game_http_spent_variable;
+        var->data = i;
+    }
+
+    return NGX_OK;
 }

@@ -1539,12 +1539,20 @@ ngx_game_pg_request_query(ngx_http_request_t *r, ngx_game_pg_stmt_t *stmt)
     u_char                     *p;
     ngx_game_pg_query_t        *q;
     ngx_http_variable_value_t  *id;
+    ngx_game_http_spent_t      *spent;
     ngx_game_core_main_conf_t  *cmcf;
 
     q = ngx_game_pg_query_create(r->pool, r->connection->log, stmt);
     if (q == NULL) {
         return NULL;
     }
+
+    spent = ngx_game_http_spent(r);
+    if (spent == NULL) {
+        return NULL;
+    }
+
+    q->spent = &spent->pg;
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_game_core_module);
     if (cmcf->request_id == NGX_ERROR) {
@@ -1594,6 +1602,7 @@ ngx_game_pg_query_run(ngx_game_pg_pool_t *pg, ngx_game_pg_query_t *q)
 
     q->done = 0;
     q->retried = 0;
+    q->sent = ngx_current_msec;
     q->conn = NULL;
     q->entry = NULL;
 
@@ -1648,6 +1657,11 @@ ngx_game_pg_deliver(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
     q->conn = NULL;
     q->entry = NULL;
     q->done = 1;
+
+    if (q->spent) {
+        *q->spent += ngx_current_msec - q->sent;
+    }
+
     q->handler(q, rc, res);
 }
 

@@ -657,6 +657,28 @@ ngx_game_redis_cmd_create(ngx_pool_t *pool, ngx_log_t *log)
 }
 
 
+ngx_game_redis_cmd_t *
+ngx_game_redis_request_cmd(ngx_http_request_t *r)
+{
+    ngx_game_redis_cmd_t   *cmd;
+    ngx_game_http_spent_t  *spent;
+
+    cmd = ngx_game_redis_cmd_create(r->pool, r->connection->log);
+    if (cmd == NULL) {
+        return NULL;
+    }
+
+    spent = ngx_game_http_spent(r);
+    if (spent == NULL) {
+        return NULL;
+    }
+
+    cmd->spent = &spent->redis;
+
+    return cmd;
+}
+
+
 ngx_int_t
 ngx_game_redis_cmd_run(ngx_game_redis_pool_t *rp, ngx_game_redis_cmd_t *cmd,
     int argc, const char **argv, const size_t *argvlen)
@@ -664,6 +686,7 @@ ngx_game_redis_cmd_run(ngx_game_redis_pool_t *rp, ngx_game_redis_cmd_t *cmd,
     ngx_int_t  rc;
 
     cmd->pool = rp;
+    cmd->sent = ngx_current_msec;
 
     rc = ngx_game_redis_send(rp, cmd, argc, argv, argvlen);
 
@@ -692,6 +715,7 @@ ngx_game_redis_eval(ngx_game_redis_pool_t *rp, ngx_game_redis_cmd_t *cmd,
     ngx_int_t    rc;
 
     cmd->pool = rp;
+    cmd->sent = ngx_current_msec;
 
     if (argc > NGX_GAME_REDIS_MAX_ARGS - 3) {
         return NGX_ERROR;
@@ -884,6 +908,10 @@ ngx_game_redis_on_reply(redisAsyncContext *ac, void *r, void *data)
         rc = NGX_OK;
     }
 
+    if (cmd->spent) {
+        *cmd->spent += ngx_current_msec - cmd->sent;
+    }
+
     cmd->handler(cmd, rc, reply);
 }
 
@@ -918,6 +946,10 @@ ngx_game_redis_cmd_timeout(ngx_event_t *ev)
             rc = slot->conn;
             rc->closing = 1;
         }
+    }
+
+    if (cmd->spent) {
+        *cmd->spent += ngx_current_msec - cmd->sent;
     }
 
     cmd->handler(cmd, NGX_GAME_TIMEOUT, NULL);

@@ -281,7 +281,7 @@ ngx_game_econ_cache_eval(ngx_http_request_t *r,
 
     emcf = ngx_http_get_module_main_conf(r, ngx_game_econ_module);
 
-    cmd = ngx_game_redis_cmd_create(r->pool, r->connection->log);
+    cmd = ngx_game_redis_request_cmd(r);
     if (cmd == NULL) {
         return NGX_ERROR;
     }

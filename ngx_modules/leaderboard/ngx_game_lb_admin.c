@@ -305,7 +305,7 @@ ngx_game_lb_recomputed(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
     argv = ngx_palloc(r->pool, (2 * n + 1) * sizeof(char *));
     argvlen = ngx_palloc(r->pool, (2 * n + 1) * sizeof(size_t));
     p = ngx_pnalloc(r->pool, (2 * n + 1) * NGX_GAME_LB_KEY_LEN);
-    cmd = ngx_game_redis_cmd_create(r->pool, r->connection->log);
+    cmd = ngx_game_redis_request_cmd(r);
     if (argv == NULL || argvlen == NULL || p == NULL || cmd == NULL
         || 2 * n + 1 > NGX_GAME_REDIS_MAX_ARGS - 3)
     {

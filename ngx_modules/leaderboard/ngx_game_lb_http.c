@@ -485,7 +485,7 @@ ngx_game_lb_read(ngx_http_request_t *r, ngx_game_lb_ctx_t *ctx)
     lmcf = ngx_http_get_module_main_conf(r, ngx_game_lb_module);
 
     p = ngx_pnalloc(r->pool, 3 * NGX_GAME_LB_KEY_LEN);
-    cmd = ngx_game_redis_cmd_create(r->pool, r->connection->log);
+    cmd = ngx_game_redis_request_cmd(r);
     if (p == NULL || cmd == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -985,7 +985,7 @@ ngx_game_lb_stats_got(ngx_game_pg_query_t *q, ngx_int_t rc, PGresult *res)
     argv = ngx_palloc(r->pool, (3 * nb + 2) * sizeof(char *));
     argvlen = ngx_palloc(r->pool, (3 * nb + 2) * sizeof(size_t));
     p = ngx_pnalloc(r->pool, 3 * nb * NGX_GAME_LB_KEY_LEN);
-    cmd = ngx_game_redis_cmd_create(r->pool, r->connection->log);
+    cmd = ngx_game_redis_request_cmd(r);
     if (argv == NULL || argvlen == NULL || p == NULL || cmd == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;

@@ -682,6 +682,7 @@ ngx_game_mm_status_ask(ngx_game_mm_status_t *st)
     const char               *argv[2];
     size_t                    argvlen[2];
     ngx_game_redis_cmd_t     *cmd;
+    ngx_game_http_spent_t    *spent;
     ngx_game_mm_main_conf_t  *mmcf;
 
     mmcf = ngx_http_get_module_main_conf(st->request, ngx_game_mm_module);
@@ -698,6 +699,14 @@ ngx_game_mm_status_ask(ngx_game_mm_status_t *st)
         return NGX_ERROR;
     }
 
+    /* counted in $game_redis_time: the read pool dies with the request
+     * (ngx_game_mm_status_cleanup), so the reply never outlives it */
+    spent = ngx_game_http_spent(st->request);
+    if (spent == NULL) {
+        return NGX_ERROR;
+    }
+
+    cmd->spent = &spent->redis;
     cmd->handler = ngx_game_mm_status_done;
     cmd->data = st->request;
 
@@ -938,7 +947,7 @@ ngx_game_mm_script(ngx_http_request_t *r, ngx_game_redis_script_t *script,
 
     mmcf = ngx_http_get_module_main_conf(r, ngx_game_mm_module);
 
-    cmd = ngx_game_redis_cmd_create(r->pool, r->connection->log);
+    cmd = ngx_game_redis_request_cmd(r);
     if (cmd == NULL) {
         return NGX_ERROR;
     }

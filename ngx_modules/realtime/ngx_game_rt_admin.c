@@ -120,7 +120,7 @@ ngx_game_rt_notify_body(ngx_http_request_t *r, json_t *body)
         json_object_set(msg, "data", v);
     }
 
-    cmd = ngx_game_redis_cmd_create(r->pool, r->connection->log);
+    cmd = ngx_game_redis_request_cmd(r);
     if (cmd == NULL) {
         json_decref(msg);
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);

@@ -238,7 +238,7 @@ ngx_game_tel_admin_stats(ngx_http_request_t *r)
                        ngx_snprintf(dead[1], sizeof(dead[1]), "%V:dead",
                                     &tmcf->server_stream) - dead[1]);
 
-    cmd = ngx_game_redis_cmd_create(r->pool, r->connection->log);
+    cmd = ngx_game_redis_request_cmd(r);
     if (cmd == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

@@ -379,7 +379,7 @@ ngx_game_tel_ingest_queue(ngx_http_request_t *r, ngx_str_t *b,
     ngx_game_redis_arg_str(&a, &ctx->player);
     ngx_game_redis_arg_str(&a, b);
 
-    cmd = ngx_game_redis_cmd_create(r->pool, r->connection->log);
+    cmd = ngx_game_redis_request_cmd(r);
     if (cmd == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -507,7 +507,7 @@ ngx_game_tel_ingest_count(ngx_http_request_t *r, ngx_uint_t rejected)
     ngx_game_redis_arg_lit(&a, "rejected");
     ngx_game_redis_arg(&a, n, ngx_sprintf(n, "%ui", rejected) - n);
 
-    cmd = ngx_game_redis_cmd_create(r->pool, r->connection->log);
+    cmd = ngx_game_redis_request_cmd(r);
     if (cmd == NULL) {
         return;
     }

@@ -422,3 +422,57 @@ def test_telemetry_counted(stack):
              "the events to be counted")
     assert value(stack, "game_tel_collector_up") == 1
     assert value(stack, "game_tel_stream_entries", stream="clients") >= 0
+
+
+def test_json_access_log_times_postgresql_and_redis(stack):
+    """pg_time and redis_time: how long the request waited on each, which
+    the test makes long on purpose (a row lock held, Redis paused), so
+    that the line can tell it from the rest of request_time."""
+    import threading
+    import uuid
+
+    import psycopg2
+    import redis
+
+    from auth_helpers import bearer, new_player
+
+    t, _, _ = new_player(stack)
+    pid, auth = t["player_id"], bearer(t["access_token"])
+    path = os.path.join(stack.var, "log", "nginx-access.json")
+
+    def line(endpoint, method):
+        with open(path) as f:
+            found = [json.loads(l) for l in f if l.strip()]
+        found = [l for l in found if l["player_id"] == pid
+                 and l["endpoint"] == endpoint and l["method"] == method]
+        return found[-1] if found else None
+
+    # the rename waits for the players row the test has locked
+    conn = psycopg2.connect(stack.pg_dsn)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT 1 FROM players WHERE id = %s FOR UPDATE", (pid,))
+        got = {}
+        req = threading.Thread(target=lambda: got.update(r=requests.patch(
+            stack.url("/player/me"), headers=auth, timeout=10,
+            json={"username": "t" + uuid.uuid4().hex[:12]})))
+        req.start()
+        time.sleep(0.6)
+        conn.commit()
+        req.join()
+    finally:
+        conn.close()
+    assert got["r"].status_code == 200, got["r"].text
+    l = wait_for(lambda: line("/player/me", "PATCH"), 5, "the PATCH's line")
+    assert 0.5 <= l["pg_time"] <= l["request_time"], l
+
+    # the matchmaker's status waits for a paused Redis (under the pool's
+    # command_timeout of test.conf)
+    redis.Redis(port=stack.redis_port).execute_command("CLIENT", "PAUSE",
+                                                       "300", "ALL")
+    r = requests.get(stack.url("/matchmaking/status"), headers=auth,
+                     timeout=10)
+    assert r.status_code in (200, 404), r.text
+    l = wait_for(lambda: line("/matchmaking/status", "GET"), 5,
+                 "the status line")
+    assert 0.2 <= l["redis_time"] <= l["request_time"], l
