@@ -77,6 +77,18 @@ long game_tel_rows(game_tel_sink_t *sink, json_t *events, int64_t seq_base,
     const char *source, size_t source_len, const char *player,
     size_t player_len);
 
+/*
+ * The same rows straight from a batch's text, {"events": [...]}, without
+ * building it: the payload goes as the batch spells it (PostgreSQL reads
+ * the same jsonb from it), a number member as its spelling.  The text is
+ * checked as jsonb_in() checks it.  Returns the number of rows (0 when
+ * there is no "events"), -1 when the sink is out of memory, -2 when the
+ * text is not a JSON object or its "events" is not an array.
+ */
+long game_tel_rows_batch(game_tel_sink_t *sink, const char *text, size_t len,
+    int64_t seq_base, const char *source, size_t source_len,
+    const char *player, size_t player_len);
+
 /* "len" bytes in COPY's text format into "dst", which has room for twice
  * as many; returns the end of what was written */
 unsigned char *game_tel_copy_escape(unsigned char *dst,

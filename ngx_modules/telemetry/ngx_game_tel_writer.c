@@ -106,6 +106,8 @@ static ngx_int_t ngx_game_tel_writer_client_rows(ngx_game_bus_entry_t *e,
 static ngx_int_t ngx_game_tel_writer_stage(ngx_game_bus_entry_t *e,
     ngx_game_tel_item_t *item, json_t *events, ngx_str_t *source,
     ngx_str_t *player, size_t hint);
+static void ngx_game_tel_writer_sink(ngx_game_tel_rows_t *rows,
+    ngx_pool_t *pool, ngx_chain_t **chain, size_t hint);
 static int ngx_game_tel_writer_reserve(game_tel_sink_t *sink, size_t n);
 static void ngx_game_tel_writer_flush(void *data);
 static ngx_int_t ngx_game_tel_writer_load(ngx_game_tel_writer_t *w,
@@ -504,54 +506,53 @@ ngx_game_tel_writer_hits(ngx_game_tel_writer_t *w, ngx_game_bus_entry_t *e,
 
 
 /*
- * COPY: a player's batch as rows, one per event.  The batch is parsed
- * here (jsonb would parse it in PostgreSQL otherwise, and then take it
- * apart again); what is not JSON at all is no telemetry batch, and goes
- * to the dead letters without a round trip.  Members are not checked:
- * what tel_write() refuses, PostgreSQL refuses here too (an event_id that
- * is no UUID, a kind of another format), and the read is written one by
- * one as before.
+ * COPY: a player's batch as rows, one per event, read straight from its
+ * text (game_tel_rows_batch(): building the batch with jansson was most
+ * of what an event cost nginx).  What is not JSON as jsonb reads it is
+ * no telemetry batch, and goes to the dead letters without a round trip.
+ * Members are not checked: what tel_write() refuses, PostgreSQL refuses
+ * here too (an event_id that is no UUID, a kind of another format), and
+ * the read is written one by one as before.
  */
 
 static ngx_int_t
 ngx_game_tel_writer_client_rows(ngx_game_bus_entry_t *e,
     ngx_game_tel_item_t *item, ngx_str_t *player, ngx_str_t *b)
 {
-    json_t        *doc, *events;
-    ngx_int_t      rc;
-    ngx_str_t      source = ngx_string("client");
-    json_error_t   err;
+    long                  n;
+    int64_t               base;
+    ngx_game_tel_rows_t   rows;
 
-    /* no JSON_REJECT_DUPLICATES: jsonb keeps the last of a member given
-     * twice, and so does jansson without it */
-    doc = json_loadb((char *) b->data, b->len, 0, &err);
-    if (!json_is_object(doc)) {
-        json_decref(doc);
+    if (game_tel_seq_base((char *) e->id.data, e->id.len, &base) != 0) {
         return NGX_DECLINED;
     }
 
-    events = json_object_get(doc, "events");
+    ngx_game_tel_writer_sink(&rows, e->pool, &item->rows, b->len);
 
-    if (events == NULL) {
-        /* tel_write() finds no events in it either */
-        json_decref(doc);
-        return NGX_DONE;
+    n = game_tel_rows_batch(&rows.sink, (char *) b->data, b->len, base,
+                            "client", sizeof("client") - 1,
+                            (char *) player->data, player->len);
+
+    if (rows.buf) {
+        rows.buf->last = rows.sink.pos;
     }
 
-    if (!json_is_array(events)) {
-        json_decref(doc);
+    switch (n) {
+
+    case -2:
         return NGX_DECLINED;
-    }
 
-    if (json_array_size(events) == 0) {
-        json_decref(doc);
+    case -1:
+        return NGX_ERROR;
+
+    case 0:
+        /* no events: tel_write() finds none either */
         return NGX_DONE;
+
+    default:
+        item->events = n;
+        return NGX_OK;
     }
-
-    rc = ngx_game_tel_writer_stage(e, item, events, &source, player, b->len);
-    json_decref(doc);
-
-    return rc;
 }
 
 
@@ -568,13 +569,7 @@ ngx_game_tel_writer_stage(ngx_game_bus_entry_t *e, ngx_game_tel_item_t *item,
         return NGX_DECLINED;
     }
 
-    ngx_memzero(&rows, sizeof(ngx_game_tel_rows_t));
-    rows.sink.reserve = ngx_game_tel_writer_reserve;
-    rows.pool = e->pool;
-    /* a row is about as long as its event in the batch, plus the ids */
-    rows.hint = 2 * hint + 128 * json_array_size(events);
-    rows.last = &item->rows;
-    item->rows = NULL;
+    ngx_game_tel_writer_sink(&rows, e->pool, &item->rows, hint);
 
     n = game_tel_rows(&rows.sink, events, base, (char *) source->data,
                       source->len, player ? (char *) player->data : NULL,
@@ -591,6 +586,22 @@ ngx_game_tel_writer_stage(ngx_game_bus_entry_t *e, ngx_game_tel_item_t *item,
     item->events = n;
 
     return NGX_OK;
+}
+
+
+/* a sink into a chain of buffers of "pool"; "hint": the batch's length */
+static void
+ngx_game_tel_writer_sink(ngx_game_tel_rows_t *rows, ngx_pool_t *pool,
+    ngx_chain_t **chain, size_t hint)
+{
+    ngx_memzero(rows, sizeof(ngx_game_tel_rows_t));
+    rows->sink.reserve = ngx_game_tel_writer_reserve;
+    rows->pool = pool;
+    /* a row is about as long as its event in the batch, plus the ids
+     * (about 110 bytes an event): room for both at once, most times */
+    rows->hint = 2 * hint + 1024;
+    rows->last = chain;
+    *chain = NULL;
 }
 
 

@@ -444,6 +444,315 @@ test_no_array_and_no_memory_are_refused(void **state)
 }
 
 
+/* the rows of a batch's text (game_tel_rows_batch), or "" */
+static char *
+batch_rows(const char *text, size_t len, const char *player, size_t chunk,
+    long *n)
+{
+    char         *out;
+    test_sink_t  *t;
+
+    t = sink_new(chunk);
+    *n = game_tel_rows_batch(&t->sink, text, len, 0, "client", 6, player,
+                             player ? strlen(player) : 0);
+    out = strdup(*n > 0 ? sink_text(t) : "");
+    sink_free(t);
+
+    return out;
+}
+
+
+static int
+same_number(const char *a, const char *b)
+{
+    char    *ea, *eb;
+    double   x, y;
+
+    x = strtod(a, &ea);
+    y = strtod(b, &eb);
+
+    return *a && *b && *ea == '\0' && *eb == '\0' && x == y;
+}
+
+
+/*
+ * Both ways agree on a text: game_tel_rows_batch() says it is no batch
+ * exactly when jansson cannot read an object whose "events" is an array
+ * (or absent), and otherwise writes the rows game_tel_rows() writes from
+ * jansson's batch, field for field, the payloads the same JSON.
+ */
+static void agree_exactly(const char *text, size_t len, const char *player);
+
+
+/* on a copy of exactly "len" bytes: a read past them is a bug that the
+ * sanitizers see */
+static void
+agree(const char *text, size_t len, const char *player)
+{
+    char  *copy;
+
+    copy = malloc(len ? len : 1);
+    assert_non_null(copy);
+    memcpy(copy, text, len);
+    agree_exactly(copy, len, player);
+    free(copy);
+}
+
+
+static void
+agree_exactly(const char *text, size_t len, const char *player)
+{
+    long           n1, n2;
+    char          *r1, *r2, **f1, **f2;
+    json_t        *doc, *events, *a, *b;
+    size_t         i, m;
+    test_sink_t   *t;
+    json_error_t   err;
+
+    doc = json_loadb(text, len, 0, &err);
+    events = json_object_get(doc, "events");
+
+    r1 = batch_rows(text, len, player, 1000, &n1);
+
+    /* numbers past a double or an int64 are jansson's limits, not JSON's
+     * nor jsonb's: PostgreSQL decides about them (a payload's) */
+    if (doc == NULL
+        && (strstr(err.text, "overflow") || strstr(err.text, "too big")))
+    {
+        free(r1);
+        return;
+    }
+
+    if (!json_is_object(doc) || (events && !json_is_array(events))) {
+        if (n1 != -2) {
+            print_error("taken, jansson says %s: %.*s\n", err.text,
+                        (int) len, text);
+        }
+        assert_int_equal(n1, -2);
+        json_decref(doc);
+        free(r1);
+        return;
+    }
+
+    assert_true(n1 >= 0);
+
+    t = sink_new(1000);
+    n2 = events ? game_tel_rows(&t->sink, events, 0, "client", 6, player,
+                                player ? strlen(player) : 0)
+                : 0;
+    r2 = strdup(n2 > 0 ? sink_text(t) : "");
+    sink_free(t);
+    json_decref(doc);
+
+    assert_int_equal(n1, n2);
+
+    f1 = calloc(8 * (n1 + 1), sizeof(char *));
+    f2 = calloc(8 * (n1 + 1), sizeof(char *));
+    assert_non_null(f1);
+    assert_non_null(f2);
+    assert_int_equal(copy_read(r1, f1, 8 * (n1 + 1)), n1);
+    assert_int_equal(copy_read(r2, f2, 8 * (n1 + 1)), n1);
+
+    for (i = 0; i < (size_t) n1 * 8; i++) {
+        m = i % 8;
+
+        if (f1[i] == NULL || f2[i] == NULL) {
+            assert_ptr_equal(f1[i], f2[i]);
+            continue;
+        }
+
+        if (m != 5) {
+            /* a number member: its spelling here, jansson's there (->>
+             * gives the spelling, as the text does) */
+            if (strcmp(f1[i], f2[i]) != 0 && same_number(f1[i], f2[i])) {
+                continue;
+            }
+            assert_string_equal(f1[i], f2[i]);
+            continue;
+        }
+
+        a = json_loads(f1[i], JSON_DECODE_ANY, &err);
+        b = json_loads(f2[i], JSON_DECODE_ANY, &err);
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_true(json_equal(a, b));
+        json_decref(a);
+        json_decref(b);
+    }
+
+    copy_free(f1, 8 * n1);
+    copy_free(f2, 8 * n1);
+    free(f1);
+    free(f2);
+    free(r1);
+    free(r2);
+}
+
+
+static const char  *batches[] = {
+    "{\"events\":[{\"event_id\":\"0b5f7a40-7d39-4bd4-8d5c-2a4d6c1e9f00\","
+    "\"type\":\"client.perf\",\"ts\":1795986388199,"
+    "\"payload\":{\"fps\":60.5,\"ping_ms\":20}},"
+    "{\"event_id\":\"1b5f7a40-7d39-4bd4-8d5c-2a4d6c1e9f01\","
+    "\"type\":\"ui.action\",\"ts\":1795986388200,"
+    "\"session_id\":\"2b5f7a40-7d39-4bd4-8d5c-2a4d6c1e9f02\","
+    "\"payload\":{\"screen\":\"lobby\"}}]}",
+
+    /* spaces, tabs and newlines between the tokens */
+    " {\n\t\"events\" :\r\n [ { \"event_id\" : \"x\" , \"ts\" : -17 ,\n"
+    "  \"payload\" : { \"a\" : [ 1 , 2.5e-3 , true , false , null ] } } ]"
+    " , \"n\" : 1 }\n",
+
+    /* what COPY gives a meaning to, in members, keys and values */
+    "{\"events\":[{\"event_id\":\"a\\tb\\nc\\rd\\\\e\",\"type\":\"\\\\N\","
+    "\"session_id\":\"\\\\.\",\"ts\":\"17\",\"payload\":{\"k\\tey\\\\\":"
+    "\"\\t\\\\N\\n\\\\.\\r\\n\\\\\\\\\",\"q\":\"\\\"\\/\\b\\f\"}}]}",
+
+    /* escapes of every kind, raw UTF-8 */
+    "{\"events\":[{\"event_id\":\"\\u00e9\\u2028\\ud83d\\ude00 \xc3\xa9"
+    "\xe2\x98\x83\xf0\x9f\x98\x80\",\"type\":\"\\u0041\\u007f\\u0001\","
+    "\"payload\":{\"s\":\"\\uD83D\\uDE00\\u00E9\"}}]}",
+
+    /* members missing, null, of other types; elements no object */
+    "{\"events\":[{\"event_id\":5,\"type\":true,\"ts\":1.5,"
+    "\"session_id\":{\"a\":[1,{}]},\"payload\":null,\"player_id\":[]},"
+    "\"no object\",[1],7,null,{},{\"payload\":\"text\"}]}",
+
+    /* the last of two members, an escaped spelling of a name */
+    "{\"events\":[{\"type\":\"a\",\"type\":\"b\",\"\\u0065vent_id\":\"e\","
+    "\"payload\":{\"x\":1},\"payload\":{\"y\":2},\"event_i\\u0064\":\"f\"}],"
+    "\"other\":{\"events\":[]}}",
+
+    /* the last "events" is the batch */
+    "{\"events\":[{\"type\":\"first\"}],\"events\":[{\"type\":\"last\"},"
+    "{\"type\":\"too\"}]}",
+
+    /* nothing to write */
+    "{\"events\":[]}",
+    "{}",
+    "{\"n\":1,\"b\":{\"events\":[1]}}",
+
+    /* a server's batch: each event its player */
+    "{\"events\":[{\"player_id\":\"p1\",\"type\":\"kill\"},"
+    "{\"player_id\":null},{\"player_id\":\"\\u0070\"}]}",
+};
+
+
+static void
+test_a_batchs_text_gives_the_rows_jansson_gives(void **state)
+{
+    size_t  i;
+
+    for (i = 0; i < sizeof(batches) / sizeof(batches[0]); i++) {
+        agree(batches[i], strlen(batches[i]), "9b5f7a40-7d39-4bd4-8d5c");
+        agree(batches[i], strlen(batches[i]), NULL);
+    }
+}
+
+
+/* what jsonb_in (and jansson) refuse, the text is refused for: -2 */
+static void
+test_what_is_no_json_is_no_batch(void **state)
+{
+    long         n;
+    char        *r, deep[3 * 2100 + 32], *p;
+    size_t       i;
+    const char  *bad[] = {
+        "", " ", "[]", "\"x\"", "1", "null", "{", "{\"events\":[}",
+        "{\"events\":[]", "{\"events\":[]}}", "{\"events\":[]} x",
+        "{\"events\":{}}", "{\"events\":\"[]\"}", "{\"events\":null}",
+        "{events:[]}", "{\"events\" []}", "{\"events\":[],}",
+        "{\"events\":[1,]}", "{\"events\":[,1]}", "{\"a\":1 \"b\":2}",
+        "{\"events\":[\"a\tb\"]}", "{\"events\":[\"a\nb\"]}",
+        "{\"events\":[\"\\x\"]}", "{\"events\":[\"\\u00\"]}",
+        "{\"events\":[\"\\u00g0\"]}", "{\"events\":[\"\\u0000\"]}",
+        "{\"events\":[{\"payload\":{\"a\":\"\\u0000\"}}]}",
+        "{\"events\":[\"\\ud800\"]}", "{\"events\":[\"\\udc00\"]}",
+        "{\"events\":[\"\\ud800\\u0041\"]}", "{\"events\":[\"\\ud800x\"]}",
+        "{\"events\":[\"\\udbff\\udbff\"]}",
+        "{\"events\":[\"\xc0\x80\"]}", "{\"events\":[\"\xc3\"]}",
+        "{\"events\":[\"\xed\xa0\x80\"]}", "{\"events\":[\"\xf4\x90\x80\x80\"]}",
+        "{\"events\":[\"\xf5\x80\x80\x80\"]}", "{\"events\":[\"\x80\"]}",
+        "{\"events\":[\"\xe0\x80\xaf\"]}", "{\"events\":[\"\xf0\x80\x80\xaf\"]}",
+        "{\"events\":[01]}", "{\"events\":[1.]}", "{\"events\":[.5]}",
+        "{\"events\":[-]}", "{\"events\":[1e]}", "{\"events\":[+1]}",
+        "{\"events\":[1e+]}", "{\"events\":[tru]}", "{\"events\":[nul]}",
+        "{\"events\":[True]}", "{\"events\":[\"unterminated]}",
+        "{\"events\":[{\"a\"}]}", "{\"events\":[{\"a\":}]}",
+        "{\"events\":[{1:2}]}", "\xef\xbb\xbf{\"events\":[]}",
+    };
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        r = batch_rows(bad[i], strlen(bad[i]), "p", 0, &n);
+        if (n != -2) {
+            print_error("taken: %s\n", bad[i]);
+        }
+        assert_int_equal(n, -2);
+        free(r);
+        /* and jansson agrees */
+        agree(bad[i], strlen(bad[i]), "p");
+    }
+
+    /* nesting deeper than 2048 */
+    p = deep + sprintf(deep, "{\"events\":[{\"payload\":");
+    for (i = 0; i < 2100; i++) {
+        *p++ = '[';
+    }
+    for (i = 0; i < 2100; i++) {
+        *p++ = ']';
+    }
+    p += sprintf(p, "}]}");
+    r = batch_rows(deep, p - deep, "p", 0, &n);
+    assert_int_equal(n, -2);
+    free(r);
+}
+
+
+/* every byte of a batch changed in turn, and the batch cut short at
+ * every length: both ways always agree */
+static void
+test_mangled_batches_are_read_as_jansson_reads_them(void **state)
+{
+    int          c;
+    char        *text;
+    size_t       i, k, len;
+    const char  *seed;
+    static const char  bytes[] = "{}[]\":,\\ u0e.-+1aE\t\n\x80\xc3\xe2";
+
+    for (k = 0; k < sizeof(batches) / sizeof(batches[0]); k++) {
+        seed = batches[k];
+        len = strlen(seed);
+        text = malloc(len + 1);
+        assert_non_null(text);
+
+        for (i = 0; i < len; i++) {
+            for (c = 0; bytes[c]; c++) {
+                memcpy(text, seed, len);
+                text[i] = bytes[c];
+                agree(text, len, (k & 1) ? NULL : "p");
+            }
+            agree(seed, i, "p");
+        }
+
+        free(text);
+    }
+}
+
+
+static void
+test_a_batch_out_of_memory(void **state)
+{
+    test_sink_t  *t;
+
+    t = sink_new(0);
+    t->fail = 1;
+    assert_int_equal(game_tel_rows_batch(&t->sink, batches[0],
+                                         strlen(batches[0]), 0, "client", 6,
+                                         "p", 1), -1);
+    sink_free(t);
+}
+
+
 static void
 test_escape(void **state)
 {
@@ -468,6 +777,10 @@ main(void)
         cmocka_unit_test(test_hostile_bytes_come_back_as_they_were),
         cmocka_unit_test(test_seq_is_the_base_or_the_place),
         cmocka_unit_test(test_no_array_and_no_memory_are_refused),
+        cmocka_unit_test(test_a_batchs_text_gives_the_rows_jansson_gives),
+        cmocka_unit_test(test_what_is_no_json_is_no_batch),
+        cmocka_unit_test(test_mangled_batches_are_read_as_jansson_reads_them),
+        cmocka_unit_test(test_a_batch_out_of_memory),
         cmocka_unit_test(test_escape),
     };
 
