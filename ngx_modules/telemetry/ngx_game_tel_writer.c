@@ -25,10 +25,25 @@
  * the one that cannot be written goes to the dead-letter stream alone.
  *
  * With game_tel_writer_copy_pg (a copy=on pool: COPY cannot run in the
- * pipeline mode of the others), the entries go by COPY into a temporary
- * staging table, one row each, and tel_write_staged($hits, $threshold)
- * runs the same de-duplicating load from there, in the same transaction.
- * Without it, one statement carries them as one jsonb parameter.
+ * pipeline mode of the others), the handler writes one row per event,
+ * its columns already typed (game_tel_rows.h): a player's batch read
+ * straight from its text, a server's from the tree parsed for the rules.
+ * The statement is then a COPY of the rows into a temporary table and
+ * tel_write_rows($hits, $threshold), sql/010, the same de-duplicating,
+ * erasure-aware, in-order load, in the same transaction.  What is not
+ * JSON is dead-lettered at once, without a round trip ("not a telemetry
+ * batch"); what PostgreSQL refuses in a row (an event_id that is no UUID)
+ * fails the load, and the read is written one by one as above.  Without
+ * the pool, one statement carries the entries as one jsonb parameter.
+ *
+ * Why rows: an entry staged as jsonb (100 events) was parsed, TOASTed,
+ * aggregated and taken apart again by PostgreSQL, which made COPY no
+ * faster than the jsonb statement.  Per 10,000 events the writer now
+ * costs PostgreSQL about 100 ms of CPU (190 before, with 010's cheaper
+ * checks and dedupe) and nginx 7-8 ms (30 when jansson built each
+ * batch).  What is left is the load itself: tel_seen's unique index,
+ * game_events' heap, two indexes and checks, and their WAL.  The README's
+ * bench table has the runs.
  */
 
 #include <ngx_config.h>
@@ -36,9 +51,11 @@
 #include <ngx_http.h>
 
 #include "ngx_game_tel.h"
+#include "game_tel_rows.h"
 
 
 #define NGX_GAME_TEL_HITS_MAX  4        /* rules firing on one event */
+#define NGX_GAME_TEL_ROWS_CHUNK  16384  /* COPY rows: the least buffer */
 
 
 struct ngx_game_tel_writer_s {
@@ -53,9 +70,20 @@ struct ngx_game_tel_writer_s {
 typedef struct {
     ngx_game_bus_entry_t       *entry;
     ngx_str_t                   json;       /* {"i","s","p","b"} */
+    ngx_chain_t                *rows;       /* COPY: its events' rows */
     ngx_str_t                   hits;       /* objects, comma-separated */
     ngx_uint_t                  events;
 } ngx_game_tel_item_t;
+
+
+/* COPY rows written into buffers of the entry's pool (game_tel_rows.h) */
+typedef struct {
+    game_tel_sink_t             sink;       /* first: the sink is this */
+    ngx_pool_t                 *pool;
+    size_t                      hint;       /* the first buffer's size */
+    ngx_buf_t                  *buf;        /* the one being written */
+    ngx_chain_t               **last;
+} ngx_game_tel_rows_t;
 
 
 /* a statement in flight and the items it carries */
@@ -75,6 +103,14 @@ static ngx_int_t ngx_game_tel_writer_server(ngx_game_tel_writer_t *w,
     ngx_game_bus_entry_t *e, ngx_game_tel_item_t *item);
 static ngx_int_t ngx_game_tel_writer_hits(ngx_game_tel_writer_t *w,
     ngx_game_bus_entry_t *e, json_t *event, json_t *hits);
+static ngx_int_t ngx_game_tel_writer_client_rows(ngx_game_bus_entry_t *e,
+    ngx_game_tel_item_t *item, ngx_str_t *player, ngx_str_t *b);
+static ngx_int_t ngx_game_tel_writer_stage(ngx_game_bus_entry_t *e,
+    ngx_game_tel_item_t *item, json_t *events, ngx_str_t *source,
+    ngx_str_t *player, size_t hint);
+static void ngx_game_tel_writer_sink(ngx_game_tel_rows_t *rows,
+    ngx_pool_t *pool, ngx_chain_t **chain, size_t hint);
+static int ngx_game_tel_writer_reserve(game_tel_sink_t *sink, size_t n);
 static void ngx_game_tel_writer_flush(void *data);
 static ngx_int_t ngx_game_tel_writer_load(ngx_game_tel_writer_t *w,
     ngx_pool_t *pool, ngx_game_tel_item_t *items, ngx_uint_t n,
@@ -94,21 +130,28 @@ static ngx_int_t ngx_game_tel_writer_join(ngx_pool_t *pool, ngx_str_t *out,
     ngx_game_tel_item_t *items, ngx_uint_t n, size_t field);
 
 
-/* COPY: the staging table lives as long as the connection and is emptied
- * at every commit; "IF NOT EXISTS" says so with a notice, which is not
- * worth the log */
+/*
+ * COPY: one typed row per event (game_tel_rows.h) into tel_rows, which
+ * lives as long as the connection and is emptied at every commit; "IF NOT
+ * EXISTS" says so with a notice, which is not worth the log.  The columns
+ * are tel_write_rows()'s (sql/010); NOT NULL where tel_write() would
+ * refuse a NULL anyway, so that such an event fails here, early.
+ */
 static ngx_game_pg_copy_t  ngx_game_tel_copy = {
     "SET LOCAL client_min_messages = warning; "
-    "CREATE TEMPORARY TABLE IF NOT EXISTS tel_stage "
-    "(n integer NOT NULL, entry jsonb NOT NULL) ON COMMIT DELETE ROWS",
-    "COPY tel_stage (n, entry) FROM STDIN",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS tel_rows ("
+    "event_id uuid NOT NULL, ts bigint NOT NULL, player_id uuid, "
+    "session_id uuid, kind text NOT NULL, payload jsonb NOT NULL, "
+    "source text NOT NULL, seq bigint NOT NULL) ON COMMIT DELETE ROWS",
+    "COPY tel_rows (event_id, ts, player_id, session_id, kind, payload, "
+    "source, seq) FROM STDIN",
     NULL
 };
 
 
-static ngx_game_pg_stmt_t  ngx_game_tel_write_staged_stmt = {
-    "game_tel_write_staged",
-    "SELECT tel_write_staged($1::jsonb, $2::bigint)",
+static ngx_game_pg_stmt_t  ngx_game_tel_write_rows_stmt = {
+    "game_tel_write_rows",
+    "SELECT tel_write_rows($1::jsonb, $2::bigint)",
     2
 };
 
@@ -251,6 +294,10 @@ ngx_game_tel_writer_client(ngx_game_tel_writer_t *w, ngx_game_bus_entry_t *e,
         return NGX_DECLINED;
     }
 
+    if (w->tmcf->copy_pg) {
+        return ngx_game_tel_writer_client_rows(e, item, player, b);
+    }
+
     item->events = n;
 
     /* {"i":"<id>","s":"client","p":"<uuid>","b":<b>} */
@@ -282,6 +329,7 @@ ngx_game_tel_writer_server(ngx_game_tel_writer_t *w, ngx_game_bus_entry_t *e,
     char              *text;
     size_t             i, k;
     json_t            *doc, *events, *ev, *valid, *hits, *out;
+    ngx_int_t          rc;
     ngx_str_t         *s, *b, sid;
     ngx_uint_t         dropped;
     json_error_t       err;
@@ -361,6 +409,18 @@ ngx_game_tel_writer_server(ngx_game_tel_writer_t *w, ngx_game_bus_entry_t *e,
         return NGX_DONE;
     }
 
+    if (w->tmcf->copy_pg) {
+        rc = ngx_game_tel_writer_stage(e, item, valid, s, NULL, b->len);
+        json_decref(valid);
+
+        if (rc != NGX_OK) {
+            json_decref(hits);
+            return rc;
+        }
+
+        goto hits;
+    }
+
     out = json_pack("{s:s#,s:s#,s:{s:o}}", "i", (char *) e->id.data,
                     (int) e->id.len, "s", (char *) s->data, (int) s->len,
                     "b", "events", valid);
@@ -379,6 +439,13 @@ ngx_game_tel_writer_server(ngx_game_tel_writer_t *w, ngx_game_bus_entry_t *e,
     }
     free(text);
 
+    if (item->json.data == NULL) {
+        json_decref(hits);
+        return NGX_ERROR;
+    }
+
+hits:
+
     /* the hits as a list without its brackets, to join with others */
     text = json_array_size(hits) ? json_dumps(hits, JSON_COMPACT) : NULL;
     json_decref(hits);
@@ -390,9 +457,13 @@ ngx_game_tel_writer_server(ngx_game_tel_writer_t *w, ngx_game_bus_entry_t *e,
             ngx_memcpy(item->hits.data, text + 1, item->hits.len);
         }
         free(text);
+
+        if (item->hits.data == NULL) {
+            return NGX_ERROR;
+        }
     }
 
-    return item->json.data ? NGX_OK : NGX_ERROR;
+    return NGX_OK;
 }
 
 
@@ -436,6 +507,140 @@ ngx_game_tel_writer_hits(ngx_game_tel_writer_t *w, ngx_game_bus_entry_t *e,
 }
 
 
+/*
+ * COPY: a player's batch as rows, one per event, read straight from its
+ * text (game_tel_rows_batch(): building the batch with jansson was most
+ * of what an event cost nginx).  What is not JSON as jsonb reads it is
+ * no telemetry batch, and goes to the dead letters without a round trip.
+ * Members are not checked: what tel_write() refuses, PostgreSQL refuses
+ * here too (an event_id that is no UUID, a kind of another format), and
+ * the read is written one by one as before.
+ */
+
+static ngx_int_t
+ngx_game_tel_writer_client_rows(ngx_game_bus_entry_t *e,
+    ngx_game_tel_item_t *item, ngx_str_t *player, ngx_str_t *b)
+{
+    long                  n;
+    int64_t               base;
+    ngx_game_tel_rows_t   rows;
+
+    if (game_tel_seq_base((char *) e->id.data, e->id.len, &base) != 0) {
+        return NGX_DECLINED;
+    }
+
+    ngx_game_tel_writer_sink(&rows, e->pool, &item->rows, b->len);
+
+    n = game_tel_rows_batch(&rows.sink, (char *) b->data, b->len, base,
+                            "client", sizeof("client") - 1,
+                            (char *) player->data, player->len);
+
+    if (rows.buf) {
+        rows.buf->last = rows.sink.pos;
+    }
+
+    switch (n) {
+
+    case -2:
+        return NGX_DECLINED;
+
+    case -1:
+        return NGX_ERROR;
+
+    case 0:
+        /* no events: tel_write() finds none either */
+        return NGX_DONE;
+
+    default:
+        item->events = n;
+        return NGX_OK;
+    }
+}
+
+
+/* the rows of one entry's events, in buffers of its pool */
+static ngx_int_t
+ngx_game_tel_writer_stage(ngx_game_bus_entry_t *e, ngx_game_tel_item_t *item,
+    json_t *events, ngx_str_t *source, ngx_str_t *player, size_t hint)
+{
+    long                  n;
+    int64_t               base;
+    ngx_game_tel_rows_t   rows;
+
+    if (game_tel_seq_base((char *) e->id.data, e->id.len, &base) != 0) {
+        return NGX_DECLINED;
+    }
+
+    ngx_game_tel_writer_sink(&rows, e->pool, &item->rows, hint);
+
+    n = game_tel_rows(&rows.sink, events, base, (char *) source->data,
+                      source->len, player ? (char *) player->data : NULL,
+                      player ? player->len : 0);
+
+    if (rows.buf) {
+        rows.buf->last = rows.sink.pos;
+    }
+
+    if (n < 0) {
+        return NGX_ERROR;
+    }
+
+    item->events = n;
+
+    return NGX_OK;
+}
+
+
+/* a sink into a chain of buffers of "pool"; "hint": the batch's length */
+static void
+ngx_game_tel_writer_sink(ngx_game_tel_rows_t *rows, ngx_pool_t *pool,
+    ngx_chain_t **chain, size_t hint)
+{
+    ngx_memzero(rows, sizeof(ngx_game_tel_rows_t));
+    rows->sink.reserve = ngx_game_tel_writer_reserve;
+    rows->pool = pool;
+    /* a row is about as long as its event in the batch, plus the ids
+     * (about 110 bytes an event): room for both at once, most times */
+    rows->hint = 2 * hint + 1024;
+    rows->last = chain;
+    *chain = NULL;
+}
+
+
+static int
+ngx_game_tel_writer_reserve(game_tel_sink_t *sink, size_t n)
+{
+    size_t                size;
+    ngx_buf_t            *b;
+    ngx_chain_t          *cl;
+    ngx_game_tel_rows_t  *rows = (ngx_game_tel_rows_t *) sink;
+
+    if (rows->buf) {
+        rows->buf->last = sink->pos;
+    }
+
+    size = ngx_max(n, rows->hint);
+    rows->hint = NGX_GAME_TEL_ROWS_CHUNK;
+
+    b = ngx_create_temp_buf(rows->pool, size);
+    cl = ngx_alloc_chain_link(rows->pool);
+    if (b == NULL || cl == NULL) {
+        return -1;
+    }
+
+    cl->buf = b;
+    cl->next = NULL;
+    *rows->last = cl;
+    rows->last = &cl->next;
+
+    rows->buf = b;
+    sink->pos = b->last;
+    sink->end = b->end;
+
+    return 0;
+}
+
+
 /* the read is handed out: load what was gathered, in one statement */
 static void
 ngx_game_tel_writer_flush(void *data)
@@ -471,7 +676,7 @@ ngx_game_tel_writer_load(ngx_game_tel_writer_t *w, ngx_pool_t *pool,
     ld = ngx_pcalloc(pool, sizeof(ngx_game_tel_load_t));
     q = ngx_game_pg_query_create(pool, ngx_cycle->log,
                                  w->tmcf->copy_pg
-                                 ? &ngx_game_tel_write_staged_stmt
+                                 ? &ngx_game_tel_write_rows_stmt
                                  : &ngx_game_tel_write_stmt);
     copy = NULL;
     entries.data = NULL;
@@ -622,71 +827,35 @@ ngx_game_tel_writer_retryable(PGresult *res)
 
 
 /*
- * The entries as COPY rows of tel_stage: "n<TAB>entry<NL>", in COPY's text
- * format, where a backslash is written twice and the control characters
- * COPY gives a meaning to are escaped (compact JSON has none outside of
- * its strings' own escapes, but the entry is not trusted to).
+ * The items' rows as one chain for the COPY: links of its own over the
+ * items' buffers, so that an item can go again in another load (the read
+ * written one by one) with its rows as they are.
  */
 static ngx_chain_t *
 ngx_game_tel_writer_rows(ngx_pool_t *pool, ngx_game_tel_item_t *items,
     ngx_uint_t n)
 {
-    u_char       *p, *s, *end;
-    size_t        len;
-    ngx_buf_t    *b;
     ngx_uint_t    i;
-    ngx_chain_t  *cl;
+    ngx_chain_t  *out, **last, *cl, *in;
 
-    len = 0;
-    for (i = 0; i < n; i++) {
-        len += NGX_INT_T_LEN + 2 + 2 * items[i].json.len;
-    }
-
-    b = ngx_create_temp_buf(pool, len ? len : 1);
-    cl = ngx_alloc_chain_link(pool);
-    if (b == NULL || cl == NULL) {
-        return NULL;
-    }
-
-    p = b->last;
+    out = NULL;
+    last = &out;
 
     for (i = 0; i < n; i++) {
-        p = ngx_sprintf(p, "%ui\t", i);
-
-        s = items[i].json.data;
-        end = s + items[i].json.len;
-
-        for ( /* void */ ; s < end; s++) {
-            switch (*s) {
-            case '\\':
-                *p++ = '\\';
-                *p++ = '\\';
-                break;
-            case '\n':
-                *p++ = '\\';
-                *p++ = 'n';
-                break;
-            case '\r':
-                *p++ = '\\';
-                *p++ = 'r';
-                break;
-            case '\t':
-                *p++ = '\\';
-                *p++ = 't';
-                break;
-            default:
-                *p++ = *s;
+        for (in = items[i].rows; in; in = in->next) {
+            cl = ngx_alloc_chain_link(pool);
+            if (cl == NULL) {
+                return NULL;
             }
-        }
 
-        *p++ = '\n';
+            cl->buf = in->buf;
+            cl->next = NULL;
+            *last = cl;
+            last = &cl->next;
+        }
     }
 
-    b->last = p;
-    cl->buf = b;
-    cl->next = NULL;
-
-    return cl;
+    return out;
 }
 
 

@@ -101,6 +101,43 @@ def wait_until(cond, timeout=30, what="condition"):
         time.sleep(0.1)
 
 
+def nginx_workers(s):
+    return {int(p) for p in os.popen(
+        "ps -o pid= --ppid %d" % s.pid("nginx")).read().split()}
+
+
+def reload_nginx(s, conf):
+    """nginx with this configuration, once its old workers are gone (they
+    finish what they were writing first)."""
+    old = nginx_workers(s)
+    with open(s.nginx_conf, "w") as f:
+        f.write(conf)
+    r = s.nginx("-s", "reload")
+    assert r.returncode == 0, r.stderr
+    wait_until(lambda: not (nginx_workers(s) & old), timeout=60,
+               what="the old workers gone")
+    s.wait_ready()
+
+
+@contextlib.contextmanager
+def writer_mode(s, mode):
+    """The writer loads by COPY ("copy": test.conf's tel_copy pool, typed
+    rows) or by one statement with a jsonb parameter ("jsonb": the same
+    configuration without game_tel_writer_copy_pg) while this holds."""
+    if mode == "copy":
+        yield mode
+        return
+    with open(s.nginx_conf) as f:
+        original = f.read()
+    changed = re.sub(r"\n *game_tel_writer_copy_pg +\S+;\n", "\n", original)
+    assert changed != original, "test.conf names game_tel_writer_copy_pg"
+    reload_nginx(s, changed)
+    try:
+        yield mode
+    finally:
+        reload_nginx(s, original)
+
+
 @contextlib.contextmanager
 def writer_held(s):
     """The writer cannot commit while this holds tel_seen_gen, which
