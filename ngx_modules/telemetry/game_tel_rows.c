@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "game_tel_rows.h"
+#include "game_tel_schema.h"
 
 
 static int game_tel_rows_room(game_tel_sink_t *sink, size_t n);
@@ -278,7 +279,7 @@ static int
 game_tel_rows_json(game_tel_sink_t *sink, json_t *v)
 {
     return json_dump_callback(v, game_tel_rows_dumped, sink,
-                              JSON_COMPACT | JSON_ENCODE_ANY);
+                              GAME_TEL_JSON_FLAGS | JSON_ENCODE_ANY);
 }
 
 

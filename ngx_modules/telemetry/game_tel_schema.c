@@ -496,7 +496,7 @@ game_tel_event_check(const game_tel_types_t *t, json_t *event,
     }
 
     if (payload != NULL) {
-        size = json_dumpb(payload, NULL, 0, JSON_COMPACT);
+        size = json_dumpb(payload, NULL, 0, GAME_TEL_JSON_FLAGS);
         if (size > tt->max_bytes) {
             return "payload_too_large";
         }

@@ -38,6 +38,16 @@
 
 #define GAME_TEL_TYPE_MAX      64      /* game_events.kind: 1 to 64 */
 
+/*
+ * How telemetry writes the JSON it has read (a batch rebuilt without its
+ * rejected events, a server's events, a payload's size): numbers with 15
+ * significant digits, the most that give a decimal of up to 15 digits
+ * back as it was sent (16.7; jansson's default of 17 writes the double's
+ * 16.699999999999999, which jsonb keeps as another number).  A double
+ * computed to 16 or 17 digits loses its last ones.
+ */
+#define GAME_TEL_JSON_FLAGS    (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
 
 typedef struct game_tel_types_s  game_tel_types_t;
 

@@ -240,7 +240,7 @@ ngx_game_tel_ingest_body(ngx_http_request_t *r, json_t *body)
 
     } else {
         wrap = json_pack("{s:o}", "events", valid);
-        text = wrap ? json_dumps(wrap, JSON_COMPACT) : NULL;
+        text = wrap ? json_dumps(wrap, GAME_TEL_JSON_FLAGS) : NULL;
         json_decref(wrap);
 
         if (text == NULL) {

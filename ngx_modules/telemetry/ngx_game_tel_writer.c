@@ -424,7 +424,7 @@ ngx_game_tel_writer_server(ngx_game_tel_writer_t *w, ngx_game_bus_entry_t *e,
     out = json_pack("{s:s#,s:s#,s:{s:o}}", "i", (char *) e->id.data,
                     (int) e->id.len, "s", (char *) s->data, (int) s->len,
                     "b", "events", valid);
-    text = out ? json_dumps(out, JSON_COMPACT) : NULL;
+    text = out ? json_dumps(out, GAME_TEL_JSON_FLAGS) : NULL;
     json_decref(out);
 
     if (text == NULL) {
@@ -447,7 +447,7 @@ ngx_game_tel_writer_server(ngx_game_tel_writer_t *w, ngx_game_bus_entry_t *e,
 hits:
 
     /* the hits as a list without its brackets, to join with others */
-    text = json_array_size(hits) ? json_dumps(hits, JSON_COMPACT) : NULL;
+    text = json_array_size(hits) ? json_dumps(hits, GAME_TEL_JSON_FLAGS) : NULL;
     json_decref(hits);
 
     if (text != NULL) {

@@ -544,6 +544,35 @@ def test_hostile_bytes_in_payloads_are_written_as_sent(stack, mode):
     assert got == sent
 
 
+def test_numbers_are_written_as_they_were_sent(stack, mode):
+    """16.7 stays 16.7 (not 16.699999999999999, the 17 digits jansson
+    writes a double with) on every path a number takes: a client batch
+    kept as it came, one rebuilt without its rejected events, and a game
+    server's batch, which the writer reads and checks."""
+    pid, auth = device_player(stack)
+    numbers = {"fps": 59.94, "frame_ms": 16.7, "loss": 0.1}
+    kept = [event("client.perf", payload=dict(numbers))]
+    assert send(stack, auth, kept).json()["accepted"] == 1
+    rebuilt = [event("client.perf", payload=dict(numbers)),
+               event("client.perf", payload={"fps": -1})]
+    r = send(stack, auth, rebuilt).json()
+    assert r["accepted"] == 1 and r["rejected"][0]["index"] == 1, r
+    srv = [server_event("position", pid, {"x": 16.7, "y": 0.1, "speed": 2.5,
+                                          "match_id": "m-num", "mode": "dm"})]
+    server_batch(stack, "num-" + uuid.uuid4().hex[:6], srv)
+
+    ids = [kept[0]["event_id"], rebuilt[0]["event_id"], srv[0]["event_id"]]
+    wait_written(stack, ids)
+    got = dict(psql(stack, "SELECT event_id::text, payload::text "
+                           "FROM game_events WHERE event_id = "
+                           "ANY(%s::uuid[])", ids))
+    for i in ids[:2]:
+        assert json.loads(got[i], parse_float=str) == \
+            {k: str(v) for k, v in numbers.items()}, got[i]
+    assert json.loads(got[ids[2]], parse_float=str)["x"] == "16.7", got
+    assert json.loads(got[ids[2]], parse_float=str)["y"] == "0.1", got
+
+
 def test_an_escaped_nul_never_blocks_the_stream(stack, mode):
     """jsonb refuses \\u0000 in text.  Ingest refuses it (400, jansson
     does too); an entry that holds one anyway (put on a stream by someone
