@@ -272,7 +272,7 @@ def test_background_work_names_what_it_is(stack, pglog):
     roles = {
         # name: a statement it runs
         "nginx-game ready": "game_core_ready",
-        "nginx-game writer": "game_tel_write_staged",
+        "nginx-game writer": "game_tel_write_rows",
         "nginx-game tel-maint": "game_tel_maintain",
         "nginx-game lb-maint": "game_lb_seasons_tick",
         "nginx-game lb-apply": "game_lb_apply_outcome",
@@ -283,8 +283,8 @@ def test_background_work_names_what_it_is(stack, pglog):
         # the writer's statement is a plain one on the copy=on pool
         return [e for e in entries if e.is_("execute")
                 and (e.is_("execute", stmt)
-                     or (stmt == "game_tel_write_staged"
-                         and "tel_write_staged" in e.text))]
+                     or (stmt == "game_tel_write_rows"
+                         and "tel_write_rows" in e.text))]
 
     entries = pglog.wait(
         lambda es: all(any(e.app == app for e in ran(es, stmt))
