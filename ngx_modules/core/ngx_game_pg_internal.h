@@ -166,10 +166,20 @@ ngx_int_t ngx_game_pg_outcome(ngx_game_pg_conn_t *pc,
 void ngx_game_pg_fill(ngx_game_pg_conn_t *pc);
 void ngx_game_pg_deliver(ngx_game_pg_query_t *q, ngx_int_t rc,
     PGresult *res);
+ngx_uint_t ngx_game_pg_is_prepared(ngx_game_pg_conn_t *pc,
+    ngx_game_pg_stmt_t *stmt);
+void ngx_game_pg_forget(ngx_game_pg_conn_t *pc, ngx_game_pg_stmt_t *stmt);
+void ngx_game_pg_log_result(ngx_game_pg_conn_t *pc, ngx_game_pg_stmt_t *stmt,
+    PGresult *res, ngx_uint_t expected);
 
-/* tracing: the statement, the name a query needs its connection to carry
- * (0: none to set), and a set_config() that failed */
+/* ngx_game_pg_trace.c: the statement, the group naming a connection
+ * ahead of a query and its results, the name a query needs its connection
+ * to carry (0: none to set), and a set_config() that failed */
 extern ngx_game_pg_stmt_t  ngx_game_pg_trace_stmt;
+ngx_int_t ngx_game_pg_trace_send(ngx_game_pg_conn_t *pc,
+    ngx_game_pg_query_t *q, ngx_game_pg_entry_t *e);
+void ngx_game_pg_trace_result(ngx_game_pg_conn_t *pc, ngx_game_pg_entry_t *e,
+    PGresult *res);
 ngx_uint_t ngx_game_pg_trace_name(ngx_game_pg_conn_t *pc,
     ngx_game_pg_query_t *q, u_char *name, size_t *len);
 void ngx_game_pg_trace_failed(ngx_game_pg_conn_t *pc, PGresult *res);
